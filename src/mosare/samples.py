@@ -1,0 +1,111 @@
+"""Cohort sample sheets: one row per slide (patient_id, slide_id, slide_path, label[, report_path, mpp]).
+
+Every check reports every offending row at once, so a user fixes a sheet in one pass.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+REQUIRED_COLUMNS = ("patient_id", "slide_id", "slide_path", "label")
+OPTIONAL_COLUMNS = ("report_path", "mpp")
+ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]+$")
+
+
+class SampleSheetError(ValueError):
+    """The sample sheet is invalid; the message lists every offending row and how to fix it."""
+
+
+def _rows(frame: pd.DataFrame) -> str:
+    # Sheet line numbers: header is line 1, so data row i is line i + 2.
+    return ", ".join(str(i + 2) for i in frame.index)
+
+
+def validate_sample_sheet(
+    sheet: pd.DataFrame, classes: Sequence[str], *, base_dir: Path, source: str
+) -> pd.DataFrame:
+    """Check a sample sheet and return it with absolute paths and normalised optional columns.
+
+    ``base_dir`` resolves relative paths; ``source`` names the sheet in error messages.
+    """
+    problems: list[str] = []
+    missing = [c for c in REQUIRED_COLUMNS if c not in sheet.columns]
+    if missing:
+        raise SampleSheetError(
+            f"{source}: missing required column(s) {', '.join(missing)}; a sample sheet is a TSV with columns "
+            f"{', '.join(REQUIRED_COLUMNS)} and optionally {', '.join(OPTIONAL_COLUMNS)}"
+        )
+    unknown = [c for c in sheet.columns if c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
+    if unknown:
+        problems.append(
+            f"unknown column(s) {', '.join(unknown)}; allowed: {', '.join(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)}"
+        )
+    sheet = sheet.copy()
+    for column in OPTIONAL_COLUMNS:
+        if column not in sheet.columns:
+            sheet[column] = None
+    for column in REQUIRED_COLUMNS:
+        empty = sheet[sheet[column].isna() | (sheet[column].astype(str).str.strip() == "")]
+        if len(empty):
+            problems.append(f"empty '{column}' on line(s) {_rows(empty)}")
+    for column in ("patient_id", "slide_id"):
+        values = sheet[column].astype(str)
+        bad = sheet[~values.map(lambda v: bool(ID_PATTERN.match(v)))]
+        if len(bad):
+            listed = "; ".join(f"line {i + 2}: {v!r}" for i, v in bad[column].items())
+            problems.append(
+                f"'{column}' values must match {ID_PATTERN.pattern} (they become file names): {listed}"
+            )
+    duplicated = sheet[sheet["slide_id"].duplicated(keep=False)]
+    if len(duplicated):
+        listed = "; ".join(f"{sid!r} on lines {_rows(rows)}" for sid, rows in duplicated.groupby("slide_id"))
+        problems.append(f"slide_id must be unique: {listed}")
+    labels_per_patient = sheet.groupby("patient_id")["label"].nunique()
+    conflicting = labels_per_patient[labels_per_patient > 1].index
+    if len(conflicting):
+        listed = "; ".join(
+            f"{pid!r} has {sorted(sheet.loc[sheet.patient_id == pid, 'label'].astype(str).unique())} "
+            f"on lines {_rows(sheet[sheet.patient_id == pid])}"
+            for pid in conflicting
+        )
+        problems.append(f"each patient needs one label: {listed}")
+    unknown_labels = sheet[~sheet["label"].astype(str).isin(list(classes))]
+    if len(unknown_labels):
+        listed = "; ".join(f"line {i + 2}: {v!r}" for i, v in unknown_labels["label"].items())
+        problems.append(f"labels must be one of the cohort's classes {list(classes)}: {listed}")
+    mpp = pd.to_numeric(sheet["mpp"], errors="coerce")
+    bad_mpp = sheet[(sheet["mpp"].notna() & mpp.isna()) | (mpp <= 0)]
+    if len(bad_mpp):
+        problems.append(f"'mpp' must be a positive number (µm per level-0 pixel) on line(s) {_rows(bad_mpp)}")
+    sheet["mpp"] = mpp
+
+    def resolve(value: object) -> str | None:
+        if value is None or (isinstance(value, float) and pd.isna(value)) or str(value).strip() == "":
+            return None
+        path = Path(str(value)).expanduser()
+        return str(path if path.is_absolute() else (base_dir / path).resolve())
+
+    for column in ("slide_path", "report_path"):
+        sheet[column] = sheet[column].map(resolve)
+        absent = sheet[sheet[column].notna() & ~sheet[column].map(lambda p: p is not None and Path(p).exists())]
+        if len(absent):
+            listed = "; ".join(f"line {i + 2}: {p}" for i, p in absent[column].items())
+            problems.append(f"'{column}' file(s) not found (relative paths resolve against {base_dir}): {listed}")
+    if problems:
+        raise SampleSheetError(f"{source} has {len(problems)} problem(s):\n" + "\n".join(f"  - {p}" for p in problems))
+    for column in ("patient_id", "slide_id", "label"):
+        sheet[column] = sheet[column].astype(str)
+    return sheet.reset_index(drop=True)
+
+
+def load_sample_sheet(path: str | Path, classes: Sequence[str]) -> pd.DataFrame:
+    """Read and validate a TSV sample sheet; relative paths resolve against its folder."""
+    path = Path(path).expanduser().resolve()
+    if not path.exists():
+        raise SampleSheetError(f"sample sheet {path} does not exist; set cohorts.<name>.samples in config.yaml")
+    sheet = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, na_values=[""])
+    return validate_sample_sheet(sheet, classes, base_dir=path.parent, source=str(path))

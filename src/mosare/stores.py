@@ -1,0 +1,68 @@
+"""Zarr stores written atomically: a job that dies never leaves a store that looks complete.
+
+Every store is first built at ``<name>.tmp-<pid>`` beside its final path and renamed into place only
+after everything (arrays and attrs) is written. A rename within one directory is atomic on POSIX.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+
+
+def _temporary_sibling(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+@contextlib.contextmanager
+def atomic_store(path: str | Path) -> Iterator[zarr.Group]:
+    """Yield a writable zarr group at a temporary path; rename it to ``path`` on success.
+
+    On any exception the temporary store is deleted and ``path`` is left untouched (an older
+    complete store stays where it was).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temporary_sibling(path)
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    try:
+        group = zarr.open_group(str(tmp), mode="w", zarr_format=3)
+        yield group
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if path.exists():
+        shutil.rmtree(path)
+    os.replace(tmp, path)
+
+
+def write_store(
+    path: str | Path, arrays: Mapping[str, np.ndarray], attrs: Mapping[str, Any] | None = None
+) -> None:
+    """Write in-memory ``arrays`` and JSON-serialisable ``attrs`` to a new store at ``path`` atomically."""
+    with atomic_store(path) as group:
+        for name, values in arrays.items():
+            values = np.asarray(values)
+            if values.dtype.kind in "OU":
+                # Variable-length strings (ids) are stored as zarr string arrays.
+                array = group.create_array(name, shape=values.shape, dtype=str, overwrite=True)
+                array[...] = values.astype(str)
+            else:
+                group.create_array(name, data=values, overwrite=True)
+        group.attrs.update(dict(attrs or {}))
+
+
+def open_store(path: str | Path) -> zarr.Group:
+    """Open a finished store read-only, with an error that names the file when it is missing."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"zarr store {path} does not exist; run the stage that writes it first")
+    return zarr.open_group(str(path), mode="r")

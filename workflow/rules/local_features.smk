@@ -1,0 +1,1 @@
+# (rules for this stage land here)
