@@ -64,3 +64,10 @@ def encoder_slug() -> str:
 
 def get_final_output() -> list[str]:
     return [f"{RESULTS}/{cohort}/metrics.tsv" for cohort in COHORTS]
+
+
+def code_hash(stage: str) -> str:
+    """Fingerprint of a stage's source; passed as a param so code edits rerun that stage."""
+    from mosare.provenance import stage_code_hash
+
+    return stage_code_hash(stage)

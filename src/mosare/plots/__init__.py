@@ -1,0 +1,1 @@
+"""QC and result figures, one submodule per stage (tissue, gmm, training)."""
