@@ -54,7 +54,7 @@ def validate_sample_sheet(
             problems.append(f"empty '{column}' on line(s) {_rows(empty)}")
     for column in ("patient_id", "slide_id"):
         values = sheet[column].astype(str)
-        bad = sheet[~values.map(lambda v: bool(ID_PATTERN.match(v)))]
+        bad = sheet[~values.str.fullmatch(ID_PATTERN.pattern)]
         if len(bad):
             listed = "; ".join(f"line {i + 2}: {v!r}" for i, v in bad[column].items())
             problems.append(
@@ -91,7 +91,7 @@ def validate_sample_sheet(
 
     for column in ("slide_path", "report_path"):
         sheet[column] = sheet[column].map(resolve)
-        absent = sheet[sheet[column].notna() & ~sheet[column].map(lambda p: p is not None and Path(p).exists())]
+        absent = sheet[sheet[column].map(_names_missing_file)]
         if len(absent):
             listed = "; ".join(f"line {i + 2}: {p}" for i, p in absent[column].items())
             problems.append(f"'{column}' file(s) not found (relative paths resolve against {base_dir}): {listed}")
@@ -100,6 +100,10 @@ def validate_sample_sheet(
     for column in ("patient_id", "slide_id", "label"):
         sheet[column] = sheet[column].astype(str)
     return sheet.reset_index(drop=True)
+
+
+def _names_missing_file(value: object) -> bool:
+    return isinstance(value, str) and not Path(value).exists()
 
 
 def load_sample_sheet(path: str | Path, classes: Sequence[str]) -> pd.DataFrame:

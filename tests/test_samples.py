@@ -1,0 +1,104 @@
+"""Sample-sheet checks: each error lists every offending row, and paths resolve against the sheet's folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from mosare.samples import SampleSheetError, load_sample_sheet
+
+CLASSES = ["LUAD", "LUSC"]
+
+
+def write_sheet(folder: Path, rows: list[dict], touch: bool = True) -> Path:
+    """Write a TSV sample sheet, creating the files its rows reference (when ``touch``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if touch:
+        for row in rows:
+            for column in ("slide_path", "report_path"):
+                if row.get(column):
+                    path = folder / row[column]
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_text("x")
+    path = folder / "samples.tsv"
+    pd.DataFrame(rows).to_csv(path, sep="\t", index=False)
+    return path
+
+
+def row(patient: str, slide: str, label: str = "LUAD", **extra: object) -> dict:
+    return {"patient_id": patient, "slide_id": slide, "slide_path": f"slides/{slide}.svs", "label": label, **extra}
+
+
+def test_valid_sheet_resolves_relative_paths_against_its_folder(tmp_path: Path) -> None:
+    rows = [row("P1", "S1", report_path="reports/P1.txt"), row("P1", "S2"), row("P2", "S3", "LUSC", mpp=0.25)]
+    sheet = load_sample_sheet(write_sheet(tmp_path / "cohort", rows), CLASSES)
+    assert sheet["slide_path"].tolist() == [str((tmp_path / "cohort/slides" / f"S{i}.svs").resolve()) for i in (1, 2, 3)]
+    assert sheet.loc[0, "report_path"] == str((tmp_path / "cohort/reports/P1.txt").resolve())
+    assert sheet["report_path"].isna().tolist() == [False, True, True]
+    assert sheet["mpp"].isna().tolist() == [True, True, False] and sheet.loc[2, "mpp"] == 0.25
+
+
+def test_duplicate_slide_ids_are_all_listed(tmp_path: Path) -> None:
+    rows = [row("P1", "S1"), row("P2", "S1"), row("P3", "S2"), row("P4", "S2")]
+    with pytest.raises(SampleSheetError, match=r"slide_id must be unique: 'S1' on lines 2, 3; 'S2' on lines 4, 5"):
+        load_sample_sheet(write_sheet(tmp_path, rows), CLASSES)
+
+
+def test_patient_with_two_labels_is_reported(tmp_path: Path) -> None:
+    rows = [row("P1", "S1", "LUAD"), row("P1", "S2", "LUSC"), row("P2", "S3", "LUAD"), row("P2", "S4", "LUSC")]
+    with pytest.raises(SampleSheetError, match="each patient needs one label") as error:
+        load_sample_sheet(write_sheet(tmp_path, rows), CLASSES)
+    assert "'P1'" in str(error.value) and "'P2'" in str(error.value)
+
+
+def test_labels_outside_the_cohort_classes_are_all_listed(tmp_path: Path) -> None:
+    rows = [row("P1", "S1", "LUAD"), row("P2", "S2", "luad"), row("P3", "S3", "SCLC")]
+    with pytest.raises(SampleSheetError, match=r"classes \['LUAD', 'LUSC'\]: line 3: 'luad'; line 4: 'SCLC'"):
+        load_sample_sheet(write_sheet(tmp_path, rows), CLASSES)
+
+
+def test_ids_that_cannot_be_file_names_are_all_listed(tmp_path: Path) -> None:
+    rows = [row("P 1", "S1"), row("P2", "S/2"), row("P3", "S3")]
+    rows[1]["slide_path"] = "slides/S2.svs"
+    with pytest.raises(SampleSheetError) as error:
+        load_sample_sheet(write_sheet(tmp_path, rows), CLASSES)
+    message = str(error.value)
+    assert "'patient_id' values must match" in message and "line 2: 'P 1'" in message
+    assert "'slide_id' values must match" in message and "line 3: 'S/2'" in message
+
+
+def test_missing_files_are_all_listed(tmp_path: Path) -> None:
+    rows = [row("P1", "S1"), row("P2", "S2", report_path="reports/P2.txt")]
+    path = write_sheet(tmp_path, rows, touch=False)
+    with pytest.raises(SampleSheetError) as error:
+        load_sample_sheet(path, CLASSES)
+    message = str(error.value)
+    assert "'slide_path' file(s) not found" in message
+    assert "line 2:" in message and "line 3:" in message and "S2.svs" in message
+    assert "'report_path' file(s) not found" in message and "P2.txt" in message
+
+
+def test_several_kinds_of_problem_are_reported_together(tmp_path: Path) -> None:
+    rows = [row("P1", "S1", "XX"), row("P2", "S1")]
+    with pytest.raises(SampleSheetError, match="2 problem"):
+        load_sample_sheet(write_sheet(tmp_path, rows), CLASSES)
+
+
+def test_missing_required_column_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "samples.tsv"
+    pd.DataFrame([{"patient_id": "P1", "slide_id": "S1", "label": "LUAD"}]).to_csv(path, sep="\t", index=False)
+    with pytest.raises(SampleSheetError, match="missing required column"):
+        load_sample_sheet(path, CLASSES)
+
+
+def test_bad_mpp_is_reported(tmp_path: Path) -> None:
+    rows = [row("P1", "S1", mpp="fast"), row("P2", "S2", mpp=-1)]
+    with pytest.raises(SampleSheetError, match=r"'mpp' must be a positive number .* line\(s\) 2, 3"):
+        load_sample_sheet(write_sheet(tmp_path, rows), CLASSES)
+
+
+def test_missing_sheet_names_the_config_key(tmp_path: Path) -> None:
+    with pytest.raises(SampleSheetError, match="cohorts.<name>.samples"):
+        load_sample_sheet(tmp_path / "nope.tsv", CLASSES)
