@@ -1,0 +1,223 @@
+"""The one whole-slide reader every stage uses: resolution (µm/px), pyramid levels, patches, thumbnails.
+
+Built on OpenSlide. A ``Slide`` owns one OpenSlide handle; open one per process (DataLoader workers
+included), never share a handle across processes.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Literal
+
+import cv2
+import numpy as np
+import openslide
+
+log = logging.getLogger(__name__)
+
+MppSource = Literal["file", "sample_sheet", "config"]
+
+# Largest RGBA block read from OpenSlide in one call when scanning a whole level (tissue detection,
+# thumbnails). Larger levels - a one-level slide of 100k x 80k px - are read in strips and downsampled
+# strip by strip, so a level is never held in memory whole.
+MAX_READ_BYTES = 256 * 1024**2
+
+
+class SlideError(RuntimeError):
+    """A slide cannot be used; the message names the file (and slide id) and what to do."""
+
+
+class SlideOpenError(SlideError):
+    """The file is missing, unreadable, corrupt or not a slide format OpenSlide knows."""
+
+
+class SlideReadError(SlideError):
+    """Reading pixels failed (e.g. a truncated file or a corrupt JPEG tile)."""
+
+
+class MissingMppError(SlideError):
+    """Neither the file, the sample sheet nor the config gives the slide's level-0 µm/px."""
+
+
+def _valid_mpp(value: object) -> float | None:
+    """``value`` as a positive finite float, or None when absent (None, NaN, empty, non-numeric, <= 0)."""
+    try:
+        mpp = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return mpp if math.isfinite(mpp) and mpp > 0 else None
+
+
+def resolve_mpp(
+    file_mpp: object, mpp_override: object, assume_mpp: object, *, slide_label: str
+) -> tuple[float, MppSource]:
+    """Level-0 µm/px and where it came from: the file, else the sample sheet's ``mpp``, else config ``assume_mpp``."""
+    for value, source in ((file_mpp, "file"), (mpp_override, "sample_sheet"), (assume_mpp, "config")):
+        mpp = _valid_mpp(value)
+        if mpp is not None:
+            return mpp, source  # type: ignore[return-value]
+    raise MissingMppError(
+        f"{slide_label}: the file does not record its resolution (µm per level-0 pixel) and none was given. "
+        "Fix: put the slide's level-0 µm/px in the sample sheet's 'mpp' column for this row, or set "
+        "'tiling: assume_mpp: <µm/px>' in the config to apply one value to every slide lacking it "
+        "(e.g. 0.25 for 40x, 0.5 for 20x scanners). The pipeline never guesses."
+    )
+
+
+class Slide:
+    """An open whole-slide image with a known level-0 resolution. Use as a context manager or call ``close()``."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        slide_id: str | None = None,
+        mpp_override: float | None = None,
+        assume_mpp: float | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.slide_id = slide_id if slide_id is not None else self.path.stem
+        label = f"slide {self.slide_id!r} ({self.path})"
+        if not self.path.is_file():
+            raise SlideOpenError(f"{label}: file not found; check the sample sheet's slide_path")
+        try:
+            self._osr = openslide.OpenSlide(str(self.path))
+        except (openslide.OpenSlideError, OSError, ValueError) as error:
+            raise SlideOpenError(
+                f"{label}: cannot be opened as a whole-slide image ({type(error).__name__}: {error}). "
+                "The file is corrupt, truncated or not a format OpenSlide reads (SVS, tiled TIFF, NDPI, MRXS, ...); "
+                "re-copy or re-export it, or remove its row from the sample sheet"
+            ) from error
+        file_mpp = self._osr.properties.get(openslide.PROPERTY_NAME_MPP_X)
+        try:
+            self.mpp, self.mpp_source = resolve_mpp(file_mpp, mpp_override, assume_mpp, slide_label=label)
+        except MissingMppError:
+            self._osr.close()
+            raise
+        override = _valid_mpp(mpp_override)
+        if self.mpp_source == "file" and override is not None and abs(override / self.mpp - 1) > 0.01:
+            log.warning(
+                "%s: the file says %.4f µm/px but the sample sheet says %.4f; using the file's value",
+                label, self.mpp, override,
+            )
+        self.dimensions: tuple[int, int] = self._osr.dimensions
+        self.level_count: int = self._osr.level_count
+        self.level_dimensions: tuple[tuple[int, int], ...] = self._osr.level_dimensions
+        self.level_downsamples: tuple[float, ...] = self._osr.level_downsamples
+
+    def __repr__(self) -> str:
+        return f"Slide({self.slide_id!r}, mpp={self.mpp:.4f} [{self.mpp_source}], dimensions={self.dimensions})"
+
+    def __enter__(self) -> Slide:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._osr.close()
+
+    @property
+    def properties(self) -> dict[str, str]:
+        return dict(self._osr.properties)
+
+    def _read_rgb(self, x: int, y: int, level: int, width: int, height: int) -> np.ndarray:
+        """(height, width, 3) uint8 RGB from OpenSlide's RGBA, transparent pixels composited on white."""
+        try:
+            region = self._osr.read_region((x, y), level, (width, height))
+        except openslide.OpenSlideError as error:
+            raise SlideReadError(
+                f"slide {self.slide_id!r} ({self.path}): reading {width}x{height} px at level {level}, "
+                f"level-0 ({x}, {y}) failed: {error}. The file is probably truncated or has a corrupt tile; "
+                "re-copy it from the scanner or remove its row from the sample sheet"
+            ) from error
+        rgba = np.asarray(region)
+        alpha = rgba[..., 3]
+        if alpha.min() == 255:
+            return np.ascontiguousarray(rgba[..., :3])
+        # OpenSlide returns un-premultiplied RGBA; blend onto white where the scan has no data.
+        weight = alpha[..., None].astype(np.uint16)
+        blended = (rgba[..., :3].astype(np.uint16) * weight + 255 * (255 - weight) + 127) // 255
+        return blended.astype(np.uint8)
+
+    def read_patch(self, x: int, y: int, read_level: int, read_px: int, patch_px: int) -> np.ndarray:
+        """A (patch_px, patch_px, 3) uint8 RGB patch whose top-left is level-0 (x, y).
+
+        Reads ``read_px`` x ``read_px`` pixels at ``read_level`` and resizes them to ``patch_px`` (area
+        averaging when shrinking, bicubic when enlarging), so the patch has the exact target µm/px.
+        """
+        rgb = self._read_rgb(int(x), int(y), int(read_level), int(read_px), int(read_px))
+        if read_px == patch_px:
+            return rgb
+        interpolation = cv2.INTER_AREA if read_px > patch_px else cv2.INTER_CUBIC
+        return cv2.resize(rgb, (patch_px, patch_px), interpolation=interpolation)
+
+    def best_level_for_downsample(self, downsample: float) -> int:
+        """The coarsest level whose downsample is at most ``downsample`` (tolerating rounding in level sizes)."""
+        candidates = [i for i, d in enumerate(self.level_downsamples) if d <= downsample * 1.001]
+        return candidates[-1] if candidates else 0
+
+    def read_level_binned(self, level: int, factor: int) -> np.ndarray:
+        """The whole of ``level`` shrunk by the integer ``factor`` (mean of each factor x factor block), RGB uint8.
+
+        Edge pixels that do not fill a whole block are dropped (less than ``factor`` level pixels). Rows are
+        read in strips of at most MAX_READ_BYTES, so memory stays bounded for huge one-level slides;
+        block means do not depend on strip boundaries, so the result is identical to one big read.
+        """
+        if factor < 1:
+            raise ValueError(f"factor must be >= 1, got {factor}")
+        width, height = self.level_dimensions[level]
+        out_width, out_height = max(width // factor, 1), max(height // factor, 1)
+        read_width = min(out_width * factor, width)
+        downsample = self.level_downsamples[level]
+        bytes_per_block_row = read_width * factor * 4
+        blocks_per_strip = max(1, MAX_READ_BYTES // bytes_per_block_row)
+        binned = np.empty((out_height, out_width, 3), dtype=np.uint8)
+        for first in range(0, out_height, blocks_per_strip):
+            last = min(first + blocks_per_strip, out_height)
+            top = first * factor
+            rows = min(last * factor, height) - top
+            strip = self._read_rgb(0, round(top * downsample), level, read_width, rows)
+            if factor == 1:
+                binned[first:last] = strip
+            else:
+                binned[first:last] = cv2.resize(
+                    strip, (out_width, last - first), interpolation=cv2.INTER_AREA
+                )
+        return binned
+
+    def read_downsampled(self, downsample: float) -> tuple[np.ndarray, float]:
+        """The whole slide at about ``downsample`` (level-0 px per output px, never finer) and the exact factor used."""
+        level = self.best_level_for_downsample(downsample)
+        factor = max(1, int(downsample / self.level_downsamples[level] + 1e-6))
+        image = self.read_level_binned(level, factor)
+        return image, self.level_downsamples[level] * factor
+
+    def thumbnail(self, max_px: int) -> np.ndarray:
+        """RGB uint8 image of the whole slide whose longer side is at most ``max_px``."""
+        width, height = self.dimensions
+        scale = max(width, height) / max_px
+        image, _ = self.read_downsampled(max(scale, 1.0))
+        longest = max(image.shape[:2])
+        if longest <= max_px:
+            return image
+        ratio = max_px / longest
+        size = (max(1, round(image.shape[1] * ratio)), max(1, round(image.shape[0] * ratio)))
+        return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def open_slide(
+    path: str | Path,
+    *,
+    slide_id: str | None = None,
+    mpp_override: float | None = None,
+    assume_mpp: float | None = None,
+) -> Slide:
+    """Open a whole-slide image; its ``mpp`` comes from the file, else ``mpp_override``, else ``assume_mpp``.
+
+    Raises SlideOpenError for missing/corrupt/non-slide files and MissingMppError when no resolution is known,
+    both naming the file and the fix.
+    """
+    return Slide(path, slide_id=slide_id, mpp_override=mpp_override, assume_mpp=assume_mpp)
