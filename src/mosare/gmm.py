@@ -1,0 +1,380 @@
+"""Diagonal-covariance Gaussian mixtures fitted by batched EM in PyTorch (CUDA when present).
+
+The local tokens of a slide (its patch features) and of a report (its sentence embeddings) are the C
+component means of such a mixture. ``DiagonalGMM`` feels like
+``sklearn.mixture.GaussianMixture(covariance_type="diag")`` and its ``score`` is the same quantity, but
+it is built for speed: samples live on the device once as ``[x, x²]`` so each E-step and each M-step is
+one matrix product, in float32 by default.
+
+Rules (the same for every caller):
+
+- Initialisation: greedy k-means++ seeding (scikit-learn's variant, ``2 + log C`` candidates per step)
+  drawn from a CPU generator seeded by ``seed``; every sample is then assigned to its nearest seed and the
+  first M-step runs on those hard assignments. Nothing depends on folds or labels, and the same data with
+  the same seed give a bitwise identical fit on the same device.
+- Convergence: EM stops when the mean log-likelihood lower bound changes by less than ``tol`` (as sklearn)
+  or after ``max_iter`` iterations.
+- Variances are ``E[x²] - mean²`` (clamped at zero against rounding) plus ``reg_covar``, so duplicate
+  points or constant features give components with variance ``reg_covar``, never zero.
+- Fewer distinct samples than components: seeding stops once every sample coincides with a seed, so
+  ``n_components_used_ = min(C, distinct samples)`` components are fitted (components that end EM with
+  less than a thousandth of a sample of responsibility are dropped too). The result is padded back to C by
+  splitting the heaviest component into two identical halves, each with half its weight, until there are
+  C. The padded mixture is the same density, so weights sum to 1, and score, predict and the stored
+  log-likelihood are unchanged.
+- No samples: ``DiagonalGMM.fit`` raises ``ValueError``; ``fit_gmm_tokens`` returns an all-zero token set
+  flagged ``present=False`` (weights all zero) so that an empty slide or report never stops a cohort.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+logger = logging.getLogger(__name__)
+
+LOG_2PI = math.log(2.0 * math.pi)
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+# Components whose total responsibility ends below this many samples are treated as dead.
+DEAD_COMPONENT_SAMPLES = 1e-3
+
+ArrayLike = np.ndarray | torch.Tensor
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``None`` means CUDA when available, else the CPU."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _as_samples(X: ArrayLike, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    X = X if isinstance(X, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(X))
+    if X.ndim != 2:
+        raise ValueError(f"expected a 2-D array (samples x features), got shape {tuple(X.shape)}")
+    X = X.to(device=device, dtype=dtype)
+    if not bool(torch.isfinite(X).all()):
+        raise ValueError("samples contain NaN or infinite values; fix or drop those rows before fitting")
+    return X
+
+
+def _log_weighted_density(
+    Z: torch.Tensor, log_weights: torch.Tensor, means: torch.Tensor, variances: torch.Tensor
+) -> torch.Tensor:
+    """log(pi_c) + log N(x | mu_c, diag var_c) for every sample and component, shape (N, C).
+
+    ``Z`` is ``[x, x²]`` (N, 2D): the quadratic form sum_d (x_d - mu_cd)² / var_cd expands into one
+    matrix product with ``[-2 mu/var, 1/var]`` plus a per-component constant.
+    """
+    dim = means.shape[1]
+    precisions = 1.0 / variances
+    projection = torch.cat([-2.0 * means * precisions, precisions], dim=1)
+    quadratic = Z @ projection.T + (means * means * precisions).sum(1)
+    return log_weights - 0.5 * (dim * LOG_2PI + torch.log(variances).sum(1) + quadratic)
+
+
+def _squared_and_stacked(X: torch.Tensor) -> torch.Tensor:
+    return torch.cat([X, X * X], dim=1)
+
+
+def _m_step(
+    Z: torch.Tensor, responsibilities: torch.Tensor, reg_covar: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    dim = Z.shape[1] // 2
+    counts = responsibilities.sum(0) + 10 * torch.finfo(Z.dtype).eps
+    moments = (responsibilities.T @ Z) / counts[:, None]
+    means = moments[:, :dim]
+    variances = (moments[:, dim:] - means * means).clamp_min(0.0) + reg_covar
+    return counts / counts.sum(), means, variances
+
+
+def _kmeans_plusplus(X: torch.Tensor, n_clusters: int, generator: torch.Generator) -> torch.Tensor:
+    """Indices of up to ``n_clusters`` distinct seeds (fewer when fewer distinct samples exist)."""
+    n_samples, dim = X.shape
+    squared_norms = (X * X).sum(1)
+    # ||a||² + ||b||² - 2a·b of identical rows is rounding noise of this relative size, not a distance.
+    rounding = 8.0 * math.sqrt(dim) * torch.finfo(X.dtype).eps
+
+    def squared_distances(indices: torch.Tensor) -> torch.Tensor:
+        scale = squared_norms[indices][:, None] + squared_norms[None, :]
+        distances = scale - 2.0 * (X[indices] @ X.T)
+        return torch.where(distances > rounding * scale, distances, torch.zeros_like(distances))
+
+    first = torch.randint(n_samples, (1,), generator=generator)
+    seeds = [int(first)]
+    closest = squared_distances(first.to(X.device))[0]
+    n_trials = 2 + int(math.log(n_clusters))
+    for _ in range(1, n_clusters):
+        cumulative = closest.cpu().double().cumsum(0)
+        total = float(cumulative[-1])
+        if total <= 0.0:
+            break
+        draws = torch.rand(n_trials, generator=generator, dtype=torch.float64) * total
+        candidates = torch.searchsorted(cumulative, draws, right=True).clamp_max(n_samples - 1)
+        candidate_closest = torch.minimum(closest[None, :], squared_distances(candidates.to(X.device)))
+        best = int(candidate_closest.sum(1).argmin())
+        seeds.append(int(candidates[best]))
+        closest = candidate_closest[best]
+    return torch.tensor(seeds, dtype=torch.long)
+
+
+def pad_components(
+    weights: np.ndarray, means: np.ndarray, variances: np.ndarray, n_components: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pad a mixture to ``n_components`` by repeatedly halving its heaviest component into two copies.
+
+    The density is unchanged and weights still sum to 1; appended copies follow the fitted components.
+    """
+    weights, means, variances = list(weights), list(means), list(variances)
+    while len(weights) < n_components:
+        heaviest = int(np.argmax(weights))
+        weights[heaviest] = weights[heaviest] / 2
+        weights.append(weights[heaviest])
+        means.append(means[heaviest])
+        variances.append(variances[heaviest])
+    return np.asarray(weights), np.stack(means), np.stack(variances)
+
+
+def mixture_log_responsibilities(
+    X: ArrayLike,
+    weights: np.ndarray,
+    means: np.ndarray,
+    variances: np.ndarray,
+    *,
+    dtype: str = "float32",
+    device: str | torch.device | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample log-likelihood (N,) and log-responsibilities (N, C) of ``X`` under a diagonal mixture."""
+    torch_dtype, torch_device = DTYPES[dtype], resolve_device(device)
+    X = _as_samples(X, torch_dtype, torch_device)
+    weights_t, means_t, variances_t = (
+        torch.as_tensor(np.asarray(a), dtype=torch_dtype, device=torch_device) for a in (weights, means, variances)
+    )
+    if means_t.shape[1] != X.shape[1]:
+        raise ValueError(f"samples have {X.shape[1]} features but the mixture has {means_t.shape[1]}")
+    # Log-densities are translation invariant; centring on the mixture mean keeps float32 products accurate.
+    shift = weights_t @ means_t
+    weighted = _log_weighted_density(
+        _squared_and_stacked(X - shift), torch.log(weights_t), means_t - shift, variances_t
+    )
+    log_likelihood = torch.logsumexp(weighted, dim=1)
+    return log_likelihood, weighted - log_likelihood[:, None]
+
+
+class DiagonalGMM:
+    """Diagonal-covariance Gaussian mixture fitted by EM; see the module docstring for the rules.
+
+    Fitted attributes (numpy, C = ``n_components`` rows even when fewer were fitted): ``weights_`` (C,),
+    ``means_`` (C, D), ``variances_`` (C, D), ``converged_``, ``n_iter_``, ``lower_bound_`` (mean
+    log-likelihood at the last E-step, as sklearn), ``n_components_used_`` (components fitted before padding).
+    ``dtype`` "float64" trades speed for exactness.
+    """
+
+    def __init__(
+        self,
+        n_components: int = 16,
+        max_iter: int = 100,
+        tol: float = 1e-3,
+        reg_covar: float = 1e-6,
+        seed: int = 0,
+        device: str | torch.device | None = None,
+        dtype: str = "float32",
+    ) -> None:
+        if n_components < 1:
+            raise ValueError(f"n_components must be >= 1, got {n_components}")
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+        self.n_components = n_components
+        self.max_iter = max_iter
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.seed = seed
+        self.device = device
+        self.dtype = dtype
+
+    def fit(self, X: ArrayLike) -> DiagonalGMM:
+        device = resolve_device(self.device)
+        X = _as_samples(X, DTYPES[self.dtype], device)
+        if X.shape[0] == 0:
+            raise ValueError("cannot fit a Gaussian mixture to 0 samples")
+        # Centring (exact for Gaussians) keeps the float32 expansion of the quadratic form accurate.
+        shift = X.mean(0, dtype=torch.float64).to(X.dtype)
+        Z = _squared_and_stacked(X - shift)
+        dim = X.shape[1]
+        del X
+
+        generator = torch.Generator().manual_seed(self.seed)
+        seeds = _kmeans_plusplus(Z[:, :dim], self.n_components, generator).to(device)
+        seed_points = Z[seeds, :dim]
+        nearest = (
+            (seed_points * seed_points).sum(1)[None, :] - 2.0 * (Z[:, :dim] @ seed_points.T)
+        ).argmin(1)
+        hard = torch.nn.functional.one_hot(nearest, len(seeds)).to(Z.dtype)
+        weights, means, variances = _m_step(Z, hard, self.reg_covar)
+
+        lower_bound, converged, n_iter = -math.inf, False, 0
+        for n_iter in range(1, self.max_iter + 1):
+            previous = lower_bound
+            weighted = _log_weighted_density(Z, torch.log(weights), means, variances)
+            log_norm = torch.logsumexp(weighted, dim=1)
+            lower_bound = float(log_norm.mean())
+            weights, means, variances = _m_step(Z, torch.exp(weighted - log_norm[:, None]), self.reg_covar)
+            if abs(lower_bound - previous) < self.tol:
+                converged = True
+                break
+
+        alive = weights * Z.shape[0] >= DEAD_COMPONENT_SAMPLES
+        weights = weights[alive] / weights[alive].sum()
+        self.n_components_used_ = int(alive.sum())
+        self.weights_, self.means_, self.variances_ = pad_components(
+            weights.cpu().numpy(), (means[alive] + shift).cpu().numpy(), variances[alive].cpu().numpy(),
+            self.n_components,
+        )
+        self.converged_, self.n_iter_, self.lower_bound_ = converged, n_iter, lower_bound
+        if not converged:
+            logger.warning("GMM did not converge in %d iterations (tol %g)", self.max_iter, self.tol)
+        return self
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "weights_"):
+            raise RuntimeError("this DiagonalGMM is not fitted yet; call fit(X) first")
+
+    def _score_samples_and_log_resp(self, X: ArrayLike) -> tuple[torch.Tensor, torch.Tensor]:
+        self._check_fitted()
+        return mixture_log_responsibilities(
+            X, self.weights_, self.means_, self.variances_, dtype=self.dtype, device=self.device
+        )
+
+    def score_samples(self, X: ArrayLike) -> np.ndarray:
+        """Log-likelihood of each sample, (N,)."""
+        return self._score_samples_and_log_resp(X)[0].cpu().numpy()
+
+    def score(self, X: ArrayLike) -> float:
+        """Mean log-likelihood per sample (the quantity ``GaussianMixture.score`` returns)."""
+        return float(self._score_samples_and_log_resp(X)[0].double().mean())
+
+    def predict_proba(self, X: ArrayLike) -> np.ndarray:
+        return torch.exp(self._score_samples_and_log_resp(X)[1]).cpu().numpy()
+
+    def predict(self, X: ArrayLike) -> np.ndarray:
+        """Most likely component of each sample (ties from padding go to the fitted component)."""
+        return self._score_samples_and_log_resp(X)[1].argmax(1).cpu().numpy()
+
+    def n_parameters(self) -> int:
+        """Free parameters of the fitted (unpadded) mixture: means, variances and C-1 weights."""
+        self._check_fitted()
+        return self.n_components_used_ * 2 * self.means_.shape[1] + self.n_components_used_ - 1
+
+    def bic(self, X: ArrayLike) -> float:
+        """Bayesian information criterion on ``X`` (lower is better), as ``GaussianMixture.bic``."""
+        n_samples = len(X)
+        return -2.0 * self.score(X) * n_samples + self.n_parameters() * math.log(n_samples)
+
+
+def _fit_by_bic(
+    X: ArrayLike, max_components: int, **estimator_kwargs: Any
+) -> tuple[DiagonalGMM, dict[int, float]]:
+    n_samples = len(X)
+    if n_samples == 0:
+        raise ValueError("cannot select the number of components for 0 samples")
+    best: DiagonalGMM | None = None
+    bics: dict[int, float] = {}
+    for n_components in range(1, min(max_components, n_samples) + 1):
+        model = DiagonalGMM(n_components, **estimator_kwargs).fit(X)
+        bics[n_components] = model.bic(X)
+        # Strictly lower only: ties keep the smaller mixture.
+        if best is None or bics[n_components] < bics[best.n_components]:
+            best = model
+    assert best is not None
+    logger.info("BIC by number of components: %s -> %d", {c: round(b, 1) for c, b in bics.items()}, best.n_components)
+    return best, bics
+
+
+def select_components_by_bic(
+    X: ArrayLike,
+    max_components: int,
+    *,
+    max_iter: int = 100,
+    tol: float = 1e-3,
+    reg_covar: float = 1e-6,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    dtype: str = "float32",
+) -> int:
+    """The C in 1..min(max_components, N) whose fitted mixture has the lowest BIC (ties: the smaller C)."""
+    model, _ = _fit_by_bic(
+        X, max_components, max_iter=max_iter, tol=tol, reg_covar=reg_covar, seed=seed, device=device, dtype=dtype
+    )
+    return model.n_components
+
+
+@dataclasses.dataclass(frozen=True)
+class GMMResult:
+    """A fixed-size token set: always ``n_components`` rows, float32.
+
+    ``present`` is False only for an empty input (all-zero arrays, ``log_likelihood`` None);
+    ``n_components_used`` is how many components were fitted before padding.
+    """
+
+    weights: np.ndarray
+    means: np.ndarray
+    variances: np.ndarray
+    log_likelihood: float | None
+    n_iter: int
+    converged: bool
+    n_components_used: int
+    n_samples: int
+    present: bool
+
+    def predict(self, X: ArrayLike, device: str | torch.device | None = None) -> np.ndarray:
+        """Most likely component of each row of ``X``."""
+        if not self.present:
+            raise ValueError("an empty token set (present=False) has no components to assign samples to")
+        _, log_resp = mixture_log_responsibilities(X, self.weights, self.means, self.variances, device=device)
+        return log_resp.argmax(1).cpu().numpy()
+
+
+def fit_gmm_tokens(
+    X: ArrayLike, config: Mapping[str, Any], *, device: str | torch.device | None = None
+) -> GMMResult:
+    """Fit the configured mixture to ``X`` (N, D) and return ``config["components"]`` tokens.
+
+    ``config`` is the validated ``gmm`` config section (components, max_iter, tol, reg_covar,
+    select_by_bic, seed). With ``select_by_bic`` the number of fitted components is chosen by BIC up to
+    ``components`` and the tokens are padded back to ``components``. N = 0 gives ``present=False``.
+    """
+    n_components = int(config["components"])
+    n_samples, dim = int(X.shape[0]), int(X.shape[1])
+    if n_samples == 0:
+        zeros = np.zeros((n_components, dim), dtype=np.float32)
+        return GMMResult(
+            weights=np.zeros(n_components, dtype=np.float32), means=zeros, variances=zeros.copy(),
+            log_likelihood=None, n_iter=0, converged=False, n_components_used=0, n_samples=0, present=False,
+        )
+    estimator_kwargs = dict(
+        max_iter=int(config["max_iter"]), tol=float(config["tol"]), reg_covar=float(config["reg_covar"]),
+        seed=int(config["seed"]), device=device,
+    )
+    if config["select_by_bic"]:
+        model, _ = _fit_by_bic(X, n_components, **estimator_kwargs)
+    else:
+        model = DiagonalGMM(n_components, **estimator_kwargs).fit(X)
+    weights, means, variances = pad_components(model.weights_, model.means_, model.variances_, n_components)
+    return GMMResult(
+        weights=weights.astype(np.float32),
+        means=means.astype(np.float32),
+        variances=variances.astype(np.float32),
+        log_likelihood=model.score(X),
+        n_iter=model.n_iter_,
+        converged=model.converged_,
+        n_components_used=model.n_components_used_,
+        n_samples=n_samples,
+        present=True,
+    )
