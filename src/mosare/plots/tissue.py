@@ -1,0 +1,80 @@
+"""Tissue QC picture: slide thumbnail with tissue outlines, holes and the kept patch grid."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.collections import PatchCollection  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Rectangle  # noqa: E402
+
+if TYPE_CHECKING:
+    from mosare.slides import Slide
+    from mosare.tiling import PatchGeometry, TissueMask
+
+THUMBNAIL_PX = 1600
+TISSUE_COLOUR = "#00c853"
+HOLE_COLOUR = "#ff6d00"
+PATCH_COLOUR = "#2962ff"
+
+
+def plot_tissue_qc(
+    slide: Slide, tissue: TissueMask, coords: np.ndarray, geometry: PatchGeometry, path: str | Path
+) -> None:
+    """Write the QC PNG for one slide to ``path`` (atomically)."""
+    thumbnail = slide.thumbnail(THUMBNAIL_PX)
+    width, height = slide.dimensions
+    scale = thumbnail.shape[1] / width  # thumbnail px per level-0 px
+    aspect = thumbnail.shape[0] / thumbnail.shape[1]
+    fig_width = 9.0
+    fig, ax = plt.subplots(figsize=(fig_width, max(3.0, fig_width * aspect) + 0.8))
+    ax.imshow(thumbnail, extent=(0, width * scale, height * scale, 0), interpolation="lanczos")
+    footprint = geometry.footprint_px * scale
+    ax.add_collection(
+        PatchCollection(
+            [Rectangle((x * scale, y * scale), footprint, footprint) for x, y in coords],
+            facecolor=(0.16, 0.38, 1.0, 0.12),
+            edgecolor=PATCH_COLOUR,
+            linewidth=0.3,
+        )
+    )
+    for contours, colour in ((tissue.tissue_contours, TISSUE_COLOUR), (tissue.hole_contours, HOLE_COLOUR)):
+        for contour in contours:
+            closed = np.vstack([contour, contour[:1]]) * scale
+            ax.plot(closed[:, 0], closed[:, 1], color=colour, linewidth=1.2)
+    ax.set_xlim(0, width * scale)
+    ax.set_ylim(height * scale, 0)
+    ax.set_axis_off()
+    ax.set_title(
+        f"{slide.slide_id}: {slide.mpp:.4f} µm/px ({slide.mpp_source}), {width}x{height} px\n"
+        f"{len(coords)} patches of {geometry.patch_px} px at {geometry.target_mpp:g} µm/px "
+        f"({geometry.footprint_px} level-0 px, read {geometry.read_px} px at level {geometry.read_level}); "
+        f"tissue {tissue.area_um2 / 1e6:.2f} mm²",
+        fontsize=9,
+    )
+    ax.legend(
+        handles=[
+            Line2D([], [], color=TISSUE_COLOUR, label="tissue outline"),
+            Line2D([], [], color=HOLE_COLOUR, label="hole"),
+            Rectangle((0, 0), 1, 1, facecolor=(0.16, 0.38, 1.0, 0.12), edgecolor=PATCH_COLOUR, label="kept patch"),
+        ],
+        loc="lower right",
+        fontsize=7,
+        framealpha=0.8,
+    )
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.png")
+    try:
+        fig.savefig(tmp, dpi=130)
+    finally:
+        plt.close(fig)
+    os.replace(tmp, path)

@@ -1,0 +1,280 @@
+"""Tissue detection and the patch grid at an exact target resolution (µm/px), per slide.
+
+Tissue is found on a low-resolution image (about ``detection_mpp`` µm/px) the CLAM way - HSV saturation,
+median blur, a fixed or Otsu threshold, morphological closing - then pen marks and near-black pixels are
+removed by colour, small holes are filled and small fragments dropped (areas in µm², so the same config
+works at 20x and 40x). Patches form a grid of ``footprint_px`` level-0 pixels, where the footprint comes
+from the slide's own mpp (a 0.2527 µm/px slide gets 507 px for 256 px at 0.5 µm/px, not 512).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from mosare.slides import Slide, open_slide
+from mosare.stores import write_store
+
+log = logging.getLogger(__name__)
+
+# A pyramid level this much coarser than the target still counts as "at the target": reading a level at
+# 1.0108 µm/px for a 1.0 µm/px target and upscaling 1% loses nothing visible and decodes 4x fewer pixels
+# than the next finer level. Also absorbs rounding in level sizes (downsample 3.9996 vs 4).
+LEVEL_TOLERANCE = 0.02
+
+
+@dataclass(frozen=True)
+class PatchGeometry:
+    """How one patch of ``patch_px`` at ``target_mpp`` maps onto the slide."""
+
+    slide_mpp: float
+    target_mpp: float
+    patch_px: int
+    footprint_px: int  # level-0 px covered by one patch (and the grid step)
+    read_level: int  # pyramid level read
+    read_px: int  # px read at read_level, then resized to patch_px
+
+
+def patch_geometry(
+    slide_mpp: float, target_mpp: float, patch_px: int, level_downsamples: tuple[float, ...] | list[float]
+) -> PatchGeometry:
+    """Footprint, read level and read size for patches of ``patch_px`` at exactly ``target_mpp``.
+
+    The read level is the coarsest one at or finer than the target (within LEVEL_TOLERANCE), so patches
+    are only ever shrunk or kept, never noticeably enlarged.
+    """
+    if slide_mpp <= 0 or target_mpp <= 0:
+        raise ValueError(f"mpp values must be positive, got slide {slide_mpp}, target {target_mpp}")
+    footprint_px = round(patch_px * target_mpp / slide_mpp)
+    wanted = target_mpp / slide_mpp * (1 + LEVEL_TOLERANCE)
+    read_level = max((i for i, d in enumerate(level_downsamples) if d <= wanted), default=0)
+    read_px = max(1, round(footprint_px / level_downsamples[read_level]))
+    return PatchGeometry(slide_mpp, target_mpp, patch_px, footprint_px, read_level, read_px)
+
+
+@dataclass(frozen=True)
+class TissueParams:
+    """``tiling.tissue`` in the config (see the schema for meanings and defaults)."""
+
+    detection_mpp: float = 8.0
+    median_blur: int = 7
+    saturation_threshold: int | None = 8
+    closing: int = 4
+    min_tissue_area_um2: float = 250_000.0
+    min_hole_area_um2: float = 40_000.0
+    exclude_pen: bool = True
+
+    def __post_init__(self) -> None:
+        if self.median_blur % 2 == 0:
+            raise ValueError(
+                f"tiling.tissue.median_blur must be an odd number of pixels, got {self.median_blur}"
+            )
+
+    @classmethod
+    def from_config(cls, tissue: Mapping[str, Any] | None) -> TissueParams:
+        return cls(**dict(tissue or {}))
+
+
+@dataclass
+class TissueMask:
+    """Tissue found on a slide. Contours are (n, 2) float arrays of level-0 x, y."""
+
+    mask: np.ndarray  # bool (H, W) at `downsample`
+    downsample: float  # level-0 px per mask px
+    mpp: float  # µm per mask px
+    threshold: float  # saturation threshold applied (the Otsu value when configured as null)
+    tissue_contours: list[np.ndarray] = field(default_factory=list)
+    hole_contours: list[np.ndarray] = field(default_factory=list)
+
+    @property
+    def area_um2(self) -> float:
+        return float(self.mask.sum()) * self.mpp**2
+
+
+def pen_and_dark_mask(rgb: np.ndarray, hsv: np.ndarray) -> np.ndarray:
+    """Pixels that are marker ink (green, blue, black) or too dark to be stained tissue.
+
+    H&E has no green, so any clearly saturated green is ink. Hematoxylin is blue-purple but dimmer and
+    redder than a blue marker, which is bright, saturated and has little red. OpenCV hue is degrees / 2.
+    """
+    hue, saturation, value = hsv[..., 0], hsv[..., 1], hsv[..., 2]
+    red = rgb[..., 0]
+    green_ink = (hue >= 35) & (hue <= 90) & (saturation >= 50)
+    blue_ink = (hue >= 95) & (hue <= 125) & (saturation >= 120) & (value >= 140) & (red < 100)
+    dark = value < 50
+    return green_ink | blue_ink | dark
+
+
+def _drop_small_components(mask: np.ndarray, min_px: float) -> np.ndarray:
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    keep = stats[:, cv2.CC_STAT_AREA] >= min_px
+    keep[0] = False  # label 0 is the background
+    return keep[labels] if count > 1 else np.zeros_like(mask, dtype=bool)
+
+
+def _fill_small_holes(mask: np.ndarray, max_px: float) -> np.ndarray:
+    """Fill background regions enclosed by tissue that are smaller than ``max_px``."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats((~mask).astype(np.uint8), connectivity=4)
+    if count <= 1:
+        return mask
+    small = stats[:, cv2.CC_STAT_AREA] < max_px
+    small[0] = False  # label 0 is the tissue itself
+    border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    small[border] = False
+    return mask | small[labels]
+
+
+def detect_tissue_in_image(
+    rgb: np.ndarray, mpp: float, params: TissueParams
+) -> tuple[np.ndarray, float]:
+    """Boolean tissue mask of an RGB image at ``mpp`` µm/px, and the saturation threshold used."""
+    hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
+    saturation = cv2.medianBlur(np.ascontiguousarray(hsv[..., 1]), params.median_blur)
+    if params.saturation_threshold is None:
+        threshold, binary = cv2.threshold(saturation, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    else:
+        threshold, binary = cv2.threshold(
+            saturation, params.saturation_threshold, 255, cv2.THRESH_BINARY
+        )
+    mask = binary > 0
+    if params.exclude_pen:
+        mask &= ~pen_and_dark_mask(rgb, hsv)
+    if params.closing > 0:
+        kernel = np.ones((params.closing, params.closing), np.uint8)
+        mask = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE, kernel) > 0
+    px_area_um2 = mpp**2
+    mask = _fill_small_holes(mask, params.min_hole_area_um2 / px_area_um2)
+    mask = _drop_small_components(mask, params.min_tissue_area_um2 / px_area_um2)
+    return mask, float(threshold)
+
+
+def _contours(mask: np.ndarray, downsample: float) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Outer tissue outlines and hole outlines, in level-0 coordinates."""
+    found, hierarchy = cv2.findContours(mask.astype(np.uint8), cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+    tissue: list[np.ndarray] = []
+    holes: list[np.ndarray] = []
+    for contour, (_, _, _, parent) in zip(found, hierarchy[0] if hierarchy is not None else []):
+        # Pixel centres: mask pixel i spans level-0 [i*d, (i+1)*d).
+        points = (contour[:, 0, :].astype(np.float64) + 0.5) * downsample
+        (tissue if parent < 0 else holes).append(points)
+    return tissue, holes
+
+
+def detect_tissue(slide: Slide, params: TissueParams) -> TissueMask:
+    """Tissue mask of a slide at about ``params.detection_mpp`` (never finer), read from the best level."""
+    image, downsample = slide.read_downsampled(params.detection_mpp / slide.mpp)
+    mpp = slide.mpp * downsample
+    mask, threshold = detect_tissue_in_image(image, mpp, params)
+    tissue, holes = _contours(mask, downsample)
+    return TissueMask(mask, downsample, mpp, threshold, tissue, holes)
+
+
+def patch_coords(
+    tissue: TissueMask, dimensions: tuple[int, int], footprint_px: int, min_tissue_fraction: float
+) -> np.ndarray:
+    """(N, 2) int64 level-0 top-left x, y of grid patches lying inside the slide with enough tissue.
+
+    The grid starts at (0, 0) with step ``footprint_px``; a patch's tissue fraction is the mean of the
+    mask over the mask pixels it covers (an integral image makes this O(1) per patch).
+    """
+    width, height = dimensions
+    xs = np.arange(0, width - footprint_px + 1, footprint_px, dtype=np.int64)
+    ys = np.arange(0, height - footprint_px + 1, footprint_px, dtype=np.int64)
+    if len(xs) == 0 or len(ys) == 0 or not tissue.mask.any():
+        return np.zeros((0, 2), dtype=np.int64)
+    mask_height, mask_width = tissue.mask.shape
+    integral = cv2.integral(tissue.mask.astype(np.uint8))  # (H+1, W+1) int32
+
+    def _bounds(starts: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
+        first = np.clip(np.round(starts / tissue.downsample).astype(np.int64), 0, limit - 1)
+        last = np.round((starts + footprint_px) / tissue.downsample).astype(np.int64)
+        return first, np.clip(np.maximum(last, first + 1), 1, limit)
+
+    x0, x1 = _bounds(xs, mask_width)
+    y0, y1 = _bounds(ys, mask_height)
+    covered = (
+        integral[y1][:, x1] - integral[y0][:, x1] - integral[y1][:, x0] + integral[y0][:, x0]
+    )
+    fraction = covered / ((y1 - y0)[:, None] * (x1 - x0)[None, :])
+    rows, cols = np.nonzero(fraction >= min_tissue_fraction)
+    return np.stack([xs[cols], ys[rows]], axis=1).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class TilingResult:
+    slide_id: str
+    n_patches: int
+    geometry: PatchGeometry
+    tissue_area_um2: float
+    mpp_source: str
+
+
+def tile_slide(
+    slide_path: str | Path,
+    store_path: str | Path,
+    qc_path: str | Path | None,
+    *,
+    slide_id: str,
+    tiling: Mapping[str, Any],
+    mpp_override: float | None = None,
+) -> TilingResult:
+    """Detect tissue, lay the patch grid and write the patch store (and the QC picture when ``qc_path``)."""
+    params = TissueParams.from_config(tiling.get("tissue"))
+    target_mpp = float(tiling.get("target_mpp", 0.5))
+    patch_px = int(tiling.get("patch_px", 256))
+    min_fraction = float(tiling.get("min_tissue_fraction", 0.5))
+    with open_slide(
+        slide_path, slide_id=slide_id, mpp_override=mpp_override, assume_mpp=tiling.get("assume_mpp")
+    ) as slide:
+        geometry = patch_geometry(slide.mpp, target_mpp, patch_px, slide.level_downsamples)
+        log.info(
+            "%s: %dx%d px, %d level(s), %.4f µm/px (from %s); patches %d px at %.3f µm/px = %d level-0 px, "
+            "read %d px at level %d",
+            slide_id, *slide.dimensions, slide.level_count, slide.mpp, slide.mpp_source, patch_px,
+            target_mpp, geometry.footprint_px, geometry.read_px, geometry.read_level,
+        )
+        tissue = detect_tissue(slide, params)
+        coords = patch_coords(tissue, slide.dimensions, geometry.footprint_px, min_fraction)
+        log.info(
+            "%s: tissue %.2f mm² at %.2f µm/px (saturation threshold %.0f); %d patches",
+            slide_id, tissue.area_um2 / 1e6, tissue.mpp, tissue.threshold, len(coords),
+        )
+        if len(coords) == 0:
+            log.warning(
+                "%s (%s): no tissue patches found (tissue area %.3f mm²); writing an empty patch store. "
+                "If the slide does have tissue, lower tiling.tissue.saturation_threshold (or set it to null "
+                "for Otsu) or tiling.min_tissue_fraction, and check the QC picture",
+                slide_id, slide_path, tissue.area_um2 / 1e6,
+            )
+        attrs = {
+            "slide_id": slide_id,
+            "slide_path": str(Path(slide_path).resolve()),
+            "mpp_level0": slide.mpp,
+            "mpp_source": slide.mpp_source,
+            "target_mpp": target_mpp,
+            "patch_px": patch_px,
+            "footprint_px": geometry.footprint_px,
+            "read_level": geometry.read_level,
+            "read_px": geometry.read_px,
+            "tissue": {
+                **asdict(params),
+                "min_tissue_fraction": min_fraction,
+                "detection_mpp_used": tissue.mpp,
+                "saturation_threshold_used": tissue.threshold,
+            },
+            "n_patches": int(len(coords)),
+            "tissue_area_um2": tissue.area_um2,
+            "level_dimensions": [list(d) for d in slide.level_dimensions],
+        }
+        write_store(store_path, {"coords": coords}, attrs)
+        if qc_path is not None:
+            from mosare.plots.tissue import plot_tissue_qc
+
+            plot_tissue_qc(slide, tissue, coords, geometry, qc_path)
+    return TilingResult(slide_id, int(len(coords)), geometry, tissue.area_um2, slide.mpp_source)
