@@ -1,0 +1,89 @@
+"""Dimensions, hyper-parameters and small tensor helpers shared by every model component."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+# Order of the modalities in `batch["present"]` and in every (B, 3, ...) tensor the models return.
+MODALITIES: tuple[str, str, str] = ("wsi", "rna", "text")
+
+
+@dataclass(frozen=True)
+class ModelDims:
+    """Input sizes (from the encoders and the RNA matrix) and the common hidden size every feature is projected to."""
+
+    wsi_dim: int
+    rna_genes: int
+    text_dim: int
+    local_tokens: int = 16
+    hidden: int = 256
+
+
+@dataclass(frozen=True)
+class ModelHParams:
+    """Loss weights, schedule and model sizes; defaults are the paper's where it gives one."""
+
+    lambda_symcl: float = 0.5
+    lambda_mcl: float = 0.5
+    lambda_rec: float = 1.0
+    prototypes_per_class: int = 15
+    contrastive_warmup_epochs: int = 10
+    heads: int = 4
+    experts: int = 5
+    expert_top_k: int = 2
+    local_top_k: int = 1
+    dropout: float = 0.1
+    abmil_attention_hidden: int = 256
+    rna_hidden: int = 256
+    rna_token_dim: int = 64
+    rna_attention_hidden: int = 64
+    symcl_temperature: float = 0.07
+    mcl_temperature: float = 0.1
+    mcl_momentum: float = 0.999
+    mcl_queue_per_class: int = 256
+    sinkhorn_iterations: int = 3
+    reconstruct_from: str = "others"
+
+    def __post_init__(self) -> None:
+        if self.reconstruct_from not in ("others", "all"):
+            raise ValueError(f"reconstruct_from must be 'others' or 'all', got {self.reconstruct_from!r}")
+        if not 1 <= self.expert_top_k <= self.experts:
+            raise ValueError(f"expert_top_k={self.expert_top_k} must lie in 1..experts={self.experts}")
+
+    @classmethod
+    def from_mapping(cls, hparams: Mapping[str, Any]) -> ModelHParams:
+        """Pick the keys this class knows from a config `train` section; the rest (lr, epochs, ...) are not ours."""
+        known = {field.name for field in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in hparams.items() if key in known})
+
+
+def masked_softmax(scores: torch.Tensor, mask: torch.Tensor, dim: int) -> torch.Tensor:
+    """Softmax over the entries where `mask` is True; masked entries get exactly 0, all-masked slices all 0."""
+    scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+    return torch.softmax(scores, dim=dim) * mask
+
+
+def zero_missing(features: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+    """Replace a missing modality's feature by exact zeros (where(), so not even a NaN input can leak through).
+
+    `present` is (B,) or (B, M) and broadcasts over the trailing feature dimensions of `features`.
+    """
+    mask = present.reshape(present.shape + (1,) * (features.dim() - present.dim()))
+    return torch.where(mask, features, torch.zeros((), dtype=features.dtype, device=features.device))
+
+
+class TokenProjection(nn.Module):
+    """Linear map of precomputed encoder features (report embeddings, GMM means) to the hidden size, then LayerNorm."""
+
+    def __init__(self, in_dim: int, out_dim: int, dropout: float) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(nn.Linear(in_dim, out_dim), nn.LayerNorm(out_dim), nn.GELU(), nn.Dropout(dropout))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.layers(features)

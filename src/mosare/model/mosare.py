@@ -1,0 +1,179 @@
+"""The MoSARe fusion model (and its ablations, chosen by constructor flags)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mosare.model.abmil import GatedAttentionMIL
+from mosare.model.common import ModelDims, ModelHParams, TokenProjection, zero_missing
+from mosare.model.cross_attention import CrossModalAttention
+from mosare.model.losses import MultiPrototypeContrast, present_cross_entropy, symmetric_alignment_loss
+from mosare.model.moe import LocalTokenGate, MixtureOfExperts, SingleExpert
+from mosare.model.reconstruction import DecoupledReconstruction, reconstruction_loss
+from mosare.model.rna import GeneAttentionTokens, RNAGlobalMLP
+from mosare.model.text import ReportEncoder
+
+Batch = dict[str, torch.Tensor]
+
+
+class MoSARe(nn.Module):
+    """Global and local features per modality -> cross-modal attention -> reconstruction of the missing ones ->
+    mixture of experts over six tokens -> classifier.
+
+    Ablations: `use_mcl=False` drops the multi-prototype loss; `reconstruct=False` zero-fills missing modalities
+    and drops the reconstruction loss; `use_moe=False` replaces every mixture of experts by one dense expert MLP.
+    A missing modality's input never reaches the output: its features are zeroed right after its encoders and it
+    is a masked key in every attention block.
+    """
+
+    def __init__(
+        self,
+        dims: ModelDims,
+        n_classes: int,
+        hparams: ModelHParams,
+        *,
+        use_mcl: bool = True,
+        reconstruct: bool = True,
+        use_moe: bool = True,
+    ) -> None:
+        super().__init__()
+        dim = dims.hidden
+        self.hidden_dim = dim
+        self.hparams = hparams
+        self.wsi_global = GatedAttentionMIL(dims.wsi_dim, dim, hparams.abmil_attention_hidden, hparams.dropout)
+        self.wsi_local = TokenProjection(dims.wsi_dim, dim, hparams.dropout)
+        self.rna_global = RNAGlobalMLP(dims.rna_genes, hparams.rna_hidden, dim)
+        self.rna_local = GeneAttentionTokens(
+            dims.rna_genes, dims.local_tokens, dim, hparams.rna_token_dim, hparams.rna_attention_hidden, hparams.dropout
+        )
+        self.report = ReportEncoder(dims.text_dim, dim, hparams.dropout)
+
+        def experts() -> nn.Module:
+            return MixtureOfExperts(dim, hparams.experts, hparams.expert_top_k) if use_moe else SingleExpert(dim)
+
+        self.local_gates = nn.ModuleList(LocalTokenGate(dim, hparams.local_top_k) for _ in range(3))
+        self.local_experts = nn.ModuleList(experts() for _ in range(3))
+        self.final_experts = experts()
+        self.global_attention = CrossModalAttention(dim, hparams.heads, hparams.dropout)
+        self.local_attention = CrossModalAttention(dim, hparams.heads, hparams.dropout)
+        from_others = hparams.reconstruct_from == "others"
+        self.global_reconstruction = DecoupledReconstruction(dim, from_others=from_others) if reconstruct else None
+        self.local_reconstruction = DecoupledReconstruction(dim, from_others=from_others) if reconstruct else None
+        self.classifier = nn.Linear(dim, n_classes)
+        self.global_head = nn.Linear(dim, n_classes)  # shared by the three modalities, as in the authors' code
+        self.local_head = nn.Linear(dim, n_classes)
+        self.mcl = (
+            MultiPrototypeContrast(
+                n_classes,
+                hparams.prototypes_per_class,
+                dim,
+                hparams.mcl_queue_per_class,
+                hparams.mcl_momentum,
+                hparams.mcl_temperature,
+                hparams.sinkhorn_iterations,
+            )
+            if use_mcl
+            else None
+        )
+
+    def _complete(
+        self, features: torch.Tensor, present: torch.Tensor, decoder: DecoupledReconstruction | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Fill the missing modalities' features with their reconstructions (or leave the zeros)."""
+        if decoder is None:
+            return features, None
+        reconstructed = decoder(features)
+        return torch.where(present.unsqueeze(-1), features, reconstructed), reconstructed
+
+    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        present = batch["present"].bool()
+        wsi_global, wsi_attention = self.wsi_global(batch["wsi_patches"], batch["wsi_patch_mask"].bool())
+        rna_local, _ = self.rna_local(batch["rna"])
+        text_global, text_local = self.report(batch["text_global"], batch["text_local"])
+        global_tokens = zero_missing(torch.stack([wsi_global, self.rna_global(batch["rna"]), text_global], 1), present)
+        local_tokens = zero_missing(torch.stack([self.wsi_local(batch["wsi_local"]), rna_local, text_local], 1), present)
+
+        kept, kept_indices, local_routing = [], [], []
+        for m, (gate, experts) in enumerate(zip(self.local_gates, self.local_experts, strict=True)):
+            tokens, indices = gate(local_tokens[:, m])
+            tokens, routing = experts(tokens)
+            kept.append(tokens)
+            kept_indices.append(indices)
+            local_routing.append(routing)
+        kept_tokens = zero_missing(torch.stack(kept, dim=1), present)  # (B, 3, k, D)
+
+        global_features = self.global_attention(global_tokens.unsqueeze(2), present).squeeze(2)  # (B, 3, D)
+        local_features = self.local_attention(kept_tokens, present).mean(dim=2)  # (B, 3, D)
+        full_global, global_reconstruction = self._complete(global_features, present, self.global_reconstruction)
+        full_local, local_reconstruction = self._complete(local_features, present, self.local_reconstruction)
+
+        final_tokens, final_routing = self.final_experts(torch.cat([full_local, full_global], dim=1))
+        fused = final_tokens.sum(dim=1)
+        outputs = {
+            "logits": self.classifier(fused),
+            "fused": fused,
+            "global_features": global_features,
+            "local_features": local_features,
+            "global_logits": self.global_head(global_features),
+            "local_logits": self.local_head(local_features),
+            "wsi_attention": wsi_attention,
+            "local_token_indices": torch.stack(kept_indices, dim=1),
+            "local_routing": torch.stack(local_routing, dim=1),
+            "final_routing": final_routing,
+        }
+        if global_reconstruction is not None and local_reconstruction is not None:
+            outputs["global_reconstruction"] = global_reconstruction
+            outputs["local_reconstruction"] = local_reconstruction
+        return outputs
+
+    def compute_loss(
+        self, batch: Batch, outputs: dict[str, torch.Tensor], epoch: int
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """Total training loss and its terms. In training mode this also feeds the MCL queue and, after the
+        contrastive warm-up, moves the prototypes (evaluation-mode calls change nothing)."""
+        labels = batch["label"].long()
+        present = batch["present"].bool()
+        hparams = self.hparams
+        terms = {
+            "ce": F.cross_entropy(outputs["logits"].float(), labels),
+            "ce_modality": 0.5
+            * (
+                present_cross_entropy(outputs["global_logits"], labels, present)
+                + present_cross_entropy(outputs["local_logits"], labels, present)
+            ),
+        }
+        total = terms["ce"] + terms["ce_modality"]
+        if "global_reconstruction" in outputs:
+            terms["reconstruction"] = 0.5 * (
+                reconstruction_loss(outputs["global_reconstruction"], outputs["global_features"], present)
+                + reconstruction_loss(outputs["local_reconstruction"], outputs["local_features"], present)
+            )
+            total = total + hparams.lambda_rec * terms["reconstruction"]
+
+        contrastive = epoch >= hparams.contrastive_warmup_epochs
+        zero = total.new_zeros(())
+        terms["symcl"] = (
+            0.5
+            * (
+                symmetric_alignment_loss(
+                    outputs["global_features"], outputs["global_features"].sum(1), present, hparams.symcl_temperature
+                )
+                + symmetric_alignment_loss(
+                    outputs["local_features"], outputs["local_features"].sum(1), present, hparams.symcl_temperature
+                )
+            )
+            if contrastive
+            else zero
+        )
+        total = total + hparams.lambda_symcl * terms["symcl"]
+        if self.mcl is not None:
+            terms["mcl"] = self.mcl.loss(outputs["fused"], labels) if contrastive else zero
+            total = total + hparams.lambda_mcl * terms["mcl"]
+            if self.training:
+                self.mcl.enqueue(outputs["fused"], labels)
+                if contrastive:
+                    self.mcl.update_prototypes()
+        terms["total"] = total
+        return total, {name: float(value.detach()) for name, value in terms.items()}
