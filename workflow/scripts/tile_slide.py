@@ -1,0 +1,14 @@
+"""Snakemake wrapper: tissue detection, patch grid and QC picture for one slide (see mosare.tiling)."""
+
+from mosare.logs import log_to_file
+from mosare.tiling import tile_slide
+
+with log_to_file(snakemake.log[0]):  # noqa: F821 (injected by Snakemake)
+    tile_slide(
+        snakemake.input.slide,  # noqa: F821
+        snakemake.output.patches,  # noqa: F821
+        snakemake.output.qc,  # noqa: F821
+        slide_id=snakemake.wildcards.slide_id,  # noqa: F821
+        tiling=snakemake.params.tiling,  # noqa: F821
+        mpp_override=snakemake.params.mpp_override,  # noqa: F821
+    )
