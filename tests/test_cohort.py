@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
 
 from mosare.cohort import CohortError, build_cohort_table, presence_summary
+from mosare.plots.cohort import plot_modality_presence
 from mosare.stores import write_store
 
 
@@ -77,3 +79,12 @@ def test_store_built_from_another_sheet_fails_naming_the_patients(tmp_path, coho
     stale = presence_store(tmp_path / "stale_rna.zarr", ["p1", "p2"], [True, True])
     with pytest.raises(CohortError, match=r"stale_rna\.zarr lacks patient\(s\) p3"):
         build_cohort_table(sheet, slides, text, stale, tmp_path / "cohort.tsv")
+
+
+def test_presence_picture_is_written(tmp_path, cohort):
+    sheet, slides, text, rna = cohort
+    table = build_cohort_table(sheet, slides, text, rna, tmp_path / "cohort.tsv")
+    plot_modality_presence(table, "nsclc", tmp_path / "qc" / "modalities.png")
+    image = plt.imread(tmp_path / "qc" / "modalities.png")
+    assert image.shape[0] > 200 and image.shape[1] > 800
+    assert image[..., :3].std() > 0.05, "the picture is not blank"

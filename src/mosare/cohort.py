@@ -18,7 +18,8 @@ from mosare.stores import open_store
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ("patient_id", "label", "slide_ids", "has_wsi", "has_rna", "has_text")
+MODALITIES = ("wsi", "rna", "text")
+COLUMNS = ("patient_id", "label", "slide_ids", *(f"has_{m}" for m in MODALITIES))
 
 
 class CohortError(ValueError):
@@ -82,15 +83,19 @@ def assemble_cohort(
     return table[list(COLUMNS)]
 
 
+def modality_combination(table: pd.DataFrame) -> pd.Series:
+    """Per patient, the present modalities joined by '+' ('none' when nothing is present)."""
+    flags = table[[f"has_{m}" for m in MODALITIES]].to_numpy(bool)
+    return pd.Series(
+        ["+".join(m for m, flag in zip(MODALITIES, row) if flag) or "none" for row in flags], index=table.index
+    )
+
+
 def presence_summary(table: pd.DataFrame) -> str:
     """Counts of patients per modality and per combination of present modalities, for the log."""
     total = len(table)
-    lines = [f"{total} patients; " + ", ".join(
-        f"{m}: {int(table[f'has_{m}'].sum())}/{total}" for m in ("wsi", "rna", "text")
-    )]
-    combos = table[["has_wsi", "has_rna", "has_text"]].apply(
-        lambda row: "+".join(m for m, flag in zip(("wsi", "rna", "text"), row) if flag) or "none", axis=1
-    )
+    lines = [f"{total} patients; " + ", ".join(f"{m}: {int(table[f'has_{m}'].sum())}/{total}" for m in MODALITIES)]
+    combos = modality_combination(table)
     for combo, count in combos.value_counts().items():
         lines.append(f"  {combo}: {count}")
     none = table.loc[combos == "none", "patient_id"].tolist()

@@ -22,7 +22,7 @@ STAGE_SOURCES: dict[str, tuple[str, ...]] = {
     "gmm": ("gmm.py", "plots/gmm.py", "stores.py"),
     "text": ("text.py", "gmm.py", "stores.py"),
     "rna": ("rna.py", "stores.py"),
-    "cohort": ("cohort.py",),
+    "cohort": ("cohort.py", "plots/cohort.py"),
     "training": ("training.py", "metrics.py", "plots/training.py", "model"),
 }
 

@@ -1,0 +1,63 @@
+"""Modality presence picture: which patients of which class have which modalities, before any training."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+from mosare.cohort import MODALITIES, modality_combination  # noqa: E402
+
+
+def plot_modality_presence(table: pd.DataFrame, cohort: str, path: str | Path) -> None:
+    """Two panels: patients per modality and per class; patients per combination of modalities, stacked by class."""
+    classes = sorted(table["label"].unique())
+    colours = plt.get_cmap("tab10")(np.arange(len(classes)) % 10)
+    combos = modality_combination(table)
+    combo_counts = pd.crosstab(combos, table["label"]).reindex(columns=classes, fill_value=0)
+    combo_counts = combo_counts.loc[combo_counts.sum(axis=1).sort_values().index]
+
+    fig, (per_modality, per_combo) = plt.subplots(
+        1, 2, figsize=(11, max(3.0, 0.45 * len(combo_counts) + 1.5)), gridspec_kw={"width_ratios": [1, 1.6]}
+    )
+    positions = np.arange(len(MODALITIES))
+    width = 0.8 / len(classes)
+    for k, (label, colour) in enumerate(zip(classes, colours)):
+        of_class = table[table["label"] == label]
+        present = [int(of_class[f"has_{m}"].sum()) for m in MODALITIES]
+        bars = per_modality.bar(positions + k * width, present, width, color=colour, label=f"{label} (n={len(of_class)})")
+        per_modality.bar_label(bars, fontsize=8)
+    per_modality.set_xticks(positions + width * (len(classes) - 1) / 2, [m.upper() for m in MODALITIES])
+    per_modality.set_ylabel("patients with the modality")
+    per_modality.yaxis.set_major_locator(MaxNLocator(integer=True))
+    per_modality.margins(y=0.12)
+    per_modality.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=min(len(classes), 3))
+    per_modality.set_title("present per modality and class", fontsize=10)
+
+    left = np.zeros(len(combo_counts))
+    for label, colour in zip(classes, colours):
+        counts = combo_counts[label].to_numpy()
+        per_combo.barh(combo_counts.index, counts, left=left, color=colour, label=label)
+        left += counts
+    for y, total in enumerate(left):
+        per_combo.text(total, y, f" {int(total)}", va="center", fontsize=8)
+    per_combo.xaxis.set_major_locator(MaxNLocator(integer=True))
+    per_combo.margins(x=0.08)
+    per_combo.set_xlabel("patients")
+    per_combo.set_title("patients per combination of present modalities", fontsize=10)
+    fig.suptitle(f"{cohort}: {len(table)} patients, modality presence in the data (before simulated masking)")
+    fig.tight_layout()
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    os.replace(tmp, path)
