@@ -1,46 +1,91 @@
 """Code fingerprints, so editing a stage's source reruns exactly the stages whose code changed.
 
 Snakemake does not look inside imported packages; every rule passes ``stage_code_hash(stage)`` as a param,
-and Snakemake's params-change trigger does the rest.
+and Snakemake's params-change trigger does the rest. A stage's fingerprint covers its entry modules below and
+every ``mosare`` module they import, directly or not, so a new helper module is never missed.
 """
 
 from __future__ import annotations
 
+import ast
 import functools
 import hashlib
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-WORKFLOW_SCRIPTS = PACKAGE_DIR.parents[1] / "workflow" / "scripts"
 
-# Stage -> source files (relative to src/mosare/) whose edits change that stage's outputs.
-# Shared helpers (stores, logs, config) are listed where they shape the output.
+# Stage -> entry modules (relative to src/mosare/; a directory means every module in it) that the stage's
+# scripts call. Imported mosare modules are added automatically.
 STAGE_SOURCES: dict[str, tuple[str, ...]] = {
-    "demo": ("demo.py", "stores.py"),
-    "tiling": ("slides.py", "tiling.py", "plots/tissue.py", "stores.py"),
-    "embedding": ("slides.py", "encoders.py", "embedding.py", "stores.py"),
-    "gmm": ("gmm.py", "plots/gmm.py", "stores.py"),
-    "text": ("text.py", "gmm.py", "stores.py"),
-    "rna": ("rna.py", "stores.py"),
+    "demo": ("demo.py",),
+    "tiling": ("tiling.py", "slides.py", "plots/tissue.py"),
+    "embedding": ("embedding.py", "encoders.py", "slides.py"),
+    "gmm": ("gmm.py", "plots/gmm.py"),
+    "text": ("text.py",),
+    "rna": ("rna.py",),
     "cohort": ("cohort.py", "plots/cohort.py"),
     "training": ("training.py", "metrics.py", "plots/training.py", "model"),
 }
 
+# Modules that never change a stage's outputs (log plumbing, this file); editing them reruns nothing.
+OUTPUT_NEUTRAL = frozenset({"logs.py", "provenance.py"})
 
-def _files(relative: str) -> list[Path]:
-    path = PACKAGE_DIR / relative
-    if path.is_dir():
-        return sorted(path.rglob("*.py"))
-    return [path] if path.exists() else []
+
+def _module_path(dotted: str) -> Path | None:
+    """The file of a ``mosare.x.y`` module (a package resolves to its __init__.py), or None."""
+    parts = dotted.split(".")
+    if parts[0] != "mosare":
+        return None
+    base = PACKAGE_DIR.joinpath(*parts[1:])
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imported_modules(path: Path) -> set[Path]:
+    """mosare modules imported anywhere in a file (top level or inside functions, absolute or relative)."""
+    own_package = ["mosare", *path.parent.relative_to(PACKAGE_DIR).parts]
+    found: set[Path] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            package = own_package[: len(own_package) - node.level + 1] if node.level else []
+            module = ".".join([*package, *(node.module.split(".") if node.module else [])])
+            # `from mosare import stores` imports a module; `from mosare.x import f` imports x.
+            names = [module, *(f"{module}.{alias.name}" for alias in node.names)]
+        else:
+            continue
+        found.update(p for p in map(_module_path, names) if p is not None)
+    return found
+
+
+def stage_source_files(stage: str) -> list[Path]:
+    """Every source file whose edits change the stage's outputs, sorted."""
+    if stage not in STAGE_SOURCES:
+        raise KeyError(f"unknown stage {stage!r}; known: {sorted(STAGE_SOURCES)}")
+    pending: list[Path] = []
+    for relative in STAGE_SOURCES[stage]:
+        path = PACKAGE_DIR / relative
+        pending.extend(sorted(path.rglob("*.py")) if path.is_dir() else [path] if path.is_file() else [])
+    seen: set[Path] = set()
+    while pending:
+        path = pending.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        pending.extend(_imported_modules(path) - seen)
+    return sorted(p for p in seen if str(p.relative_to(PACKAGE_DIR)) not in OUTPUT_NEUTRAL)
 
 
 @functools.cache
 def stage_code_hash(stage: str) -> str:
-    """A short sha256 over the stage's source files (contents and names)."""
-    if stage not in STAGE_SOURCES:
-        raise KeyError(f"unknown stage {stage!r}; known: {sorted(STAGE_SOURCES)}")
+    """A short sha256 over the stage's source files (names relative to the package, and contents)."""
     digest = hashlib.sha256()
-    for path in (p for rel in STAGE_SOURCES[stage] for p in _files(rel)):
+    for path in stage_source_files(stage):
         digest.update(str(path.relative_to(PACKAGE_DIR)).encode())
+        digest.update(b"\0")
         digest.update(path.read_bytes())
+        digest.update(b"\0")
     return digest.hexdigest()[:16]
