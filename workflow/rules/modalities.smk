@@ -1,1 +1,116 @@
-# (rules for this stage land here)
+# Per-patient modalities besides the slides: report embeddings (text.zarr), RNA gene selection (rna.zarr), and the
+# cohort table that records, per patient, which modalities really exist (cohort.tsv).
+
+
+def modality_sample_sheet(wildcards) -> str:
+    """The cohort's sample sheet file (written by rule demo_cohort for a demo cohort)."""
+    return sample_sheet_path(wildcards.cohort)
+
+
+def cohort_classes(wildcards) -> list[str]:
+    return config["cohorts"][wildcards.cohort]["classes"]
+
+
+def configured_leak_patterns(wildcards) -> list[str] | None:
+    """The cohort's report_leak_patterns, or None for the built-in NSCLC/RCC/BRCA lists (class names always added)."""
+    return config["cohorts"][wildcards.cohort].get("report_leak_patterns")
+
+
+def report_files(wildcards) -> list[str]:
+    """A user cohort's report files, so editing one reruns the encoding. A demo cohort's reports are written by
+    the same job as its sample sheet, which is already an input."""
+    if is_demo(wildcards.cohort):
+        return []
+    return sorted(cohort_sheet(wildcards.cohort)["report_path"].dropna().unique().tolist())
+
+
+def rna_matrix_input(wildcards) -> dict[str, str]:
+    """{'rna': matrix path}, or nothing for a cohort without an RNA matrix (every patient then lacks RNA)."""
+    path = rna_matrix_path(wildcards.cohort)
+    return {"rna": path} if path else {}
+
+
+def slide_feature_stores(wildcards) -> list[str]:
+    """Every slide's feature store; a patient has WSI when one of its slides has at least one patch."""
+    return [f"{RESULTS}/{wildcards.cohort}/features/{encoder_slug()}/{slide}.zarr" for slide in slide_ids(wildcards.cohort)]
+
+
+rule encode_reports:
+    input:
+        samples=modality_sample_sheet,
+        reports=report_files,
+    output:
+        directory(f"{RESULTS}/{{cohort}}/text.zarr"),
+    log:
+        f"{RESULTS}/logs/encode_reports/{{cohort}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/encode_reports/{{cohort}}.tsv"
+    params:
+        classes=cohort_classes,
+        leak_patterns=configured_leak_patterns,
+        text=config["text"],
+        gmm=config["gmm"],
+        code=code_hash("text"),
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    conda:
+        "../../envs/features.yaml"
+    script:
+        "../scripts/encode_reports.py"
+
+
+rule select_rna_genes:
+    input:
+        unpack(rna_matrix_input),
+        samples=modality_sample_sheet,
+    output:
+        directory(f"{RESULTS}/{{cohort}}/rna.zarr"),
+    log:
+        f"{RESULTS}/logs/select_rna_genes/{{cohort}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/select_rna_genes/{{cohort}}.tsv"
+    params:
+        classes=cohort_classes,
+        rna=config["rna"],
+        code=code_hash("rna"),
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../../envs/features.yaml"
+    script:
+        "../scripts/select_rna_genes.py"
+
+
+rule assemble_cohort:
+    input:
+        samples=modality_sample_sheet,
+        features=slide_feature_stores,
+        text=f"{RESULTS}/{{cohort}}/text.zarr",
+        rna=f"{RESULTS}/{{cohort}}/rna.zarr",
+    output:
+        table=f"{RESULTS}/{{cohort}}/cohort.tsv",
+        qc=report(
+            f"{RESULTS}/{{cohort}}/qc/modalities.png",
+            caption="../report/modalities.rst",
+            category="Cohort",
+            subcategory="{cohort}",
+        ),
+    log:
+        f"{RESULTS}/logs/assemble_cohort/{{cohort}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/assemble_cohort/{{cohort}}.tsv"
+    params:
+        classes=cohort_classes,
+        code=code_hash("cohort"),
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../../envs/features.yaml"
+    script:
+        "../scripts/assemble_cohort.py"

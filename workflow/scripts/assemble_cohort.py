@@ -1,0 +1,18 @@
+"""Snakemake wrapper: the per-patient cohort table with modality presence, and its picture (see mosare.cohort)."""
+
+from pathlib import Path
+
+from mosare.cohort import build_cohort_table
+from mosare.logs import log_to_file
+from mosare.plots.cohort import plot_modality_presence
+from mosare.samples import load_sample_sheet
+
+with log_to_file(snakemake.log[0]):  # noqa: F821 (injected by Snakemake)
+    table = build_cohort_table(
+        load_sample_sheet(snakemake.input.samples, snakemake.params.classes),  # noqa: F821
+        {Path(store).name.removesuffix(".zarr"): store for store in snakemake.input.features},  # noqa: F821
+        snakemake.input.text,  # noqa: F821
+        snakemake.input.rna,  # noqa: F821
+        snakemake.output.table,  # noqa: F821
+    )
+    plot_modality_presence(table, snakemake.wildcards.cohort, snakemake.output.qc)  # noqa: F821

@@ -1,0 +1,18 @@
+"""Snakemake wrapper: clean, split and encode a cohort's reports into text.zarr (see mosare.text)."""
+
+import torch
+
+from mosare.logs import log_to_file
+from mosare.samples import load_sample_sheet
+from mosare.text import build_text_store
+
+with log_to_file(snakemake.log[0]):  # noqa: F821 (injected by Snakemake)
+    torch.set_num_threads(snakemake.threads)  # noqa: F821
+    build_text_store(
+        load_sample_sheet(snakemake.input.samples, snakemake.params.classes),  # noqa: F821
+        snakemake.params.classes,  # noqa: F821
+        snakemake.params.text,  # noqa: F821
+        snakemake.params.gmm,  # noqa: F821
+        snakemake.output[0],  # noqa: F821
+        configured_leak_patterns=snakemake.params.leak_patterns,  # noqa: F821
+    )
