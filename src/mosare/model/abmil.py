@@ -19,7 +19,7 @@ class GatedAttentionMIL(nn.Module):
         )
         # tanh and sigmoid branches of the gate in one matmul
         self.attention_gates = nn.Linear(dim, 2 * attention_hidden)
-        self.attention_score = nn.Linear(attention_hidden, 1)
+        self.attention_score = nn.Linear(attention_hidden, 1, bias=False)  # softmax ignores a bias
 
     def forward(self, patches: torch.Tensor, patch_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, P, in_dim), (B, P) bool -> slide feature (B, dim), attention weights (B, P).

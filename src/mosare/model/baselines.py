@@ -13,6 +13,11 @@ from mosare.model.rna import RNAGlobalMLP
 Batch = dict[str, torch.Tensor]
 
 
+def real_patches(batch: Batch) -> torch.Tensor:
+    """The patch mask, all False for patients whose slide is missing."""
+    return batch["wsi_patch_mask"].bool() & batch["present"][:, :1].bool()
+
+
 class SupervisedBaseline(nn.Module):
     """Plain cross-entropy on `logits`; subclasses define `features(batch) -> (B, F)` and `self.classifier`."""
 
@@ -42,7 +47,7 @@ class ABMILBaseline(SupervisedBaseline):
         self.classifier = nn.Linear(dims.hidden, n_classes)
 
     def features(self, batch: Batch) -> torch.Tensor:
-        slide, _ = self.encoder(batch["wsi_patches"], batch["wsi_patch_mask"].bool())
+        slide, _ = self.encoder(batch["wsi_patches"], real_patches(batch))
         return zero_missing(slide, batch["present"][:, 0].bool())
 
 
@@ -84,6 +89,6 @@ class LateFusionBaseline(SupervisedBaseline):
         self.classifier = nn.Linear(3 * dims.hidden, n_classes)
 
     def features(self, batch: Batch) -> torch.Tensor:
-        slide, _ = self.wsi(batch["wsi_patches"], batch["wsi_patch_mask"].bool())
+        slide, _ = self.wsi(batch["wsi_patches"], real_patches(batch))
         stacked = torch.stack([slide, self.rna(batch["rna"]), self.report(batch["text_global"])], dim=1)
         return zero_missing(stacked, batch["present"].bool()).flatten(1)

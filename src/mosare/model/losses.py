@@ -96,10 +96,12 @@ class MultiPrototypeContrast(nn.Module):
         features = F.normalize(features.detach().float(), dim=-1)
         capacity = self.queue.shape[1]
         for label in labels.unique().tolist():
-            rows = features[labels == label][-capacity:]
-            slots = (self.queue_position[label] + torch.arange(len(rows), device=rows.device)) % capacity
+            rows = features[labels == label]
+            start = self.queue_position[label] + max(len(rows) - capacity, 0)  # only the newest `capacity` fit
+            rows = rows[-capacity:]
+            slots = (start + torch.arange(len(rows), device=rows.device)) % capacity
             self.queue[label, slots] = rows
-            self.queue_position[label] = (self.queue_position[label] + len(rows)) % capacity
+            self.queue_position[label] = (start + len(rows)) % capacity
             self.queue_length[label] = torch.clamp(self.queue_length[label] + len(rows), max=capacity)
 
     @torch.no_grad()

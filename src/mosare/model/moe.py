@@ -62,7 +62,7 @@ class LocalTokenGate(nn.Module):
     def __init__(self, dim: int, keep: int = 1) -> None:
         super().__init__()
         self.keep = keep
-        self.score = nn.Linear(dim, 1)
+        self.score = nn.Linear(dim, 1, bias=False)  # softmax over tokens ignores a bias
 
     def forward(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, T, D) -> kept tokens (B, keep, D), their indices (B, keep)."""

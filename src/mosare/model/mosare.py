@@ -89,7 +89,8 @@ class MoSARe(nn.Module):
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
         present = batch["present"].bool()
-        wsi_global, wsi_attention = self.wsi_global(batch["wsi_patches"], batch["wsi_patch_mask"].bool())
+        patch_mask = batch["wsi_patch_mask"].bool() & present[:, :1]  # a missing slide has no real patch
+        wsi_global, wsi_attention = self.wsi_global(batch["wsi_patches"], patch_mask)
         rna_local, _ = self.rna_local(batch["rna"])
         text_global, text_local = self.report(batch["text_global"], batch["text_local"])
         global_tokens = zero_missing(torch.stack([wsi_global, self.rna_global(batch["rna"]), text_global], 1), present)

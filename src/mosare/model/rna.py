@@ -39,7 +39,7 @@ class GeneAttentionTokens(nn.Module):
         self.gene_bias = nn.Parameter(torch.randn(genes, token_dim))
         self.token_norm = nn.LayerNorm(token_dim)
         self.attention_gates = nn.Linear(token_dim, 2 * attention_hidden)
-        self.attention_scores = nn.Linear(attention_hidden, tokens)
+        self.attention_scores = nn.Linear(attention_hidden, tokens, bias=False)  # softmax ignores a bias
         self.dropout = nn.Dropout(dropout)
         self.output = nn.Linear(token_dim, dim)
 
