@@ -73,10 +73,12 @@ def test_variance_ignores_patients_outside_the_cohort():
     assert features.gene_ids == ["G2"]
 
 
-def test_cohort_without_rna_matrix_has_every_patient_absent():
-    features = select_rna_features(None, ["p1", "p2"], top_genes=10)
-    assert features.values.shape == (2, 0)
-    assert not features.present.any()
+def test_cohort_without_rna_matrix_has_every_patient_absent(tmp_path):
+    build_rna_store(None, ["p1", "p2"], {"top_genes": 10}, tmp_path / "rna.zarr")
+    store = open_store(tmp_path / "rna.zarr")
+    assert list(store["patient_ids"][:]) == ["p1", "p2"]
+    assert store["values"].shape == (2, 0) and store["gene_ids"].shape == (0,)
+    assert not store["present"][:].any()
 
 
 def test_nan_values_fail_naming_gene_and_patient(tmp_path):

@@ -140,6 +140,17 @@ def test_long_report_is_cut_into_window_sized_chunks_at_word_starts(model):
     assert token_chunks("Short report.", model) == [("Short report.", 3)]
 
 
+def test_long_report_global_is_the_token_weighted_mean_of_its_chunks(model):
+    text = " ".join(f"Block {i} shows tumour cells in fibrous stroma." for i in range(60))
+    chunks = token_chunks(text, model)
+    assert len(chunks) > 1
+    features = encode_reports({"p1": text}, model, GMM)
+    vectors = model.encode([piece for piece, _ in chunks], convert_to_numpy=True)
+    weights = np.array([n for _, n in chunks], float)
+    np.testing.assert_allclose(features.global_[0], weights @ vectors / weights.sum(), atol=1e-5)
+    assert features.n_sentences[0] == 60
+
+
 def test_encoded_reports_have_global_local_and_presence(model):
     reports = {
         "p1": "Tumour is TTF-1 positive. Napsin A positive. Margins clear. Pleura not involved. No nodal disease.",
