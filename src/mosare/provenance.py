@@ -21,9 +21,9 @@ STAGE_SOURCES: dict[str, tuple[str, ...]] = {
     "tiling": ("tiling.py", "slides.py", "plots/tissue.py"),
     "embedding": ("embedding.py", "encoders.py", "slides.py"),
     "gmm": ("gmm.py", "plots/gmm.py"),
-    "text": ("text.py",),
-    "rna": ("rna.py",),
-    "cohort": ("cohort.py", "plots/cohort.py"),
+    "text": ("text.py", "samples.py"),
+    "rna": ("rna.py", "samples.py"),
+    "cohort": ("cohort.py", "plots/cohort.py", "samples.py"),
     "training": ("training.py", "metrics.py", "plots/training.py", "model"),
 }
 

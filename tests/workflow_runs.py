@@ -1,0 +1,123 @@
+"""Running the real workflow on a tiny demo cohort from tests: working directories, snakemake calls, planned jobs."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEFILE = REPO / "Snakefile"
+SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+COHORT = "tiny"
+
+# Deepest first: the first target whose rule exists is what a "whole pipeline" test runs. Paths are relative to
+# results/{cohort}/ ; {slide} stands for every slide of the cohort and {encoder} for the encoder slug.
+TARGETS_BY_RULE = (
+    ("train_and_evaluate", "metrics.tsv"),
+    ("assemble_cohort", "cohort.tsv"),
+    ("fit_slide_gmm", "gmm/{encoder}/{slide}.zarr"),
+    ("embed_slide", "features/{encoder}/{slide}.zarr"),
+    ("tile_slide", "patches/{slide}.zarr"),
+)
+
+
+def tiny_demo_config() -> dict:
+    """A demo cohort of 4 patients with 2048 px slides, 2 GMM components and one short training run."""
+    return {
+        "cohorts": {
+            COHORT: {
+                "classes": ["A", "B"],
+                "demo": {"patients": 4, "seed": 7, "slide_px": 2048, "genes": 60, "fraction_two_slides": 0.0},
+            }
+        },
+        "encoder": {"name": "efficientnet-lite0", "batch_size": 16, "num_workers": 0},
+        "gmm": {"components": 2, "max_iter": 20},
+        "rna": {"top_genes": 20},
+        "train": {
+            "folds": 2,
+            "epochs": 1,
+            "batch_size": 2,
+            "warmup_epochs": 0,
+            "contrastive_warmup_epochs": 0,
+            "missing_rates": [0.5],
+            "val_fraction": 0.5,
+            "patches_per_step": 8,
+            "prototypes_per_class": 1,
+            "models": ["mosare"],
+        },
+    }
+
+
+def make_workdir(path: Path, config: dict) -> Path:
+    """A working directory holding config.yaml (the Snakefile's configfile); results/ land inside it."""
+    path.mkdir(parents=True, exist_ok=True)
+    write_config(path, config)
+    return path
+
+
+def write_config(workdir: Path, config: dict) -> None:
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def snakemake(
+    workdir: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 900
+) -> subprocess.CompletedProcess:
+    """Run the repository's workflow in ``workdir``; raise with its output when it fails."""
+    result = subprocess.run(
+        [str(SNAKEMAKE), "--snakefile", str(SNAKEFILE), *args],
+        cwd=workdir,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if result.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def parse_job_stats(output: str) -> dict[str, int]:
+    """{rule: jobs} from snakemake's "Job stats" table (empty when nothing is to be done); `all` left out."""
+    match = re.search(r"Job stats:\njob\s+count\n[- ]+\n(.*?)\ntotal\s+\d+", output, re.S)
+    if match is None:
+        if "Nothing to be done" in output:
+            return {}
+        raise AssertionError(f"no job stats in snakemake's output:\n{output}")
+    jobs = {}
+    for line in match.group(1).splitlines():
+        rule, count = line.split()
+        jobs[rule] = int(count)
+    jobs.pop("all", None)
+    return jobs
+
+
+def planned_jobs(workdir: Path, *args: str, env: dict[str, str] | None = None) -> dict[str, int]:
+    """{rule: jobs} a dry run of the workflow would execute."""
+    result = snakemake(workdir, "--dry-run", "--quiet", "rules", *args, env=env)
+    return parse_job_stats(result.stdout + result.stderr)
+
+
+def workflow_rules(workdir: Path) -> set[str]:
+    result = snakemake(workdir, "--list-rules")
+    return {line.split()[0] for line in result.stdout.splitlines() if line.strip()}
+
+
+def deepest_targets(workdir: Path, cohort: str = COHORT) -> list[str]:
+    """The deepest outputs of the cohort that the workflow's current rules can produce."""
+    from mosare.demo import plan_demo_cohort
+
+    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    cohort_config = config["cohorts"][cohort]
+    sheet = plan_demo_cohort(cohort, cohort_config["demo"], cohort_config["classes"], workdir / "results" / "demo" / cohort)
+    encoder = config["encoder"]["name"].replace(":", "-")
+    rules = workflow_rules(workdir)
+    for rule, target in TARGETS_BY_RULE:
+        if rule in rules:
+            pattern = f"results/{cohort}/{target}"
+            return sorted({pattern.format(encoder=encoder, slide=slide) for slide in sheet["slide_id"]})
+    raise AssertionError(f"none of {[rule for rule, _ in TARGETS_BY_RULE]} is a rule yet: {sorted(rules)}")
