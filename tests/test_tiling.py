@@ -1,0 +1,185 @@
+"""mosare.tiling: exact-resolution patch geometry, tissue detection, patch stores and QC pictures."""
+
+from __future__ import annotations
+
+import logging
+
+import cv2
+import numpy as np
+import pytest
+import zarr
+from synthetic_slides import tissue_image, write_slide
+
+import mosare.slides
+from mosare.slides import MissingMppError, SlideError, open_slide
+from mosare.tiling import TissueMask, TissueParams, detect_tissue, patch_coords, patch_geometry, tile_slide
+
+TILING = {"target_mpp": 0.5, "patch_px": 256, "min_tissue_fraction": 0.5, "tissue": {}}
+
+
+@pytest.mark.parametrize(("slide_mpp", "footprint"), [(0.25, 512), (0.2527, 507), (0.5, 256)])
+def test_footprint_covers_exactly_the_target_field_of_view(slide_mpp, footprint):
+    geometry = patch_geometry(slide_mpp, 0.5, 256, (1.0,))
+    assert geometry.footprint_px == footprint
+    assert (geometry.read_level, geometry.read_px) == (0, footprint)
+
+
+@pytest.mark.parametrize(
+    ("slide_mpp", "target_mpp", "level", "read_px"),
+    [
+        (0.25, 0.5, 0, 512),  # level 1 (1 µm/px) is coarser than the target: read level 0 and shrink
+        (0.25, 1.0, 1, 256),  # level 1 is exactly the target
+        (0.25, 2.0, 1, 512),
+        (0.25, 4.0, 2, 256),
+        (0.2527, 1.0, 1, 253),  # level 1 at 1.0108 µm/px is within tolerance of 1.0: read 253 px, enlarge 1%
+        (0.2527, 0.5, 0, 507),
+    ],
+)
+def test_read_level_is_the_coarsest_at_or_finer_than_the_target(slide_mpp, target_mpp, level, read_px):
+    geometry = patch_geometry(slide_mpp, target_mpp, 256, (1.0, 4.0, 16.0))
+    assert (geometry.read_level, geometry.read_px) == (level, read_px)
+
+
+def test_patch_coords_keep_grid_cells_with_enough_tissue():
+    mask = np.zeros((8, 8), bool)
+    mask[0:4, 0:4] = True  # top-left 4x4 mask px = level-0 [0, 64) at downsample 16
+    mask[4:8, 4:6] = True  # half of the bottom-right cell
+    tissue = TissueMask(mask, downsample=16.0, mpp=8.0, threshold=8.0)
+    coords = patch_coords(tissue, (128, 128), footprint_px=64, min_tissue_fraction=0.5)
+    assert coords.dtype == np.int64
+    assert coords.tolist() == [[0, 0], [64, 64]]
+    assert patch_coords(tissue, (128, 128), 64, 0.6).tolist() == [[0, 0]]
+
+
+def test_patch_grid_stays_inside_the_slide():
+    tissue = TissueMask(np.ones((10, 10), bool), downsample=16.0, mpp=8.0, threshold=8.0)
+    coords = patch_coords(tissue, (160, 150), footprint_px=50, min_tissue_fraction=0.5)
+    assert coords.tolist() == [[x, y] for y in (0, 50, 100) for x in (0, 50, 100)]
+
+
+def test_real_cmu_slide_gives_tissue_patches_and_a_qc_picture(cmu_slide, tmp_path):
+    store, qc = tmp_path / "cmu.zarr", tmp_path / "qc" / "cmu.png"
+    result = tile_slide(cmu_slide, store, qc, slide_id="CMU-1", tiling=TILING)
+    # 1.1 x 1.5 mm of skin with ~0.6 mm² of tissue; a 256 px patch at 0.5 µm/px covers 0.0164 mm²,
+    # so at most ~40 patches can be half tissue and the wide central strip alone holds more than 20.
+    assert 20 <= result.n_patches <= 45
+    group = zarr.open_group(str(store), mode="r")
+    coords = group["coords"][:]
+    attrs = dict(group.attrs)
+    assert coords.shape == (result.n_patches, 2) and coords.dtype == np.int64
+    assert attrs["mpp_level0"] == pytest.approx(0.499) and attrs["mpp_source"] == "file"
+    assert (attrs["footprint_px"], attrs["read_level"], attrs["read_px"]) == (257, 0, 257)
+    assert attrs["n_patches"] == result.n_patches
+    assert 0.3e6 < attrs["tissue_area_um2"] < 1.5e6
+    assert attrs["tissue"]["saturation_threshold"] == 8 and attrs["slide_path"] == str(cmu_slide.resolve())
+    assert qc.stat().st_size > 50_000
+    with open_slide(cmu_slide) as slide:
+        patches = [slide.read_patch(x, y, 0, 257, 256) for x, y in coords[:10]]
+    saturation = [cv2.cvtColor(p, cv2.COLOR_RGB2HSV)[..., 1].mean() for p in patches]
+    assert min(saturation) > 20  # stained tissue, not glass (glass is below 10)
+
+
+def test_demo_like_slide_finds_each_tissue_piece_and_skips_pen_ink(tmp_path):
+    image = tissue_image(
+        4096, 4096, blobs=[(0.3, 0.3, 0.2, 0.2), (0.7, 0.7, 0.2, 0.2)], pen=(0.05, 0.95, 0.55, 0.95)
+    )
+    path = write_slide(tmp_path / "demo.svs", image, mpp=0.25, downsamples=(1, 4, 16))
+    store = tmp_path / "demo.zarr"
+    # The slide is 1 mm wide, so each disc (0.13 mm²) is below the default 0.25 mm² fragment size.
+    tiling = {**TILING, "tissue": {"min_tissue_area_um2": 50_000.0}}
+    result = tile_slide(path, store, tmp_path / "demo.png", slide_id="demo", tiling=tiling)
+    coords = zarr.open_group(str(store), mode="r")["coords"][:]
+    assert result.geometry.footprint_px == 512
+    centres = coords + 256
+    in_first = np.hypot(centres[:, 0] - 0.3 * 4096, centres[:, 1] - 0.3 * 4096) < 0.2 * 4096 + 256
+    in_second = np.hypot(centres[:, 0] - 0.7 * 4096, centres[:, 1] - 0.7 * 4096) < 0.2 * 4096 + 256
+    assert in_first.any() and in_second.any()
+    assert (in_first | in_second).all()  # nothing on the ink stroke or glass
+    # Each disc has area pi * 0.2² * 4096² px; a patch is 512² px.
+    expected_per_disc = np.pi * (0.2 * 4096) ** 2 / 512**2
+    assert 0.6 * expected_per_disc < in_first.sum() < 1.3 * expected_per_disc
+
+
+def test_tissue_mask_has_holes_where_the_tissue_has_large_gaps(tmp_path):
+    image = tissue_image(2048, 2048, blobs=[(0.5, 0.5, 0.45, 0.45)])
+    # A glass gap of radius 150 µm (0.07 mm²), above the default 0.04 mm² minimum hole.
+    cv2.circle(image, (1024, 1024), 300, (243, 243, 245), -1)
+    path = write_slide(tmp_path / "ring.svs", image, mpp=0.5)
+    with open_slide(path) as slide:
+        tissue = detect_tissue(slide, TissueParams())
+    assert len(tissue.tissue_contours) == 1 and len(tissue.hole_contours) == 1
+    hole_centre = tissue.hole_contours[0].mean(axis=0)
+    assert np.allclose(hole_centre, 1024, atol=32)
+    assert not tissue.mask[1024 // 16, 1024 // 16]
+
+
+def test_otsu_threshold_finds_the_same_tissue(tmp_path):
+    path = write_slide(tmp_path / "s.svs", tissue_image(2048, 2048, blobs=[(0.5, 0.5, 0.35, 0.35)]), mpp=0.5)
+    with open_slide(path) as slide:
+        fixed = detect_tissue(slide, TissueParams())
+        otsu = detect_tissue(slide, TissueParams(saturation_threshold=None))
+    assert otsu.threshold > 8
+    overlap = (fixed.mask & otsu.mask).sum() / (fixed.mask | otsu.mask).sum()
+    assert overlap > 0.95
+
+
+def test_blank_slide_gives_a_valid_empty_store_and_a_warning(tmp_path, caplog):
+    blank = np.full((1024, 1024, 3), 250, np.uint8)
+    path = write_slide(tmp_path / "blank.svs", blank, mpp=0.5)
+    store, qc = tmp_path / "blank.zarr", tmp_path / "blank.png"
+    with caplog.at_level(logging.WARNING):
+        result = tile_slide(path, store, qc, slide_id="blank", tiling=TILING)
+    group = zarr.open_group(str(store), mode="r")
+    assert result.n_patches == 0
+    assert group["coords"].shape == (0, 2) and group["coords"].dtype == np.int64
+    assert group.attrs["n_patches"] == 0 and group.attrs["tissue_area_um2"] == 0
+    assert "blank" in caplog.text and "no tissue patches" in caplog.text
+    assert qc.exists()
+
+
+def test_tiling_uses_sample_sheet_then_config_mpp_and_records_the_source(tmp_path):
+    path = write_slide(tmp_path / "nompp.svs", tissue_image(2048, 2048, blobs=[(0.5, 0.5, 0.4, 0.4)]), mpp=None)
+    tile_slide(path, tmp_path / "a.zarr", None, slide_id="nompp", tiling=TILING, mpp_override=0.25)
+    tile_slide(path, tmp_path / "b.zarr", None, slide_id="nompp", tiling={**TILING, "assume_mpp": 0.5})
+    sheet = zarr.open_group(str(tmp_path / "a.zarr"), mode="r").attrs
+    config = zarr.open_group(str(tmp_path / "b.zarr"), mode="r").attrs
+    assert (sheet["mpp_source"], sheet["mpp_level0"], sheet["footprint_px"]) == ("sample_sheet", 0.25, 512)
+    assert (config["mpp_source"], config["mpp_level0"], config["footprint_px"]) == ("config", 0.5, 256)
+
+
+def test_tiling_a_slide_without_any_mpp_fails_and_writes_nothing(tmp_path):
+    path = write_slide(tmp_path / "nompp.svs", tissue_image(512, 512, blobs=[(0.5, 0.5, 0.4, 0.4)]), mpp=None)
+    with pytest.raises(MissingMppError, match="S9.*'mpp' column.*assume_mpp"):
+        tile_slide(path, tmp_path / "s.zarr", tmp_path / "s.png", slide_id="S9", tiling=TILING)
+    assert not (tmp_path / "s.zarr").exists() and not (tmp_path / "s.png").exists()
+
+
+def test_tiling_a_corrupt_file_fails_naming_it(tmp_path):
+    path = tmp_path / "broken.svs"
+    path.write_bytes(b"II*\x00" + bytes(range(256)) * 40)
+    with pytest.raises(SlideError, match="broken.svs"):
+        tile_slide(path, tmp_path / "b.zarr", None, slide_id="broken", tiling=TILING)
+    assert not (tmp_path / "b.zarr").exists()
+
+
+def test_one_level_slide_tissue_read_in_strips_equals_the_direct_read(tmp_path, monkeypatch):
+    image = tissue_image(3000, 2600, blobs=[(0.35, 0.4, 0.3, 0.3), (0.75, 0.7, 0.2, 0.25)])
+    path = write_slide(tmp_path / "flat.svs", image, mpp=0.5)
+    with open_slide(path) as slide:
+        direct = detect_tissue(slide, TissueParams())
+        monkeypatch.setattr(mosare.slides, "MAX_READ_BYTES", 3000 * 4 * 16 * 10)  # 10 mask rows per strip
+        strips = detect_tissue(slide, TissueParams())
+    assert direct.mask.shape == (2600 // 16, 3000 // 16) and direct.mask.any()
+    np.testing.assert_array_equal(strips.mask, direct.mask)
+    assert strips.area_um2 == direct.area_um2
+
+
+def test_tissue_mask_is_centred_on_the_tissue(tmp_path):
+    # An even closing kernel (CLAM's 4) used to shift the mask a detection pixel down-right.
+    image = tissue_image(4096, 4096, blobs=[(0.5, 0.5, 0.3, 0.3)])
+    path = write_slide(tmp_path / "disc.svs", image, mpp=0.5, downsamples=(1, 4))
+    with open_slide(path) as slide:
+        tissue = detect_tissue(slide, TissueParams(closing=4))
+    rows, cols = np.nonzero(tissue.mask)
+    centre = (np.array([cols.mean(), rows.mean()]) + 0.5) * tissue.downsample
+    assert np.abs(centre - 2048).max() < 0.25 * tissue.downsample
