@@ -1,0 +1,833 @@
+"""Synthetic demo cohorts: slides, RNA and reports with class signal, noise and real missingness.
+
+Everything derives from ``demo.seed``: :func:`plan_demo_cohort` (cheap, called while Snakemake builds the
+DAG) and :func:`write_demo_cohort` share one plan, so the sheet planned in memory names exactly the files
+the generator writes, and two runs with one seed write byte-identical files.
+
+Slides are Aperio-style pyramidal TIFFs (JPEG tiles of 256 px, one top-level IFD per level, Aperio
+ImageDescription with ``MPP`` and ``AppMag``). Tissue is painted in micrometres at 0.5 µm/px and a 40x
+slide is that picture upsampled to 0.25 µm/px, so both magnifications of a class look alike at the
+encoder's resolution. Class 0 leans to gland-like rings around lumens, the last class to solid nests;
+each patient mixes both motifs in a class-dependent but overlapping proportion, so subtyping from the
+slides alone is learnable but not trivial. RNA is raw-count-like (negative binomial), genes x patients.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pandas as pd
+import tifffile
+import yaml
+from tqdm import tqdm
+
+from mosare.config import CONFIG_SCHEMA
+
+RENDER_MPP = 0.5  # µm/px at which tissue is painted (the encoder's default resolution)
+TILE_PX = 256
+JPEG_QUALITY = 80
+MIN_LEVEL_PX = 1000  # the pyramid halves until a level is smaller than this
+ARCHITECTURE_UM = 2.0  # µm/px of the gland/nest layout grid
+STAIN_UM = 1.0  # µm/px of the stain fields (nuclei are drawn at RENDER_MPP)
+OUTLINE_UM = 4.0  # µm/px of the tissue-outline grid
+MAGNIFICATION = {0.25: 40, 0.5: 20}
+
+# Ruifrok & Johnston optical-density vectors (R, G, B) of haematoxylin and eosin.
+HEMATOXYLIN_OD = np.array([0.650, 0.704, 0.286], dtype=np.float32)
+EOSIN_OD = np.array([0.05, 0.80, 0.30], dtype=np.float32)  # a pinker eosin than Ruifrok's [0.07, 0.99, 0.11]
+GLASS_OD = np.float32(0.015)  # mounting medium and glass: the background is near-white, not 255
+H_STEPS, E_STEPS = 110.0, 170.0  # lookup-table steps per unit concentration
+PEN_OD = {
+    "green": np.array([0.95, 0.30, 0.75], dtype=np.float32),
+    "blue": np.array([0.95, 0.55, 0.12], dtype=np.float32),
+    "black": np.array([0.95, 0.95, 0.90], dtype=np.float32),
+}
+PEN_FRACTION = 0.3  # of slides with a marker stroke
+
+
+# --------------------------------------------------------------------------------------------- plan
+
+
+@dataclass(frozen=True)
+class PatientPlan:
+    patient_id: str
+    label: str
+    class_position: float  # 0 = first class (glandular) ... 1 = last class (solid)
+    has_rna: bool
+    has_report: bool
+    index: int
+
+
+@dataclass(frozen=True)
+class SlidePlan:
+    slide_id: str
+    patient: PatientPlan
+    mpp: float
+    pen: bool  # a marker stroke on the glass
+    index: int
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    cohort: str
+    settings: dict[str, Any]
+    classes: tuple[str, ...]
+    out_dir: Path
+    patients: tuple[PatientPlan, ...]
+    slides: tuple[SlidePlan, ...]
+
+    @property
+    def sheet(self) -> pd.DataFrame:
+        rows = [
+            {
+                "patient_id": slide.patient.patient_id,
+                "slide_id": slide.slide_id,
+                "slide_path": str(self.out_dir / "slides" / f"{slide.slide_id}.svs"),
+                "label": slide.patient.label,
+                "report_path": (
+                    str(self.out_dir / "reports" / f"{slide.patient.patient_id}.txt")
+                    if slide.patient.has_report
+                    else None
+                ),
+                "mpp": math.nan,
+            }
+            for slide in self.slides
+        ]
+        return pd.DataFrame(rows, columns=["patient_id", "slide_id", "slide_path", "label", "report_path", "mpp"])
+
+
+def demo_settings(demo_config: Mapping[str, Any]) -> dict[str, Any]:
+    """``demo_config`` with the schema's defaults filled in (tests and scripts may pass partial dicts)."""
+    schema = yaml.safe_load(CONFIG_SCHEMA.read_text())
+    demo_schema = schema["properties"]["cohorts"]["additionalProperties"]["properties"]["demo"]
+    settings = {key: spec["default"] for key, spec in demo_schema["properties"].items()}
+    unknown = set(demo_config) - set(settings)
+    if unknown:
+        raise ValueError(f"unknown demo setting(s) {sorted(unknown)}; known: {sorted(settings)}")
+    settings.update(demo_config)
+    return settings
+
+
+def _stream(seed: int, *purpose: int) -> np.random.Generator:
+    """An independent random stream per purpose, so e.g. adding a gene never moves a slide."""
+    return np.random.default_rng(np.random.SeedSequence([seed, *purpose]))
+
+
+def _exact_subset(rng: np.random.Generator, n: int, fraction: float) -> np.ndarray:
+    """A boolean mask with exactly round(fraction * n) True entries at random positions."""
+    count = int(round(fraction * n))
+    mask = np.zeros(n, dtype=bool)
+    mask[rng.permutation(n)[:count]] = True
+    return mask
+
+
+def make_demo_plan(cohort: str, demo_config: Mapping[str, Any], classes: Sequence[str], out_dir: Path) -> DemoPlan:
+    """Decide every patient, slide, magnification and missing modality from the seed alone."""
+    settings = demo_settings(demo_config)
+    seed, n_patients = int(settings["seed"]), int(settings["patients"])
+    if len(classes) < 2:
+        raise ValueError(f"demo cohort {cohort!r} needs at least two classes, got {list(classes)}")
+    rng = _stream(seed, 0)
+    class_index = rng.permutation(np.arange(n_patients) % len(classes))
+    lacks_rna = _exact_subset(rng, n_patients, settings["fraction_missing_rna"])
+    lacks_report = _exact_subset(rng, n_patients, settings["fraction_missing_report"])
+    two_slides = _exact_subset(rng, n_patients, settings["fraction_two_slides"])
+    patients = tuple(
+        PatientPlan(
+            patient_id=f"{cohort}-{i + 1:03d}",
+            label=str(classes[k]),
+            class_position=float(k) / (len(classes) - 1),
+            has_rna=not lacks_rna[i],
+            has_report=not lacks_report[i],
+            index=i,
+        )
+        for i, k in enumerate(class_index)
+    )
+    slide_owners = [p for p in patients for _ in range(2 if two_slides[p.index] else 1)]
+    is_40x = _exact_subset(rng, len(slide_owners), settings["fraction_40x"])
+    has_pen = _exact_subset(rng, len(slide_owners), PEN_FRACTION)
+    slides: list[SlidePlan] = []
+    for index, patient in enumerate(slide_owners):
+        letter = "AB"[sum(s.patient is patient for s in slides)]
+        mpp = 0.25 if is_40x[index] else 0.5
+        slides.append(SlidePlan(f"{patient.patient_id}-{letter}", patient, mpp, bool(has_pen[index]), index))
+    return DemoPlan(cohort, settings, tuple(classes), Path(out_dir).resolve(), patients, tuple(slides))
+
+
+def plan_demo_cohort(cohort: str, demo_config: Mapping[str, Any], classes: Sequence[str], out_dir: Path) -> pd.DataFrame:
+    """The sample sheet :func:`write_demo_cohort` will write (absolute paths under ``out_dir``); pure and cheap."""
+    return make_demo_plan(cohort, demo_config, classes, out_dir).sheet
+
+
+# ------------------------------------------------------------------------------------------- slides
+
+
+@dataclass(frozen=True)
+class Phenotype:
+    """A patient's tissue look; both of a patient's slides share it."""
+
+    gland_fraction: float
+    nucleus_radius_um: float
+    epithelial_density: float
+    lymphocyte_level: float
+
+
+def patient_phenotype(seed: int, patient_index: int, class_position: float) -> Phenotype:
+    # Class-dependent means with wide patient-level spread: the classes overlap on every feature.
+    rng = _stream(seed, 4, patient_index)
+    mean_glands = 0.66 - 0.32 * class_position
+    concentration = 5.5
+    return Phenotype(
+        gland_fraction=float(rng.beta(mean_glands * concentration, (1 - mean_glands) * concentration)),
+        nucleus_radius_um=float(np.clip(rng.normal(3.9 + 0.35 * class_position, 0.35), 2.8, 5.5)),
+        epithelial_density=float(np.clip(rng.normal(0.55 + 0.1 * class_position, 0.12), 0.25, 0.9)),
+        lymphocyte_level=float(rng.uniform(0.0, 1.0)),
+    )
+
+
+def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], scale_px: float) -> np.ndarray:
+    """Gaussian random field with correlation length ~``scale_px``, unit standard deviation."""
+    height, width = shape
+    grid_h, grid_w = int(math.ceil(height / scale_px)) + 3, int(math.ceil(width / scale_px)) + 3
+    coarse = rng.standard_normal((grid_h, grid_w), dtype=np.float32)
+    size = (int(round(grid_w * scale_px)), int(round(grid_h * scale_px)))
+    field = cv2.resize(coarse, size, interpolation=cv2.INTER_CUBIC)[:height, :width]
+    field -= field[::7, ::7].mean()
+    field /= field[::7, ::7].std() + 1e-6
+    return field
+
+
+def _resize(array: np.ndarray, side: int, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
+    return cv2.resize(array, (side, side), interpolation=interpolation)
+
+
+def _tissue_outline(rng: np.random.Generator, side: int, field_um: float) -> np.ndarray:
+    """Signed tissue score on a grid of ``side`` px (> 0 inside): 2-4 lobed pieces with ragged edges and holes."""
+    um = field_um / side
+    coords = (np.arange(side, dtype=np.float32) + 0.5) * um
+    xx, yy = np.meshgrid(coords, coords)
+    n_pieces = int(rng.integers(2, 5))
+    coverage = rng.uniform(0.56, 0.72)
+    shares = rng.dirichlet(np.full(n_pieces, 4.0))
+    score = np.full((side, side), -1.0, dtype=np.float32)
+    centers: list[tuple[float, float, float]] = []
+    for share in shares:
+        area = share * coverage * field_um**2
+        aspect = rng.uniform(1.0, 1.8)
+        semi_major = math.sqrt(area * aspect / math.pi)
+        semi_minor = area / (math.pi * semi_major)
+        margin = min(0.85 * semi_major, field_um / 2)
+        candidates = rng.uniform(margin, field_um - margin, size=(32, 2))
+        if centers:
+            # Keep the candidate that overlaps the pieces placed so far the least.
+            placed = np.array(centers)
+            gap = np.linalg.norm(candidates[:, None, :] - placed[None, :, :2], axis=2) - placed[None, :, 2]
+            cx, cy = candidates[np.argmax(gap.min(axis=1) - semi_major)]
+        else:
+            cx, cy = candidates[0]
+        centers.append((cx, cy, semi_major))
+        angle = rng.uniform(0, math.pi)
+        dx, dy = xx - cx, yy - cy
+        u = (dx * math.cos(angle) + dy * math.sin(angle)) / semi_major
+        v = (-dx * math.sin(angle) + dy * math.cos(angle)) / semi_minor
+        theta = np.arctan2(v, u)
+        lobes = np.ones_like(theta)
+        for k in range(2, 6):
+            lobes += rng.normal(0, 0.16 / math.sqrt(k)) * np.cos(k * theta + rng.uniform(0, 2 * math.pi))
+        score = np.maximum(score, 1.0 - np.sqrt(u * u + v * v) / np.clip(lobes, 0.5, None))
+        for _ in range(int(rng.integers(0, 3))):
+            # Vessel or airspace: a clean hole well inside the piece.
+            hole_r = rng.uniform(30, 90)
+            r, phi = rng.uniform(0, 0.55), rng.uniform(0, 2 * math.pi)
+            hx = cx + r * semi_major * math.cos(phi)
+            hy = cy + r * semi_minor * math.sin(phi)
+            hole = np.sqrt((xx - hx) ** 2 + (yy - hy) ** 2 * rng.uniform(0.5, 1.5)) / hole_r - 1.0
+            score = np.minimum(score, hole * 0.3)
+    score += 0.07 * _smooth_noise(rng, (side, side), 45 / um) + 0.03 * _smooth_noise(rng, (side, side), 12 / um)
+    tears = _smooth_noise(rng, (side, side), 70 / um)
+    return np.minimum(score, 0.12 * (2.1 - tears))
+
+
+@dataclass
+class _Architecture:
+    gland_q: np.ndarray  # distance to the nearest gland centre / that gland's radius (1 = gland edge)
+    gland_angle: np.ndarray  # direction from the nearest gland centre (for radial nuclei)
+    lumen_ratio: np.ndarray  # per-pixel lumen radius / gland radius
+    nest: np.ndarray  # > 0 inside a solid nest
+    is_gland_region: np.ndarray
+
+
+def _architecture(rng: np.random.Generator, side: int, field_um: float, phenotype: Phenotype) -> _Architecture:
+    """Gland and nest layout on a grid of ``side`` px covering the field."""
+    um = field_um / side
+    region = _smooth_noise(rng, (side, side), 220 / um)
+    is_gland_region = region < np.quantile(region[::4, ::4], phenotype.gland_fraction)
+
+    spacing = rng.uniform(85, 120)
+    n_cells = int(math.ceil(field_um / spacing))
+    grid = (np.stack(np.meshgrid(np.arange(n_cells), np.arange(n_cells)), axis=-1).reshape(-1, 2) + 0.5) * spacing
+    centers = grid + rng.uniform(-0.3, 0.3, size=grid.shape) * spacing
+    centers_px = np.clip((centers / um).astype(int), 0, side - 1)
+    keep = is_gland_region[centers_px[:, 1], centers_px[:, 0]]
+    centers_px = centers_px[keep]
+    radii_um = rng.uniform(0.3, 0.48, size=len(centers_px)) * spacing
+    lumen_ratios = rng.uniform(0.35, 0.65, size=len(centers_px))
+    seeds = np.ones((side, side), dtype=np.uint8)
+    seeds[centers_px[:, 1], centers_px[:, 0]] = 0
+    if len(centers_px):
+        _, labels = cv2.distanceTransformWithLabels(seeds, cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL)
+        # Labels number the seed pixels; map each back to its gland, then measure exact distances.
+        label_of_center = labels[centers_px[:, 1], centers_px[:, 0]]
+        lookup = np.zeros(labels.max() + 1, dtype=np.int64)
+        lookup[label_of_center] = np.arange(len(centers_px))
+        nearest = lookup[labels]
+        yy, xx = np.mgrid[0:side, 0:side].astype(np.float32)
+        dx, dy = xx - centers_px[nearest, 0], yy - centers_px[nearest, 1]
+        wobble = 1.0 + 0.12 * _smooth_noise(rng, (side, side), 12 / um)
+        gland_q = (np.sqrt(dx * dx + dy * dy) * um / radii_um[nearest] * wobble).astype(np.float32)
+        gland_angle = np.arctan2(dy, dx).astype(np.float32)
+        lumen_ratio = lumen_ratios[nearest].astype(np.float32)
+    else:
+        gland_q = np.full((side, side), 9.0, dtype=np.float32)
+        gland_angle = np.zeros((side, side), dtype=np.float32)
+        lumen_ratio = np.full((side, side), 0.5, dtype=np.float32)
+    gland_q[~is_gland_region] = 9.0
+
+    nest = _smooth_noise(rng, (side, side), 55 / um) + 0.45 * _smooth_noise(rng, (side, side), 18 / um) + 0.35
+    nest[is_gland_region] = -1.0
+    return _Architecture(gland_q, gland_angle, lumen_ratio, nest.astype(np.float32), is_gland_region)
+
+
+def _draw_nuclei(
+    canvas: np.ndarray,
+    x_px: np.ndarray,
+    y_px: np.ndarray,
+    semi_axes_px: np.ndarray,
+    angle_deg: np.ndarray,
+    intensity: np.ndarray,
+) -> None:
+    """Filled anti-aliased ellipses, one OpenCV call per nucleus (thousands per slide, not per pixel)."""
+    shift = 4
+    scale = 1 << shift
+    centers = np.round(np.stack([x_px, y_px], axis=1) * scale).astype(np.int64).tolist()
+    axes = np.round(np.maximum(semi_axes_px, 0.8) * scale).astype(np.int64).tolist()
+    angles = angle_deg.astype(float).tolist()
+    values = np.clip(intensity * 255, 1, 255).astype(int).tolist()
+    for center, axis, angle, value in zip(centers, axes, angles, values, strict=True):
+        cv2.ellipse(canvas, center, axis, angle, 0, 360, value, -1, cv2.LINE_AA, shift)
+
+
+def _fibres(rng: np.random.Generator, side: int, angle_deg: float) -> np.ndarray:
+    """Wavy collagen fibres in [0, 1] running along ``angle_deg`` (grid at :data:`STAIN_UM`)."""
+    streaks = rng.standard_normal((side, side), dtype=np.float32)
+    streaks = cv2.GaussianBlur(streaks, (0, 0), sigmaX=8 / STAIN_UM, sigmaY=0.8 / STAIN_UM)
+    rotation = cv2.getRotationMatrix2D((side / 2, side / 2), angle_deg, 1.0)
+    streaks = cv2.warpAffine(streaks, rotation, (side, side), borderMode=cv2.BORDER_REFLECT)
+    grid_x, grid_y = np.meshgrid(np.arange(side, dtype=np.float32), np.arange(side, dtype=np.float32))
+    grid_x += (4 / STAIN_UM) * _smooth_noise(rng, (side, side), 40 / STAIN_UM)
+    grid_y += (4 / STAIN_UM) * _smooth_noise(rng, (side, side), 40 / STAIN_UM)
+    streaks = cv2.remap(streaks, grid_x, grid_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    return np.clip(0.5 + streaks / (4 * streaks[::7, ::7].std() + 1e-6), 0, 1)
+
+
+def _pen_stroke(rng: np.random.Generator, side: int) -> np.ndarray:
+    """Marker ink density (0..1) on a ``side`` px grid: a curved arc, as drawn to circle a region of interest."""
+    center = rng.uniform(0.3, 0.7, size=2) * side
+    radius = rng.uniform(0.3, 0.5) * side
+    start = rng.uniform(0, 2 * math.pi)
+    sweep = rng.uniform(0.4, 1.2) * math.pi
+    t = np.linspace(start, start + sweep, 64)
+    wobble = 1 + 0.04 * np.sin(t * rng.uniform(2, 5) + rng.uniform(0, 6))
+    points = np.stack([center[0] + radius * wobble * np.cos(t), center[1] + radius * wobble * np.sin(t)], axis=1)
+    ink = np.zeros((side, side), dtype=np.uint8)
+    thickness = max(2, int(side * rng.uniform(0.035, 0.06)))
+    cv2.polylines(ink, [np.round(points).astype(np.int32)], False, 255, thickness, cv2.LINE_AA)
+    ink = cv2.GaussianBlur(ink, (0, 0), 1.5).astype(np.float32) / 255
+    return ink * (0.85 + 0.1 * np.clip(_smooth_noise(rng, (side, side), side / 60), -1.5, 1.5))
+
+
+def _stain_lut(rng: np.random.Generator) -> np.ndarray:
+    """RGB for every quantised (haematoxylin, eosin) pair, with this slide's stain hue and strength."""
+    h_vector = HEMATOXYLIN_OD * rng.uniform(0.92, 1.08, size=3).astype(np.float32)
+    e_vector = EOSIN_OD * rng.uniform(0.92, 1.08, size=3).astype(np.float32)
+    h = np.arange(256, dtype=np.float32)[:, None, None] / H_STEPS
+    e = np.arange(256, dtype=np.float32)[None, :, None] / E_STEPS
+    density = h * h_vector + e * e_vector + GLASS_OD
+    return np.clip(255.0 * np.power(10.0, -density) + 0.5, 0, 255).astype(np.uint8).reshape(-1, 3)
+
+
+def render_tissue(seed: int, slide_index: int, phenotype: Phenotype, field_um: float, *, pen: bool) -> np.ndarray:
+    """An H&E-like RGB picture (uint8) of ``field_um`` x ``field_um`` at :data:`RENDER_MPP`.
+
+    Stain fields (stroma, cytoplasm, lumens) are painted at :data:`STAIN_UM` and nuclei at full
+    resolution; concentrations become colours through a Beer-Lambert lookup table.
+    """
+    rng = _stream(seed, 1, slide_index)
+    side = int(round(field_um / RENDER_MPP))
+    stain_side = int(round(field_um / STAIN_UM))
+    outline = _tissue_outline(rng, int(round(field_um / OUTLINE_UM)), field_um)
+    tissue = cv2.GaussianBlur((_resize(outline, stain_side) > 0).astype(np.float32), (0, 0), 0.7)
+
+    arch = _architecture(rng, int(round(field_um / ARCHITECTURE_UM)), field_um, phenotype)
+    gland_q = _resize(arch.gland_q, stain_side)
+    lumen_ratio = _resize(arch.lumen_ratio, stain_side, cv2.INTER_NEAREST)
+    lumen = gland_q < lumen_ratio
+    epithelium = ((gland_q >= lumen_ratio) & (gland_q < 1.0)) | (_resize(arch.nest, stain_side) > 0)
+    stroma = ~(lumen | epithelium)
+
+    fibre_angle = rng.uniform(0, 180)
+    fibres = _fibres(rng, stain_side, fibre_angle)
+    eosin = np.where(stroma, 0.13 + 0.22 * fibres, np.float32(0.0))
+    eosin += epithelium * np.float32(rng.uniform(0.22, 0.32)) + lumen * np.float32(0.03)
+    eosin *= 1.0 + 0.12 * _smooth_noise(rng, (stain_side, stain_side), 8 / STAIN_UM)
+    hematoxylin = 0.025 + epithelium * np.float32(rng.uniform(0.06, 0.11))
+    drift = tissue * (1.0 + 0.1 * _smooth_noise(rng, (stain_side, stain_side), 400 / STAIN_UM))
+    eosin = _resize(eosin * drift, side)
+    hematoxylin = _resize(hematoxylin * drift, side)
+
+    nuclei = _nuclei_layer(rng, side, arch, phenotype, fibre_angle, tissue)
+    nuclei = cv2.multiply(nuclei, rng.integers(150, 256, size=(side, side), dtype=np.uint8), scale=1 / 255)
+    hematoxylin += nuclei * np.float32(rng.uniform(0.8, 1.1) / 255)
+    eosin *= 1.0 - nuclei * np.float32(0.5 / 255)
+    index = cv2.convertScaleAbs(hematoxylin, alpha=H_STEPS).astype(np.uint16) << 8
+    index |= cv2.convertScaleAbs(eosin, alpha=E_STEPS)
+    rgb = _stain_lut(rng)[index]
+    if pen:
+        _apply_pen(rng, rgb, stain_side)
+    return rgb
+
+
+def _apply_pen(rng: np.random.Generator, rgb: np.ndarray, stain_side: int) -> None:
+    """Darken ``rgb`` in place under a marker stroke (only its bounding box is touched)."""
+    colour = PEN_OD[list(PEN_OD)[int(rng.integers(len(PEN_OD)))]] * np.float32(rng.uniform(0.5, 0.9))
+    ink = _resize(_pen_stroke(rng, stain_side), rgb.shape[0])
+    rows, cols = np.nonzero(ink[::8, ::8] > 0.01)
+    top, bottom = max(0, rows.min() * 8 - 8), min(rgb.shape[0], rows.max() * 8 + 16)
+    left, right = max(0, cols.min() * 8 - 8), min(rgb.shape[1], cols.max() * 8 + 16)
+    # Beer-Lambert through a lookup table: quantised ink density -> per-channel transmission (x255).
+    transmission = np.round(255 * np.power(10.0, -np.arange(256)[:, None] / 255 * colour)).astype(np.uint8)
+    ink_level = cv2.convertScaleAbs(ink[top:bottom, left:right], alpha=255)
+    region = rgb[top:bottom, left:right]
+    rgb[top:bottom, left:right] = cv2.multiply(region, transmission[ink_level], scale=1 / 255)
+
+
+def _jittered_grid(rng: np.random.Generator, field_um: float, spacing_um: float) -> np.ndarray:
+    """Candidate nucleus centres (µm): one per grid cell, jittered, so nuclei rarely pile up."""
+    n = int(field_um / spacing_um)
+    grid = (np.stack(np.meshgrid(np.arange(n), np.arange(n)), axis=-1).reshape(-1, 2) + 0.5) * spacing_um
+    return grid + rng.uniform(-0.3, 0.3, size=grid.shape) * spacing_um
+
+
+def _nuclei_layer(
+    rng: np.random.Generator,
+    side: int,
+    arch: _Architecture,
+    phenotype: Phenotype,
+    fibre_angle: float,
+    tissue: np.ndarray,
+) -> np.ndarray:
+    """Nuclei intensity (uint8, ``side`` px): epithelial nuclei in gland rings and nests, fibroblasts and
+    lymphocytes in stroma."""
+    field_um = side * RENDER_MPP
+    epithelial_points = _jittered_grid(rng, field_um, 2 * phenotype.nucleus_radius_um + 3.0)
+    stromal_points = _jittered_grid(rng, field_um, 7.0)
+    points = np.concatenate([epithelial_points, stromal_points])
+    on_epithelial_grid = np.arange(len(points)) < len(epithelial_points)
+
+    def sample(grid: np.ndarray, step_um: float) -> np.ndarray:
+        index = np.clip((points / step_um).astype(int), 0, grid.shape[0] - 1)
+        return grid[index[:, 1], index[:, 0]]
+
+    in_tissue = sample(tissue, STAIN_UM) > 0.5
+    q = sample(arch.gland_q, ARCHITECTURE_UM)
+    lumen_ratio = sample(arch.lumen_ratio, ARCHITECTURE_UM)
+    in_ring = (q >= lumen_ratio) & (q < 1.0)
+    in_nest = sample(arch.nest, ARCHITECTURE_UM) > 0
+    in_lumen = q < lumen_ratio
+    in_stroma = ~(in_ring | in_nest | in_lumen)
+    lymph_field = _smooth_noise(rng, arch.gland_q.shape, 40 / ARCHITECTURE_UM)
+    lymphocyte = in_stroma & (sample(lymph_field, ARCHITECTURE_UM) > 1.7 - 0.9 * phenotype.lymphocyte_level)
+
+    # Gland nuclei sit in a band of the ring; nests are packed; stroma is sparse.
+    ring_pos = (q - lumen_ratio) / np.maximum(1.0 - lumen_ratio, 1e-3)
+    p = np.zeros(len(points))
+    p[in_ring] = phenotype.epithelial_density * 1.6 * np.exp(-(((ring_pos[in_ring] - 0.55) / 0.35) ** 2))
+    p[in_nest] = phenotype.epithelial_density
+    p[in_lumen] = 0.02
+    p[on_epithelial_grid & in_stroma] = 0.0
+    p[~on_epithelial_grid & ~in_stroma] = 0.0
+    p[~on_epithelial_grid & in_stroma] = 0.07
+    p[~on_epithelial_grid & lymphocyte] = 0.6
+    keep = in_tissue & (rng.random(len(p)) < p)
+
+    count = len(p)
+    radius = phenotype.nucleus_radius_um * rng.lognormal(0, 0.15, count)
+    elongation = rng.uniform(1.0, 1.6, count)
+    semi_major, semi_minor = radius * np.sqrt(elongation), radius / np.sqrt(elongation)
+    angle = rng.uniform(0, 180, count)
+    intensity = rng.uniform(0.65, 0.95, count)
+    # Columnar gland nuclei point away from the lumen.
+    angle[in_ring] = np.degrees(sample(arch.gland_angle, ARCHITECTURE_UM)[in_ring])
+    fibroblast = in_stroma & ~lymphocyte
+    semi_major[fibroblast] = rng.uniform(4, 6.5, fibroblast.sum())
+    semi_minor[fibroblast] = rng.uniform(1.0, 1.6, fibroblast.sum())
+    angle[fibroblast] = -fibre_angle + rng.normal(0, 12, fibroblast.sum())
+    semi_major[lymphocyte] = semi_minor[lymphocyte] = rng.uniform(2.2, 2.9, lymphocyte.sum())
+    intensity[fibroblast | lymphocyte] = rng.uniform(0.9, 1.0, (fibroblast | lymphocyte).sum())
+
+    canvas = np.zeros((side, side), dtype=np.uint8)
+    semi_axes = np.stack([semi_major, semi_minor], axis=1)[keep] / RENDER_MPP
+    centres = points[keep] / RENDER_MPP
+    _draw_nuclei(canvas, centres[:, 0], centres[:, 1], semi_axes, angle[keep], intensity[keep])
+    return canvas
+
+
+def _pyramid(level0: np.ndarray) -> list[np.ndarray]:
+    levels = [level0]
+    while min(levels[-1].shape[:2]) >= MIN_LEVEL_PX:
+        height, width = levels[-1].shape[:2]
+        levels.append(cv2.resize(levels[-1], (width // 2, height // 2), interpolation=cv2.INTER_AREA))
+    return levels
+
+
+def write_aperio_tiff(path: Path, level0: np.ndarray, mpp: float, *, workers: int = 1) -> None:
+    """Write an RGB image as an Aperio-style pyramidal SVS that OpenSlide reads (vendor ``aperio``).
+
+    Written to a temporary sibling and renamed, so a killed job never leaves a truncated slide.
+    """
+    height, width = level0.shape[:2]
+    magnification = MAGNIFICATION.get(mpp, round(10 / mpp))
+    header = f"Aperio Image Library v12.0.16 \r\n{width}x{height} [0,0 {width}x{height}] ({TILE_PX}x{TILE_PX}) JPEG/RGB Q={JPEG_QUALITY}"
+    # Fixed date and time keep the file byte-identical across runs.
+    fields = f"|AppMag = {magnification}|MPP = {mpp}|Date = 01/01/25|Time = 00:00:00|ScanScope ID = MOSARE-DEMO"
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with tifffile.TiffWriter(tmp) as tiff:
+            for number, level in enumerate(_pyramid(level0)):
+                description = header + fields if number == 0 else f"Aperio Image Library v12.0.16 \r\nlevel {number}"
+                tiff.write(
+                    level,
+                    photometric="rgb",
+                    tile=(TILE_PX, TILE_PX),
+                    compression="jpeg",
+                    compressionargs={"level": JPEG_QUALITY},
+                    description=description,
+                    metadata=None,
+                    maxworkers=workers,
+                )
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_demo_slide(
+    path: Path,
+    *,
+    seed: int,
+    slide_index: int,
+    phenotype: Phenotype,
+    mpp: float,
+    slide_px: int,
+    pen: bool = False,
+    workers: int = 1,
+) -> np.ndarray:
+    """Render one demo slide and write it at ``mpp`` (0.25 or 0.5); return the 0.5 µm/px picture.
+
+    ``slide_px`` is the level-0 side of a 40x slide; every slide covers the same ``slide_px * 0.25`` µm.
+    """
+    field_um = slide_px * 0.25
+    picture = render_tissue(seed, slide_index, phenotype, field_um, pen=pen)
+    side = int(round(field_um / mpp))
+    level0 = picture if side == picture.shape[0] else cv2.resize(picture, (side, side), interpolation=cv2.INTER_CUBIC)
+    write_aperio_tiff(path, level0, mpp, workers=workers)
+    return picture
+
+
+# ---------------------------------------------------------------------------------------------- RNA
+
+
+def demo_rna_matrix(plan: DemoPlan) -> pd.DataFrame:
+    """Raw-count-like RNA (genes x patients with RNA): negative-binomial counts around gene baselines, one
+    up-regulated module per class whose activity varies by patient, two nuisance programmes and two
+    sequencing batches with gene-wise offsets. Counts, so the RNA stage's ``log_transform: auto`` logs them.
+    """
+    rng = _stream(int(plan.settings["seed"]), 2)
+    n_genes, n_patients, n_classes = int(plan.settings["genes"]), len(plan.patients), len(plan.classes)
+    baseline = rng.normal(2.0, 1.6, n_genes)  # natural-log mean count at library size 1
+    module_size = max(5, n_genes // 30)
+    modules = rng.permutation(n_genes)[: module_size * (n_classes + 2)].reshape(n_classes + 2, module_size)
+    loadings = np.zeros((n_classes + 2, n_genes))
+    for k, genes in enumerate(modules):
+        loadings[k, genes] = rng.uniform(0.3, 1.0, module_size)
+    class_index = np.array([round(p.class_position * (n_classes - 1)) for p in plan.patients])
+    # A patient's own-class module is up on average, with spread that blurs the classes.
+    activity = rng.normal(0.0, 0.6, (n_patients, n_classes + 2))
+    activity[np.arange(n_patients), class_index] += 0.9
+    batch = rng.integers(0, 2, n_patients)
+    batch_offset = rng.normal(0.0, 0.35, n_genes)
+    library = rng.lognormal(np.log(20.0), 0.3, n_patients)
+    log_mean = baseline[None, :] + activity @ loadings + batch[:, None] * batch_offset[None, :]
+    mean = library[:, None] * np.exp(log_mean)
+    dispersion = 0.15
+    counts = rng.poisson(rng.gamma(1 / dispersion, mean * dispersion))
+    has_rna = [p.has_rna for p in plan.patients]
+    matrix = pd.DataFrame(
+        counts[has_rna].T,
+        columns=[p.patient_id for p in plan.patients if p.has_rna],
+        index=pd.Index([f"GENE{g + 1:05d}" for g in range(n_genes)], name="gene_id"),
+    )
+    return matrix
+
+
+# ------------------------------------------------------------------------------------------ reports
+
+
+@dataclass(frozen=True)
+class SubtypeText:
+    organ: str
+    specimens: tuple[str, ...]
+    generic_diagnosis: tuple[str, ...]  # diagnosis lines that do not name the subtype
+    subtype_names: tuple[str, ...]  # the leak: the subtype written out
+    findings: tuple[str, ...]  # class-typical microscopy, never naming the subtype
+    stains: dict[str, tuple[str, str]]  # marker -> (result typical of this class, the other result)
+
+
+_LUNG = dict(
+    organ="lung",
+    specimens=("Right upper lobe, lobectomy", "Left lower lobe, lobectomy", "Right lung, wedge resection",
+               "Left upper lobe, segmentectomy", "CT-guided core biopsy of a peripheral lung nodule"),
+    generic_diagnosis=("Non-small cell carcinoma, see comment", "Primary lung carcinoma, non-small cell type",
+                       "Malignant epithelial neoplasm of lung origin"),
+)
+_KIDNEY = dict(
+    organ="kidney",
+    specimens=("Left kidney, radical nephrectomy", "Right kidney, partial nephrectomy",
+               "Right renal mass, core needle biopsy", "Left kidney, laparoscopic partial nephrectomy"),
+    generic_diagnosis=("Renal cell carcinoma, see comment", "Renal epithelial neoplasm, malignant",
+                       "Renal cell carcinoma, subtype discussed below"),
+)
+_BREAST = dict(
+    organ="breast",
+    specimens=("Left breast, lumpectomy", "Right breast, simple mastectomy", "Left breast, ultrasound-guided core biopsy",
+               "Right breast, wide local excision"),
+    generic_diagnosis=("Invasive carcinoma of the breast, see comment", "Invasive mammary carcinoma",
+                       "Malignant breast neoplasm, invasive"),
+)
+SUBTYPE_TEXT: dict[str, SubtypeText] = {
+    "LUAD": SubtypeText(
+        **_LUNG,
+        subtype_names=("invasive adenocarcinoma", "adenocarcinoma, acinar predominant",
+                       "adenocarcinoma with lepidic and papillary components", "lung adenocarcinoma"),
+        findings=("Tumor cells form acinar glands lined by columnar cells.",
+                  "A lepidic growth pattern along alveolar walls is seen at the periphery.",
+                  "Intracytoplasmic mucin droplets are present in a subset of tumor cells.",
+                  "Gland-forming tumor with micropapillary tufts floating in alveolar spaces."),
+        stains={"TTF-1": ("positive", "negative"), "Napsin A": ("positive", "negative"),
+                "p40": ("negative", "positive"), "CK5/6": ("negative", "positive")},
+    ),
+    "LUSC": SubtypeText(
+        **_LUNG,
+        subtype_names=("squamous cell carcinoma", "keratinizing squamous cell carcinoma",
+                       "squamous carcinoma, moderately differentiated"),
+        findings=("Sheets and nests of polygonal cells with abundant eosinophilic cytoplasm.",
+                  "Keratin pearls and intercellular bridges are identified.",
+                  "Individual cell keratinization and central necrosis within nests.",
+                  "Solid nests with peripheral palisading and no gland formation."),
+        stains={"p40": ("positive", "negative"), "CK5/6": ("positive", "negative"),
+                "TTF-1": ("negative", "positive"), "Napsin A": ("negative", "positive")},
+    ),
+    "CCRCC": SubtypeText(
+        **_KIDNEY,
+        subtype_names=("clear cell renal cell carcinoma", "renal cell carcinoma, clear cell type",
+                       "clear cell carcinoma of the kidney"),
+        findings=("Nests of tumor cells with optically empty cytoplasm and distinct cell membranes.",
+                  "A delicate arborizing capillary network surrounds the tumor nests.",
+                  "Areas of hemorrhage and hemosiderin deposition with golden-yellow cut surface grossly.",
+                  "Alveolar and acinar architecture of cells with glycogen-rich cytoplasm."),
+        stains={"CA-IX": ("diffuse membranous (box-like) positivity", "negative or perinecrotic only"),
+                "CK7": ("negative", "diffusely positive"), "CD10": ("positive", "focal")},
+    ),
+    "PRCC": SubtypeText(
+        **_KIDNEY,
+        subtype_names=("papillary renal cell carcinoma", "renal cell carcinoma, papillary type",
+                       "papillary carcinoma of the kidney"),
+        findings=("Fibrovascular cores lined by a single layer of tumor cells.",
+                  "Numerous foamy macrophages expand the cores.",
+                  "Psammoma bodies and hemosiderin-laden macrophages are present.",
+                  "Tubulopapillary architecture with a well-defined fibrous pseudocapsule."),
+        stains={"CK7": ("diffusely positive", "negative"), "AMACR": ("strongly positive", "weak"),
+                "CA-IX": ("negative or perinecrotic only", "diffuse membranous positivity")},
+    ),
+    "IDC": SubtypeText(
+        **_BREAST,
+        subtype_names=("invasive ductal carcinoma", "invasive ductal carcinoma, no special type",
+                       "ductal carcinoma, invasive"),
+        findings=("Cohesive nests, cords and tubules of tumor cells in a desmoplastic stroma.",
+                  "Tumor cells form trabeculae and glandular structures with moderate pleomorphism.",
+                  "Tubule formation in about 30 percent of the tumor; mitoses are readily found.",
+                  "The tumor has an infiltrative border with solid nests and focal necrosis."),
+        stains={"E-cadherin": ("positive, strong membranous", "negative (loss of membranous staining)"),
+                "p120": ("membranous", "cytoplasmic")},
+    ),
+    "ILC": SubtypeText(
+        **_BREAST,
+        subtype_names=("invasive lobular carcinoma", "invasive lobular carcinoma, classic type",
+                       "lobular carcinoma, invasive"),
+        findings=("Discohesive small cells infiltrate the stroma in single files.",
+                  "Tumor cells are arranged in a targetoid pattern around benign ducts.",
+                  "Intracytoplasmic vacuoles and occasional signet-ring forms are seen.",
+                  "Diffuse infiltration with little stromal reaction; no tubule formation."),
+        stains={"E-cadherin": ("negative (loss of membranous staining)", "positive, strong membranous"),
+                "p120": ("cytoplasmic", "membranous")},
+    ),
+}
+
+NEUTRAL_FINDINGS = (
+    "The tumor shows moderate nuclear pleomorphism.",
+    "Mitotic activity is brisk, up to {mitoses} per 10 high-power fields.",
+    "Tumor-associated lymphocytes are {amount}.",
+    "Necrosis involves approximately {necrosis} percent of the tumor.",
+    "Lymphovascular invasion is {lvi}.",
+    "Perineural invasion is not identified.",
+    "The background parenchyma shows chronic inflammation and fibrosis.",
+    "Crush artefact limits the evaluation of part of the specimen.",
+)
+
+
+def _generic_text(label: str, class_position: float) -> SubtypeText:
+    """Report vocabulary for a class name the demo has no special text for (glandular vs solid, like the slides)."""
+    glandular = (
+        "Tumor cells form gland-like rings around small lumens.",
+        "Tubular and acinar structures predominate.",
+        "Lumens are lined by a single layer of columnar cells.",
+    )
+    solid = (
+        "Tumor cells grow in solid nests without lumen formation.",
+        "Sheets of densely packed cells with enlarged nuclei.",
+        "Solid architecture with crowded, overlapping nuclei.",
+    )
+    return SubtypeText(
+        organ="the submitted tissue",
+        specimens=("Tissue, excision", "Tissue, core biopsy", "Tissue, resection"),
+        generic_diagnosis=("Malignant neoplasm, see comment", "Carcinoma, subtype discussed below"),
+        subtype_names=(f"carcinoma consistent with {label}", f"{label}"),
+        findings=glandular if class_position < 0.5 else solid,
+        stains={},
+    )
+
+
+def subtype_text(label: str, class_position: float) -> SubtypeText:
+    return SUBTYPE_TEXT.get(label.upper()) or _generic_text(label, class_position)
+
+
+def demo_report(plan: DemoPlan, patient: PatientPlan) -> str:
+    """A synthetic pathology report whose findings lean towards the patient's class, noisily.
+
+    About half name the subtype (the leak the text stage strips); findings are sometimes uninformative
+    or borrowed from another class, and stains sometimes come out atypical.
+    """
+    rng = _stream(int(plan.settings["seed"]), 3, patient.index)
+    own = subtype_text(patient.label, patient.class_position)
+    others = [subtype_text(c, i / (len(plan.classes) - 1)) for i, c in enumerate(plan.classes) if c != patient.label]
+
+    def pick(options: Sequence[str]) -> str:
+        return options[int(rng.integers(len(options)))]
+
+    def fill(sentence: str) -> str:
+        return sentence.format(
+            mitoses=int(rng.integers(2, 30)), amount=pick(["sparse", "moderate", "brisk"]),
+            necrosis=int(rng.integers(0, 40)), lvi=pick(["present", "not identified", "suspicious, not definitive"]),
+        )
+
+    size = rng.uniform(0.8, 6.5, 3)
+    sex, age = pick(["male", "female"]), int(rng.integers(38, 86))
+    findings = [fill(pick(NEUTRAL_FINDINGS)) for _ in range(int(rng.integers(1, 3)))]
+    for _ in range(int(rng.integers(0, 3))):
+        roll = rng.random()
+        source = own if roll < 0.75 else others[int(rng.integers(len(others)))] if roll < 0.88 else None
+        findings.append(pick(source.findings) if source else fill(pick(NEUTRAL_FINDINGS)))
+    findings = list(dict.fromkeys(findings))
+    rng.shuffle(findings)
+    stain_lines = []
+    for marker, (typical, atypical) in own.stains.items():
+        if rng.random() < 0.55:
+            result = typical if rng.random() < 0.85 else pick([atypical, "equivocal"])
+            stain_lines.append(f"{marker}: {result}")
+    names_subtype = rng.random() < 0.5
+    diagnosis = pick(own.subtype_names) if names_subtype else pick(own.generic_diagnosis)
+    nodes_total = int(rng.integers(0, 18))
+    nodes_positive = int(rng.integers(0, nodes_total + 1)) if rng.random() < 0.4 else 0
+    margin = pick([
+        "All margins are negative; the closest margin is {d:.1f} cm.",
+        "Tumor is present at the {side} margin.",
+        "Margins are free of tumor (closest {d:.1f} cm).",
+    ]).format(d=rng.uniform(0.1, 2.5), side=pick(["bronchial", "vascular", "deep", "medial", "superior"]))
+
+    heading = str.upper if rng.random() < 0.5 else str.title
+    sections = [
+        (heading("specimen"), pick(own.specimens) + "."),
+        (heading("clinical history"), f"{age}-year-old {sex} with a {size[0]:.1f} cm {own.organ} mass."),
+        (heading("gross description"),
+         f"The specimen measures {size[0] + 1:.1f} x {size[1] + 1:.1f} x {size[2] + 0.5:.1f} cm. Sectioning reveals a "
+         f"{pick(['firm', 'tan-white', 'grey-white', 'variegated'])} {pick(['well-circumscribed', 'ill-defined', 'lobulated'])} "
+         f"lesion measuring {size[0]:.1f} cm."),
+        (heading("microscopic description"), " ".join(findings)),
+    ]
+    if stain_lines:
+        sections.append((heading("immunohistochemistry"), "; ".join(stain_lines) + "."))
+    sections.append((heading("margins"), margin))
+    if nodes_total:
+        sections.append((heading("lymph nodes"), f"{nodes_positive} of {nodes_total} lymph nodes involved by carcinoma."))
+    grade = pick(["well differentiated", "moderately differentiated", "poorly differentiated", "grade 2", "grade 3"])
+    sections.append((heading("diagnosis"), f"{own.organ.capitalize()}: {diagnosis}, {grade}, {size[0]:.1f} cm."))
+    separator = ":\n" if rng.random() < 0.5 else ": "
+    return "\n\n".join(f"{title}{separator}{body}" for title, body in sections) + "\n"
+
+
+# ------------------------------------------------------------------------------------------- writer
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_demo_cohort(
+    cohort: str, demo_config: Mapping[str, Any], classes: Sequence[str], out_dir: Path, *, workers: int = 1
+) -> pd.DataFrame:
+    """Write the whole demo cohort under ``out_dir``; return its sample sheet (absolute paths).
+
+    Every file is written under a temporary name and renamed; the sample sheet comes last, so a sheet
+    on disk means the cohort is complete.
+    """
+    plan = make_demo_plan(cohort, demo_config, classes, out_dir)
+    seed, slide_px = int(plan.settings["seed"]), int(plan.settings["slide_px"])
+    for folder in ("slides", "reports"):
+        (plan.out_dir / folder).mkdir(parents=True, exist_ok=True)
+    for slide in tqdm(plan.slides, desc=f"{cohort} demo slides", unit="slide"):
+        phenotype = patient_phenotype(seed, slide.patient.index, slide.patient.class_position)
+        path = plan.out_dir / "slides" / f"{slide.slide_id}.svs"
+        write_demo_slide(
+            path, seed=seed, slide_index=slide.index, phenotype=phenotype, mpp=slide.mpp, slide_px=slide_px,
+            pen=slide.pen, workers=workers,
+        )
+    for patient in plan.patients:
+        if patient.has_report:
+            _write_text(plan.out_dir / "reports" / f"{patient.patient_id}.txt", demo_report(plan, patient))
+    _write_text(plan.out_dir / "rna.tsv", demo_rna_matrix(plan).to_csv(sep="\t", lineterminator="\n"))
+    sheet = plan.sheet
+    relative = sheet.assign(
+        slide_path=[str(Path(p).relative_to(plan.out_dir)) for p in sheet["slide_path"]],
+        report_path=[str(Path(p).relative_to(plan.out_dir)) if isinstance(p, str) else "" for p in sheet["report_path"]],
+        mpp="",
+    )
+    _write_text(plan.out_dir / "samples.tsv", relative.to_csv(sep="\t", index=False, lineterminator="\n"))
+    return sheet

@@ -1,0 +1,201 @@
+"""The generated demo cohort: deterministic, complete, openable, and carrying class signal with noise."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+import cv2
+import numpy as np
+import openslide
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import cross_val_predict
+from sklearn.metrics import roc_auc_score
+
+from mosare.demo import (
+    demo_report,
+    demo_rna_matrix,
+    demo_settings,
+    make_demo_plan,
+    patient_phenotype,
+    plan_demo_cohort,
+    render_tissue,
+    write_demo_cohort,
+    write_demo_slide,
+)
+from mosare.samples import load_sample_sheet
+
+CLASSES = ["LUAD", "LUSC"]
+TINY = {"patients": 6, "seed": 5, "slide_px": 2048, "genes": 60, "fraction_two_slides": 0.34}
+LEAK_WORDS = re.compile(r"adenocarcinoma|squamous|clear cell|papillary|ductal|lobular", re.IGNORECASE)
+
+
+def file_hashes(folder: Path) -> dict[str, str]:
+    return {
+        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def tiny_cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out_dir = tmp_path_factory.mktemp("demo") / "nsclc"
+    write_demo_cohort("nsclc", TINY, CLASSES, out_dir)
+    return out_dir
+
+
+def test_plan_is_deterministic_for_a_seed_and_changes_with_the_seed(tmp_path):
+    first = plan_demo_cohort("nsclc", {"patients": 30, "seed": 1}, CLASSES, tmp_path)
+    again = plan_demo_cohort("nsclc", {"patients": 30, "seed": 1}, CLASSES, tmp_path)
+    other = plan_demo_cohort("nsclc", {"patients": 30, "seed": 2}, CLASSES, tmp_path)
+    pd.testing.assert_frame_equal(first, again)
+    assert first["label"].tolist() != other["label"].tolist()
+
+
+def test_plan_has_balanced_classes_two_slide_patients_and_the_configured_missingness(tmp_path):
+    config = {"patients": 40, "seed": 1, "fraction_missing_report": 0.25, "fraction_two_slides": 0.1}
+    sheet = plan_demo_cohort("nsclc", config, CLASSES, tmp_path)
+    patients = sheet.drop_duplicates("patient_id")
+    assert patients["label"].value_counts().to_dict() == {"LUAD": 20, "LUSC": 20}
+    assert (sheet.groupby("patient_id").size() == 2).sum() == 4
+    assert patients["report_path"].isna().sum() == 10
+    assert all(Path(p).is_absolute() for p in sheet["slide_path"])
+    assert [Path(p) for p in sheet["slide_path"]] == [tmp_path / "slides" / f"{s}.svs" for s in sheet["slide_id"]]
+    assert sheet["mpp"].isna().all()
+
+
+def test_written_sample_sheet_validates_and_equals_the_plan(tiny_cohort):
+    loaded = load_sample_sheet(tiny_cohort / "samples.tsv", CLASSES)
+    planned = plan_demo_cohort("nsclc", TINY, CLASSES, tiny_cohort)
+    pd.testing.assert_frame_equal(loaded, planned)
+    assert "\t/" not in (tiny_cohort / "samples.tsv").read_text(), "paths in the sheet are relative to its folder"
+
+
+def test_same_seed_writes_byte_identical_files(tmp_path, tiny_cohort):
+    write_demo_cohort("nsclc", TINY, CLASSES, tmp_path / "nsclc")
+    assert file_hashes(tmp_path / "nsclc") == file_hashes(tiny_cohort)
+
+
+def test_slides_open_in_openslide_as_aperio_at_40x_and_20x_with_halving_levels(tiny_cohort):
+    sheet = load_sample_sheet(tiny_cohort / "samples.tsv", CLASSES)
+    seen_mpp = set()
+    for path in sheet["slide_path"]:
+        with openslide.OpenSlide(path) as slide:
+            assert slide.properties["openslide.vendor"] == "aperio"
+            mpp = float(slide.properties["openslide.mpp-x"])
+            seen_mpp.add(mpp)
+            width, height = slide.dimensions
+            # Every slide covers the same 512 µm field whatever its magnification.
+            assert width * mpp == height * mpp == pytest.approx(512.0)
+            expected_levels = 3 if mpp == 0.25 else 2
+            assert slide.level_count == expected_levels
+            assert slide.level_downsamples == pytest.approx([2.0**k for k in range(expected_levels)])
+            assert slide.properties["openslide.objective-power"] == ("40" if mpp == 0.25 else "20")
+    assert seen_mpp == {0.25, 0.5}
+
+
+def test_a_40x_slide_read_at_its_second_level_matches_the_20x_rendering(tmp_path):
+    phenotype = patient_phenotype(seed=9, patient_index=0, class_position=1.0)
+    paths = {mpp: tmp_path / f"slide-{mpp}.svs" for mpp in (0.25, 0.5)}
+    for mpp, path in paths.items():
+        write_demo_slide(path, seed=9, slide_index=0, phenotype=phenotype, mpp=mpp, slide_px=2048)
+    with openslide.OpenSlide(paths[0.25]) as high, openslide.OpenSlide(paths[0.5]) as low:
+        from_40x = np.asarray(high.read_region((0, 0), 1, (1024, 1024)).convert("RGB"), dtype=float)
+        from_20x = np.asarray(low.read_region((0, 0), 0, (1024, 1024)).convert("RGB"), dtype=float)
+    assert np.abs(from_40x - from_20x).mean() < 6.0
+
+
+def test_rendered_tissue_is_pink_and_purple_pieces_on_near_white_glass():
+    picture = render_tissue(4, 0, patient_phenotype(4, 0, 0.0), 768.0, pen=False)
+    saturation = cv2.cvtColor(picture, cv2.COLOR_RGB2HSV)[..., 1]
+    tissue = saturation > 20
+    assert 0.3 < tissue.mean() < 0.85
+    glass = picture[~tissue]
+    assert glass.min(axis=1).mean() > 225
+    red, green, blue = picture[tissue].astype(float).mean(axis=0)
+    assert red > green and blue > green, "H&E tissue is pink-purple: green is absorbed most"
+    nuclei = picture[tissue].min(axis=1) < 100
+    assert 0.03 < nuclei.mean() < 0.5
+
+
+def test_pen_stroke_adds_marker_ink_to_the_glass():
+    phenotype = patient_phenotype(4, 0, 0.0)
+    clean = render_tissue(4, 0, phenotype, 768.0, pen=False)
+    marked = render_tissue(4, 0, phenotype, 768.0, pen=True)
+    changed = np.abs(marked.astype(int) - clean.astype(int)).max(axis=2) > 40
+    assert 0.01 < changed.mean() < 0.3
+
+
+def test_glandular_fraction_leans_to_the_class_but_overlaps():
+    first = np.array([patient_phenotype(0, i, 0.0).gland_fraction for i in range(300)])
+    last = np.array([patient_phenotype(0, i, 1.0).gland_fraction for i in range(300, 600)])
+    auc = roc_auc_score([0] * 300 + [1] * 300, np.concatenate([-first, -last]))
+    assert 0.7 < auc < 0.95
+
+
+def test_rna_matrix_lists_exactly_the_patients_with_rna(tiny_cohort, tmp_path):
+    rna = pd.read_csv(tiny_cohort / "rna.tsv", sep="\t")
+    plan = make_demo_plan("nsclc", TINY, CLASSES, tiny_cohort)
+    assert rna.columns[0] == "gene_id"
+    assert list(rna.columns[1:]) == [p.patient_id for p in plan.patients if p.has_rna]
+    assert sum(not p.has_rna for p in plan.patients) == 1
+    assert rna["gene_id"].tolist() == [f"GENE{g:05d}" for g in range(1, 61)]
+    counts = rna.iloc[:, 1:].to_numpy()
+    assert counts.dtype.kind == "i" and counts.min() >= 0
+
+
+def test_rna_separates_the_classes_moderately_not_perfectly(tmp_path):
+    plan = make_demo_plan("nsclc", {"patients": 120, "seed": 3, "genes": 300}, CLASSES, tmp_path)
+    rna = demo_rna_matrix(plan)
+    labels = {p.patient_id: p.label == "LUSC" for p in plan.patients}
+    x = np.log2(rna.to_numpy().T + 1)
+    y = np.array([labels[pid] for pid in rna.columns])
+    scores = cross_val_predict(LogisticRegression(C=0.05, max_iter=2000), x, y, cv=5, method="predict_proba")[:, 1]
+    assert 0.7 < roc_auc_score(y, scores) < 0.995
+
+
+def test_reports_lean_to_the_class_and_sometimes_name_the_subtype(tmp_path):
+    plan = make_demo_plan("nsclc", {"patients": 60, "seed": 2, "fraction_missing_report": 0.0}, CLASSES, tmp_path)
+    reports = {p.patient_id: demo_report(plan, p) for p in plan.patients}
+    leaking = [pid for pid, text in reports.items() if LEAK_WORDS.search(text)]
+    assert 10 < len(leaking) < 50
+    assert len(set(reports.values())) == len(reports)
+    squamous = [reports[p.patient_id] for p in plan.patients if p.label == "LUSC"]
+    glandular = [reports[p.patient_id] for p in plan.patients if p.label == "LUAD"]
+    assert sum("p40: positive" in r for r in squamous) > sum("p40: positive" in r for r in glandular)
+
+
+@pytest.mark.parametrize(
+    ("classes", "markers"),
+    [(["CCRCC", "PRCC"], ("CA-IX", "CK7")), (["IDC", "ILC"], ("E-cadherin",))],
+)
+def test_reports_of_each_default_cohort_use_that_organs_stains(tmp_path, classes, markers):
+    plan = make_demo_plan("c", {"patients": 30, "seed": 1, "fraction_missing_report": 0.0}, classes, tmp_path)
+    text = "\n".join(demo_report(plan, p) for p in plan.patients)
+    assert all(marker in text for marker in markers)
+    assert "lung" not in text.lower()
+
+
+def test_unknown_class_names_get_generic_reports_that_can_name_the_class(tmp_path):
+    plan = make_demo_plan("x", {"patients": 30, "seed": 1}, ["alpha", "beta", "gamma"], tmp_path)
+    reports = [demo_report(plan, p) for p in plan.patients]
+    assert any(re.search(r"\b(alpha|beta|gamma)\b", r) for r in reports)
+    assert {p.label for p in plan.patients} == {"alpha", "beta", "gamma"}
+
+
+def test_patients_without_a_report_have_no_report_file(tiny_cohort):
+    sheet = load_sample_sheet(tiny_cohort / "samples.tsv", CLASSES)
+    without = sheet.loc[sheet["report_path"].isna(), "patient_id"].unique()
+    assert len(without) == 1
+    written = {p.stem for p in (tiny_cohort / "reports").glob("*.txt")}
+    assert written == set(sheet["patient_id"]) - set(without)
+    assert sheet.groupby("patient_id").size().max() == 2
+
+
+def test_unknown_demo_setting_is_rejected_with_the_known_names():
+    with pytest.raises(ValueError, match="unknown demo setting.*'patiens'.*patients"):
+        demo_settings({"patiens": 10})
