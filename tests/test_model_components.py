@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -11,6 +12,15 @@ from mosare.model.losses import MultiPrototypeContrast, sinkhorn, symmetric_alig
 from mosare.model.moe import LocalTokenGate, MixtureOfExperts
 from mosare.model.reconstruction import DecoupledReconstruction, reconstruction_loss
 from mosare.model.rna import GeneAttentionTokens
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors: one intra-op thread is faster than two fighting over a busy machine's cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def test_abmil_ignores_padded_patches_and_gives_a_zero_feature_without_patches():

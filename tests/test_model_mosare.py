@@ -62,6 +62,15 @@ def model(name: str, seed: int = 0, **hparams: float) -> torch.nn.Module:
     return build_model(name, DIMS, n_classes=3, hparams={**HPARAMS, **hparams})
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors: one intra-op thread is faster than two fighting over a busy machine's cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 MIXED_PRESENCE = torch.tensor(
     [[1, 1, 1], [1, 0, 1], [0, 1, 1], [1, 1, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 1]], dtype=torch.bool
 )
