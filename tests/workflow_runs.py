@@ -107,17 +107,17 @@ def workflow_rules(workdir: Path) -> set[str]:
     return {line.split()[0] for line in result.stdout.splitlines() if line.strip()}
 
 
-def deepest_targets(workdir: Path, cohort: str = COHORT) -> list[str]:
-    """The deepest outputs of the cohort that the workflow's current rules can produce."""
+def deepest_targets(workdir: Path, cohort: str = COHORT, rules: tuple[str, ...] | None = None) -> list[str]:
+    """The deepest outputs of the cohort that the workflow's current rules (or those of ``rules``) produce."""
     from mosare.demo import plan_demo_cohort
 
     config = yaml.safe_load((workdir / "config.yaml").read_text())
     cohort_config = config["cohorts"][cohort]
     sheet = plan_demo_cohort(cohort, cohort_config["demo"], cohort_config["classes"], workdir / "results" / "demo" / cohort)
     encoder = config["encoder"]["name"].replace(":", "-")
-    rules = workflow_rules(workdir)
+    available = workflow_rules(workdir)
     for rule, target in TARGETS_BY_RULE:
-        if rule in rules:
+        if rule in available and (rules is None or rule in rules):
             pattern = f"results/{cohort}/{target}"
             return sorted({pattern.format(encoder=encoder, slide=slide) for slide in sheet["slide_id"]})
     raise AssertionError(f"none of {[rule for rule, _ in TARGETS_BY_RULE]} is a rule yet: {sorted(rules)}")
