@@ -178,6 +178,11 @@ def load_weights_strictly(
     return model.float()
 
 
+def pooled_dim(model: nn.Module) -> int:
+    """Width of a timm model's pooled output with no classifier (after any pre-logits layer, e.g. MobileNetV3's)."""
+    return int(getattr(model, "head_hidden_size", None) or model.num_features)
+
+
 def uni_architecture() -> nn.Module:
     """UNI v1's ViT-L/16 exactly as MahmoodLab builds it, on the meta device (no memory, no init)."""
     with torch.device("meta"):
@@ -208,7 +213,7 @@ def _uni_family(
         return Encoder(
             name=name,
             model=model.to(device).eval(),
-            dim=model.num_features,
+            dim=pooled_dim(model),
             input_px=224,
             mean=IMAGENET_MEAN,
             std=IMAGENET_STD,
@@ -264,7 +269,7 @@ def _efficientnet_lite0(checkpoint: str | Path | None, device: torch.device) -> 
     return Encoder(
         name="efficientnet-lite0",
         model=model.to(device).eval(),
-        dim=model.num_features,
+        dim=pooled_dim(model),
         input_px=224,
         mean=TF_LITE_MEAN,
         std=TF_LITE_STD,
@@ -296,7 +301,7 @@ def _timm_encoder(architecture: str, checkpoint: str | Path | None, device: torc
     return Encoder(
         name=name,
         model=model.to(device).eval(),
-        dim=model.num_features,
+        dim=pooled_dim(model),
         input_px=int(config["input_size"][-1]),
         mean=tuple(config["mean"]),
         std=tuple(config["std"]),
