@@ -32,7 +32,7 @@ class GeneAttentionTokens(nn.Module):
     """
 
     def __init__(
-        self, genes: int, tokens: int, dim: int, token_dim: int = 64, attention_hidden: int = 64, dropout: float = 0.1
+        self, genes: int, tokens: int, dim: int, token_dim: int = 64, attention_hidden: int = 32, dropout: float = 0.1
     ) -> None:
         super().__init__()
         self.gene_weight = nn.Parameter(torch.randn(genes, token_dim))
@@ -46,9 +46,9 @@ class GeneAttentionTokens(nn.Module):
     def forward(self, expression: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, genes) -> tokens (B, tokens, dim), attention over genes (B, genes, tokens)."""
         gene_tokens = F.gelu(self.token_norm(torch.addcmul(self.gene_bias, expression.unsqueeze(-1), self.gene_weight)))
-        gene_tokens = self.dropout(gene_tokens)
         tanh_branch, sigmoid_branch = self.attention_gates(gene_tokens).chunk(2, dim=-1)
         scores = self.attention_scores(torch.tanh(tanh_branch) * torch.sigmoid(sigmoid_branch))
         weights = torch.softmax(scores, dim=1)
         pooled = torch.einsum("bgh,bgd->bhd", weights, gene_tokens)
-        return self.output(pooled), weights
+        # dropout on the 16 pooled tokens, not on the (B, genes, token_dim) tensor: same role, a fraction of the cost
+        return self.output(self.dropout(pooled)), weights
