@@ -98,13 +98,23 @@ def parse_job_stats(output: str) -> dict[str, int]:
 
 def planned_jobs(workdir: Path, *args: str, env: dict[str, str] | None = None) -> dict[str, int]:
     """{rule: jobs} a dry run of the workflow would execute."""
-    result = snakemake(workdir, "--dry-run", "--quiet", "rules", *args, env=env)
+    # Options taking several values (--quiet, --forcerun) would swallow targets placed after them.
+    result = snakemake(workdir, *args, "--dry-run", "--quiet", "rules", env=env)
     return parse_job_stats(result.stdout + result.stderr)
 
 
 def workflow_rules(workdir: Path) -> set[str]:
     result = snakemake(workdir, "--list-rules")
     return {line.split()[0] for line in result.stdout.splitlines() if line.strip()}
+
+
+def _buildable(workdir: Path, targets: list[str]) -> bool:
+    """Whether the workflow has rules for everything the targets need (a dry run succeeds)."""
+    try:
+        snakemake(workdir, *targets, "--dry-run", "--quiet", "all")
+    except AssertionError:
+        return False
+    return True
 
 
 def deepest_targets(workdir: Path, cohort: str = COHORT, rules: tuple[str, ...] | None = None) -> list[str]:
@@ -119,5 +129,7 @@ def deepest_targets(workdir: Path, cohort: str = COHORT, rules: tuple[str, ...] 
     for rule, target in TARGETS_BY_RULE:
         if rule in available and (rules is None or rule in rules):
             pattern = f"results/{cohort}/{target}"
-            return sorted({pattern.format(encoder=encoder, slide=slide) for slide in sheet["slide_id"]})
-    raise AssertionError(f"none of {[rule for rule, _ in TARGETS_BY_RULE]} is a rule yet: {sorted(rules)}")
+            targets = sorted({pattern.format(encoder=encoder, slide=slide) for slide in sheet["slide_id"]})
+            if _buildable(workdir, targets):
+                return targets
+    raise AssertionError(f"none of {[rule for rule, _ in TARGETS_BY_RULE]} can be built yet with rules {sorted(available)}")
