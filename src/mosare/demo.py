@@ -209,14 +209,15 @@ def _resize(array: np.ndarray, side: int, interpolation: int = cv2.INTER_LINEAR)
 
 
 def _tissue_outline(rng: np.random.Generator, side: int, field_um: float) -> np.ndarray:
-    """Signed tissue score on a grid of ``side`` px (> 0 inside): 2-4 lobed pieces with ragged edges and holes."""
+    """Signed tissue score on a grid of ``side`` px (> 0 inside): 2-4 lobed pieces with ragged edges and holes,
+    split by narrow strips of glass where they would touch."""
     um = field_um / side
     coords = (np.arange(side, dtype=np.float32) + 0.5) * um
     xx, yy = np.meshgrid(coords, coords)
     n_pieces = int(rng.integers(2, 5))
-    coverage = rng.uniform(0.56, 0.72)
+    coverage = rng.uniform(0.62, 0.78)
     shares = rng.dirichlet(np.full(n_pieces, 4.0))
-    score = np.full((side, side), -1.0, dtype=np.float32)
+    pieces = []
     centers: list[tuple[float, float, float]] = []
     for share in shares:
         area = share * coverage * field_um**2
@@ -241,7 +242,7 @@ def _tissue_outline(rng: np.random.Generator, side: int, field_um: float) -> np.
         lobes = np.ones_like(theta)
         for k in range(2, 6):
             lobes += rng.normal(0, 0.16 / math.sqrt(k)) * np.cos(k * theta + rng.uniform(0, 2 * math.pi))
-        score = np.maximum(score, 1.0 - np.sqrt(u * u + v * v) / np.clip(lobes, 0.5, None))
+        pieces.append(1.0 - np.sqrt(u * u + v * v) / np.clip(lobes, 0.5, None))
         for _ in range(int(rng.integers(0, 3))):
             # Vessel or airspace: a clean hole well inside the piece.
             hole_r = rng.uniform(30, 90)
@@ -249,7 +250,10 @@ def _tissue_outline(rng: np.random.Generator, side: int, field_um: float) -> np.
             hx = cx + r * semi_major * math.cos(phi)
             hy = cy + r * semi_minor * math.sin(phi)
             hole = np.sqrt((xx - hx) ** 2 + (yy - hy) ** 2 * rng.uniform(0.5, 1.5)) / hole_r - 1.0
-            score = np.minimum(score, hole * 0.3)
+            pieces[-1] = np.minimum(pieces[-1], hole * 0.3)
+    ranked = np.sort(np.stack(pieces), axis=0)
+    # Where two pieces meet, a strip of glass keeps them apart (pieces of a biopsy, not one blob).
+    score = np.minimum(ranked[-1], ranked[-1] - ranked[-2] - 0.16)
     score += 0.07 * _smooth_noise(rng, (side, side), 45 / um) + 0.03 * _smooth_noise(rng, (side, side), 12 / um)
     tears = _smooth_noise(rng, (side, side), 70 / um)
     return np.minimum(score, 0.12 * (2.1 - tears))
@@ -277,8 +281,11 @@ def _architecture(rng: np.random.Generator, side: int, field_um: float, phenotyp
     centers_px = np.clip((centers / um).astype(int), 0, side - 1)
     keep = is_gland_region[centers_px[:, 1], centers_px[:, 0]]
     centers_px = centers_px[keep]
-    radii_um = rng.uniform(0.3, 0.48, size=len(centers_px)) * spacing
-    lumen_ratios = rng.uniform(0.35, 0.65, size=len(centers_px))
+    # Glands differ in size, elongation, orientation and lumen width.
+    radii_um = rng.uniform(0.26, 0.5, size=len(centers_px)) * spacing
+    elongation = rng.uniform(1.0, 1.9, size=len(centers_px))
+    orientation = rng.uniform(0, math.pi, size=len(centers_px))
+    lumen_ratios = rng.uniform(0.3, 0.7, size=len(centers_px))
     seeds = np.ones((side, side), dtype=np.uint8)
     seeds[centers_px[:, 1], centers_px[:, 0]] = 0
     if len(centers_px):
@@ -291,7 +298,10 @@ def _architecture(rng: np.random.Generator, side: int, field_um: float, phenotyp
         yy, xx = np.mgrid[0:side, 0:side].astype(np.float32)
         dx, dy = xx - centers_px[nearest, 0], yy - centers_px[nearest, 1]
         wobble = 1.0 + 0.12 * _smooth_noise(rng, (side, side), 12 / um)
-        gland_q = (np.sqrt(dx * dx + dy * dy) * um / radii_um[nearest] * wobble).astype(np.float32)
+        cos, sin = np.cos(orientation)[nearest], np.sin(orientation)[nearest]
+        stretch = np.sqrt(elongation)[nearest]
+        along, across = (dx * cos + dy * sin) / stretch, (-dx * sin + dy * cos) * stretch
+        gland_q = (np.sqrt(along**2 + across**2) * um / radii_um[nearest] * wobble).astype(np.float32)
         gland_angle = np.arctan2(dy, dx).astype(np.float32)
         lumen_ratio = lumen_ratios[nearest].astype(np.float32)
     else:
@@ -800,6 +810,52 @@ def _write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def write_planned_slide(plan: DemoPlan, slide_id: str, *, workers: int = 1) -> Path:
+    """Write one planned slide to ``out_dir/slides/{slide_id}.svs`` (one Snakemake job per slide)."""
+    by_id = {slide.slide_id: slide for slide in plan.slides}
+    if slide_id not in by_id:
+        raise KeyError(f"demo cohort {plan.cohort!r} plans no slide {slide_id!r}; planned: {sorted(by_id)}")
+    slide = by_id[slide_id]
+    seed = int(plan.settings["seed"])
+    path = plan.out_dir / "slides" / f"{slide_id}.svs"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_demo_slide(
+        path,
+        seed=seed,
+        slide_index=slide.index,
+        phenotype=patient_phenotype(seed, slide.patient.index, slide.patient.class_position),
+        mpp=slide.mpp,
+        slide_px=int(plan.settings["slide_px"]),
+        pen=slide.pen,
+        workers=workers,
+    )
+    return path
+
+
+def write_demo_tables(plan: DemoPlan) -> pd.DataFrame:
+    """Write the reports, ``rna.tsv`` and, last, ``samples.tsv`` (paths relative to ``out_dir``) once every
+    planned slide exists; return the sheet with absolute paths."""
+    sheet = plan.sheet
+    absent = [path for path in sheet["slide_path"] if not Path(path).exists()]
+    if absent:
+        raise FileNotFoundError(
+            f"demo cohort {plan.cohort!r}: {len(absent)} planned slide(s) missing, e.g. {absent[0]}; "
+            "write them with write_planned_slide (rule demo_slide) before the tables"
+        )
+    (plan.out_dir / "reports").mkdir(parents=True, exist_ok=True)
+    for patient in plan.patients:
+        if patient.has_report:
+            _write_text(plan.out_dir / "reports" / f"{patient.patient_id}.txt", demo_report(plan, patient))
+    _write_text(plan.out_dir / "rna.tsv", demo_rna_matrix(plan).to_csv(sep="\t", lineterminator="\n"))
+    relative = sheet.assign(
+        slide_path=[str(Path(p).relative_to(plan.out_dir)) for p in sheet["slide_path"]],
+        report_path=[str(Path(p).relative_to(plan.out_dir)) if isinstance(p, str) else "" for p in sheet["report_path"]],
+        mpp="",
+    )
+    _write_text(plan.out_dir / "samples.tsv", relative.to_csv(sep="\t", index=False, lineterminator="\n"))
+    return sheet
+
+
 def write_demo_cohort(
     cohort: str, demo_config: Mapping[str, Any], classes: Sequence[str], out_dir: Path, *, workers: int = 1
 ) -> pd.DataFrame:
@@ -809,25 +865,14 @@ def write_demo_cohort(
     on disk means the cohort is complete.
     """
     plan = make_demo_plan(cohort, demo_config, classes, out_dir)
-    seed, slide_px = int(plan.settings["seed"]), int(plan.settings["slide_px"])
-    for folder in ("slides", "reports"):
-        (plan.out_dir / folder).mkdir(parents=True, exist_ok=True)
     for slide in tqdm(plan.slides, desc=f"{cohort} demo slides", unit="slide"):
-        phenotype = patient_phenotype(seed, slide.patient.index, slide.patient.class_position)
-        path = plan.out_dir / "slides" / f"{slide.slide_id}.svs"
-        write_demo_slide(
-            path, seed=seed, slide_index=slide.index, phenotype=phenotype, mpp=slide.mpp, slide_px=slide_px,
-            pen=slide.pen, workers=workers,
-        )
-    for patient in plan.patients:
-        if patient.has_report:
-            _write_text(plan.out_dir / "reports" / f"{patient.patient_id}.txt", demo_report(plan, patient))
-    _write_text(plan.out_dir / "rna.tsv", demo_rna_matrix(plan).to_csv(sep="\t", lineterminator="\n"))
-    sheet = plan.sheet
-    relative = sheet.assign(
-        slide_path=[str(Path(p).relative_to(plan.out_dir)) for p in sheet["slide_path"]],
-        report_path=[str(Path(p).relative_to(plan.out_dir)) if isinstance(p, str) else "" for p in sheet["report_path"]],
-        mpp="",
-    )
-    _write_text(plan.out_dir / "samples.tsv", relative.to_csv(sep="\t", index=False, lineterminator="\n"))
-    return sheet
+        write_planned_slide(plan, slide.slide_id, workers=workers)
+    return write_demo_tables(plan)
+
+
+def write_demo_overview(plan: DemoPlan, path: Path) -> None:
+    """A contact sheet of the written cohort's slides (thumbnails read back through OpenSlide), by class,
+    marking 40x/20x and missing report/RNA."""
+    from mosare.plots.demo import plot_demo_overview
+
+    plot_demo_overview(plan.sheet, path, rna_patients={p.patient_id for p in plan.patients if p.has_rna})

@@ -1,1 +1,83 @@
-# (rules for this stage land here)
+# Demo cohorts (cohorts configured with `demo:`): a synthetic cohort under results/demo/{cohort}/, deterministic by
+# demo.seed. One job per slide (demo_slide), then one job (demo_cohort) writes the reports, the RNA matrix and, last,
+# the sample sheet. Logic: src/mosare/demo.py.
+#
+# The planned sample sheet (cohort_sheet in common.smk) holds absolute slide paths, and downstream rules use them as
+# inputs, so demo_slide's output is the same absolute path: DEMO_ROOT is resolved exactly like the plan's out_dir.
+
+DEMO_COHORTS = [cohort for cohort in COHORTS if is_demo(cohort)]
+DEMO_ROOT = str(Path(RESULTS, "demo").resolve())
+
+
+def demo_cohort_pattern() -> str:
+    """Wildcard pattern matching only demo cohorts (matching nothing when there are none)."""
+    return "|".join(DEMO_COHORTS) if DEMO_COHORTS else "(?!x)x"
+
+
+def demo_config(wildcards) -> dict:
+    return config["cohorts"][wildcards.cohort]["demo"]
+
+
+def demo_classes(wildcards) -> list[str]:
+    return config["cohorts"][wildcards.cohort]["classes"]
+
+
+def demo_slide_paths(wildcards) -> list[str]:
+    """Every planned slide of a demo cohort (absolute paths, as in its planned sample sheet)."""
+    return cohort_sheet(wildcards.cohort)["slide_path"].tolist()
+
+
+rule demo_slide:
+    output:
+        f"{DEMO_ROOT}/{{cohort}}/slides/{{slide_id}}.svs",
+    log:
+        f"{RESULTS}/logs/demo_slide/{{cohort}}/{{slide_id}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/demo_slide/{{cohort}}/{{slide_id}}.tsv"
+    wildcard_constraints:
+        cohort=demo_cohort_pattern(),
+    params:
+        demo=demo_config,
+        classes=demo_classes,
+        code=code_hash("demo"),
+    threads: 1
+    resources:
+        mem_mb=1500,
+        runtime=10,
+    conda:
+        "../../envs/demo.yaml"
+    script:
+        "../scripts/demo_slide.py"
+
+
+rule demo_cohort:
+    input:
+        slides=demo_slide_paths,
+    output:
+        samples=f"{RESULTS}/demo/{{cohort}}/samples.tsv",
+        rna=f"{RESULTS}/demo/{{cohort}}/rna.tsv",
+        reports=directory(f"{RESULTS}/demo/{{cohort}}/reports"),
+        overview=report(
+            f"{RESULTS}/demo/{{cohort}}/overview.png",
+            caption="../report/demo_overview.rst",
+            category="Demo cohorts",
+            subcategory="{cohort}",
+        ),
+    log:
+        f"{RESULTS}/logs/demo_cohort/{{cohort}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/demo_cohort/{{cohort}}.tsv"
+    wildcard_constraints:
+        cohort=demo_cohort_pattern(),
+    params:
+        demo=demo_config,
+        classes=demo_classes,
+        code=code_hash("demo"),
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../../envs/demo.yaml"
+    script:
+        "../scripts/demo_cohort.py"
