@@ -6,8 +6,10 @@ included), never share a handle across processes.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import math
+import sys
 from pathlib import Path
 from typing import Literal
 
@@ -22,7 +24,12 @@ MppSource = Literal["file", "sample_sheet", "config"]
 # Largest RGBA block read from OpenSlide in one call when scanning a whole level (tissue detection,
 # thumbnails). Larger levels - a one-level slide of 100k x 80k px - are read in strips and downsampled
 # strip by strip, so a level is never held in memory whole.
-MAX_READ_BYTES = 256 * 1024**2
+MAX_READ_BYTES = 64 * 1024**2
+
+_UINT32_POINTER = ctypes.POINTER(ctypes.c_uint32)
+OPAQUE = 0xFF000000  # smallest ARGB value with alpha 255
+if sys.byteorder != "little":
+    raise ImportError("mosare.slides reads OpenSlide's ARGB pixels as little-endian bytes")
 
 
 class SlideError(RuntimeError):
@@ -124,23 +131,28 @@ class Slide:
         return dict(self._osr.properties)
 
     def _read_rgb(self, x: int, y: int, level: int, width: int, height: int) -> np.ndarray:
-        """(height, width, 3) uint8 RGB from OpenSlide's RGBA, transparent pixels composited on white."""
+        """(height, width, 3) uint8 RGB; pixels without scan data (transparent) come out white.
+
+        Reads straight into a NumPy buffer through OpenSlide's C call instead of ``read_region``, which
+        would un-premultiply every pixel into a PIL image that we would then copy and convert again.
+        """
+        argb = np.empty((height, width), dtype=np.uint32)  # premultiplied ARGB, native byte order
         try:
-            region = self._osr.read_region((x, y), level, (width, height))
+            openslide.lowlevel._read_region(
+                self._osr._osr, argb.ctypes.data_as(_UINT32_POINTER), x, y, level, width, height
+            )
         except openslide.OpenSlideError as error:
             raise SlideReadError(
                 f"slide {self.slide_id!r} ({self.path}): reading {width}x{height} px at level {level}, "
                 f"level-0 ({x}, {y}) failed: {error}. The file is probably truncated or has a corrupt tile; "
                 "re-copy it from the scanner or remove its row from the sample sheet"
             ) from error
-        rgba = np.asarray(region)
-        alpha = rgba[..., 3]
-        if alpha.min() == 255:
-            return np.ascontiguousarray(rgba[..., :3])
-        # OpenSlide returns un-premultiplied RGBA; blend onto white where the scan has no data.
-        weight = alpha[..., None].astype(np.uint16)
-        blended = (rgba[..., :3].astype(np.uint16) * weight + 255 * (255 - weight) + 127) // 255
-        return blended.astype(np.uint8)
+        bgra = argb.view(np.uint8).reshape(height, width, 4)  # little-endian: B, G, R, A in memory
+        rgb = cv2.cvtColor(bgra, cv2.COLOR_BGRA2RGB)
+        if argb.min() >= OPAQUE:
+            return rgb
+        # Premultiplied colour over white: c + (255 - alpha).
+        return rgb + (255 - bgra[..., 3:4])
 
     def read_patch(self, x: int, y: int, read_level: int, read_px: int, patch_px: int) -> np.ndarray:
         """A (patch_px, patch_px, 3) uint8 RGB patch whose top-left is level-0 (x, y).
