@@ -242,3 +242,15 @@ def test_mosare_learns_a_separable_task_with_modalities_missing():
     with torch.no_grad():
         accuracy = (net(batch)["logits"].argmax(dim=1) == labels).float().mean()
     assert accuracy >= 0.9
+
+
+def test_mosare_trains_under_bfloat16_autocast_with_prototypes_kept_in_float32():
+    net = model("mosare").train()
+    batch = make_batch(16)
+    for epoch in (0, 2, 3):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            total, terms = net.compute_loss(batch, net(batch), epoch=epoch)
+        total.backward()
+        assert all(torch.isfinite(torch.tensor(value)) for value in terms.values())
+    assert net.mcl.prototypes.dtype == torch.float32
+    assert torch.allclose(net.mcl.prototypes.norm(dim=-1), torch.ones_like(net.mcl.prototypes[..., 0]), atol=1e-5)

@@ -15,11 +15,17 @@ def present_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, present: t
     return F.cross_entropy(logits[present].float(), expanded[present])
 
 
+def full_precision(tensor: torch.Tensor) -> torch.autocast:
+    """Autocast switched off: similarities over a small temperature and EMA steps of 0.001 need float32."""
+    return torch.autocast(tensor.device.type, enabled=False)
+
+
 def symmetric_info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tensor:
     """Symmetric InfoNCE between paired rows of a and b (N, D); the other rows of the batch are the negatives."""
-    a = F.normalize(a.float(), dim=-1)
-    b = F.normalize(b.float(), dim=-1)
-    logits = a @ b.T / temperature
+    with full_precision(a):
+        a = F.normalize(a.float(), dim=-1)
+        b = F.normalize(b.float(), dim=-1)
+        logits = a @ b.T / temperature
     targets = torch.arange(len(a), device=a.device)
     return 0.5 * (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets))
 
@@ -84,8 +90,9 @@ class MultiPrototypeContrast(nn.Module):
         """(B, D) -> (B, K): max over each class's prototypes of the cosine similarity, over the temperature."""
         # a copy, because update_prototypes() changes the buffer in place before backward() runs
         prototypes = self.prototypes.clone()
-        similarities = torch.einsum("bd,kpd->bkp", F.normalize(features.float(), dim=-1), prototypes)
-        return similarities.amax(dim=-1) / self.temperature
+        with full_precision(features):
+            similarities = torch.einsum("bd,kpd->bkp", F.normalize(features.float(), dim=-1), prototypes)
+            return similarities.amax(dim=-1) / self.temperature
 
     def loss(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(self.logits(features), labels)
@@ -107,6 +114,10 @@ class MultiPrototypeContrast(nn.Module):
     @torch.no_grad()
     def update_prototypes(self) -> None:
         """Initialise classes whose queue has filled enough, then one Sinkhorn + EMA step for every initialised class."""
+        with full_precision(self.prototypes):
+            self._sinkhorn_ema_step()
+
+    def _sinkhorn_ema_step(self) -> None:
         n_prototypes = self.prototypes.shape[1]
         for label in range(self.prototypes.shape[0]):
             length = int(self.queue_length[label])

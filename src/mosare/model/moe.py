@@ -55,8 +55,8 @@ class SingleExpert(nn.Module):
 class LocalTokenGate(nn.Module):
     """Scores the local tokens with Linear(D, 1) and keeps the top-k (authors: 1).
 
-    The kept tokens are multiplied by p / p.detach() (p = softmax of the scores), which is exactly 1 in the forward
-    pass and lets the gate learn from the loss (a bare top-k index has no gradient).
+    The kept tokens are multiplied by 1 + p - p.detach() (p = softmax of the scores): exactly 1 in the forward pass,
+    yet the gate learns from the loss through p (a bare top-k index has no gradient).
     """
 
     def __init__(self, dim: int, keep: int = 1) -> None:
@@ -69,4 +69,5 @@ class LocalTokenGate(nn.Module):
         probabilities = torch.softmax(self.score(tokens).squeeze(-1), dim=-1)
         kept_probabilities, indices = probabilities.topk(self.keep, dim=-1)
         kept = tokens.gather(1, indices.unsqueeze(-1).expand(-1, -1, tokens.shape[-1]))
-        return kept * (kept_probabilities / kept_probabilities.detach()).unsqueeze(-1), indices
+        straight_through = 1.0 + kept_probabilities - kept_probabilities.detach()  # exactly 1, gradient of p
+        return kept * straight_through.unsqueeze(-1), indices

@@ -32,5 +32,5 @@ def reconstruction_loss(reconstructed: torch.Tensor, features: torch.Tensor, pre
     the decoders rather than pulling the real features toward their reconstructions."""
     if not present.any():
         return reconstructed.sum() * 0.0
-    errors = (reconstructed - features.detach()).pow(2).mean(dim=-1)
+    errors = (reconstructed.float() - features.detach().float()).pow(2).mean(dim=-1)
     return errors[present].mean()
