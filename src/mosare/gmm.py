@@ -24,6 +24,8 @@ Rules (the same for every caller):
   log-likelihood are unchanged.
 - No samples: ``DiagonalGMM.fit`` raises ``ValueError``; ``fit_gmm_tokens`` returns an all-zero token set
   flagged ``present=False`` (weights all zero) so that an empty slide or report never stops a cohort.
+
+``fit_slide_gmm`` is the per-slide stage: feature store in, GMM store and QC picture out.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from mosare.stores import open_store, write_store
 
 logger = logging.getLogger(__name__)
 
@@ -76,12 +80,28 @@ def _log_weighted_density(
     dim = means.shape[1]
     precisions = 1.0 / variances
     projection = torch.cat([-2.0 * means * precisions, precisions], dim=1)
-    quadratic = Z @ projection.T + (means * means * precisions).sum(1)
-    return log_weights - 0.5 * (dim * LOG_2PI + torch.log(variances).sum(1) + quadratic)
+    constant = log_weights - 0.5 * (dim * LOG_2PI + torch.log(variances).sum(1) + (means * means * precisions).sum(1))
+    return torch.addmm(constant, Z, projection.T, alpha=-0.5)
 
 
-def _squared_and_stacked(X: torch.Tensor) -> torch.Tensor:
-    return torch.cat([X, X * X], dim=1)
+def _normalise(weighted: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-sum-exp over components (N,) and the responsibilities (N, C), with one exp per entry.
+
+    Written out because ``torch.logsumexp`` over a short last axis is several times slower on the CPU.
+    """
+    largest = weighted.max(dim=1, keepdim=True).values
+    unnormalised = torch.exp(weighted - largest)
+    totals = unnormalised.sum(1, keepdim=True)
+    return (largest + torch.log(totals)).squeeze(1), unnormalised / totals
+
+
+def _centred_and_squared(X: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """``[x - shift, (x - shift)²]`` (N, 2D), written in place into one allocation."""
+    dim = X.shape[1]
+    Z = torch.empty((X.shape[0], 2 * dim), dtype=X.dtype, device=X.device)
+    torch.sub(X, shift, out=Z[:, :dim])
+    torch.mul(Z[:, :dim], Z[:, :dim], out=Z[:, dim:])
+    return Z
 
 
 def _m_step(
@@ -162,7 +182,7 @@ def mixture_log_responsibilities(
     # Log-densities are translation invariant; centring on the mixture mean keeps float32 products accurate.
     shift = weights_t @ means_t
     weighted = _log_weighted_density(
-        _squared_and_stacked(X - shift), torch.log(weights_t), means_t - shift, variances_t
+        _centred_and_squared(X, shift), torch.log(weights_t), means_t - shift, variances_t
     )
     log_likelihood = torch.logsumexp(weighted, dim=1)
     return log_likelihood, weighted - log_likelihood[:, None]
@@ -206,7 +226,7 @@ class DiagonalGMM:
             raise ValueError("cannot fit a Gaussian mixture to 0 samples")
         # Centring (exact for Gaussians) keeps the float32 expansion of the quadratic form accurate.
         shift = X.mean(0, dtype=torch.float64).to(X.dtype)
-        Z = _squared_and_stacked(X - shift)
+        Z = _centred_and_squared(X, shift)
         dim = X.shape[1]
         del X
 
@@ -222,10 +242,9 @@ class DiagonalGMM:
         lower_bound, converged, n_iter = -math.inf, False, 0
         for n_iter in range(1, self.max_iter + 1):
             previous = lower_bound
-            weighted = _log_weighted_density(Z, torch.log(weights), means, variances)
-            log_norm = torch.logsumexp(weighted, dim=1)
-            lower_bound = float(log_norm.mean())
-            weights, means, variances = _m_step(Z, torch.exp(weighted - log_norm[:, None]), self.reg_covar)
+            log_norm, responsibilities = _normalise(_log_weighted_density(Z, torch.log(weights), means, variances))
+            lower_bound = float(log_norm.sum(dtype=torch.float64)) / len(log_norm)
+            weights, means, variances = _m_step(Z, responsibilities, self.reg_covar)
             if abs(lower_bound - previous) < self.tol:
                 converged = True
                 break
@@ -378,3 +397,83 @@ def fit_gmm_tokens(
         n_samples=n_samples,
         present=True,
     )
+
+
+QC_THUMBNAIL_PX = 1600
+
+
+def fit_slide_gmm(
+    feature_store: str | Path,
+    patch_store: str | Path,
+    slide_path: str | Path,
+    gmm_store: str | Path,
+    qc_png: str | Path,
+    gmm_config: Mapping[str, Any],
+    *,
+    slide_id: str,
+    device: str | torch.device | None = None,
+) -> GMMResult:
+    """Fit one slide's mixture over its patch features; write the GMM store and the component-map QC PNG.
+
+    A slide without patches gets a store with ``present=False`` and all-zero arrays (and a QC picture
+    saying so) instead of an error, so one empty slide never stops its cohort.
+    """
+    # Imported here so text encoding, which only needs the estimator, does not load OpenSlide and matplotlib.
+    from mosare.plots.gmm import plot_component_map
+    from mosare.slides import open_slide
+
+    features_group = open_store(feature_store)
+    features = np.asarray(features_group["features"][...], dtype=np.float32)
+    coords = np.asarray(features_group["coords"][...])
+    if features.ndim != 2 or coords.shape != (len(features), 2):
+        raise ValueError(
+            f"{feature_store} (slide {slide_id}): features {features.shape} and coords {coords.shape} do not align "
+            "as (N, D) and (N, 2); delete the store and rerun the embedding for this slide"
+        )
+    try:
+        result = fit_gmm_tokens(features, gmm_config, device=device)
+    except ValueError as error:
+        raise ValueError(
+            f"{feature_store} (slide {slide_id}): {error}; delete the store and rerun the embedding for this slide"
+        ) from error
+    write_store(
+        gmm_store,
+        {"weights": result.weights, "means": result.means, "variances": result.variances},
+        {
+            "slide_id": slide_id,
+            "encoder": features_group.attrs.get("encoder"),
+            "log_likelihood": result.log_likelihood,
+            "n_iter": result.n_iter,
+            "converged": result.converged,
+            "n_components_used": result.n_components_used,
+            "n_samples": result.n_samples,
+            "seed": int(gmm_config["seed"]),
+            "present": result.present,
+        },
+    )
+    if result.present:
+        logger.info(
+            "slide %s: %d patches, %d of %d components fitted, mean log-likelihood %.2f, %d EM iterations%s",
+            slide_id, result.n_samples, result.n_components_used, len(result.weights), result.log_likelihood,
+            result.n_iter, "" if result.converged else " (not converged)",
+        )
+        labels = result.predict(features, device=device)
+        title = (
+            f"{slide_id}: {result.n_samples} patches, {result.n_components_used} of {len(result.weights)} components "
+            f"fitted{' (BIC)' if gmm_config['select_by_bic'] else ''}; mean log-likelihood "
+            f"{result.log_likelihood:.1f} after {result.n_iter} EM iterations"
+            f"{'' if result.converged else ' (not converged)'}"
+        )
+    else:
+        logger.warning("slide %s has no patches: stored an all-zero token set with present=False", slide_id)
+        labels = np.zeros(0, dtype=np.int64)
+        title = f"{slide_id}: no patches, no mixture fitted (tokens stored as zeros, present=False)"
+
+    patch_attrs = open_store(patch_store).attrs
+    with open_slide(slide_path, slide_id=slide_id, mpp_override=patch_attrs["mpp_level0"]) as slide:
+        thumbnail = slide.thumbnail(QC_THUMBNAIL_PX)
+        dimensions = slide.dimensions
+    plot_component_map(
+        thumbnail, dimensions, coords, int(patch_attrs["footprint_px"]), labels, result.weights, qc_png, title=title
+    )
+    return result

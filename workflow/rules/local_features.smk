@@ -1,1 +1,43 @@
-# (rules for this stage land here)
+# WSI local representation: one C-component diagonal Gaussian mixture per slide over its patch features.
+# Logic: src/mosare/gmm.py (EM, padding, BIC), src/mosare/plots/gmm.py (QC). The slide file comes from the
+# tiling rule's input function (tiling_slide_input), only for the QC thumbnail.
+
+
+def slide_gmm_stores(cohort: str) -> list[str]:
+    """Every slide's GMM store of a cohort, for the configured encoder."""
+    return [f"{RESULTS}/{cohort}/gmm/{encoder_slug()}/{slide_id}.zarr" for slide_id in slide_ids(cohort)]
+
+
+def gmm_qc_pictures(cohort: str) -> list[str]:
+    """Every slide's component-map QC picture of a cohort, for the configured encoder."""
+    return [f"{RESULTS}/{cohort}/qc/gmm/{encoder_slug()}/{slide_id}.png" for slide_id in slide_ids(cohort)]
+
+
+rule fit_slide_gmm:
+    input:
+        features=f"{RESULTS}/{{cohort}}/features/{{encoder}}/{{slide_id}}.zarr",
+        patches=f"{RESULTS}/{{cohort}}/patches/{{slide_id}}.zarr",
+        slide=tiling_slide_input,
+    output:
+        gmm=directory(f"{RESULTS}/{{cohort}}/gmm/{{encoder}}/{{slide_id}}.zarr"),
+        qc=report(
+            f"{RESULTS}/{{cohort}}/qc/gmm/{{encoder}}/{{slide_id}}.png",
+            caption="../report/gmm_qc.rst",
+            category="GMM QC",
+            subcategory="{cohort}",
+        ),
+    log:
+        f"{RESULTS}/logs/fit_slide_gmm/{{cohort}}/{{encoder}}/{{slide_id}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/fit_slide_gmm/{{cohort}}/{{encoder}}/{{slide_id}}.tsv"
+    params:
+        gmm=config["gmm"],
+        code=code_hash("gmm"),
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../../envs/features.yaml"
+    script:
+        "../scripts/fit_slide_gmm.py"

@@ -1,0 +1,78 @@
+"""GMM QC picture: the slide thumbnail with every patch coloured by its most likely mixture component."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+
+OVERLAY_ALPHA = 0.6
+
+
+def component_colours(n_components: int) -> np.ndarray:
+    """(C, 3) RGB in [0, 1]: tab20 for up to 20 components, evenly spaced turbo hues beyond."""
+    if n_components <= 20:
+        return np.asarray(plt.get_cmap("tab20").colors)[:n_components]
+    return plt.get_cmap("turbo")(np.linspace(0.0, 1.0, n_components))[:, :3]
+
+
+def plot_component_map(
+    thumbnail: np.ndarray,
+    slide_dimensions: tuple[int, int],
+    coords: np.ndarray,
+    footprint_px: int,
+    labels: np.ndarray,
+    weights: np.ndarray,
+    path: str | Path,
+    *,
+    title: str,
+) -> None:
+    """Write the QC PNG to ``path`` (atomically).
+
+    ``coords`` are level-0 top-left corners of patches covering ``footprint_px`` level-0 px, ``labels``
+    their most likely component, ``weights`` the mixture weights (C,) shown in the legend.
+    """
+    thumbnail = np.asarray(thumbnail, dtype=np.uint8)[..., :3]
+    height, width = thumbnail.shape[:2]
+    scale = width / slide_dimensions[0]  # thumbnail px per level-0 px
+    colours = component_colours(len(weights))
+
+    # Paint labels first and blend once, so overlapping patches do not darken the picture.
+    label_image = np.full((height, width), -1, dtype=np.int64)
+    for (x, y), label in zip(np.asarray(coords), np.asarray(labels)):
+        x0, y0 = int(x * scale), int(y * scale)
+        x1 = max(x0 + 1, int(np.ceil((x + footprint_px) * scale)))
+        y1 = max(y0 + 1, int(np.ceil((y + footprint_px) * scale)))
+        label_image[y0:y1, x0:x1] = label
+    painted = label_image >= 0
+    overlay = thumbnail.astype(np.float32) / 255.0
+    overlay[painted] = (1 - OVERLAY_ALPHA) * overlay[painted] + OVERLAY_ALPHA * colours[label_image[painted]]
+
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=len(weights))
+    fig_width = 10.0
+    fig, ax = plt.subplots(figsize=(fig_width, max(3.0, fig_width * 0.75 * height / width) + 0.8))
+    ax.imshow(overlay, interpolation="nearest")
+    ax.set_axis_off()
+    ax.set_title(title, fontsize=9)
+    handles = [
+        Patch(facecolor=colours[k], label=f"{k}: π={weights[k]:.3f}, {counts[k]} patches")
+        for k in range(len(weights))
+        if weights[k] > 0
+    ]
+    if handles:
+        ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=7, frameon=False)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.png")
+    try:
+        fig.savefig(tmp, dpi=120)
+    finally:
+        plt.close(fig)
+    os.replace(tmp, path)
