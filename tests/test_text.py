@@ -92,11 +92,17 @@ def test_sentences_split_at_ends_but_not_at_abbreviations_or_decimals():
         "Margins are free (e.g. 0.3 cm).",
         "Is there invasion?",
         "Yes!",
-        "DIAGNOSIS:",
-        "Tumour present.",
+        "DIAGNOSIS: Tumour present.",
         "- Grade 2",
         "- Stage pT1b",
     ]
+
+
+def test_headings_on_their_own_line_read_like_inline_headings():
+    own_line = split_sentences("MARGINS:\nFree of tumour.\n\nIHC:\n\nTTF-1 positive.\n\nFINDINGS:\n- necrosis")
+    inline = split_sentences("MARGINS: Free of tumour.\n\nIHC: TTF-1 positive.")
+    assert own_line[:2] == inline == ["MARGINS: Free of tumour.", "IHC: TTF-1 positive."]
+    assert own_line[2:] == ["FINDINGS:", "- necrosis"], "a heading before a list stands alone"
 
 
 def test_wrapped_lines_join_into_one_sentence():

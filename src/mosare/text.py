@@ -127,19 +127,32 @@ def clean_report(text: str, leak: re.Pattern[str] | None) -> str:
 
 
 def _blocks(text: str) -> list[str]:
-    """Hard breaks: blank lines, list items, and lines after a heading ending in ':'; wrapped lines are joined."""
+    """Paragraphs that sentences never cross: blank lines and list items break; wrapped lines are joined; a heading
+    line ending in ':' is prefixed to the line after it (so "SPECIMEN:\nLeft lobe." reads as on one line), except
+    before a list, where it stands alone."""
     blocks: list[list[str]] = []
-    previous = ""
-    for line in text.splitlines():
-        line = line.strip()
+    heading = ""
+    joinable = False  # whether the next plain line continues the last block
+    for raw in text.splitlines():
+        line = raw.strip()
         if not line:
-            previous = ""
-            continue
-        if not blocks or not previous or previous.endswith(":") or LIST_ITEM.match(line):
-            blocks.append([line])
-        else:
+            joinable = False
+        elif LIST_ITEM.match(line) or line.endswith(":"):
+            if heading:
+                blocks.append([heading])
+            heading, joinable = (line, False) if line.endswith(":") else ("", True)
+            if not heading:
+                blocks.append([line])
+        elif heading:
+            blocks.append([heading, line])
+            heading, joinable = "", True
+        elif joinable:
             blocks[-1].append(line)
-        previous = line
+        else:
+            blocks.append([line])
+            joinable = True
+    if heading:
+        blocks.append([heading])
     return [" ".join(lines) for lines in blocks]
 
 
@@ -156,7 +169,8 @@ def split_sentences(text: str) -> list[str]:
 
     A sentence ends at ``.``, ``!`` or ``?`` followed by whitespace and a capital, digit or opening quote,
     except after an abbreviation ("Dr.", "e.g.", "approx."); decimals ("2.5 cm") never split
-    because no space follows their point. Blank lines, list items and headings ending in ":" also break.
+    because no space follows their point. Blank lines and list items also break; a heading line ending in ":"
+    starts the sentence after it.
     """
     sentences: list[str] = []
     for block in _blocks(text):

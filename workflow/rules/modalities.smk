@@ -17,10 +17,9 @@ def configured_leak_patterns(wildcards) -> list[str] | None:
 
 
 def report_files(wildcards) -> list[str]:
-    """A user cohort's report files, so editing one reruns the encoding. A demo cohort's reports are written by
-    the same job as its sample sheet, which is already an input."""
+    """The cohort's report files (a demo cohort's reports directory), so editing one reruns the encoding."""
     if is_demo(wildcards.cohort):
-        return []
+        return [f"{RESULTS}/demo/{wildcards.cohort}/reports"]
     return sorted(cohort_sheet(wildcards.cohort)["report_path"].dropna().unique().tolist())
 
 
