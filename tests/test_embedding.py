@@ -1,0 +1,213 @@
+"""Patch embedding: feature stores aligned with the patch store, corrupt tiles, failure threshold, streaming writes."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+import zarr
+from synthetic_slides import tissue_image, write_slide
+from torchvision.transforms import v2
+
+from mosare.embedding import EmbeddingError, FeatureWriter, embed_slide
+from mosare.encoders import Encoder, create_encoder
+from mosare.slides import open_slide
+from mosare.stores import open_store, write_store
+
+SLIDE_PX = 1024
+TILE = 256
+CORRUPT_TILE = (256, 256)  # level-0 x, y of the tile whose JPEG data gets damaged
+
+
+def make_slide(path: Path, *, corrupt_tile: tuple[int, int] | None = None) -> Path:
+    """A 1024 px Aperio-style slide of 256 px JPEG tiles; optionally one tile's entropy-coded data damaged."""
+    write_slide(path, tissue_image(SLIDE_PX, SLIDE_PX, blobs=[(0.5, 0.5, 0.48, 0.48)], seed=3), mpp=0.5)
+    if corrupt_tile is not None:
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages[0]
+            tile_index = corrupt_tile[1] // TILE * (SLIDE_PX // TILE) + corrupt_tile[0] // TILE
+            offset, size = page.dataoffsets[tile_index], page.databytecounts[tile_index]
+        with open(path, "r+b") as stream:
+            # Invalid markers mid-scan: libjpeg reports "Corrupt JPEG data", as with a damaged scanner file.
+            stream.seek(offset + size // 2)
+            stream.write(b"\xff\x01" * 4)
+    return path
+
+
+def make_patch_store(path: Path, slide: Path, coords: np.ndarray) -> Path:
+    """A patch store as the tiling stage writes it: 256 px patches read at level 0 of a 0.5 µm/px slide."""
+    attrs = {
+        "slide_id": slide.stem,
+        "slide_path": str(slide),
+        "mpp_level0": 0.5,
+        "target_mpp": 0.5,
+        "patch_px": TILE,
+        "footprint_px": TILE,
+        "read_level": 0,
+        "read_px": TILE,
+        "n_patches": len(coords),
+    }
+    write_store(path, {"coords": np.asarray(coords, dtype=np.int64).reshape(-1, 2)}, attrs)
+    return path
+
+
+def tile_grid() -> np.ndarray:
+    """Every 256 px tile's top-left, in a scrambled order (rows must follow the patch store, whatever its order)."""
+    grid = np.array([(x, y) for y in range(0, SLIDE_PX, TILE) for x in range(0, SLIDE_PX, TILE)], dtype=np.int64)
+    return grid[np.random.default_rng(0).permutation(len(grid))]
+
+
+def features_of(encoder: Encoder, slide: Path, coords: np.ndarray) -> np.ndarray:
+    with open_slide(slide) as handle:
+        patches = [torch.from_numpy(handle.read_patch(x, y, 0, TILE, TILE)).permute(2, 0, 1) for x, y in coords]
+    return encoder.embed(encoder.resize_crop(torch.stack(patches))).numpy()
+
+
+def test_feature_store_rows_match_the_patch_store_coords_and_each_patch_embedding(tmp_path):
+    lite0 = create_encoder("efficientnet-lite0", device="cpu")
+    slide = make_slide(tmp_path / "slide-1.svs")
+    coords = tile_grid()[:8]
+    patches = make_patch_store(tmp_path / "patches.zarr", slide, coords)
+    output = tmp_path / "features" / "slide-1.zarr"
+
+    embed_slide(patches, output, lite0, batch_size=5, num_workers=0)
+
+    store = open_store(output)
+    assert store["features"].dtype == np.float16 and store["features"].shape == (8, 1280)
+    np.testing.assert_array_equal(store["coords"][...], coords)
+    expected = features_of(lite0, slide, coords[[0, 6]])
+    np.testing.assert_allclose(store["features"][[0, 6]].astype(np.float32), expected, rtol=1e-2, atol=1e-2)
+    attrs = store.attrs
+    package_weights = Path(lite0.weights_path).read_bytes()
+    assert attrs["encoder"] == "efficientnet-lite0" and attrs["weights_path"] == lite0.weights_path
+    assert attrs["weights_sha256"] == hashlib.sha256(package_weights).hexdigest()
+    assert (attrs["input_px"], attrs["mean"], attrs["std"]) == (224, [0.5] * 3, [0.5] * 3)
+    assert (attrs["dtype"], attrs["mpp_level0"], attrs["target_mpp"], attrs["patch_px"]) == ("float32", 0.5, 0.5, 256)
+    assert attrs["failed_patches"] == [] and attrs["n_patches"] == 8
+    assert {"torch", "timm", "openslide-python", "zarr"} <= set(attrs["versions"])
+
+
+def test_corrupt_jpeg_tile_drops_only_its_patch_and_records_its_coordinates(tmp_path, caplog):
+    encoder = mean_colour_encoder(MeanColour(), tmp_path / "weights.bin")
+    coords = tile_grid()
+    damaged = make_slide(tmp_path / "damaged.svs", corrupt_tile=CORRUPT_TILE)
+    intact = make_slide(tmp_path / "intact.svs")
+    output = tmp_path / "damaged.zarr"
+
+    with caplog.at_level(logging.WARNING, logger="mosare"):
+        embed_slide(
+            make_patch_store(tmp_path / "damaged-patches.zarr", damaged, coords),
+            output,
+            encoder,
+            batch_size=4,
+            num_workers=2,  # the worker that hits the bad tile must reopen its own handle and carry on
+            max_failed_fraction=0.1,
+        )
+    embed_slide(make_patch_store(tmp_path / "intact-patches.zarr", intact, coords), tmp_path / "intact.zarr", encoder,
+                batch_size=4, num_workers=0)
+
+    store, reference = open_store(output), open_store(tmp_path / "intact.zarr")
+    kept = ~np.all(coords == CORRUPT_TILE, axis=1)
+    np.testing.assert_array_equal(store["coords"][...], coords[kept])
+    np.testing.assert_array_equal(store["features"][...], reference["features"][...][kept])
+    [(x, y, error)] = store.attrs["failed_patches"]
+    assert (x, y) == CORRUPT_TILE and "Corrupt JPEG data" in error and "damaged" in error
+    assert store.attrs["n_patches"] == 15
+    assert f"level-0 ({x}, {y}) skipped" in caplog.text
+
+
+def test_too_many_undecodable_patches_fail_the_job_naming_the_slide_and_write_nothing(tmp_path):
+    encoder = mean_colour_encoder(MeanColour(), tmp_path / "weights.bin")
+    slide = make_slide(tmp_path / "bad-slide.svs", corrupt_tile=CORRUPT_TILE)
+    patches = make_patch_store(tmp_path / "patches.zarr", slide, tile_grid())
+    output = tmp_path / "features" / "bad-slide.zarr"
+
+    with pytest.raises(EmbeddingError, match=r"'bad-slide'.*1 of 16 patches.*encoder\.max_failed_fraction=0\.05"):
+        embed_slide(patches, output, encoder, batch_size=4, num_workers=0, max_failed_fraction=0.05)
+
+    assert not output.exists() and list(output.parent.iterdir()) == []
+
+
+class MeanColour(torch.nn.Module):
+    """A cheap stand-in model: each patch's mean colour + 1 (never 0, the store's fill value)."""
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return images.mean(dim=(2, 3)) + 1.0
+
+
+class StoreSpy(MeanColour):
+    """MeanColour that, before each batch, records what the unfinished store already holds."""
+
+    def __init__(self, output: Path) -> None:
+        super().__init__()
+        self.output = output
+        self.on_disk_before_batch: list[np.ndarray] = []
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        [temporary] = self.output.parent.glob(f".{self.output.name}.tmp-*")
+        self.on_disk_before_batch.append(zarr.open_group(str(temporary), mode="r")["features"][...])
+        return super().forward(images)
+
+
+def mean_colour_encoder(model: MeanColour, weights: Path) -> Encoder:
+    weights.write_bytes(b"no weights")
+    return Encoder(
+        name="mean-colour", model=model, dim=3, input_px=32, mean=(0.0,) * 3, std=(1.0,) * 3,
+        interpolation=v2.InterpolationMode.BILINEAR, autocast_dtype=None, weights_path=str(weights),
+        device=torch.device("cpu"),
+    )
+
+
+def test_features_reach_the_store_batch_by_batch_while_the_slide_is_embedded(tmp_path):
+    slide = make_slide(tmp_path / "slide.svs")
+    patches = make_patch_store(tmp_path / "patches.zarr", slide, tile_grid())
+    output = tmp_path / "slide.zarr"
+    encoder = mean_colour_encoder(StoreSpy(output), tmp_path / "weights.bin")
+
+    embed_slide(patches, output, encoder, batch_size=4, num_workers=0, chunk_rows=4)
+
+    final = open_store(output)["features"][...]
+    snapshots = encoder.model.on_disk_before_batch
+    assert len(snapshots) == 4 and np.all(final > 0)
+    for batch, snapshot in enumerate(snapshots):
+        # Every earlier batch is already on disk; nothing of this one or later ones is (fill value 0).
+        np.testing.assert_array_equal(snapshot[: 4 * batch], final[: 4 * batch])
+        assert np.all(snapshot[4 * batch :] == 0)
+
+
+def test_feature_writer_never_buffers_a_whole_chunk_and_trims_unused_rows(tmp_path):
+    group = zarr.open_group(str(tmp_path / "store.zarr"), mode="w", zarr_format=3)
+    writer = FeatureWriter(group, n_rows=100, dim=5, chunk_rows=16)
+    rng = np.random.default_rng(0)
+    batches = [(rng.integers(0, 10_000, (7, 2)), rng.standard_normal((7, 5))) for _ in range(13)]
+
+    buffered = []
+    for coords, features in batches:
+        writer.append(coords, features)
+        buffered.append(writer.rows_buffered)
+    rows = writer.finish()
+
+    assert max(buffered) < 16 and rows == 91
+    np.testing.assert_array_equal(group["coords"][...], np.concatenate([c for c, _ in batches]))
+    np.testing.assert_array_equal(
+        group["features"][...], np.concatenate([f for _, f in batches]).astype(np.float16)
+    )
+
+
+def test_slide_without_patches_gets_an_empty_feature_store(tmp_path):
+    slide = make_slide(tmp_path / "blank.svs")
+    patches = make_patch_store(tmp_path / "patches.zarr", slide, np.zeros((0, 2), dtype=np.int64))
+    output = tmp_path / "blank.zarr"
+
+    encoder = mean_colour_encoder(MeanColour(), tmp_path / "weights.bin")
+
+    embed_slide(patches, output, encoder, batch_size=4, num_workers=0)
+
+    store = open_store(output)
+    assert store["features"].shape == (0, 3) and store["coords"].shape == (0, 2)
+    assert store.attrs["n_patches"] == 0
