@@ -1,0 +1,302 @@
+"""The cross-validation protocol: folds, validation split, masks, normalisation, batches, outputs, determinism."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from synthetic_cohort import StandInModel, stand_in_factory, write_synthetic_cohort
+
+from mosare.training import (
+    CohortData,
+    Scenario,
+    cross_validate,
+    draw_missing_masks,
+    eval_patch_rows,
+    fit_normalisation,
+    fold_tensors,
+    load_cohort_data,
+    lr_factor,
+    make_batch,
+    make_folds,
+    merge_slide_components,
+    scenario_presence,
+    scenarios,
+    train_model,
+    validation_split,
+    write_results,
+)
+
+CLASSES = ["A", "B"]
+DIMS = (16, 24, 12)
+
+
+def small_config(**overrides):
+    config = {
+        "folds": 3,
+        "epochs": 3,
+        "batch_size": 8,
+        "lr": 1e-2,
+        "weight_decay": 0.0,
+        "warmup_epochs": 1,
+        "contrastive_warmup_epochs": 1,
+        "missing_rates": [0.5],
+        "val_fraction": 0.25,
+        "patience": None,
+        "patches_per_step": 8,
+        "models": ["late_fusion", "abmil", "rna_mlp"],
+        "seed": 0,
+    }
+    config.update(overrides)
+    return config
+
+
+@pytest.fixture
+def cohort(tmp_path) -> CohortData:
+    paths = write_synthetic_cohort(tmp_path, n_patients=24)
+    return load_cohort_data(paths.cohort_table, paths.features_dir, paths.gmm_dir, paths.text_store, paths.rna_store, CLASSES)
+
+
+def test_folds_are_patient_level_stratified_and_cover_every_patient_once():
+    labels = np.array([0] * 30 + [1] * 20)
+    ids = np.array([f"P{i}" for i in range(50)])
+    folds = make_folds(ids, labels, 5, seed=3)
+    assert sorted(np.unique(folds)) == [0, 1, 2, 3, 4]
+    for fold in range(5):
+        assert np.bincount(labels[folds == fold]).tolist() == [6, 4]
+    assert np.array_equal(folds, make_folds(ids, labels, 5, seed=3))
+    assert not np.array_equal(folds, make_folds(ids, labels, 5, seed=4))
+
+
+def test_folds_refuse_a_class_smaller_than_the_number_of_folds():
+    with pytest.raises(ValueError, match="lower train.folds"):
+        make_folds(np.array(["a", "b", "c", "d", "e", "f"]), np.array([0, 0, 0, 0, 1, 1]), 3, seed=0)
+
+
+def test_validation_split_is_stratified_and_never_touches_the_test_fold():
+    labels = np.array([0, 1] * 20)
+    folds = make_folds(np.arange(40).astype(str), labels, 5, seed=0)
+    train = np.flatnonzero(folds != 0)
+    fit, val = validation_split(train, labels, 0.25, seed=1)
+    assert set(fit) | set(val) == set(train)
+    assert not set(fit) & set(val)
+    assert not set(val) & set(np.flatnonzero(folds == 0))
+    assert np.bincount(labels[val]).tolist() == [4, 4]
+
+
+def test_masks_keep_one_modality_and_never_drop_wsi_and_rna_together():
+    available = np.ones((4000, 3), dtype=bool)
+    shown = draw_missing_masks(available, 0.5, np.random.default_rng(0))
+    assert shown.any(axis=1).all()
+    assert (shown[:, 0] | shown[:, 1]).all()
+    assert 0.2 < 1 - shown.mean() < 0.5  # dropped about as often as the rejection rule allows
+    assert np.array_equal(shown, draw_missing_masks(available, 0.5, np.random.default_rng(0)))
+
+
+def test_really_missing_modalities_stay_masked_and_wsi_stays_when_rna_is_really_missing():
+    available = np.array([[True, False, True], [True, True, False], [False, True, True]] * 500)
+    shown = draw_missing_masks(available, 0.5, np.random.default_rng(1))
+    assert not (shown & ~available).any()
+    assert shown[0::3, 0].all()  # no RNA: WSI can never be dropped
+    assert shown[2::3, 1].all()  # no WSI: RNA can never be dropped
+
+
+def test_scenario_masks_are_fixed_per_fold_and_complete_shows_only_what_exists():
+    rng = np.random.default_rng(0)
+    available = rng.random((60, 3)) > 0.2
+    available[:, 0] = True
+    folds = np.arange(60) % 3
+    presence = scenario_presence(available, folds, 1, [0.3, 0.5], seed=0)
+    again = scenario_presence(available, folds, 1, [0.3, 0.5], seed=0)
+    assert list(presence) == scenarios([0.3, 0.5])
+    assert all(np.array_equal(presence[s], again[s]) for s in presence)
+    assert np.array_equal(presence[Scenario("complete", 0, 0)], available)
+    test = folds == 1
+    masked_train = presence[Scenario("masked_train", 0.5, 0.0)]
+    masked_both = presence[Scenario("masked_train_test", 0.5, 0.5)]
+    assert np.array_equal(masked_train[test], available[test])
+    assert np.array_equal(masked_train[~test], masked_both[~test])
+    assert (masked_both[test] != available[test]).any()
+    assert not (masked_both & ~available).any()
+
+
+def test_merged_local_tokens_keep_the_heaviest_components_weighted_by_patch_share():
+    weights = [np.array([0.6, 0.4]), np.array([0.9, 0.1])]
+    means = [np.array([[1.0], [2.0]]), np.array([[3.0], [4.0]])]
+    tokens = merge_slide_components(weights, means, patch_counts=[300, 100], n_components=3)
+    # effective weights: 0.45, 0.30 (slide 1); 0.225, 0.025 (slide 2)
+    assert tokens[:, 0].tolist() == [1.0, 2.0, 3.0]
+
+
+def test_loading_pools_a_patients_slides_and_flags_missing_modalities(tmp_path):
+    paths = write_synthetic_cohort(tmp_path, n_patients=12, two_slide_fraction=0.5, missing_rna=0.3)
+    table = pd.read_csv(paths.cohort_table, sep="\t")
+    data = load_cohort_data(paths.cohort_table, paths.features_dir, paths.gmm_dir, paths.text_store, paths.rna_store, CLASSES)
+    two = table.index[table["slide_ids"].str.contains(",")][0]
+    expected = sum(
+        len(np.asarray(__import__("zarr").open_group(str(paths.features_dir / f"{s}.zarr"))["features"]))
+        for s in table.loc[two, "slide_ids"].split(",")
+    )
+    assert data.patch_counts[two] == expected
+    assert np.array_equal(data.available[:, 1], table["has_rna"].to_numpy())
+    assert data.labels.tolist() == [CLASSES.index(x) for x in table["label"]]
+    assert data.wsi_local.shape == (12, 4, 16)
+
+
+def test_loading_names_the_file_when_a_label_is_not_a_cohort_class(tmp_path):
+    paths = write_synthetic_cohort(tmp_path, n_patients=6)
+    with pytest.raises(ValueError, match="cohort.tsv.*not among the cohort's classes"):
+        load_cohort_data(paths.cohort_table, paths.features_dir, paths.gmm_dir, paths.text_store, paths.rna_store, ["A", "C"])
+
+
+def test_normalisation_statistics_come_from_the_training_part_only(cohort):
+    fit = np.arange(0, 16)
+    before = fit_normalisation(cohort, fit)
+    for i in range(16, cohort.n_patients):  # change every other patient's inputs wildly
+        start, stop = cohort.patch_offsets[i], cohort.patch_offsets[i + 1]
+        cohort.patches[start:stop] *= 50
+        cohort.rna[i] += 100
+        cohort.text_global[i] -= 100
+        cohort.text_local[i] -= 100
+        cohort.wsi_local[i] *= 50
+    after = fit_normalisation(cohort, fit)
+    for name in ("patches", "wsi_local", "rna", "text_global", "text_local"):
+        np.testing.assert_array_equal(getattr(before, name)[0], getattr(after, name)[0])
+        np.testing.assert_array_equal(getattr(before, name)[1], getattr(after, name)[1])
+    rna_fit = cohort.rna[fit[cohort.available[fit, 1]]]
+    np.testing.assert_allclose(before.rna[0], rna_fit.mean(0), atol=1e-5)
+
+
+def test_batches_hide_masked_modalities_with_zeros_and_sample_only_the_patients_patches(cohort):
+    tensors = fold_tensors(cohort, fit_normalisation(cohort, np.arange(16)), eval_patch_rows(cohort, 10, seed=0))
+    shown = torch.ones(cohort.n_patients, 3, dtype=torch.bool)
+    shown[0, 1] = False
+    shown[1, 0] = False
+    index = torch.tensor([0, 1, 2])
+    batch = make_batch(tensors, index, shown, patches_per_step=5, generator=torch.Generator().manual_seed(0))
+    assert batch["wsi_patches"].shape == (3, 5, 16)
+    assert batch["present"][:2].tolist() == [[True, False, True], [False, True, True]]
+    assert torch.all(batch["rna"][0] == 0)
+    assert torch.all(batch["wsi_patches"][1] == 0) and not batch["wsi_patch_mask"][1].any()
+    assert torch.all(batch["wsi_local"][1] == 0)
+    assert batch["wsi_patch_mask"][[0, 2]].all()
+    # patient 2's sampled patches are rows of its own slides, normalised
+    own = (tensors.patches[cohort.patch_offsets[2] : cohort.patch_offsets[3]].float() - tensors.patch_mean) / tensors.patch_std
+    for patch in batch["wsi_patches"][2]:
+        assert torch.isclose(own, patch).all(dim=1).any()
+    evaluation = make_batch(tensors, index, shown, patches_per_step=None, generator=None)
+    assert evaluation["wsi_patches"].shape[1] == 10
+    assert torch.equal(evaluation["wsi_patches"], make_batch(tensors, index, shown, None, None)["wsi_patches"])
+
+
+def test_learning_rate_warms_up_linearly_then_decays_by_cosine():
+    factors = [lr_factor(step, warmup_steps=4, total_steps=12) for step in range(12)]
+    assert factors[:4] == [0.25, 0.5, 0.75, 1.0]
+    assert factors[4] == 1.0 and factors[8] == pytest.approx(0.5)
+    assert all(a >= b for a, b in zip(factors[4:], factors[5:]))
+
+
+def test_early_stopping_keeps_the_first_best_epoch_and_stops_after_patience(cohort):
+    tensors = fold_tensors(cohort, fit_normalisation(cohort, np.arange(16)), eval_patch_rows(cohort, 8, seed=0))
+    shown = torch.from_numpy(cohort.available)
+    model = StandInModel("late_fusion", DIMS, 2)
+    config = small_config(lr=0.0, epochs=10, patience=2)  # nothing improves after epoch 0
+    result = train_model(
+        model, tensors, np.arange(12), np.arange(12, 18), shown, config, torch.device("cpu"), seed=0, prior=np.array([0.5, 0.5])
+    )
+    assert result.best_epoch == 0
+    assert result.history["epoch"].tolist() == [0, 1, 2]
+    assert result.history["selected"].tolist() == [True, False, False]
+
+
+@pytest.fixture(scope="module")
+def cross_validated(tmp_path_factory):
+    """One small cross-validation shared by the output tests (it is the slow part)."""
+    tmp_path = tmp_path_factory.mktemp("cv")
+    paths = write_synthetic_cohort(tmp_path, n_patients=24)
+    cohort = load_cohort_data(paths.cohort_table, paths.features_dir, paths.gmm_dir, paths.text_store, paths.rna_store, CLASSES)
+    built = []
+    config = small_config()
+    splits, fold_metrics, predictions = cross_validate(
+        cohort, config, "toy", tmp_path / "train", torch.device("cpu"), stand_in_factory(DIMS, built), dims=DIMS
+    )
+    outputs = {name: tmp_path / file for name, file in [
+        ("splits", "splits.tsv"), ("metrics", "metrics.tsv"), ("summary", "metrics.md"),
+        ("roc", "roc.png"), ("training_curves", "training_curves.png"),
+    ]}  # fmt: skip
+    table = write_results(splits, fold_metrics, predictions, config, tmp_path / "train", outputs)
+    return config, built, table, predictions, tmp_path, cohort
+
+
+def test_every_model_and_scenario_is_tested_on_every_patient_once(cross_validated):
+    config, _, _, predictions, tmp_path, cohort = cross_validated
+    splits = pd.read_csv(tmp_path / "splits.tsv", sep="\t", dtype={"patient_id": str})
+    assert sorted(splits["patient_id"]) == sorted(cohort.patient_ids)
+    for (model, scenario, rate), rows in predictions.groupby(["model", "scenario", "train_missing_rate"]):
+        assert sorted(rows["patient_id"]) == sorted(cohort.patient_ids), (model, scenario, rate)
+        fold_of = dict(zip(splits["patient_id"], splits["fold"]))
+        assert (rows["fold"] == rows["patient_id"].map(fold_of)).all()
+        np.testing.assert_allclose(rows[["prob_A", "prob_B"]].sum(axis=1), 1.0, atol=1e-6)
+
+
+def test_metrics_table_has_one_row_per_model_scenario_and_metric_with_fold_columns(cross_validated):
+    config, _, table, _, tmp_path, _ = cross_validated
+    written = pd.read_csv(tmp_path / "metrics.tsv", sep="\t")
+    assert list(written.columns) == [
+        "cohort", "model", "scenario", "train_missing_rate", "test_missing_rate", "metric", "mean", "std",
+        "fold0", "fold1", "fold2",
+    ]  # fmt: skip
+    assert len(written) == len(config["models"]) * 3 * 4
+    assert set(written["scenario"]) == {"complete", "masked_train", "masked_train_test"}
+    row = written[(written["model"] == "late_fusion") & (written["scenario"] == "complete") & (written["metric"] == "auc")]
+    folds = row[["fold0", "fold1", "fold2"]].to_numpy()[0]
+    assert row["mean"].iloc[0] == pytest.approx(folds.mean())
+    assert row["std"].iloc[0] == pytest.approx(folds.std(ddof=1))
+    summary = (tmp_path / "metrics.md").read_text()
+    assert "| late_fusion |" in summary and "±" in summary
+    assert (tmp_path / "roc.png").stat().st_size > 0 and (tmp_path / "training_curves.png").stat().st_size > 0
+
+
+def test_fold_outputs_hold_a_checkpoint_that_loads_with_weights_only(cross_validated):
+    config, _, _, _, tmp_path, _ = cross_validated
+    fold_dir = tmp_path / "train" / "late_fusion" / "masked_train_test-0.5" / "fold1"
+    state = torch.load(fold_dir / "checkpoint.pt", weights_only=True)
+    fresh = StandInModel("late_fusion", DIMS, 2)
+    fresh.load_state_dict(state)
+    history = pd.read_csv(fold_dir / "history.tsv", sep="\t")
+    assert {"epoch", "loss", "ce", "val_auc", "val_loss", "selected"} <= set(history.columns)
+    assert history["selected"].sum() == 1
+    assert (tmp_path / "train" / "late_fusion" / "curves.png").exists()
+
+
+def test_every_model_sees_the_same_masks_in_a_scenario(cross_validated):
+    _, built, _, _, _, _ = cross_validated
+    evaluations = {}
+    for name, model in built:
+        evaluations.setdefault(name, []).append([present for training, present in model.calls if not training])
+    reference = evaluations["late_fusion"]
+    for name in ("abmil", "rna_mlp"):
+        assert len(evaluations[name]) == len(reference)
+        for ours, theirs in zip(evaluations[name], reference):
+            assert all(torch.equal(a, b) for a, b in zip(ours, theirs))
+
+
+def test_single_modality_model_predicts_the_training_prior_for_patients_without_its_input(cross_validated):
+    _, _, _, predictions, tmp_path, cohort = cross_validated
+    splits = pd.read_csv(tmp_path / "splits.tsv", sep="\t", dtype={"patient_id": str})
+    rows = predictions[(predictions["model"] == "rna_mlp") & (predictions["scenario"] == "complete")]
+    without_rna = set(cohort.patient_ids[~cohort.available[:, 1]])
+    assert without_rna
+    for _, row in rows[rows["patient_id"].isin(without_rna)].iterrows():
+        training = splits[splits["fold"] != row["fold"]]
+        assert row["prob_B"] == pytest.approx((training["label"] == "B").mean())
+
+
+def test_cross_validation_is_deterministic_given_the_seed(tmp_path, cohort):
+    config = small_config(models=["late_fusion"], missing_rates=[])
+    runs = [
+        cross_validate(cohort, config, "toy", tmp_path / f"run{i}", torch.device("cpu"), stand_in_factory(DIMS), dims=DIMS)[2]
+        for i in range(2)
+    ]
+    pd.testing.assert_frame_equal(runs[0], runs[1])
