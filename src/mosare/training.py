@@ -793,8 +793,11 @@ def write_results(
     train_config: dict[str, Any],
     train_dir: str | Path,
     outputs: dict[str, str | Path],
+    excluded: Sequence[str] = (),
 ) -> pd.DataFrame:
-    """Write splits.tsv, metrics.tsv, metrics.md and the figures (ROC, training curves); return the metrics table."""
+    """Write splits.tsv, metrics.tsv, metrics.md and the figures (ROC, training curves); return the metrics table.
+
+    ``excluded``: patients no model could classify (no modality at all), named in metrics.md."""
     from mosare.plots.training import plot_history_grid, plot_model_curves, plot_roc
 
     train_dir = Path(train_dir)
@@ -802,6 +805,8 @@ def write_results(
     _write_tsv(splits, Path(outputs["splits"]))
     _write_tsv(table, Path(outputs["metrics"]))
     markdown = metrics_markdown(table, "auc", train_config["models"])
+    if excluded:
+        markdown += f"\nLeft out of every model (no modality at all): {', '.join(excluded)}.\n"
     _write_atomic(Path(outputs["summary"]), lambda tmp: tmp.write_text(markdown, encoding="utf-8"))
     histories = _read_histories(train_dir, train_config)
     for model_name in train_config["models"]:
@@ -836,3 +841,36 @@ def _overview_panels(train_config: dict[str, Any]) -> list[tuple[str, str]]:
     if train_config["missing_rates"]:
         panels.append((model_name, Scenario("masked_train_test", max(train_config["missing_rates"]), 0).slug))
     return panels
+
+
+def usable_cores(threads: int) -> int:
+    """``threads`` capped by the cores this process may run on (Snakemake's --cores can exceed them)."""
+    return max(1, min(threads, len(os.sched_getaffinity(0))))
+
+
+def train_and_evaluate(
+    cohort: str,
+    classes: Sequence[str],
+    train_config: dict[str, Any],
+    inputs: dict[str, str | Path],
+    outputs: dict[str, str | Path],
+    threads: int,
+) -> pd.DataFrame:
+    """The whole training stage of one cohort: load the stores, cross-validate every model in every scenario,
+    write the tables and figures. ``inputs``: cohort_table, features_dir, gmm_dir, text, rna; ``outputs``:
+    splits, metrics, summary, train_dir, roc, training_curves. Returns the metrics table."""
+    data = load_cohort_data(
+        inputs["cohort_table"], inputs["features_dir"], inputs["gmm_dir"], inputs["text"], inputs["rna"], classes
+    )
+    device = resolve_device()
+    cores = usable_cores(threads)
+    log.info(
+        "%s: %d patients (%d with WSI, %d RNA, %d report), %d models x %d scenarios x %d folds on %s, %d worker(s)",
+        cohort, data.n_patients, *data.available.sum(axis=0), len(train_config["models"]),
+        len(scenarios(train_config["missing_rates"])), train_config["folds"], device, cores,
+    )  # fmt: skip
+    torch.set_num_threads(cores)
+    splits, fold_metrics, predictions = cross_validate(
+        data, train_config, cohort, outputs["train_dir"], device, workers=cores
+    )
+    return write_results(splits, fold_metrics, predictions, train_config, outputs["train_dir"], outputs, data.excluded)

@@ -1,1 +1,79 @@
-# (rules for this stage land here)
+# Training and evaluation: every model in train.models under patient-level stratified cross-validation, in the
+# complete and missing-modality scenarios, one job per cohort (logic: src/mosare/training.py). The job asks for a GPU
+# (resources gpu=1) and uses CUDA with bf16 autocast when one is visible; without one it runs on the CPU, one
+# single-threaded process per core.
+
+
+def training_feature_stores(wildcards) -> list[str]:
+    return [f"{RESULTS}/{wildcards.cohort}/features/{encoder_slug()}/{slide}.zarr" for slide in slide_ids(wildcards.cohort)]
+
+
+def training_gmm_stores(wildcards) -> list[str]:
+    return [f"{RESULTS}/{wildcards.cohort}/gmm/{encoder_slug()}/{slide}.zarr" for slide in slide_ids(wildcards.cohort)]
+
+
+def training_features_dir(wildcards) -> str:
+    return f"{RESULTS}/{wildcards.cohort}/features/{encoder_slug()}"
+
+
+def training_gmm_dir(wildcards) -> str:
+    return f"{RESULTS}/{wildcards.cohort}/gmm/{encoder_slug()}"
+
+
+def training_config(wildcards) -> dict:
+    """The global train section with the cohort's overrides."""
+    return cohort_train_config(config, wildcards.cohort)
+
+
+def training_classes(wildcards) -> list[str]:
+    return config["cohorts"][wildcards.cohort]["classes"]
+
+
+rule train_and_evaluate:
+    input:
+        cohort_table=f"{RESULTS}/{{cohort}}/cohort.tsv",
+        features=training_feature_stores,
+        gmms=training_gmm_stores,
+        text=f"{RESULTS}/{{cohort}}/text.zarr",
+        rna=f"{RESULTS}/{{cohort}}/rna.zarr",
+    output:
+        metrics=report(
+            f"{RESULTS}/{{cohort}}/metrics.tsv",
+            caption="../report/metrics.rst",
+            category="Evaluation",
+            subcategory="{cohort}",
+        ),
+        summary=f"{RESULTS}/{{cohort}}/metrics.md",
+        splits=f"{RESULTS}/{{cohort}}/splits.tsv",
+        train_dir=directory(f"{RESULTS}/{{cohort}}/train"),
+        roc=report(
+            f"{RESULTS}/{{cohort}}/roc.png",
+            caption="../report/roc.rst",
+            category="Evaluation",
+            subcategory="{cohort}",
+        ),
+        training_curves=report(
+            f"{RESULTS}/{{cohort}}/training_curves.png",
+            caption="../report/training_curves.rst",
+            category="Evaluation",
+            subcategory="{cohort}",
+        ),
+    log:
+        f"{RESULTS}/logs/train_and_evaluate/{{cohort}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/train_and_evaluate/{{cohort}}.tsv"
+    params:
+        train=training_config,
+        classes=training_classes,
+        features_dir=training_features_dir,
+        gmm_dir=training_gmm_dir,
+        code=code_hash("training"),
+    threads: 16
+    resources:
+        gpu=1,
+        mem_mb=8000,
+        runtime=240,
+    conda:
+        "../../envs/train.yaml"
+    script:
+        "../scripts/train_and_evaluate.py"
