@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from mosare.gmm import fit_gmm_tokens
 from mosare.stores import write_store
@@ -296,7 +297,7 @@ def encode_reports(
     ).astype(np.float32)
 
     sentence_at = chunk_at = 0
-    for index in sentences:
+    for index in tqdm(sentences, desc="sentence GMMs", unit="report"):
         vectors = sentence_vectors[sentence_at : sentence_at + len(sentences[index])]
         sentence_at += len(sentences[index])
         tokens = np.array([max(n, 1) for _, n in chunks[index]], np.float32)
