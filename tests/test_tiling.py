@@ -183,3 +183,21 @@ def test_tissue_mask_is_centred_on_the_tissue(tmp_path):
     rows, cols = np.nonzero(tissue.mask)
     centre = (np.array([cols.mean(), rows.mean()]) + 0.5) * tissue.downsample
     assert np.abs(centre - 2048).max() < 0.25 * tissue.downsample
+
+
+def test_demo_cohort_slide_with_a_marker_stroke_keeps_patches_off_the_ink(tmp_path):
+    from mosare.demo import patient_phenotype, write_demo_slide
+
+    path = tmp_path / "demo-pen.svs"
+    write_demo_slide(path, seed=0, slide_index=0, phenotype=patient_phenotype(0, 0, 0.0), mpp=0.5,
+                     slide_px=7168, pen=True)
+    result = tile_slide(path, tmp_path / "p.zarr", None, slide_id="demo-pen", tiling=TILING)
+    coords = zarr.open_group(str(tmp_path / "p.zarr"), mode="r")["coords"][:]
+    # 1.8 x 1.8 mm field with about 1.5 mm² of tissue; a patch covers 0.0164 mm².
+    assert 60 <= result.n_patches <= 110
+    with open_slide(path) as slide:
+        ink_fraction = []
+        for x, y in coords:
+            hsv = cv2.cvtColor(slide.read_patch(x, y, 0, 256, 256), cv2.COLOR_RGB2HSV)
+            ink_fraction.append(((hsv[..., 2] < 130) & (hsv[..., 1] < 60)).mean())
+    assert max(ink_fraction) < 0.35

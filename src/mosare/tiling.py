@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 # than the next finer level. Also absorbs rounding in level sizes (downsample 3.9996 vs 4).
 LEVEL_TOLERANCE = 0.02
 PEN_MARGIN_KERNEL = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+INK_SPECK_KERNEL = np.ones((3, 3), np.uint8)
 
 
 @dataclass(frozen=True)
@@ -99,17 +100,21 @@ class TissueMask:
 
 
 def pen_and_dark_mask(rgb: np.ndarray, hsv: np.ndarray) -> np.ndarray:
-    """Pixels that are marker ink (green, blue, black) or too dark to be stained tissue.
+    """Pixels that are marker ink (green, blue, black/grey) or too dark to be stained tissue.
 
     H&E has no green, so any clearly saturated green is ink. Hematoxylin is blue-purple but dimmer and
-    redder than a blue marker, which is bright, saturated and has little red. OpenCV hue is degrees / 2.
+    redder than a blue marker, which is bright, saturated and has little red. Black marker on glass is dark
+    and grey, while even the darkest nuclei stay strongly saturated purple. OpenCV hue is degrees / 2.
     """
     hue, saturation, value = hsv[..., 0], hsv[..., 1], hsv[..., 2]
     red = rgb[..., 0]
     green_ink = (hue >= 35) & (hue <= 90) & (saturation >= 50)
     blue_ink = (hue >= 95) & (hue <= 125) & (saturation >= 120) & (value >= 140) & (red < 100)
+    grey_ink = (value < 130) & (saturation < 60)
     dark = value < 50
-    ink = (green_ink | blue_ink | dark).astype(np.uint8)
+    ink = (green_ink | blue_ink | grey_ink | dark).astype(np.uint8)
+    # Strokes are several pixels wide; lone dark pixels inside tissue (nuclei clusters) are not ink.
+    ink = cv2.morphologyEx(ink, cv2.MORPH_OPEN, INK_SPECK_KERNEL)
     # Stroke edges blend ink with glass or tissue into paler, still saturated pixels: widen by 2 px.
     return cv2.dilate(ink, PEN_MARGIN_KERNEL) > 0
 
