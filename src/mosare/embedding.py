@@ -15,7 +15,7 @@ import functools
 import importlib.metadata
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ import zarr
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from mosare.encoders import Encoder, sha256_file
+from mosare.encoders import Encoder, create_encoder, default_device, sha256_file
 from mosare.slides import Slide, SlideReadError, open_slide
 from mosare.stores import atomic_store, open_store
 
@@ -272,3 +272,21 @@ def embed_slide(
         group.attrs.update(attrs)
     log.info("slide %s: %d features written, %d patches failed", grid.slide_id, n_rows, len(failed))
     return attrs
+
+
+def embed_slide_with_config(
+    patch_store: str | Path, output: str | Path, encoder_config: Mapping[str, Any], *, threads: int
+) -> dict[str, Any]:
+    """``embed_slide`` with the config's ``encoder`` section, on CUDA when available, else on ``threads`` CPU threads."""
+    device = default_device()
+    if device.type == "cpu":
+        torch.set_num_threads(max(1, threads))
+    encoder = create_encoder(encoder_config["name"], checkpoint=encoder_config.get("checkpoint"), device=device)
+    return embed_slide(
+        patch_store,
+        output,
+        encoder,
+        batch_size=int(encoder_config.get("batch_size", 64)),
+        num_workers=int(encoder_config.get("num_workers", 2)),
+        max_failed_fraction=float(encoder_config.get("max_failed_fraction", 0.01)),
+    )

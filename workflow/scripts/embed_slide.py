@@ -1,0 +1,12 @@
+"""Snakemake wrapper: embed one slide's patches with the configured encoder (see mosare.embedding)."""
+
+from mosare.embedding import embed_slide_with_config
+from mosare.logs import log_to_file
+
+with log_to_file(snakemake.log[0]):  # noqa: F821 (injected by Snakemake)
+    embed_slide_with_config(
+        snakemake.input.patches,  # noqa: F821
+        snakemake.output.features,  # noqa: F821
+        snakemake.params.encoder,  # noqa: F821
+        threads=snakemake.threads,  # noqa: F821
+    )
