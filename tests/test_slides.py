@@ -35,9 +35,10 @@ def test_pyramidal_slide_reports_file_mpp_and_levels(pyramid_slide):
         assert slide.level_downsamples == pytest.approx((1.0, 4.0, 16.0))
 
 
-def test_slide_id_defaults_to_file_stem(pyramid_slide):
+def test_slide_id_defaults_to_file_stem_and_closing_twice_is_harmless(pyramid_slide):
     with open_slide(pyramid_slide) as slide:
         assert slide.slide_id == "pyramid"
+        slide.close()
 
 
 def test_slide_without_mpp_fails_naming_the_slide_and_both_fixes(slide_without_mpp):

@@ -16,6 +16,7 @@ from typing import Literal
 import cv2
 import numpy as np
 import openslide
+from tqdm import tqdm
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,7 @@ class Slide:
                 "The file is corrupt, truncated or not a format OpenSlide reads (SVS, tiled TIFF, NDPI, MRXS, ...); "
                 "re-copy or re-export it, or remove its row from the sample sheet"
             ) from error
+        self._closed = False
         file_mpp = self._osr.properties.get(openslide.PROPERTY_NAME_MPP_X)
         try:
             self.mpp, self.mpp_source = resolve_mpp(file_mpp, mpp_override, assume_mpp, slide_label=label)
@@ -124,7 +126,10 @@ class Slide:
         self.close()
 
     def close(self) -> None:
-        self._osr.close()
+        """Release the OpenSlide handle; closing twice is harmless."""
+        if not self._closed:
+            self._osr.close()
+            self._closed = True
 
     @property
     def properties(self) -> dict[str, str]:
@@ -187,7 +192,11 @@ class Slide:
         bytes_per_block_row = read_width * factor * 4
         blocks_per_strip = max(1, MAX_READ_BYTES // bytes_per_block_row)
         binned = np.empty((out_height, out_width, 3), dtype=np.uint8)
-        for first in range(0, out_height, blocks_per_strip):
+        strips = range(0, out_height, blocks_per_strip)
+        progress = tqdm(
+            strips, desc=f"{self.slide_id}: level {level} in strips", unit="strip", disable=len(strips) == 1
+        )
+        for first in progress:
             last = min(first + blocks_per_strip, out_height)
             top = first * factor
             rows = min(last * factor, height) - top
