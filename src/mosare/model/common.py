@@ -42,7 +42,7 @@ class ModelHParams:
     abmil_attention_hidden: int = 256
     rna_hidden: int = 256
     rna_token_dim: int = 64
-    rna_attention_hidden: int = 32
+    rna_attention_hidden: int = 16
     symcl_temperature: float = 0.07
     mcl_temperature: float = 0.1
     mcl_momentum: float = 0.999

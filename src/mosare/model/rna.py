@@ -25,30 +25,35 @@ class RNAGlobalMLP(nn.Module):
 class GeneAttentionTokens(nn.Module):
     """Local RNA tokens: every gene is a token, `tokens` gated-attention heads each pool one token over all genes.
 
-    A gene token is GELU(LayerNorm(value * w_gene + b_gene)) in a small `token_dim` space: w_gene and b_gene are
-    learned per gene, so a token knows which gene it is (the authors' shared scalar MLP does not), and the
-    (B, genes, 16 x 256) tensor of the authors' version is never built. Heads share the token space and the gate's
-    hidden layer and differ in their last scoring layer; each pooled token is then mapped to `dim`.
+    Gene g with value x carries the token t_g = x * w_g + b_g (token_dim wide; w_g, b_g learned per gene, so a token
+    knows which gene it is, unlike the authors' shared MLP of the bare value). Head h scores the genes with a gated
+    attention MLP of the same (value, gene) pair, softmax over genes, and pools sum_g p_gh t_g; LayerNorm, GELU and
+    Linear(token_dim, dim) follow the pooling. Because t_g is linear in x, the pooling is two (B*heads, genes) x
+    (genes, token_dim) matmuls: the (B, genes, heads x token_dim) tensor of a per-gene MLP is never built.
     """
 
     def __init__(
-        self, genes: int, tokens: int, dim: int, token_dim: int = 64, attention_hidden: int = 32, dropout: float = 0.1
+        self, genes: int, tokens: int, dim: int, token_dim: int = 64, attention_hidden: int = 16, dropout: float = 0.1
     ) -> None:
         super().__init__()
-        self.gene_weight = nn.Parameter(torch.randn(genes, token_dim))
-        self.gene_bias = nn.Parameter(torch.randn(genes, token_dim))
-        self.token_norm = nn.LayerNorm(token_dim)
-        self.attention_gates = nn.Linear(token_dim, 2 * attention_hidden)
+        self.value_weight = nn.Parameter(torch.randn(genes, token_dim))
+        self.value_bias = nn.Parameter(torch.randn(genes, token_dim))
+        # tanh and sigmoid branches of the gate, each an affine function of the value per gene
+        self.tanh_weight = nn.Parameter(torch.randn(genes, attention_hidden))
+        self.tanh_bias = nn.Parameter(torch.randn(genes, attention_hidden))
+        self.sigmoid_weight = nn.Parameter(torch.randn(genes, attention_hidden))
+        self.sigmoid_bias = nn.Parameter(torch.randn(genes, attention_hidden))
         self.attention_scores = nn.Linear(attention_hidden, tokens, bias=False)  # softmax ignores a bias
-        self.dropout = nn.Dropout(dropout)
-        self.output = nn.Linear(token_dim, dim)
+        self.output = nn.Sequential(nn.LayerNorm(token_dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(token_dim, dim))
 
     def forward(self, expression: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, genes) -> tokens (B, tokens, dim), attention over genes (B, genes, tokens)."""
-        gene_tokens = F.gelu(self.token_norm(torch.addcmul(self.gene_bias, expression.unsqueeze(-1), self.gene_weight)))
-        tanh_branch, sigmoid_branch = self.attention_gates(gene_tokens).chunk(2, dim=-1)
-        scores = self.attention_scores(torch.tanh(tanh_branch) * torch.sigmoid(sigmoid_branch))
-        weights = torch.softmax(scores, dim=1)
-        pooled = torch.einsum("bgh,bgd->bhd", weights, gene_tokens)
-        # dropout on the 16 pooled tokens, not on the (B, genes, token_dim) tensor: same role, a fraction of the cost
-        return self.output(self.dropout(pooled)), weights
+        values = expression.unsqueeze(-1)
+        gate = torch.tanh(torch.addcmul(self.tanh_bias, values, self.tanh_weight)) * torch.sigmoid(
+            torch.addcmul(self.sigmoid_bias, values, self.sigmoid_weight)
+        )
+        weights = torch.softmax(self.attention_scores(gate), dim=1)
+        pooled = torch.einsum("bgh,gd->bhd", weights * values, self.value_weight) + torch.einsum(
+            "bgh,gd->bhd", weights, self.value_bias
+        )
+        return self.output(pooled), weights
