@@ -188,6 +188,43 @@ def mixture_log_responsibilities(
     return log_likelihood, weighted - log_likelihood[:, None]
 
 
+def _identical_components(means: np.ndarray, variances: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sets of identical components: the first index of each set, and each component's set number."""
+    _, first, group = np.unique(
+        np.concatenate([means, variances], axis=1), axis=0, return_index=True, return_inverse=True
+    )
+    return first, group.ravel()
+
+
+def padding_sources(means: np.ndarray, variances: np.ndarray) -> np.ndarray:
+    """For each component, the index of the first component it is identical to (itself when unique)."""
+    first, group = _identical_components(means, variances)
+    return first[group]
+
+
+def predict_components(
+    X: ArrayLike,
+    weights: np.ndarray,
+    means: np.ndarray,
+    variances: np.ndarray,
+    *,
+    dtype: str = "float32",
+    device: str | torch.device | None = None,
+) -> np.ndarray:
+    """Most likely component of each sample; padding copies never win over the component they copy.
+
+    Identical components are merged (weights summed) before the argmax, so rounding cannot split a
+    component's samples between it and its copies; each sample gets the first of a set of copies.
+    """
+    weights = np.asarray(weights)
+    first, group = _identical_components(means, variances)
+    merged_weights = np.bincount(group, weights=weights, minlength=len(first))
+    _, log_resp = mixture_log_responsibilities(
+        X, merged_weights, np.asarray(means)[first], np.asarray(variances)[first], dtype=dtype, device=device
+    )
+    return first[log_resp.argmax(1).cpu().numpy()]
+
+
 class DiagonalGMM:
     """Diagonal-covariance Gaussian mixture fitted by EM; see the module docstring for the rules.
 
@@ -283,8 +320,11 @@ class DiagonalGMM:
         return torch.exp(self._score_samples_and_log_resp(X)[1]).cpu().numpy()
 
     def predict(self, X: ArrayLike) -> np.ndarray:
-        """Most likely component of each sample (ties from padding go to the fitted component)."""
-        return self._score_samples_and_log_resp(X)[1].argmax(1).cpu().numpy()
+        """Most likely component of each sample (padding copies never win over the fitted component)."""
+        self._check_fitted()
+        return predict_components(
+            X, self.weights_, self.means_, self.variances_, dtype=self.dtype, device=self.device
+        )
 
     def n_parameters(self) -> int:
         """Free parameters of the fitted (unpadded) mixture: means, variances and C-1 weights."""
@@ -356,8 +396,7 @@ class GMMResult:
         """Most likely component of each row of ``X``."""
         if not self.present:
             raise ValueError("an empty token set (present=False) has no components to assign samples to")
-        _, log_resp = mixture_log_responsibilities(X, self.weights, self.means, self.variances, device=device)
-        return log_resp.argmax(1).cpu().numpy()
+        return predict_components(X, self.weights, self.means, self.variances, device=device)
 
 
 def fit_gmm_tokens(
@@ -474,6 +513,7 @@ def fit_slide_gmm(
         thumbnail = slide.thumbnail(QC_THUMBNAIL_PX)
         dimensions = slide.dimensions
     plot_component_map(
-        thumbnail, dimensions, coords, int(patch_attrs["footprint_px"]), labels, result.weights, qc_png, title=title
+        thumbnail, dimensions, coords, int(patch_attrs["footprint_px"]), labels, result.weights, qc_png,
+        title=title, copy_of=padding_sources(result.means, result.variances) if result.present else None,
     )
     return result

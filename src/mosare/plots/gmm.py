@@ -16,9 +16,11 @@ OVERLAY_ALPHA = 0.6
 
 
 def component_colours(n_components: int) -> np.ndarray:
-    """(C, 3) RGB in [0, 1]: tab20 for up to 20 components, evenly spaced turbo hues beyond."""
+    """(C, 3) RGB in [0, 1]: tab20's strong shades then its pale ones (neighbours never look alike),
+    evenly spaced turbo hues beyond 20."""
     if n_components <= 20:
-        return np.asarray(plt.get_cmap("tab20").colors)[:n_components]
+        tab20 = np.asarray(plt.get_cmap("tab20").colors)
+        return np.concatenate([tab20[0::2], tab20[1::2]])[:n_components]
     return plt.get_cmap("turbo")(np.linspace(0.0, 1.0, n_components))[:, :3]
 
 
@@ -32,11 +34,13 @@ def plot_component_map(
     path: str | Path,
     *,
     title: str,
+    copy_of: np.ndarray | None = None,
 ) -> None:
     """Write the QC PNG to ``path`` (atomically).
 
     ``coords`` are level-0 top-left corners of patches covering ``footprint_px`` level-0 px, ``labels``
-    their most likely component, ``weights`` the mixture weights (C,) shown in the legend.
+    their most likely component, ``weights`` the mixture weights (C,) shown in the legend, ``copy_of`` the
+    component each padding copy duplicates (its own index when fitted), labelled as such in the legend.
     """
     thumbnail = np.asarray(thumbnail, dtype=np.uint8)[..., :3]
     height, width = thumbnail.shape[:2]
@@ -60,8 +64,13 @@ def plot_component_map(
     ax.imshow(overlay, interpolation="nearest")
     ax.set_axis_off()
     ax.set_title(title, fontsize=9)
+    copy_of = np.arange(len(weights)) if copy_of is None else np.asarray(copy_of)
     handles = [
-        Patch(facecolor=colours[k], label=f"{k}: π={weights[k]:.3f}, {counts[k]} patches")
+        Patch(
+            facecolor=colours[k],
+            label=f"{k}: π={weights[k]:.3f}, {counts[k]} patches"
+            + (f" (copy of {copy_of[k]})" if copy_of[k] != k else ""),
+        )
         for k in range(len(weights))
         if weights[k] > 0
     ]
@@ -72,7 +81,7 @@ def plot_component_map(
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.png")
     try:
-        fig.savefig(tmp, dpi=120)
+        fig.savefig(tmp, dpi=120, bbox_inches="tight")
     finally:
         plt.close(fig)
     os.replace(tmp, path)

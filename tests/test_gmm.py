@@ -1,0 +1,231 @@
+"""Per-slide Gaussian mixtures: the estimator against scikit-learn, edge cases, and the slide stage's outputs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from sklearn.mixture import GaussianMixture
+from synthetic_slides import tissue_image, write_slide
+
+from mosare.gmm import DiagonalGMM, fit_gmm_tokens, fit_slide_gmm, select_components_by_bic
+from mosare.stores import open_store, write_store
+
+GMM_CONFIG = {"components": 16, "max_iter": 100, "tol": 1e-3, "reg_covar": 1e-6, "select_by_bic": False, "seed": 0}
+
+
+@pytest.fixture(autouse=True)
+def single_thread() -> Iterator[None]:
+    """Small tensors: one thread avoids thread-pool stalls on shared CI cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def blobs(centres: np.ndarray, per_cluster: int, spread: float, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.concatenate([c + spread * rng.normal(size=(per_cluster, centres.shape[1])) for c in centres])
+
+
+def well_separated(n_clusters: int = 3, dim: int = 6, per_cluster: int = 150, seed: int = 0) -> tuple:
+    centres = np.random.default_rng(seed).normal(scale=10.0, size=(n_clusters, dim))
+    return blobs(centres, per_cluster, spread=1.0, seed=seed), centres
+
+
+def matched_distance(found: np.ndarray, expected: np.ndarray) -> float:
+    """Largest distance from each expected centre to its nearest found mean."""
+    return float(np.linalg.norm(expected[:, None] - found[None], axis=2).min(1).max())
+
+
+@pytest.mark.filterwarnings("ignore:Best performing initialization did not converge")
+def test_one_em_step_equals_sklearns_from_the_same_parameters():
+    X, _ = well_separated(n_clusters=3, dim=5, per_cluster=60)
+    X += np.random.default_rng(1).normal(scale=3.0, size=X.shape)  # overlap, so responsibilities are soft
+    after_one = DiagonalGMM(3, max_iter=1, tol=1e-12, dtype="float64").fit(X)
+    after_two = DiagonalGMM(3, max_iter=2, tol=1e-12, dtype="float64").fit(X)
+    reference = GaussianMixture(
+        3, covariance_type="diag", max_iter=1, tol=1e-12, reg_covar=1e-6,
+        weights_init=after_one.weights_, means_init=after_one.means_, precisions_init=1 / after_one.variances_,
+    ).fit(X)
+    np.testing.assert_allclose(after_two.weights_, reference.weights_, rtol=1e-9)
+    np.testing.assert_allclose(after_two.means_, reference.means_, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(after_two.variances_, reference.covariances_, rtol=1e-9)
+    assert after_two.score(X) == pytest.approx(reference.score(X), rel=1e-10)
+
+
+def test_score_is_sklearns_mean_log_likelihood_in_float32_too():
+    X, _ = well_separated(n_clusters=4, dim=8)
+    ours = DiagonalGMM(4).fit(X.astype(np.float32))
+    reference = GaussianMixture(4, covariance_type="diag").fit(X)
+    reference.weights_, reference.means_ = ours.weights_.astype(float), ours.means_.astype(float)
+    reference.covariances_ = ours.variances_.astype(float)
+    reference.precisions_cholesky_ = 1 / np.sqrt(reference.covariances_)
+    assert ours.score(X) == pytest.approx(reference.score(X), rel=1e-5)
+    np.testing.assert_array_equal(ours.predict(X), reference.predict(X))
+
+
+def test_fit_reaches_sklearns_likelihood_and_recovers_separated_cluster_means():
+    X, centres = well_separated(n_clusters=4, dim=8, per_cluster=200)
+    ours = DiagonalGMM(4, seed=0).fit(X)
+    reference = GaussianMixture(4, covariance_type="diag", init_params="k-means++", random_state=0).fit(X)
+    assert ours.converged_
+    assert ours.score(X) == pytest.approx(reference.score(X), rel=1e-3)
+    # Separated clusters get hard responsibilities: each mean is its cluster's sample mean.
+    assert matched_distance(ours.means_, X.reshape(4, 200, 8).mean(1)) < 1e-3
+    assert matched_distance(ours.means_, centres) < 0.4
+    np.testing.assert_allclose(np.sort(ours.weights_), 0.25, atol=1e-3)
+    np.testing.assert_allclose(ours.variances_, 1.0, atol=0.3)
+
+
+def test_fewer_samples_than_components_gives_all_components_with_unit_weight():
+    X = np.random.default_rng(0).normal(size=(5, 12)).astype(np.float32)
+    model = DiagonalGMM(16).fit(X)
+    assert model.n_components_used_ == 5
+    assert model.means_.shape == model.variances_.shape == (16, 12) and model.weights_.shape == (16,)
+    assert model.weights_.sum() == pytest.approx(1.0, abs=1e-6)
+    assert np.isfinite(model.means_).all() and np.isfinite(model.variances_).all() and (model.weights_ > 0).all()
+    # Each sample owns one fitted component centred on it; padding only copies fitted components.
+    np.testing.assert_allclose(model.means_[model.predict(X)], X, atol=1e-5)
+    assert {tuple(row) for row in model.means_} == {tuple(row) for row in model.means_[:5]}
+
+
+def test_padding_keeps_the_density_of_the_fitted_mixture():
+    X, _ = well_separated(n_clusters=3, dim=4, per_cluster=40)
+    padded = fit_gmm_tokens(X, {**GMM_CONFIG, "components": 8, "select_by_bic": True})
+    assert padded.n_components_used == 3 and padded.weights.shape == (8,)
+    assert padded.weights.sum() == pytest.approx(1.0, abs=1e-6)
+    unpadded = DiagonalGMM(3, seed=0).fit(X)
+    assert padded.log_likelihood == pytest.approx(unpadded.score(X), rel=1e-6)
+
+
+def test_duplicate_points_and_a_constant_feature_give_floor_variances_not_nan():
+    points = np.array([[0.0, 1.0, 5.0], [3.0, 1.0, 5.0], [0.0, 1.0, 9.0]])
+    X = np.repeat(points, 40, axis=0)
+    model = DiagonalGMM(16, reg_covar=1e-6).fit(X)
+    assert model.n_components_used_ == 3
+    assert matched_distance(model.means_, points) < 1e-4
+    # float32 rounds E[x²] - mean² by about eps * E[x²] on top of the floor; float64 gives the floor itself.
+    assert (model.variances_ >= 1e-6).all() and (model.variances_ < 1e-5).all()
+    assert np.isfinite(model.score(X))
+    assert model.weights_.sum() == pytest.approx(1.0, abs=1e-6)
+    np.testing.assert_allclose(DiagonalGMM(16, reg_covar=1e-6, dtype="float64").fit(X).variances_, 1e-6, rtol=1e-6)
+
+
+def test_a_single_sample_fits_one_component_padded_to_all():
+    result = fit_gmm_tokens(np.ones((1, 7), dtype=np.float16), GMM_CONFIG)
+    assert result.n_components_used == 1 and result.present
+    np.testing.assert_allclose(result.means, 1.0)
+    np.testing.assert_allclose(result.weights, 1 / 16)
+
+
+def test_zero_samples_raise_in_the_estimator_and_give_an_absent_token_set():
+    with pytest.raises(ValueError, match="0 samples"):
+        DiagonalGMM(4).fit(np.zeros((0, 3)))
+    empty = fit_gmm_tokens(np.zeros((0, 3), dtype=np.float32), GMM_CONFIG)
+    assert not empty.present and empty.n_samples == 0 and empty.log_likelihood is None
+    assert empty.means.shape == (16, 3) and not empty.means.any() and not empty.weights.any()
+
+
+def test_non_finite_features_are_rejected_with_the_fix():
+    X = np.ones((10, 3))
+    X[4, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        DiagonalGMM(2).fit(X)
+
+
+def test_same_seed_gives_bitwise_identical_fits_and_other_seeds_differ():
+    X = np.random.default_rng(0).normal(size=(400, 10)).astype(np.float32)  # no structure: many optima
+    first, second = DiagonalGMM(6, seed=3).fit(X), DiagonalGMM(6, seed=3).fit(X)
+    for name in ("weights_", "means_", "variances_"):
+        np.testing.assert_array_equal(getattr(first, name), getattr(second, name))
+    assert first.n_iter_ == second.n_iter_ and first.lower_bound_ == second.lower_bound_
+    other = DiagonalGMM(6, seed=4).fit(X)
+    assert not np.array_equal(first.means_, other.means_)
+
+
+def test_bic_picks_the_true_number_of_clusters():
+    X, _ = well_separated(n_clusters=3, dim=6, per_cluster=100)
+    assert select_components_by_bic(X, max_components=6) == 3
+
+
+def test_predict_proba_rows_are_distributions():
+    X, _ = well_separated(n_clusters=2, dim=3, per_cluster=30)
+    probabilities = DiagonalGMM(4).fit(X).predict_proba(X)
+    assert probabilities.shape == (60, 4)
+    np.testing.assert_allclose(probabilities.sum(1), 1.0, rtol=1e-5)
+
+
+def write_slide_inputs(tmp_path: Path, n_patches_per_region: int) -> tuple[Path, Path, Path]:
+    """A 1024x768 slide, its patch store (64 px footprints) and a feature store whose three tissue regions
+    (left, middle, right thirds) have three distinct feature clusters."""
+    slide = write_slide(
+        tmp_path / "slide-1.svs",
+        tissue_image(1024, 768, blobs=[(0.5, 0.5, 0.45, 0.4)]),
+        mpp=0.5,
+    )
+    rng = np.random.default_rng(0)
+    coords, features = [], []
+    for region in range(3):
+        xs = rng.integers(region * 320 + 64, region * 320 + 256, n_patches_per_region) // 64 * 64
+        ys = rng.integers(128, 576, n_patches_per_region) // 64 * 64
+        coords.append(np.stack([xs, ys], 1))
+        features.append(6.0 * region + rng.normal(size=(n_patches_per_region, 16)))
+    coords_array = np.concatenate(coords).astype(np.int64)
+    patch_attrs = {"slide_id": "slide-1", "mpp_level0": 0.5, "footprint_px": 64, "n_patches": len(coords_array)}
+    write_store(tmp_path / "patches.zarr", {"coords": coords_array}, patch_attrs)
+    write_store(
+        tmp_path / "features.zarr",
+        {"features": np.concatenate(features).astype(np.float16), "coords": coords_array},
+        {"encoder": "efficientnet-lite0"},
+    )
+    return slide, tmp_path / "patches.zarr", tmp_path / "features.zarr"
+
+
+def test_slide_stage_writes_the_gmm_store_and_a_component_map(tmp_path):
+    slide, patches, features = write_slide_inputs(tmp_path, n_patches_per_region=40)
+    config = {**GMM_CONFIG, "components": 5, "select_by_bic": True}
+    fit_slide_gmm(features, patches, slide, tmp_path / "gmm.zarr", tmp_path / "qc.png", config, slide_id="slide-1")
+
+    store = open_store(tmp_path / "gmm.zarr")
+    assert store["weights"].shape == (5,) and store["means"].shape == store["variances"].shape == (5, 16)
+    assert {store[name].dtype for name in ("weights", "means", "variances")} == {np.dtype("float32")}
+    assert np.asarray(store["weights"][...]).sum() == pytest.approx(1.0, abs=1e-5)
+    attrs = dict(store.attrs)
+    assert attrs["n_components_used"] == 3 and attrs["n_samples"] == 120 and attrs["present"] is True
+    assert attrs["converged"] is True and attrs["seed"] == 0 and np.isfinite(attrs["log_likelihood"])
+    picture = np.asarray(Image.open(tmp_path / "qc.png"))
+    assert picture.shape[0] > 300 and picture.shape[1] > 600
+
+
+def test_slide_without_patches_gets_an_absent_store_and_a_picture(tmp_path):
+    slide, _, _ = write_slide_inputs(tmp_path, n_patches_per_region=1)
+    write_store(tmp_path / "empty-patches.zarr", {"coords": np.zeros((0, 2), np.int64)},
+                {"mpp_level0": 0.5, "footprint_px": 64, "n_patches": 0})
+    write_store(tmp_path / "empty-features.zarr",
+                {"features": np.zeros((0, 16), np.float16), "coords": np.zeros((0, 2), np.int64)}, {})
+    fit_slide_gmm(tmp_path / "empty-features.zarr", tmp_path / "empty-patches.zarr", slide,
+                  tmp_path / "gmm.zarr", tmp_path / "qc.png", GMM_CONFIG, slide_id="slide-1")
+    store = open_store(tmp_path / "gmm.zarr")
+    assert store.attrs["present"] is False and store.attrs["n_samples"] == 0
+    assert store["means"].shape == (16, 16) and not np.asarray(store["means"][...]).any()
+    assert (tmp_path / "qc.png").stat().st_size > 0
+
+
+def test_misaligned_feature_store_names_the_file_and_the_fix(tmp_path):
+    slide, patches, _ = write_slide_inputs(tmp_path, n_patches_per_region=2)
+    write_store(tmp_path / "bad.zarr", {"features": np.zeros((4, 8), np.float16), "coords": np.zeros((3, 2), np.int64)})
+    with pytest.raises(ValueError, match=r"bad\.zarr.*rerun the embedding"):
+        fit_slide_gmm(tmp_path / "bad.zarr", patches, slide, tmp_path / "gmm.zarr", tmp_path / "qc.png",
+                      GMM_CONFIG, slide_id="slide-1")
+
+
+def test_samples_are_assigned_to_fitted_components_never_to_their_padding_copies():
+    X, _ = well_separated(n_clusters=3, dim=16, per_cluster=50)
+    tokens = fit_gmm_tokens(X.astype(np.float32), {**GMM_CONFIG, "components": 12, "select_by_bic": True})
+    assert tokens.n_components_used == 3
+    assert set(np.unique(tokens.predict(X))) == {0, 1, 2}
