@@ -24,7 +24,9 @@ from mosare.demo import (
     plan_demo_cohort,
     render_tissue,
     write_demo_cohort,
+    write_demo_overview,
     write_demo_slide,
+    write_demo_tables,
 )
 from mosare.samples import load_sample_sheet
 
@@ -199,3 +201,18 @@ def test_patients_without_a_report_have_no_report_file(tiny_cohort):
 def test_unknown_demo_setting_is_rejected_with_the_known_names():
     with pytest.raises(ValueError, match="unknown demo setting.*'patiens'.*patients"):
         demo_settings({"patiens": 10})
+
+
+def test_tables_refuse_to_write_a_sample_sheet_before_every_slide_exists(tmp_path):
+    plan = make_demo_plan("nsclc", TINY, CLASSES, tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"8 planned slide\(s\) missing.*nsclc-001-A\.svs.*rule demo_slide"):
+        write_demo_tables(plan)
+    assert not (tmp_path / "samples.tsv").exists()
+
+
+def test_overview_picture_shows_the_slides_in_colour(tiny_cohort, tmp_path):
+    plan = make_demo_plan("nsclc", TINY, CLASSES, tiny_cohort)
+    write_demo_overview(plan, tmp_path / "overview.png")
+    picture = cv2.imread(str(tmp_path / "overview.png"))
+    saturation = cv2.cvtColor(picture, cv2.COLOR_BGR2HSV)[..., 1]
+    assert (saturation > 40).mean() > 0.05, "tissue thumbnails, not an empty grid"

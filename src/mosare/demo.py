@@ -182,7 +182,7 @@ class Phenotype:
 def patient_phenotype(seed: int, patient_index: int, class_position: float) -> Phenotype:
     # Class-dependent means with wide patient-level spread: the classes overlap on every feature.
     rng = _stream(seed, 4, patient_index)
-    mean_glands = 0.66 - 0.32 * class_position
+    mean_glands = 0.62 - 0.24 * class_position
     concentration = 5.5
     return Phenotype(
         gland_fraction=float(rng.beta(mean_glands * concentration, (1 - mean_glands) * concentration)),
@@ -399,8 +399,9 @@ def render_tissue(seed: int, slide_index: int, phenotype: Phenotype, field_um: f
     eosin *= 1.0 + 0.12 * _smooth_noise(rng, (stain_side, stain_side), 8 / STAIN_UM)
     hematoxylin = 0.025 + epithelium * np.float32(rng.uniform(0.06, 0.11))
     drift = tissue * (1.0 + 0.1 * _smooth_noise(rng, (stain_side, stain_side), 400 / STAIN_UM))
-    eosin = _resize(eosin * drift, side)
-    hematoxylin = _resize(hematoxylin * drift, side)
+    # A slight blur anti-aliases compartment edges drawn on the coarser stain grid.
+    eosin = _resize(cv2.GaussianBlur(eosin * drift, (0, 0), 0.7), side)
+    hematoxylin = _resize(cv2.GaussianBlur(hematoxylin * drift, (0, 0), 0.7), side)
 
     nuclei = _nuclei_layer(rng, side, arch, phenotype, fibre_angle, tissue)
     nuclei = cv2.multiply(nuclei, rng.integers(150, 256, size=(side, side), dtype=np.uint8), scale=1 / 255)

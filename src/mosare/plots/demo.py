@@ -26,7 +26,7 @@ def plot_demo_overview(sheet: pd.DataFrame, path: str | Path, *, rna_patients: s
     """
     ordered = sheet.sort_values(["label", "slide_id"]).reset_index(drop=True)
     rows = math.ceil(len(ordered) / COLUMNS)
-    fig, axes = plt.subplots(rows, COLUMNS, figsize=(2.0 * COLUMNS, 2.3 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, COLUMNS, figsize=(2.0 * COLUMNS, 2.6 * rows + 0.4), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, row in zip(axes.flat, ordered.itertuples(), strict=False):
@@ -43,7 +43,7 @@ def plot_demo_overview(sheet: pd.DataFrame, path: str | Path, *, rna_patients: s
         title = f"{row.slide_id}\n{row.label} · {magnification}"
         ax.set_title(title + (f"\n{', '.join(missing)}" if missing else ""), fontsize=7)
     fig.suptitle(f"{len(ordered)} demo slides of {ordered['patient_id'].nunique()} patients", fontsize=11)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.4 / (2.6 * rows + 0.4)))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
