@@ -36,6 +36,10 @@ def cohort_sheet(cohort: str) -> pd.DataFrame:
     return load_sample_sheet(cohort_config["samples"], cohort_config["classes"])
 
 
+def cohort_classes(wildcards) -> list[str]:
+    return config["cohorts"][wildcards.cohort]["classes"]
+
+
 def slide_ids(cohort: str) -> list[str]:
     return cohort_sheet(cohort)["slide_id"].tolist()
 
@@ -71,3 +75,98 @@ def code_hash(stage: str) -> str:
     from mosare.provenance import stage_code_hash
 
     return stage_code_hash(stage)
+
+
+# ---- Demo cohorts (demo.smk) ---------------------------------------------------------------------
+
+DEMO_COHORTS = [cohort for cohort in COHORTS if is_demo(cohort)]
+DEMO_ROOT = str(Path(RESULTS, "demo").resolve())
+
+
+def demo_cohort_pattern() -> str:
+    """Wildcard pattern matching only demo cohorts (matching nothing when there are none)."""
+    return "|".join(DEMO_COHORTS) if DEMO_COHORTS else "(?!x)x"
+
+
+def demo_config(wildcards) -> dict:
+    return config["cohorts"][wildcards.cohort]["demo"]
+
+
+def demo_slide_paths(wildcards) -> list[str]:
+    """Every planned slide of a demo cohort (absolute paths, as in its planned sample sheet)."""
+    return cohort_sheet(wildcards.cohort)["slide_path"].tolist()
+
+
+# ---- Tiling (tiling.smk) -------------------------------------------------------------------------
+
+def tiling_row(wildcards) -> pd.Series:
+    """The sample-sheet row of the slide being tiled."""
+    if wildcards.slide_id not in slide_ids(wildcards.cohort):
+        raise ValueError(
+            f"slide {wildcards.slide_id!r} is not in cohort {wildcards.cohort!r}'s sample sheet "
+            f"({sample_sheet_path(wildcards.cohort)}); request one of its slide_id values"
+        )
+    return slide_row(wildcards.cohort, wildcards.slide_id)
+
+
+def tiling_slide_input(wildcards) -> str:
+    """The slide file of this row of the cohort's sample sheet (for demo cohorts, demo_slide's output)."""
+    return str(tiling_row(wildcards).slide_path)
+
+
+def tiling_mpp_override(wildcards) -> float | None:
+    """The sample sheet's level-0 µm/px for this slide, used only when the file lacks it (None when blank)."""
+    mpp = tiling_row(wildcards).mpp
+    return None if pd.isna(mpp) else float(mpp)
+
+
+def tiled_slides(cohort: str) -> list[str]:
+    """Every patch store of a cohort (one per slide in its sample sheet)."""
+    return [f"{RESULTS}/{cohort}/patches/{slide_id}.zarr" for slide_id in slide_ids(cohort)]
+
+
+def tissue_qc_pictures(cohort: str) -> list[str]:
+    """Every tissue QC picture of a cohort."""
+    return [f"{RESULTS}/{cohort}/qc/tissue/{slide_id}.png" for slide_id in slide_ids(cohort)]
+
+
+# ---- Per-slide GMMs (local_features.smk) ---------------------------------------------------------
+
+def slide_gmm_stores(cohort: str) -> list[str]:
+    """Every slide's GMM store of a cohort, for the configured encoder."""
+    return [f"{RESULTS}/{cohort}/gmm/{encoder_slug()}/{slide_id}.zarr" for slide_id in slide_ids(cohort)]
+
+
+def gmm_qc_pictures(cohort: str) -> list[str]:
+    """Every slide's component-map QC picture of a cohort, for the configured encoder."""
+    return [f"{RESULTS}/{cohort}/qc/gmm/{encoder_slug()}/{slide_id}.png" for slide_id in slide_ids(cohort)]
+
+
+# ---- Reports, RNA, cohort table (modalities.smk) -------------------------------------------------
+
+def modality_sample_sheet(wildcards) -> str:
+    """The cohort's sample sheet file (written by rule demo_cohort for a demo cohort)."""
+    return sample_sheet_path(wildcards.cohort)
+
+
+def configured_leak_patterns(wildcards) -> list[str] | None:
+    """The cohort's report_leak_patterns, or None for the built-in NSCLC/RCC/BRCA lists (class names always added)."""
+    return config["cohorts"][wildcards.cohort].get("report_leak_patterns")
+
+
+def report_files(wildcards) -> list[str]:
+    """The cohort's report files (a demo cohort's reports directory), so editing one reruns the encoding."""
+    if is_demo(wildcards.cohort):
+        return [f"{RESULTS}/demo/{wildcards.cohort}/reports"]
+    return sorted(cohort_sheet(wildcards.cohort)["report_path"].dropna().unique().tolist())
+
+
+def rna_matrix_input(wildcards) -> dict[str, str]:
+    """{'rna': matrix path}, or nothing for a cohort without an RNA matrix (every patient then lacks RNA)."""
+    path = rna_matrix_path(wildcards.cohort)
+    return {"rna": path} if path else {}
+
+
+def cohort_feature_stores(wildcards) -> list[str]:
+    """Every slide's feature store; a patient has WSI when one of its slides has at least one patch."""
+    return [f"{RESULTS}/{wildcards.cohort}/features/{encoder_slug()}/{slide}.zarr" for slide in slide_ids(wildcards.cohort)]

@@ -5,27 +5,6 @@
 # The planned sample sheet (cohort_sheet in common.smk) holds absolute slide paths, and downstream rules use them as
 # inputs, so demo_slide's output is the same absolute path: DEMO_ROOT is resolved exactly like the plan's out_dir.
 
-DEMO_COHORTS = [cohort for cohort in COHORTS if is_demo(cohort)]
-DEMO_ROOT = str(Path(RESULTS, "demo").resolve())
-
-
-def demo_cohort_pattern() -> str:
-    """Wildcard pattern matching only demo cohorts (matching nothing when there are none)."""
-    return "|".join(DEMO_COHORTS) if DEMO_COHORTS else "(?!x)x"
-
-
-def demo_config(wildcards) -> dict:
-    return config["cohorts"][wildcards.cohort]["demo"]
-
-
-def demo_classes(wildcards) -> list[str]:
-    return config["cohorts"][wildcards.cohort]["classes"]
-
-
-def demo_slide_paths(wildcards) -> list[str]:
-    """Every planned slide of a demo cohort (absolute paths, as in its planned sample sheet)."""
-    return cohort_sheet(wildcards.cohort)["slide_path"].tolist()
-
 
 rule demo_slide:
     output:
@@ -38,7 +17,7 @@ rule demo_slide:
         cohort=demo_cohort_pattern(),
     params:
         demo=demo_config,
-        classes=demo_classes,
+        classes=cohort_classes,
         code=code_hash("demo"),
     threads: 1
     resources:
@@ -71,7 +50,7 @@ rule demo_cohort:
         cohort=demo_cohort_pattern(),
     params:
         demo=demo_config,
-        classes=demo_classes,
+        classes=cohort_classes,
         code=code_hash("demo"),
     threads: 1
     resources:

@@ -3,16 +3,6 @@
 # tiling rule's input function (tiling_slide_input), only for the QC thumbnail.
 
 
-def slide_gmm_stores(cohort: str) -> list[str]:
-    """Every slide's GMM store of a cohort, for the configured encoder."""
-    return [f"{RESULTS}/{cohort}/gmm/{encoder_slug()}/{slide_id}.zarr" for slide_id in slide_ids(cohort)]
-
-
-def gmm_qc_pictures(cohort: str) -> list[str]:
-    """Every slide's component-map QC picture of a cohort, for the configured encoder."""
-    return [f"{RESULTS}/{cohort}/qc/gmm/{encoder_slug()}/{slide_id}.png" for slide_id in slide_ids(cohort)]
-
-
 rule fit_slide_gmm:
     input:
         features=f"{RESULTS}/{{cohort}}/features/{{encoder}}/{{slide_id}}.zarr",

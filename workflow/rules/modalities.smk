@@ -2,38 +2,6 @@
 # cohort table that records, per patient, which modalities really exist (cohort.tsv).
 
 
-def modality_sample_sheet(wildcards) -> str:
-    """The cohort's sample sheet file (written by rule demo_cohort for a demo cohort)."""
-    return sample_sheet_path(wildcards.cohort)
-
-
-def cohort_classes(wildcards) -> list[str]:
-    return config["cohorts"][wildcards.cohort]["classes"]
-
-
-def configured_leak_patterns(wildcards) -> list[str] | None:
-    """The cohort's report_leak_patterns, or None for the built-in NSCLC/RCC/BRCA lists (class names always added)."""
-    return config["cohorts"][wildcards.cohort].get("report_leak_patterns")
-
-
-def report_files(wildcards) -> list[str]:
-    """The cohort's report files (a demo cohort's reports directory), so editing one reruns the encoding."""
-    if is_demo(wildcards.cohort):
-        return [f"{RESULTS}/demo/{wildcards.cohort}/reports"]
-    return sorted(cohort_sheet(wildcards.cohort)["report_path"].dropna().unique().tolist())
-
-
-def rna_matrix_input(wildcards) -> dict[str, str]:
-    """{'rna': matrix path}, or nothing for a cohort without an RNA matrix (every patient then lacks RNA)."""
-    path = rna_matrix_path(wildcards.cohort)
-    return {"rna": path} if path else {}
-
-
-def slide_feature_stores(wildcards) -> list[str]:
-    """Every slide's feature store; a patient has WSI when one of its slides has at least one patch."""
-    return [f"{RESULTS}/{wildcards.cohort}/features/{encoder_slug()}/{slide}.zarr" for slide in slide_ids(wildcards.cohort)]
-
-
 rule encode_reports:
     input:
         samples=modality_sample_sheet,
@@ -87,7 +55,7 @@ rule select_rna_genes:
 rule assemble_cohort:
     input:
         samples=modality_sample_sheet,
-        features=slide_feature_stores,
+        features=cohort_feature_stores,
         text=f"{RESULTS}/{{cohort}}/text.zarr",
         rna=f"{RESULTS}/{{cohort}}/rna.zarr",
     output:
