@@ -58,6 +58,35 @@ def test_one_em_step_equals_sklearns_from_the_same_parameters():
     assert after_two.score(X) == pytest.approx(reference.score(X), rel=1e-10)
 
 
+@pytest.mark.filterwarnings("ignore:Best performing initialization did not converge")
+def test_one_em_step_with_hard_responsibilities_equals_sklearns():
+    # Separated clusters: every responsibility is 0 or 1 to float64 precision, so the M-step sums rows per component.
+    X, _ = well_separated(n_clusters=3, dim=5, per_cluster=60)
+    after_one = DiagonalGMM(3, max_iter=1, tol=1e-12, dtype="float64").fit(X)
+    after_two = DiagonalGMM(3, max_iter=2, tol=1e-12, dtype="float64").fit(X)
+    reference = GaussianMixture(
+        3, covariance_type="diag", max_iter=1, tol=1e-12, reg_covar=1e-6,
+        weights_init=after_one.weights_, means_init=after_one.means_, precisions_init=1 / after_one.variances_,
+    ).fit(X)
+    np.testing.assert_allclose(after_two.weights_, reference.weights_, rtol=1e-9)
+    np.testing.assert_allclose(after_two.means_, reference.means_, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(after_two.variances_, reference.covariances_, rtol=1e-9)
+
+
+def test_warm_start_on_a_subsample_reaches_the_full_data_fit_deterministically():
+    X, centres = well_separated(n_clusters=4, dim=8, per_cluster=500)
+    warm = DiagonalGMM(4, warm_start_subsample=200, seed=1).fit(X)
+    again = DiagonalGMM(4, warm_start_subsample=200, seed=1).fit(X)
+    cold = DiagonalGMM(4, warm_start_subsample=None, seed=1).fit(X)
+    assert warm.n_iter_subsample_ > 0 and warm.converged_ and cold.n_iter_subsample_ == 0
+    assert warm.score(X) == pytest.approx(cold.score(X), rel=1e-4)
+    assert matched_distance(warm.means_, X.reshape(4, 500, 8).mean(1)) < 1e-3
+    np.testing.assert_array_equal(warm.means_, again.means_)
+    # "auto" only warm-starts data much larger than its subsample.
+    assert DiagonalGMM(4).fit(X).n_iter_subsample_ == 0
+    assert DiagonalGMM(4).warm_start_rows(20_000) == 2000
+
+
 def test_score_is_sklearns_mean_log_likelihood_in_float32_too():
     X, _ = well_separated(n_clusters=4, dim=8)
     ours = DiagonalGMM(4).fit(X.astype(np.float32))

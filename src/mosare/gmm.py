@@ -3,8 +3,10 @@
 The local tokens of a slide (its patch features) and of a report (its sentence embeddings) are the C
 component means of such a mixture. ``DiagonalGMM`` feels like
 ``sklearn.mixture.GaussianMixture(covariance_type="diag")`` and its ``score`` is the same quantity, but
-it is built for speed: samples live on the device once as ``[x, x²]`` so each E-step and each M-step is
-one matrix product, in float32 by default.
+it is built for speed: samples live on the device once as ``[x, x²]`` so each E-step is one matrix
+product, in float32 by default. On the CPU the M-step adds each row whose responsibilities are all
+negligible but one (below ``eps / N``: less than a rounding unit of one sample) straight into its component
+and uses a matrix product only for the soft rows, which is the same sum to float rounding.
 
 Rules (the same for every caller):
 
@@ -14,6 +16,11 @@ Rules (the same for every caller):
   the same seed give a bitwise identical fit on the same device.
 - Convergence: EM stops when the mean log-likelihood lower bound changes by less than ``tol`` (as sklearn)
   or after ``max_iter`` iterations.
+- Warm start (coarse to fine, ``warm_start_subsample``): EM is first initialised and run to convergence
+  (same ``tol`` and ``max_iter``) on a seeded random subsample of rows, then continues from those
+  parameters on all the data under the same stopping rule; ``n_iter_`` counts the full-data iterations,
+  ``n_iter_subsample_`` the others. "auto" uses max(50 C, 2000) rows when the data have at least 4 times
+  as many, else no warm start; an integer sets the rows; None fits on all the data from the start.
 - Variances are ``E[x²] - mean²`` (clamped at zero against rounding) plus ``reg_covar``, so duplicate
   points or constant features give components with variance ``reg_covar``, never zero.
 - Fewer distinct samples than components: seeding stops once every sample coincides with a seed, so
@@ -35,7 +42,7 @@ import logging
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -48,6 +55,13 @@ LOG_2PI = math.log(2.0 * math.pi)
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 # Components whose total responsibility ends below this many samples are treated as dead.
 DEAD_COMPONENT_SAMPLES = 1e-3
+# Above this fraction of soft rows the M-step's plain matrix product is cheaper than hard sums plus a correction.
+SOFT_ROWS_FOR_DENSE_MOMENTS = 0.25
+# "auto" warm start: EM first runs on max(this many rows per component, WARM_START_MIN_ROWS) rows, when the
+# data have at least WARM_START_MIN_RATIO times as many.
+WARM_START_ROWS_PER_COMPONENT = 50
+WARM_START_MIN_ROWS = 2000
+WARM_START_MIN_RATIO = 4
 
 ArrayLike = np.ndarray | torch.Tensor
 
@@ -104,15 +118,78 @@ def _centred_and_squared(X: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     return Z
 
 
+def _weighted_moments(Z: torch.Tensor, responsibilities: torch.Tensor) -> torch.Tensor:
+    """``responsibilities.T @ Z`` (C, 2D); on the CPU, rows with a single non-negligible responsibility are summed.
+
+    A responsibility below ``eps / N`` adds less than one rounding unit of one sample to any component's
+    sums, so it is skipped: such "hard" rows (their largest responsibility is then exactly 1) are added
+    into their component by ``index_add_`` (N x 2D additions instead of N x 2D x C multiply-adds), and only
+    the soft rows go through a matrix product, as the difference from their hard assignment. Mostly-soft
+    data, and CUDA (whose ``index_add_`` is not deterministic), use the plain product.
+    """
+    n_samples, n_components = responsibilities.shape
+    if Z.device.type != "cpu" or n_components == 1:
+        return responsibilities.T @ Z
+    negligible = torch.finfo(Z.dtype).eps / max(n_samples, 2 * n_components)
+    soft = ((responsibilities > negligible).sum(1) > 1).nonzero().squeeze(1)
+    if len(soft) > SOFT_ROWS_FOR_DENSE_MOMENTS * n_samples:
+        return responsibilities.T @ Z
+    labels = responsibilities.argmax(1)
+    moments = torch.zeros((n_components, Z.shape[1]), dtype=Z.dtype, device=Z.device)
+    moments.index_add_(0, labels, Z)
+    if len(soft):
+        excess = responsibilities[soft]
+        excess[torch.arange(len(soft), device=Z.device), labels[soft]] -= 1.0
+        moments.addmm_(excess.T, Z[soft])
+    return moments
+
+
 def _m_step(
     Z: torch.Tensor, responsibilities: torch.Tensor, reg_covar: float
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     dim = Z.shape[1] // 2
     counts = responsibilities.sum(0) + 10 * torch.finfo(Z.dtype).eps
-    moments = (responsibilities.T @ Z) / counts[:, None]
+    moments = _weighted_moments(Z, responsibilities) / counts[:, None]
     means = moments[:, :dim]
     variances = (moments[:, dim:] - means * means).clamp_min(0.0) + reg_covar
     return counts / counts.sum(), means, variances
+
+
+def _expectation_maximisation(
+    Z: torch.Tensor,
+    parameters: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    max_iter: int,
+    tol: float,
+    reg_covar: float,
+) -> tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor], float, int, bool]:
+    """EM from ``parameters`` until the mean log-likelihood changes by less than ``tol`` or ``max_iter`` steps.
+
+    Returns the parameters after the last M-step, the mean log-likelihood at the last E-step, the number
+    of iterations and whether it converged.
+    """
+    weights, means, variances = parameters
+    lower_bound, converged, n_iter = -math.inf, False, 0
+    for n_iter in range(1, max_iter + 1):
+        previous = lower_bound
+        log_norm, responsibilities = _normalise(_log_weighted_density(Z, torch.log(weights), means, variances))
+        lower_bound = float(log_norm.sum(dtype=torch.float64)) / len(log_norm)
+        weights, means, variances = _m_step(Z, responsibilities, reg_covar)
+        if abs(lower_bound - previous) < tol:
+            converged = True
+            break
+    return (weights, means, variances), lower_bound, n_iter, converged
+
+
+def _initial_parameters(
+    Z: torch.Tensor, n_components: int, reg_covar: float, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """k-means++ seeds, every sample assigned to its nearest seed, and an M-step on those hard assignments."""
+    dim = Z.shape[1] // 2
+    seeds = _kmeans_plusplus(Z[:, :dim], n_components, generator).to(Z.device)
+    seed_points = Z[seeds, :dim]
+    nearest = ((seed_points * seed_points).sum(1)[None, :] - 2.0 * (Z[:, :dim] @ seed_points.T)).argmin(1)
+    hard = torch.nn.functional.one_hot(nearest, len(seeds)).to(Z.dtype)
+    return _m_step(Z, hard, reg_covar)
 
 
 def _kmeans_plusplus(X: torch.Tensor, n_clusters: int, generator: torch.Generator) -> torch.Tensor:
@@ -230,7 +307,8 @@ class DiagonalGMM:
 
     Fitted attributes (numpy, C = ``n_components`` rows even when fewer were fitted): ``weights_`` (C,),
     ``means_`` (C, D), ``variances_`` (C, D), ``converged_``, ``n_iter_``, ``lower_bound_`` (mean
-    log-likelihood at the last E-step, as sklearn), ``n_components_used_`` (components fitted before padding).
+    log-likelihood at the last E-step, as sklearn), ``n_components_used_`` (components fitted before padding),
+``n_iter_subsample_`` (warm-start iterations on the subsample, 0 without one).
     ``dtype`` "float64" trades speed for exactness.
     """
 
@@ -243,11 +321,20 @@ class DiagonalGMM:
         seed: int = 0,
         device: str | torch.device | None = None,
         dtype: str = "float32",
+        warm_start_subsample: int | Literal["auto"] | None = "auto",
     ) -> None:
         if n_components < 1:
             raise ValueError(f"n_components must be >= 1, got {n_components}")
         if dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+        if not (
+            warm_start_subsample in (None, "auto")
+            or (isinstance(warm_start_subsample, int) and warm_start_subsample >= n_components)
+        ):
+            raise ValueError(
+                f"warm_start_subsample must be 'auto', None or a number of rows >= n_components, "
+                f"got {warm_start_subsample!r}"
+            )
         self.n_components = n_components
         self.max_iter = max_iter
         self.tol = tol
@@ -255,6 +342,16 @@ class DiagonalGMM:
         self.seed = seed
         self.device = device
         self.dtype = dtype
+        self.warm_start_subsample = warm_start_subsample
+
+    def warm_start_rows(self, n_samples: int) -> int | None:
+        """Rows of the seeded subsample EM first runs on, or None when EM runs on all ``n_samples`` only."""
+        if self.warm_start_subsample is None:
+            return None
+        if self.warm_start_subsample == "auto":
+            rows = max(WARM_START_ROWS_PER_COMPONENT * self.n_components, WARM_START_MIN_ROWS)
+            return rows if n_samples >= WARM_START_MIN_RATIO * rows else None
+        return self.warm_start_subsample if self.warm_start_subsample < n_samples else None
 
     def fit(self, X: ArrayLike) -> DiagonalGMM:
         device = resolve_device(self.device)
@@ -264,27 +361,24 @@ class DiagonalGMM:
         # Centring (exact for Gaussians) keeps the float32 expansion of the quadratic form accurate.
         shift = X.mean(0, dtype=torch.float64).to(X.dtype)
         Z = _centred_and_squared(X, shift)
-        dim = X.shape[1]
         del X
 
         generator = torch.Generator().manual_seed(self.seed)
-        seeds = _kmeans_plusplus(Z[:, :dim], self.n_components, generator).to(device)
-        seed_points = Z[seeds, :dim]
-        nearest = (
-            (seed_points * seed_points).sum(1)[None, :] - 2.0 * (Z[:, :dim] @ seed_points.T)
-        ).argmin(1)
-        hard = torch.nn.functional.one_hot(nearest, len(seeds)).to(Z.dtype)
-        weights, means, variances = _m_step(Z, hard, self.reg_covar)
-
-        lower_bound, converged, n_iter = -math.inf, False, 0
-        for n_iter in range(1, self.max_iter + 1):
-            previous = lower_bound
-            log_norm, responsibilities = _normalise(_log_weighted_density(Z, torch.log(weights), means, variances))
-            lower_bound = float(log_norm.sum(dtype=torch.float64)) / len(log_norm)
-            weights, means, variances = _m_step(Z, responsibilities, self.reg_covar)
-            if abs(lower_bound - previous) < self.tol:
-                converged = True
-                break
+        subsample_rows = self.warm_start_rows(Z.shape[0])
+        self.n_iter_subsample_ = 0
+        if subsample_rows is None:
+            parameters = _initial_parameters(Z, self.n_components, self.reg_covar, generator)
+        else:
+            rows = torch.randperm(Z.shape[0], generator=generator)[:subsample_rows].sort().values
+            subsample = Z[rows.to(device)]
+            parameters = _initial_parameters(subsample, self.n_components, self.reg_covar, generator)
+            parameters, _, self.n_iter_subsample_, _ = _expectation_maximisation(
+                subsample, parameters, self.max_iter, self.tol, self.reg_covar
+            )
+            del subsample
+        (weights, means, variances), lower_bound, n_iter, converged = _expectation_maximisation(
+            Z, parameters, self.max_iter, self.tol, self.reg_covar
+        )
 
         alive = weights * Z.shape[0] >= DEAD_COMPONENT_SAMPLES
         weights = weights[alive] / weights[alive].sum()
