@@ -38,11 +38,14 @@ def write_synthetic_cohort(
     patches: tuple[int, int] = (12, 30),
     seed: int = 0,
     labels: np.ndarray | None = None,
+    complementary: bool = False,
 ) -> SyntheticPaths:
     """Write cohort.tsv and feature / GMM / text / RNA stores under ``root``.
 
     Each modality carries the class as a mean shift of size ``signal[m]`` along a few dimensions, plus unit noise.
     Labels alternate over patients unless given. Some patients lack RNA or text, some have two slides.
+    ``complementary``: patient i carries the signal in modality i % 3 only (the others are noise there), so each
+    modality alone classifies a third of the patients and only their combination classifies them all.
     """
     rng = np.random.default_rng(seed)
     labels = np.arange(n_patients) % len(classes) if labels is None else np.asarray(labels)
@@ -53,22 +56,23 @@ def write_synthetic_cohort(
     rows, rna, text_global, text_local = [], [], [], []
     features_dir, gmm_dir = root / "features" / "enc", root / "gmm" / "enc"
     for i, pid in enumerate(ids):
+        strength = [signal[m] * (not complementary or i % 3 == m) for m in range(3)]
         n_slides = 2 if rng.random() < two_slide_fraction else 1
         slides = [f"{pid}-S{k}" for k in range(n_slides)]
         for slide in slides:
             n = int(rng.integers(*patches))
             shift = np.zeros(wsi_dim)
-            shift[:4] = signal[0] * direction[i]
-            x = rng.normal(size=(n, wsi_dim)) + shift + rng.normal(size=wsi_dim)  # slide-level noise too
+            shift[:4] = strength[0] * direction[i]
+            x = rng.normal(size=(n, wsi_dim)) + shift + rng.normal(size=wsi_dim)  # slide-level noise, like RNA's and text's
             write_store(features_dir / f"{slide}.zarr", {"features": x.astype(np.float16), "coords": np.zeros((n, 2), np.int64)})
             weights = np.full(components, 1.0 / components)
             means = np.stack([x[k::components].mean(0) for k in range(components)]).astype(np.float32)
             write_store(gmm_dir / f"{slide}.zarr", {"weights": weights.astype(np.float32), "means": means, "variances": np.ones_like(means)})
         gene_shift = np.zeros(genes)
-        gene_shift[:5] = signal[1] * direction[i]
+        gene_shift[:4] = strength[1] * direction[i]
         rna.append(rng.normal(size=genes) + gene_shift)
         text_shift = np.zeros(text_dim)
-        text_shift[:3] = signal[2] * direction[i]
+        text_shift[:4] = strength[2] * direction[i]
         text_global.append(rng.normal(size=text_dim) + text_shift)
         text_local.append(rng.normal(size=(components, text_dim)) + text_shift)
         rows.append(
