@@ -170,3 +170,22 @@ def rna_matrix_input(wildcards) -> dict[str, str]:
 def cohort_feature_stores(wildcards) -> list[str]:
     """Every slide's feature store; a patient has WSI when one of its slides has at least one patch."""
     return [f"{RESULTS}/{wildcards.cohort}/features/{encoder_slug()}/{slide}.zarr" for slide in slide_ids(wildcards.cohort)]
+
+
+# ---- Training and evaluation (training.smk) ------------------------------------------------------
+
+def training_gmm_stores(wildcards) -> list[str]:
+    return slide_gmm_stores(wildcards.cohort)
+
+
+def training_features_dir(wildcards) -> str:
+    return f"{RESULTS}/{wildcards.cohort}/features/{encoder_slug()}"
+
+
+def training_gmm_dir(wildcards) -> str:
+    return f"{RESULTS}/{wildcards.cohort}/gmm/{encoder_slug()}"
+
+
+def training_config(wildcards) -> dict:
+    """The global train section with the cohort's overrides."""
+    return cohort_train_config(config, wildcards.cohort)

@@ -4,35 +4,10 @@
 # single-threaded process per core.
 
 
-def training_feature_stores(wildcards) -> list[str]:
-    return [f"{RESULTS}/{wildcards.cohort}/features/{encoder_slug()}/{slide}.zarr" for slide in slide_ids(wildcards.cohort)]
-
-
-def training_gmm_stores(wildcards) -> list[str]:
-    return [f"{RESULTS}/{wildcards.cohort}/gmm/{encoder_slug()}/{slide}.zarr" for slide in slide_ids(wildcards.cohort)]
-
-
-def training_features_dir(wildcards) -> str:
-    return f"{RESULTS}/{wildcards.cohort}/features/{encoder_slug()}"
-
-
-def training_gmm_dir(wildcards) -> str:
-    return f"{RESULTS}/{wildcards.cohort}/gmm/{encoder_slug()}"
-
-
-def training_config(wildcards) -> dict:
-    """The global train section with the cohort's overrides."""
-    return cohort_train_config(config, wildcards.cohort)
-
-
-def training_classes(wildcards) -> list[str]:
-    return config["cohorts"][wildcards.cohort]["classes"]
-
-
 rule train_and_evaluate:
     input:
         cohort_table=f"{RESULTS}/{{cohort}}/cohort.tsv",
-        features=training_feature_stores,
+        features=cohort_feature_stores,
         gmms=training_gmm_stores,
         text=f"{RESULTS}/{{cohort}}/text.zarr",
         rna=f"{RESULTS}/{{cohort}}/rna.zarr",
@@ -64,7 +39,7 @@ rule train_and_evaluate:
         f"{RESULTS}/benchmarks/train_and_evaluate/{{cohort}}.tsv"
     params:
         train=training_config,
-        classes=training_classes,
+        classes=cohort_classes,
         features_dir=training_features_dir,
         gmm_dir=training_gmm_dir,
         code=code_hash("training"),
