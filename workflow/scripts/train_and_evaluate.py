@@ -3,25 +3,27 @@
 from mosare.logs import log_to_file
 from mosare.training import train_and_evaluate
 
-with log_to_file(snakemake.log[0]):  # noqa: F821 (injected by Snakemake)
-    train_and_evaluate(
-        snakemake.wildcards.cohort,  # noqa: F821
-        snakemake.params.classes,  # noqa: F821
-        snakemake.params.train,  # noqa: F821
-        {
-            "cohort_table": snakemake.input.cohort_table,  # noqa: F821
-            "features_dir": snakemake.params.features_dir,  # noqa: F821
-            "gmm_dir": snakemake.params.gmm_dir,  # noqa: F821
-            "text": snakemake.input.text,  # noqa: F821
-            "rna": snakemake.input.rna,  # noqa: F821
-        },
-        {
-            "splits": snakemake.output.splits,  # noqa: F821
-            "metrics": snakemake.output.metrics,  # noqa: F821
-            "summary": snakemake.output.summary,  # noqa: F821
-            "train_dir": snakemake.output.train_dir,  # noqa: F821
-            "roc": snakemake.output.roc,  # noqa: F821
-            "training_curves": snakemake.output.training_curves,  # noqa: F821
-        },
-        snakemake.threads,  # noqa: F821
-    )
+# The guard keeps the training's worker processes (spawned, they re-import this file) from running it again.
+if __name__ == "__main__":
+    with log_to_file(snakemake.log[0]):  # noqa: F821 (injected by Snakemake)
+        train_and_evaluate(
+            snakemake.wildcards.cohort,  # noqa: F821
+            snakemake.params.classes,  # noqa: F821
+            snakemake.params.train,  # noqa: F821
+            {
+                "cohort_table": snakemake.input.cohort_table,  # noqa: F821
+                "features_dir": snakemake.params.features_dir,  # noqa: F821
+                "gmm_dir": snakemake.params.gmm_dir,  # noqa: F821
+                "text": snakemake.input.text,  # noqa: F821
+                "rna": snakemake.input.rna,  # noqa: F821
+            },
+            {
+                "splits": snakemake.output.splits,  # noqa: F821
+                "metrics": snakemake.output.metrics,  # noqa: F821
+                "summary": snakemake.output.summary,  # noqa: F821
+                "train_dir": snakemake.output.train_dir,  # noqa: F821
+                "roc": snakemake.output.roc,  # noqa: F821
+                "training_curves": snakemake.output.training_curves,  # noqa: F821
+            },
+            snakemake.threads,  # noqa: F821
+        )
