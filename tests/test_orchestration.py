@@ -11,15 +11,8 @@ from pathlib import Path
 import pytest
 
 from mosare import provenance
-from workflow_runs import (
-    REPO,
-    deepest_targets,
-    make_workdir,
-    planned_jobs,
-    snakemake,
-    tiny_demo_config,
-    write_config,
-)
+from workflow_runs import REPO, planned_jobs, tiny_demo_config, write_config
+from workflow_runs import finished_tiny_run  # noqa: F401 (session fixture shared with test_report)
 
 RULE_FILES = sorted((REPO / "workflow" / "rules").glob("*.smk"))
 
@@ -127,17 +120,8 @@ def _script_imports(script: Path) -> set[Path]:
 # ---------------------------------------------------------------- dry runs on a finished tiny demo cohort
 
 
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory) -> tuple[Path, list[str]]:
-    """A tiny demo cohort run once, for real, to the deepest target the workflow has."""
-    workdir = make_workdir(tmp_path_factory.mktemp("finished"), tiny_demo_config())
-    targets = deepest_targets(workdir)
-    snakemake(workdir, *targets)
-    return workdir, targets
-
-
-def test_a_finished_run_with_nothing_changed_plans_zero_jobs_within_seconds(finished_run):
-    workdir, targets = finished_run
+def test_a_finished_run_with_nothing_changed_plans_zero_jobs_within_seconds(finished_tiny_run):
+    workdir, targets = finished_tiny_run
     started = time.monotonic()
 
     assert planned_jobs(workdir, *targets) == {}
@@ -145,8 +129,8 @@ def test_a_finished_run_with_nothing_changed_plans_zero_jobs_within_seconds(fini
     assert time.monotonic() - started < 60
 
 
-def test_changing_gmm_components_plans_the_gmm_stage_and_downstream_only(finished_run):
-    workdir, targets = finished_run
+def test_changing_gmm_components_plans_the_gmm_stage_and_downstream_only(finished_tiny_run):
+    workdir, targets = finished_tiny_run
     config = tiny_demo_config()
     config["gmm"]["components"] = 3
     write_config(workdir, config)
@@ -161,18 +145,20 @@ def test_changing_gmm_components_plans_the_gmm_stage_and_downstream_only(finishe
     assert set(planned) == _expected_after(workdir, targets, {"fit_slide_gmm", "encode_reports"})
 
 
-def test_editing_one_stages_source_plans_that_stage_and_downstream_only(finished_run, tmp_path):
-    workdir, targets = finished_run
+def test_editing_one_stages_source_plans_that_stage_and_downstream_only(finished_tiny_run, tmp_path):
+    workdir, targets = finished_tiny_run
     source_copy = tmp_path / "src"
     shutil.copytree(REPO / "src" / "mosare", source_copy / "mosare", ignore=shutil.ignore_patterns("__pycache__"))
-    with (source_copy / "mosare" / "rna.py").open("a") as source:
+    with (source_copy / "mosare" / "tiling.py").open("a") as source:
         source.write("\n# an edit\n")
 
     # The copy shadows the installed package in snakemake and its jobs, so provenance fingerprints the edit.
     planned = planned_jobs(workdir, *targets, env={"PYTHONPATH": str(source_copy)})
 
-    assert set(planned) == _expected_after(workdir, targets, {"select_rna_genes"})
-    assert "tile_slide" not in planned
+    slides = planned_jobs(workdir, "--forceall", *targets)["demo_slide"]
+    assert planned.get("tile_slide") == slides
+    assert "demo_slide" not in planned and "demo_cohort" not in planned
+    assert set(planned) == _expected_after(workdir, targets, {"tile_slide"})
 
 
 def _expected_after(workdir: Path, targets: list[str], changed_rules: set[str]) -> set[str]:

@@ -12,6 +12,7 @@ import yaml
 
 from mosare.stores import open_store
 from workflow_runs import REPO, deepest_targets, make_workdir, snakemake, tiny_demo_config
+from workflow_runs import finished_tiny_run  # noqa: F401 (session fixture: the local run to compare with)
 
 pytestmark = pytest.mark.slurm
 
@@ -49,17 +50,17 @@ def profile_for_this_node(target_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def slurm_and_local_runs(tmp_path_factory) -> tuple[Path, Path, list[str], str]:
+def slurm_and_local_runs(tmp_path_factory, finished_tiny_run) -> tuple[Path, Path, list[str], str]:
+    """The tiny demo's per-slide outputs built through SLURM, and the same cohort's local run."""
     if not cluster_running():
         pytest.skip("local SLURM is not running: start it with `bash tests/slurm/local_cluster.sh start` (as root)")
+    local_dir, _ = finished_tiny_run
     base = tmp_path_factory.mktemp("slurm")
     profile = profile_for_this_node(base / "profile")
     slurm_dir = make_workdir(base / "on_slurm", tiny_demo_config())
-    local_dir = make_workdir(base / "local", tiny_demo_config())
     targets = deepest_targets(slurm_dir, rules=PER_SLIDE_RULES)
 
     slurm_run = snakemake(slurm_dir, "--profile", str(profile), "--workflow-profile", "none", *targets)
-    snakemake(local_dir, *deepest_targets(local_dir, rules=PER_SLIDE_RULES))
     return slurm_dir, local_dir, targets, slurm_run.stdout + slurm_run.stderr
 
 
@@ -88,13 +89,18 @@ def test_per_slide_rules_share_one_grouped_slurm_job(slurm_and_local_runs):
 
 def test_slurm_outputs_equal_a_local_runs(slurm_and_local_runs):
     slurm_dir, local_dir, targets, _ = slurm_and_local_runs
-    for target in targets:
-        on_slurm, local = open_store(slurm_dir / target), open_store(local_dir / target)
-        assert sorted(on_slurm.array_keys()) == sorted(local.array_keys()), target
+    slides = sorted((slurm_dir / "results" / "demo").rglob("*.svs"))
+    stores = sorted((slurm_dir / "results").rglob("*.zarr"))
+    assert slides and {str(slurm_dir / t) for t in targets} <= {str(s) for s in stores}
+
+    for slide in slides:
+        assert slide.read_bytes() == (local_dir / slide.relative_to(slurm_dir)).read_bytes(), slide.name
+    for store in stores:
+        on_slurm, local = open_store(store), open_store(local_dir / store.relative_to(slurm_dir))
+        assert sorted(on_slurm.array_keys()) == sorted(local.array_keys()), store
         for name in on_slurm.array_keys():
-            np.testing.assert_allclose(on_slurm[name][...], local[name][...], rtol=1e-3, atol=1e-4, err_msg=f"{target}:{name}")
-    patches = sorted((slurm_dir / "results").rglob("patches/*.zarr"))
-    assert patches
-    for store in patches:
-        local_store = local_dir / store.relative_to(slurm_dir)
-        assert np.array_equal(open_store(store)["coords"][...], open_store(local_store)["coords"][...]), store.name
+            a, b = on_slurm[name][...], local[name][...]
+            if a.dtype.kind == "f":
+                np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4, err_msg=f"{store}:{name}")
+            else:
+                assert np.array_equal(a, b), f"{store}:{name}"

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,14 +28,16 @@ TARGETS_BY_RULE = (
 
 
 def tiny_demo_config() -> dict:
-    """A demo cohort of 4 patients with 2048 px slides, 2 GMM components and one short training run."""
+    """A demo cohort of 8 patients with 2048 px slides, 2 GMM components and one short training run."""
     return {
         "cohorts": {
             COHORT: {
                 "classes": ["A", "B"],
-                "demo": {"patients": 4, "seed": 7, "slide_px": 2048, "genes": 60, "fraction_two_slides": 0.0},
+                "demo": {"patients": 8, "seed": 7, "slide_px": 2048, "genes": 60, "fraction_two_slides": 0.0},
             }
         },
+        # The slides are only ~0.5 mm wide: the default minimum tissue area (0.25 mm²) would drop every piece.
+        "tiling": {"tissue": {"min_tissue_area_um2": 5000.0, "min_hole_area_um2": 2000.0, "detection_mpp": 4.0}},
         "encoder": {"name": "efficientnet-lite0", "batch_size": 16, "num_workers": 0},
         "gmm": {"components": 2, "max_iter": 20},
         "rna": {"top_genes": 20},
@@ -133,3 +136,12 @@ def deepest_targets(workdir: Path, cohort: str = COHORT, rules: tuple[str, ...] 
             if _buildable(workdir, targets):
                 return targets
     raise AssertionError(f"none of {[rule for rule, _ in TARGETS_BY_RULE]} can be built yet with rules {sorted(available)}")
+
+
+@pytest.fixture(scope="session")
+def finished_tiny_run(tmp_path_factory) -> tuple[Path, list[str]]:
+    """A tiny demo cohort run once, for real, to the deepest targets the workflow has (shared by test modules)."""
+    workdir = make_workdir(tmp_path_factory.mktemp("finished"), tiny_demo_config())
+    targets = deepest_targets(workdir)
+    snakemake(workdir, *targets)
+    return workdir, targets

@@ -94,29 +94,41 @@ class RenderResult:
         return sorted(name for name, size in self.images.items() if not size or min(size) == 0)
 
 
-def embedded_results(html: str) -> dict[str, dict]:
-    """The report's ``var results = {...}`` table: name -> caption, category, mime type, data URI, ..."""
-    found = re.search(r"^\s*var results = \{", html, re.M)  # the bundled libraries have their own `var results`
+def _embedded_table(html: str, variable: str) -> dict:
+    # Anchored at a line start: the bundled libraries declare their own `var results`.
+    found = re.search(rf"^\s*var {variable} = \{{", html, re.M)
     if found is None:
-        raise ValueError("no embedded results table: not a Snakemake report?")
-    results, _ = json.JSONDecoder().raw_decode(html, found.end() - 1)
-    return results
+        raise ValueError(f"no embedded `{variable}` table: not a Snakemake report?")
+    table, _ = json.JSONDecoder().raw_decode(html, found.end() - 1)
+    return table
 
 
-def _target(results: dict[str, dict]) -> dict:
-    """The first image result, and the texts to click to reach it."""
-    name, result = next((n, r) for n, r in results.items() if (r.get("mime_type") or "").startswith("image/"))
-    path = ["Results"]
-    for key in ("category", "subcategory"):
-        value = result.get(key)
-        if value:
-            path.append(str(value))
-    row_texts = [name, result.get("name") or name, *((result.get("labels") or {}).values())]
-    return {"name": name, "data_uri": result["data_uri"], "path": path, "row_texts": [str(t) for t in row_texts]}
+def embedded_results(html: str) -> dict[str, dict]:
+    """The report's results: name -> caption, mime type, data URI, size, job properties, ..."""
+    return _embedded_table(html, "results")
+
+
+def embedded_categories(html: str) -> dict[str, dict[str, list[str]]]:
+    """The report's sections: category -> subcategory -> result names."""
+    return _embedded_table(html, "categories")
+
+
+def _target(html: str, results: dict[str, dict]) -> dict:
+    """The report's first picture, and the menu entries to click to reach it."""
+    for category, subcategories in embedded_categories(html).items():
+        for subcategory, names in subcategories.items():
+            for name in names:
+                result = results[name]
+                if (result.get("mime_type") or "").startswith("image/"):
+                    path = ["Results", category, *([subcategory] if subcategory != "Other" else [])]
+                    row_texts = [name, result.get("name") or name, *((result.get("labels") or {}).values())]
+                    return {"name": name, "data_uri": result["data_uri"], "path": path,
+                            "row_texts": [str(t) for t in row_texts]}
+    raise ValueError("the report holds no picture")
 
 
 def _probed_copy(html: str, results: dict[str, dict], directory: Path) -> Path:
-    probe = PROBE.replace("__TARGET__", json.dumps(_target(results)))
+    probe = PROBE.replace("__TARGET__", json.dumps(_target(html, results)))
     end = html.rindex("</body>")  # the last one: earlier ones live inside the app's JavaScript strings
     page = directory / "report-probed.html"
     page.write_text(html[:end] + probe + html[end:], encoding="utf-8")
