@@ -199,7 +199,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="alternating timing rounds (best of)")
     parser.add_argument("--lite0-batches", type=int, default=4, help="batches of 64 for efficientnet-lite0")
     parser.add_argument("--uni-batch", type=int, default=None, help="UNI batch size (default 8 on CPU, 256 on CUDA)")
-    parser.add_argument("--uni-batches", type=int, default=3)
+    parser.add_argument("--uni-batches", type=int, default=4)
     parser.add_argument("--skip-uni", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)

@@ -259,7 +259,8 @@ def embed_slide(
                         "remove its row from the sample sheet, or raise encoder.max_failed_fraction in config.yaml"
                     )
                 if ok.any():
-                    batch = images[ok].to(encoder.device, non_blocking=on_cuda)
+                    # Indexing copies out of pinned memory, so only do it when a patch actually failed.
+                    batch = (images if ok.all() else images[ok]).to(encoder.device, non_blocking=on_cuda)
                     features = encoder.embed(batch).cpu().numpy()
                     writer.append(grid.coords[indices[ok].numpy()], features)
                 progress.update(len(indices))
