@@ -1,5 +1,6 @@
 # Configuration, sample sheets and input functions shared by every rule file. No rules here.
 import functools
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -130,6 +131,27 @@ def tissue_qc_pictures(cohort: str) -> list[str]:
     return [f"{RESULTS}/{cohort}/qc/tissue/{slide_id}.png" for slide_id in slide_ids(cohort)]
 
 
+# ---- Embedding (embedding.smk) ---------------------------------------------------------------------
+
+def embedding_gpus(wildcards) -> int:
+    """GPUs an embedding job asks for: 0 for efficientnet-lite0 (the CPU demo default), 1 for the ViT encoders.
+
+    SLURM profiles turn `gpu` into `--gpus`; locally it only limits how many GPU jobs run at once when
+    `--resources gpu=N` is given. Jobs use CUDA whenever it is visible, whatever this says.
+    """
+    return 0 if config["encoder"]["name"] == "efficientnet-lite0" else 1
+
+
+def embedding_mem_mb(wildcards) -> int:
+    """Memory for the model (fp32 weights on the host while loading), DataLoader workers and one store chunk."""
+    return {"efficientnet-lite0": 3000, "uni": 8000, "uni2-h": 12000}.get(config["encoder"]["name"], 8000)
+
+
+def slide_feature_stores(cohort: str) -> list[str]:
+    """Every slide's feature store of a cohort, for the configured encoder."""
+    return [f"{RESULTS}/{cohort}/features/{encoder_slug()}/{slide_id}.zarr" for slide_id in slide_ids(cohort)]
+
+
 # ---- Per-slide GMMs (local_features.smk) ---------------------------------------------------------
 
 def slide_gmm_stores(cohort: str) -> list[str]:
@@ -169,7 +191,7 @@ def rna_matrix_input(wildcards) -> dict[str, str]:
 
 def cohort_feature_stores(wildcards) -> list[str]:
     """Every slide's feature store; a patient has WSI when one of its slides has at least one patch."""
-    return [f"{RESULTS}/{wildcards.cohort}/features/{encoder_slug()}/{slide}.zarr" for slide in slide_ids(wildcards.cohort)]
+    return slide_feature_stores(wildcards.cohort)
 
 
 # ---- Training and evaluation (training.smk) ------------------------------------------------------
