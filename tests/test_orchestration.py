@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mosare import provenance
-from workflow_runs import REPO, planned_jobs, tiny_demo_config, write_config
+from workflow_runs import REPO, FinishedRun, planned_jobs, snapshot_source, tiny_demo_config, write_config
 from workflow_runs import finished_tiny_run  # noqa: F401 (session fixture shared with test_report)
 
 RULE_FILES = sorted((REPO / "workflow" / "rules").glob("*.smk"))
@@ -121,50 +121,45 @@ def _script_imports(script: Path) -> set[Path]:
 
 
 def test_a_finished_run_with_nothing_changed_plans_zero_jobs_within_seconds(finished_tiny_run):
-    workdir, targets = finished_tiny_run
+    run = finished_tiny_run
     started = time.monotonic()
 
-    assert planned_jobs(workdir, *targets) == {}
+    assert planned_jobs(run.workdir, *run.targets, env=run.env()) == {}
     # Generous bound for a busy 2-core CI machine; the point is "seconds, not a rerun".
     assert time.monotonic() - started < 60
 
 
 def test_changing_gmm_components_plans_the_gmm_stage_and_downstream_only(finished_tiny_run):
-    workdir, targets = finished_tiny_run
+    run = finished_tiny_run
     config = tiny_demo_config()
     config["gmm"]["components"] = 3
-    write_config(workdir, config)
+    write_config(run.workdir, config)
     try:
-        planned = planned_jobs(workdir, *targets)
+        planned = planned_jobs(run.workdir, *run.targets, env=run.env())
     finally:
-        write_config(workdir, tiny_demo_config())
+        write_config(run.workdir, tiny_demo_config())
 
-    upstream = {"demo_cohort", "tile_slide", "embed_slide", "select_rna_genes"}
-    assert planned, "a GMM change must rerun the GMM stage"
-    assert not upstream & set(planned)
-    assert set(planned) == _expected_after(workdir, targets, {"fit_slide_gmm", "encode_reports"})
+    slides = planned_jobs(run.workdir, "--forceall", *run.targets, env=run.env())["demo_slide"]
+    assert planned.get("fit_slide_gmm") == slides
+    assert not {"demo_slide", "demo_cohort", "tile_slide", "embed_slide", "select_rna_genes"} & set(planned)
+    # The report encoder fits its own GMM over sentence embeddings, so it follows gmm.components too.
+    assert set(planned) == _expected_after(run, {"fit_slide_gmm", "encode_reports"})
 
 
 def test_editing_one_stages_source_plans_that_stage_and_downstream_only(finished_tiny_run, tmp_path):
-    workdir, targets = finished_tiny_run
-    source_copy = tmp_path / "src"
-    shutil.copytree(REPO / "src" / "mosare", source_copy / "mosare", ignore=shutil.ignore_patterns("__pycache__"))
-    with (source_copy / "mosare" / "tiling.py").open("a") as source:
+    run = finished_tiny_run
+    edited = snapshot_source(tmp_path / "source")
+    with (edited / "mosare" / "tiling.py").open("a") as source:
         source.write("\n# an edit\n")
 
-    # The copy shadows the installed package in snakemake and its jobs, so provenance fingerprints the edit.
-    planned = planned_jobs(workdir, *targets, env={"PYTHONPATH": str(source_copy)})
+    planned = planned_jobs(run.workdir, *run.targets, env=run.env(edited))
 
-    slides = planned_jobs(workdir, "--forceall", *targets)["demo_slide"]
+    slides = planned_jobs(run.workdir, "--forceall", *run.targets, env=run.env())["demo_slide"]
     assert planned.get("tile_slide") == slides
     assert "demo_slide" not in planned and "demo_cohort" not in planned
-    assert set(planned) == _expected_after(workdir, targets, {"tile_slide"})
+    assert set(planned) == _expected_after(run, {"tile_slide"})
 
 
-def _expected_after(workdir: Path, targets: list[str], changed_rules: set[str]) -> set[str]:
-    """What forcing the changed rules (those the targets need) reruns: they and everything downstream."""
-    needed = set(planned_jobs(workdir, "--forceall", *targets))
-    forced = sorted(changed_rules & needed)
-    if not forced:
-        return set()
-    return set(planned_jobs(workdir, *targets, "--forcerun", *forced))
+def _expected_after(run: FinishedRun, changed_rules: set[str]) -> set[str]:
+    """What forcing the changed rules reruns: they and everything downstream of them."""
+    return set(planned_jobs(run.workdir, *run.targets, "--forcerun", *sorted(changed_rules), env=run.env()))

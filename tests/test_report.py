@@ -16,9 +16,9 @@ from workflow_runs import finished_tiny_run  # noqa: F401 (session fixture: a fi
 
 @pytest.fixture(scope="module")
 def report_html(finished_tiny_run) -> Path:
-    workdir, targets = finished_tiny_run
-    report = workdir / "report.html"
-    snakemake(workdir, *targets, "--report", str(report))
+    run = finished_tiny_run
+    report = run.workdir / "report.html"
+    snakemake(run.workdir, *run.targets, "--report", str(report), env=run.env())
     return report
 
 

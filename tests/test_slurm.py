@@ -40,7 +40,6 @@ def profile_for_this_node(target_dir: Path) -> Path:
         for site_specific in ("gpu", "gres", "slurm_partition"):
             resources.pop(site_specific, None)
         resources["mem_mb"] = min(resources["mem_mb"], memory_mb // 4)
-        resources["cpus_per_task"] = min(resources.get("cpus_per_task", 1), cpus)
     profile["cores"] = cpus
     profile["resources"] = [f"mem_mb={memory_mb // 2}"]
     profile["slurm-init-seconds-before-status-checks"] = 5
@@ -54,14 +53,15 @@ def slurm_and_local_runs(tmp_path_factory, finished_tiny_run) -> tuple[Path, Pat
     """The tiny demo's per-slide outputs built through SLURM, and the same cohort's local run."""
     if not cluster_running():
         pytest.skip("local SLURM is not running: start it with `bash tests/slurm/local_cluster.sh start` (as root)")
-    local_dir, _ = finished_tiny_run
+    local = finished_tiny_run
     base = tmp_path_factory.mktemp("slurm")
     profile = profile_for_this_node(base / "profile")
     slurm_dir = make_workdir(base / "on_slurm", tiny_demo_config())
-    targets = deepest_targets(slurm_dir, rules=PER_SLIDE_RULES)
+    # Same source snapshot as the local run; sbatch --export=ALL hands PYTHONPATH to the jobs.
+    targets = deepest_targets(slurm_dir, rules=PER_SLIDE_RULES, env=local.env())
 
-    slurm_run = snakemake(slurm_dir, "--profile", str(profile), "--workflow-profile", "none", *targets)
-    return slurm_dir, local_dir, targets, slurm_run.stdout + slurm_run.stderr
+    slurm_run = snakemake(slurm_dir, "--profile", str(profile), "--workflow-profile", "none", *targets, env=local.env())
+    return slurm_dir, local.workdir, targets, slurm_run.stdout + slurm_run.stderr
 
 
 def submitted_job_ids(log: str) -> list[str]:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -106,21 +108,23 @@ def planned_jobs(workdir: Path, *args: str, env: dict[str, str] | None = None) -
     return parse_job_stats(result.stdout + result.stderr)
 
 
-def workflow_rules(workdir: Path) -> set[str]:
-    result = snakemake(workdir, "--list-rules")
+def workflow_rules(workdir: Path, env: dict[str, str] | None = None) -> set[str]:
+    result = snakemake(workdir, "--list-rules", env=env)
     return {line.split()[0] for line in result.stdout.splitlines() if line.strip()}
 
 
-def _buildable(workdir: Path, targets: list[str]) -> bool:
+def _buildable(workdir: Path, targets: list[str], env: dict[str, str] | None) -> bool:
     """Whether the workflow has rules for everything the targets need (a dry run succeeds)."""
     try:
-        snakemake(workdir, *targets, "--dry-run", "--quiet", "all")
+        snakemake(workdir, *targets, "--dry-run", "--quiet", "all", env=env)
     except AssertionError:
         return False
     return True
 
 
-def deepest_targets(workdir: Path, cohort: str = COHORT, rules: tuple[str, ...] | None = None) -> list[str]:
+def deepest_targets(
+    workdir: Path, cohort: str = COHORT, rules: tuple[str, ...] | None = None, env: dict[str, str] | None = None
+) -> list[str]:
     """The deepest outputs of the cohort that the workflow's current rules (or those of ``rules``) produce."""
     from mosare.demo import plan_demo_cohort
 
@@ -128,20 +132,41 @@ def deepest_targets(workdir: Path, cohort: str = COHORT, rules: tuple[str, ...] 
     cohort_config = config["cohorts"][cohort]
     sheet = plan_demo_cohort(cohort, cohort_config["demo"], cohort_config["classes"], workdir / "results" / "demo" / cohort)
     encoder = config["encoder"]["name"].replace(":", "-")
-    available = workflow_rules(workdir)
+    available = workflow_rules(workdir, env)
     for rule, target in TARGETS_BY_RULE:
         if rule in available and (rules is None or rule in rules):
             pattern = f"results/{cohort}/{target}"
             targets = sorted({pattern.format(encoder=encoder, slide=slide) for slide in sheet["slide_id"]})
-            if _buildable(workdir, targets):
+            if _buildable(workdir, targets, env):
                 return targets
     raise AssertionError(f"none of {[rule for rule, _ in TARGETS_BY_RULE]} can be built yet with rules {sorted(available)}")
 
 
+@dataclass
+class FinishedRun:
+    workdir: Path
+    targets: list[str]
+    # A snapshot of src/ that the run (and every later call on it) imports: the repository may change during a
+    # long test session, and a changed stage must not look like a spurious rerun.
+    source: Path
+
+    def env(self, source: Path | None = None) -> dict[str, str]:
+        return {"PYTHONPATH": str(source or self.source)}
+
+
+def snapshot_source(target: Path) -> Path:
+    """A copy of src/mosare under ``target/src`` (on PYTHONPATH it shadows the installed package); the package
+    finds workflow/schemas next to src/, so that is linked in too. Returns the directory for PYTHONPATH."""
+    shutil.copytree(REPO / "src" / "mosare", target / "src" / "mosare", ignore=shutil.ignore_patterns("__pycache__"))
+    (target / "workflow").symlink_to(REPO / "workflow", target_is_directory=True)
+    return target / "src"
+
+
 @pytest.fixture(scope="session")
-def finished_tiny_run(tmp_path_factory) -> tuple[Path, list[str]]:
+def finished_tiny_run(tmp_path_factory) -> FinishedRun:
     """A tiny demo cohort run once, for real, to the deepest targets the workflow has (shared by test modules)."""
-    workdir = make_workdir(tmp_path_factory.mktemp("finished"), tiny_demo_config())
-    targets = deepest_targets(workdir)
-    snakemake(workdir, *targets)
-    return workdir, targets
+    base = tmp_path_factory.mktemp("finished")
+    run = FinishedRun(make_workdir(base / "work", tiny_demo_config()), [], snapshot_source(base / "source"))
+    run.targets = deepest_targets(run.workdir, env=run.env())
+    snakemake(run.workdir, *run.targets, env=run.env())
+    return run
