@@ -120,6 +120,7 @@ def _script_imports(script: Path) -> set[Path]:
 # ---------------------------------------------------------------- dry runs on a finished tiny demo cohort
 
 
+@pytest.mark.slow  # the shared tiny run takes minutes on 2 cores
 def test_a_finished_run_with_nothing_changed_plans_zero_jobs_within_seconds(finished_tiny_run):
     run = finished_tiny_run
     started = time.monotonic()
@@ -129,6 +130,7 @@ def test_a_finished_run_with_nothing_changed_plans_zero_jobs_within_seconds(fini
     assert time.monotonic() - started < 60
 
 
+@pytest.mark.slow  # the shared tiny run takes minutes on 2 cores
 def test_changing_gmm_components_plans_the_gmm_stage_and_downstream_only(finished_tiny_run):
     run = finished_tiny_run
     config = tiny_demo_config()
@@ -146,6 +148,7 @@ def test_changing_gmm_components_plans_the_gmm_stage_and_downstream_only(finishe
     assert set(planned) == _expected_after(run, {"fit_slide_gmm", "encode_reports"})
 
 
+@pytest.mark.slow  # the shared tiny run takes minutes on 2 cores
 def test_editing_one_stages_source_plans_that_stage_and_downstream_only(finished_tiny_run, tmp_path):
     run = finished_tiny_run
     edited = snapshot_source(tmp_path / "source")

@@ -13,6 +13,8 @@ from report.render_report import CHROMIUM, embedded_categories, embedded_results
 from workflow_runs import snakemake
 from workflow_runs import finished_tiny_run  # noqa: F401 (session fixture: a finished tiny demo run)
 
+pytestmark = pytest.mark.slow  # the shared tiny run takes minutes on 2 cores
+
 
 @pytest.fixture(scope="module")
 def report_html(finished_tiny_run) -> Path:

@@ -14,7 +14,7 @@ from mosare.stores import open_store
 from workflow_runs import REPO, deepest_targets, make_workdir, snakemake, tiny_demo_config
 from workflow_runs import finished_tiny_run  # noqa: F401 (session fixture: the local run to compare with)
 
-pytestmark = pytest.mark.slurm
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 CLUSTER_SCRIPT = REPO / "tests" / "slurm" / "local_cluster.sh"
 SLURM_PROFILE = REPO / "profiles" / "slurm" / "config.yaml"
