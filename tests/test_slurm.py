@@ -39,7 +39,8 @@ def profile_for_this_node(target_dir: Path) -> Path:
     for resources in profile["set-resources"].values():
         for site_specific in ("gpu", "gres", "slurm_partition"):
             resources.pop(site_specific, None)
-        resources["mem_mb"] = min(resources["mem_mb"], memory_mb // 4)
+        if "mem_mb" in resources:
+            resources["mem_mb"] = min(resources["mem_mb"], memory_mb // 4)
     profile["cores"] = cpus
     profile["resources"] = [f"mem_mb={memory_mb // 2}"]
     profile["slurm-init-seconds-before-status-checks"] = 5
