@@ -162,11 +162,19 @@ def snapshot_source(target: Path) -> Path:
     return target / "src"
 
 
+_FINISHED_RUNS: list[FinishedRun] = []
+
+
 @pytest.fixture(scope="session")
 def finished_tiny_run(tmp_path_factory) -> FinishedRun:
-    """A tiny demo cohort run once, for real, to the deepest targets the workflow has (shared by test modules)."""
-    base = tmp_path_factory.mktemp("finished")
-    run = FinishedRun(make_workdir(base / "work", tiny_demo_config()), [], snapshot_source(base / "source"))
-    run.targets = deepest_targets(run.workdir, env=run.env())
-    snakemake(run.workdir, *run.targets, env=run.env())
-    return run
+    """A tiny demo cohort run once, for real, to the deepest targets the workflow has.
+
+    Test modules import this fixture, and pytest then keeps one instance per module; the cache makes every
+    module share the single run."""
+    if not _FINISHED_RUNS:
+        base = tmp_path_factory.mktemp("finished")
+        run = FinishedRun(make_workdir(base / "work", tiny_demo_config()), [], snapshot_source(base / "source"))
+        run.targets = deepest_targets(run.workdir, env=run.env())
+        snakemake(run.workdir, *run.targets, env=run.env())
+        _FINISHED_RUNS.append(run)
+    return _FINISHED_RUNS[0]
