@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from mosare.encoders import Encoder, create_encoder, default_device, sha256_file
+from mosare.resources import usable_cores
 from mosare.slides import Slide, SlideReadError, open_slide
 from mosare.stores import atomic_store, open_store
 
@@ -300,7 +301,7 @@ def embed_slide_with_config(
     """``embed_slide`` with the config's ``encoder`` section, on CUDA when available, else on ``threads`` CPU threads."""
     device = default_device()
     if device.type == "cpu":
-        torch.set_num_threads(max(1, threads))
+        torch.set_num_threads(usable_cores(threads))
     encoder = create_encoder(encoder_config["name"], checkpoint=encoder_config.get("checkpoint"), device=device)
     return embed_slide(
         patch_store,

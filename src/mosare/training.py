@@ -41,6 +41,7 @@ from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 from tqdm import tqdm
 
 from mosare.metrics import auc_score, classification_metrics, metrics_markdown, summarise_folds
+from mosare.resources import usable_cores
 from mosare.stores import open_store
 
 log = logging.getLogger(__name__)
@@ -843,9 +844,6 @@ def _overview_panels(train_config: dict[str, Any]) -> list[tuple[str, str]]:
     return panels
 
 
-def usable_cores(threads: int) -> int:
-    """``threads`` capped by the cores this process may run on (Snakemake's --cores can exceed them)."""
-    return max(1, min(threads, len(os.sched_getaffinity(0))))
 
 
 def train_and_evaluate(

@@ -3,11 +3,12 @@
 import torch
 
 from mosare.logs import log_to_file
+from mosare.resources import usable_cores
 from mosare.samples import load_sample_sheet
 from mosare.text import build_text_store
 
 with log_to_file(snakemake.log[0]):  # noqa: F821 (injected by Snakemake)
-    torch.set_num_threads(snakemake.threads)  # noqa: F821
+    torch.set_num_threads(usable_cores(snakemake.threads))  # noqa: F821
     build_text_store(
         load_sample_sheet(snakemake.input.samples, snakemake.params.classes),  # noqa: F821
         snakemake.params.classes,  # noqa: F821

@@ -4,10 +4,11 @@ import torch
 
 from mosare.gmm import fit_slide_gmm
 from mosare.logs import log_to_file
+from mosare.resources import usable_cores
 
 with log_to_file(snakemake.log[0]):  # noqa: F821 (injected by Snakemake)
     # One thread per slide job: slides run side by side, and a shared core makes torch's thread pool stall.
-    torch.set_num_threads(snakemake.threads)  # noqa: F821
+    torch.set_num_threads(usable_cores(snakemake.threads))  # noqa: F821
     fit_slide_gmm(
         snakemake.input.features,  # noqa: F821
         snakemake.input.patches,  # noqa: F821
