@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mosare import provenance
-from workflow_runs import REPO, FinishedRun, planned_jobs, snapshot_source, tiny_demo_config, write_config
+from workflow_runs import REPO, FinishedRun, planned_jobs, snapshot_workflow, tiny_demo_config, write_config
 from workflow_runs import finished_tiny_run  # noqa: F401 (session fixture shared with test_report)
 
 RULE_FILES = sorted((REPO / "workflow" / "rules").glob("*.smk"))
@@ -125,7 +125,7 @@ def test_a_finished_run_with_nothing_changed_plans_zero_jobs_within_seconds(fini
     run = finished_tiny_run
     started = time.monotonic()
 
-    assert planned_jobs(run.workdir, *run.targets, env=run.env()) == {}
+    assert planned_jobs(run.workdir, *run.targets, repo=run.repo) == {}
     # Generous bound for a busy 2-core CI machine; the point is "seconds, not a rerun".
     assert time.monotonic() - started < 60
 
@@ -137,11 +137,11 @@ def test_changing_gmm_components_plans_the_gmm_stage_and_downstream_only(finishe
     config["gmm"]["components"] = 3
     write_config(run.workdir, config)
     try:
-        planned = planned_jobs(run.workdir, *run.targets, env=run.env())
+        planned = planned_jobs(run.workdir, *run.targets, repo=run.repo)
     finally:
         write_config(run.workdir, tiny_demo_config())
 
-    slides = planned_jobs(run.workdir, "--forceall", *run.targets, env=run.env())["demo_slide"]
+    slides = planned_jobs(run.workdir, "--forceall", *run.targets, repo=run.repo)["demo_slide"]
     assert planned.get("fit_slide_gmm") == slides
     assert not {"demo_slide", "demo_cohort", "tile_slide", "embed_slide", "select_rna_genes"} & set(planned)
     # The report encoder fits its own GMM over sentence embeddings, so it follows gmm.components too.
@@ -151,13 +151,13 @@ def test_changing_gmm_components_plans_the_gmm_stage_and_downstream_only(finishe
 @pytest.mark.slow  # the shared tiny run takes minutes on 2 cores
 def test_editing_one_stages_source_plans_that_stage_and_downstream_only(finished_tiny_run, tmp_path):
     run = finished_tiny_run
-    edited = snapshot_source(tmp_path / "source")
-    with (edited / "mosare" / "tiling.py").open("a") as source:
+    edited = snapshot_workflow(tmp_path / "workflow")
+    with (edited / "src" / "mosare" / "tiling.py").open("a") as source:
         source.write("\n# an edit\n")
 
-    planned = planned_jobs(run.workdir, *run.targets, env=run.env(edited))
+    planned = planned_jobs(run.workdir, *run.targets, repo=edited)
 
-    slides = planned_jobs(run.workdir, "--forceall", *run.targets, env=run.env())["demo_slide"]
+    slides = planned_jobs(run.workdir, "--forceall", *run.targets, repo=run.repo)["demo_slide"]
     assert planned.get("tile_slide") == slides
     assert "demo_slide" not in planned and "demo_cohort" not in planned
     assert set(planned) == _expected_after(run, {"tile_slide"})
@@ -165,4 +165,4 @@ def test_editing_one_stages_source_plans_that_stage_and_downstream_only(finished
 
 def _expected_after(run: FinishedRun, changed_rules: set[str]) -> set[str]:
     """What forcing the changed rules reruns: they and everything downstream of them."""
-    return set(planned_jobs(run.workdir, *run.targets, "--forcerun", *sorted(changed_rules), env=run.env()))
+    return set(planned_jobs(run.workdir, *run.targets, "--forcerun", *sorted(changed_rules), repo=run.repo))

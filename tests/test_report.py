@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow  # the shared tiny run takes minutes on 2 cores
 def report_html(finished_tiny_run) -> Path:
     run = finished_tiny_run
     report = run.workdir / "report.html"
-    snakemake(run.workdir, *run.targets, "--report", str(report), env=run.env())
+    snakemake(run.workdir, *run.targets, "--report", str(report), repo=run.repo)
     return report
 
 

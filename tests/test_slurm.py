@@ -58,10 +58,10 @@ def slurm_and_local_runs(tmp_path_factory, finished_tiny_run) -> tuple[Path, Pat
     base = tmp_path_factory.mktemp("slurm")
     profile = profile_for_this_node(base / "profile")
     slurm_dir = make_workdir(base / "on_slurm", tiny_demo_config())
-    # Same source snapshot as the local run; sbatch --export=ALL hands PYTHONPATH to the jobs.
-    targets = deepest_targets(slurm_dir, rules=PER_SLIDE_RULES, env=local.env())
+    # The local run's workflow snapshot, so both runs use the same code.
+    targets = deepest_targets(slurm_dir, rules=PER_SLIDE_RULES, repo=local.repo)
 
-    slurm_run = snakemake(slurm_dir, "--profile", str(profile), "--workflow-profile", "none", *targets, env=local.env())
+    slurm_run = snakemake(slurm_dir, "--profile", str(profile), "--workflow-profile", "none", *targets, repo=local.repo)
     return slurm_dir, local.workdir, targets, slurm_run.stdout + slurm_run.stderr
 
 

@@ -14,7 +14,6 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-SNAKEFILE = REPO / "Snakefile"
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 COHORT = "tiny"
 
@@ -69,14 +68,14 @@ def write_config(workdir: Path, config: dict) -> None:
     (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
 
 
-def snakemake(
-    workdir: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 900
-) -> subprocess.CompletedProcess:
-    """Run the repository's workflow in ``workdir``; raise with its output when it fails."""
+def snakemake(workdir: Path, *args: str, repo: Path = REPO, timeout: float = 900) -> subprocess.CompletedProcess:
+    """Run the workflow of ``repo`` (the repository, or a snapshot of it) in ``workdir``; raise when it fails."""
+    # A snapshot's src/ shadows the installed package in snakemake and in every job it starts (sbatch exports it).
+    env = {**os.environ, "PYTHONPATH": str(repo / "src")} if repo != REPO else None
     result = subprocess.run(
-        [str(SNAKEMAKE), "--snakefile", str(SNAKEFILE), *args],
+        [str(SNAKEMAKE), "--snakefile", str(repo / "Snakefile"), *args],
         cwd=workdir,
-        env={**os.environ, **(env or {})},
+        env=env,
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -101,29 +100,29 @@ def parse_job_stats(output: str) -> dict[str, int]:
     return jobs
 
 
-def planned_jobs(workdir: Path, *args: str, env: dict[str, str] | None = None) -> dict[str, int]:
+def planned_jobs(workdir: Path, *args: str, repo: Path = REPO) -> dict[str, int]:
     """{rule: jobs} a dry run of the workflow would execute."""
     # Options taking several values (--quiet, --forcerun) would swallow targets placed after them.
-    result = snakemake(workdir, *args, "--dry-run", "--quiet", "rules", env=env)
+    result = snakemake(workdir, *args, "--dry-run", "--quiet", "rules", repo=repo)
     return parse_job_stats(result.stdout + result.stderr)
 
 
-def workflow_rules(workdir: Path, env: dict[str, str] | None = None) -> set[str]:
-    result = snakemake(workdir, "--list-rules", env=env)
+def workflow_rules(workdir: Path, repo: Path = REPO) -> set[str]:
+    result = snakemake(workdir, "--list-rules", repo=repo)
     return {line.split()[0] for line in result.stdout.splitlines() if line.strip()}
 
 
-def _buildable(workdir: Path, targets: list[str], env: dict[str, str] | None) -> bool:
+def _buildable(workdir: Path, targets: list[str], repo: Path) -> bool:
     """Whether the workflow has rules for everything the targets need (a dry run succeeds)."""
     try:
-        snakemake(workdir, *targets, "--dry-run", "--quiet", "all", env=env)
+        snakemake(workdir, *targets, "--dry-run", "--quiet", "all", repo=repo)
     except AssertionError:
         return False
     return True
 
 
 def deepest_targets(
-    workdir: Path, cohort: str = COHORT, rules: tuple[str, ...] | None = None, env: dict[str, str] | None = None
+    workdir: Path, cohort: str = COHORT, rules: tuple[str, ...] | None = None, repo: Path = REPO
 ) -> list[str]:
     """The deepest outputs of the cohort that the workflow's current rules (or those of ``rules``) produce."""
     from mosare.demo import plan_demo_cohort
@@ -132,12 +131,12 @@ def deepest_targets(
     cohort_config = config["cohorts"][cohort]
     sheet = plan_demo_cohort(cohort, cohort_config["demo"], cohort_config["classes"], workdir / "results" / "demo" / cohort)
     encoder = config["encoder"]["name"].replace(":", "-")
-    available = workflow_rules(workdir, env)
+    available = workflow_rules(workdir, repo)
     for rule, target in TARGETS_BY_RULE:
         if rule in available and (rules is None or rule in rules):
             pattern = f"results/{cohort}/{target}"
             targets = sorted({pattern.format(encoder=encoder, slide=slide) for slide in sheet["slide_id"]})
-            if _buildable(workdir, targets, env):
+            if _buildable(workdir, targets, repo):
                 return targets
     raise AssertionError(f"none of {[rule for rule, _ in TARGETS_BY_RULE]} can be built yet with rules {sorted(available)}")
 
@@ -146,20 +145,19 @@ def deepest_targets(
 class FinishedRun:
     workdir: Path
     targets: list[str]
-    # A snapshot of src/ that the run (and every later call on it) imports: the repository may change during a
-    # long test session, and a changed stage must not look like a spurious rerun.
-    source: Path
-
-    def env(self, source: Path | None = None) -> dict[str, str]:
-        return {"PYTHONPATH": str(source or self.source)}
+    # The snapshot of the workflow (Snakefile, rules, scripts, package) the run used; later calls on the run use it
+    # too, so edits landing in the repository during a long test session do not look like reruns.
+    repo: Path
 
 
-def snapshot_source(target: Path) -> Path:
-    """A copy of src/mosare under ``target/src`` (on PYTHONPATH it shadows the installed package); the package
-    finds workflow/schemas next to src/, so that is linked in too. Returns the directory for PYTHONPATH."""
-    shutil.copytree(REPO / "src" / "mosare", target / "src" / "mosare", ignore=shutil.ignore_patterns("__pycache__"))
-    (target / "workflow").symlink_to(REPO / "workflow", target_is_directory=True)
-    return target / "src"
+def snapshot_workflow(target: Path) -> Path:
+    """A copy of the workflow and its package under ``target``; returns ``target`` (pass it as ``repo``)."""
+    ignore = shutil.ignore_patterns("__pycache__", ".snakemake")
+    for name in ("workflow", "profiles", "envs", "src/mosare"):
+        if (REPO / name).exists():
+            shutil.copytree(REPO / name, target / name, ignore=ignore)  # copy2 keeps mtimes: no script looks newer
+    shutil.copy2(REPO / "Snakefile", target / "Snakefile")
+    return target
 
 
 _FINISHED_RUNS: list[FinishedRun] = []
@@ -173,8 +171,8 @@ def finished_tiny_run(tmp_path_factory) -> FinishedRun:
     module share the single run."""
     if not _FINISHED_RUNS:
         base = tmp_path_factory.mktemp("finished")
-        run = FinishedRun(make_workdir(base / "work", tiny_demo_config()), [], snapshot_source(base / "source"))
-        run.targets = deepest_targets(run.workdir, env=run.env())
-        snakemake(run.workdir, *run.targets, env=run.env())
+        run = FinishedRun(make_workdir(base / "work", tiny_demo_config()), [], snapshot_workflow(base / "workflow"))
+        run.targets = deepest_targets(run.workdir, repo=run.repo)
+        snakemake(run.workdir, *run.targets, repo=run.repo)
         _FINISHED_RUNS.append(run)
     return _FINISHED_RUNS[0]

@@ -27,8 +27,8 @@ STAGE_SOURCES: dict[str, tuple[str, ...]] = {
     "training": ("training.py", "metrics.py", "plots/training.py", "model"),
 }
 
-# Modules that never change a stage's outputs (log plumbing, this file); editing them reruns nothing.
-OUTPUT_NEUTRAL = frozenset({"logs.py", "provenance.py"})
+# Modules that never change a stage's outputs (log plumbing, thread counts, this file); editing them reruns nothing.
+OUTPUT_NEUTRAL = frozenset({"logs.py", "resources.py", "provenance.py"})
 
 
 def _module_path(dotted: str) -> Path | None:
