@@ -36,9 +36,9 @@ log = logging.getLogger(__name__)
 
 # Rows per zarr chunk of the feature store; also the most rows the writer ever buffers.
 CHUNK_ROWS = 1024
-# glibc's mallopt parameter number for the mmap threshold, and the value it starts with.
+# glibc's mallopt parameter number for the mmap threshold, and the buffer size below which the heap serves.
 M_MMAP_THRESHOLD = -3
-MMAP_THRESHOLD_BYTES = 128 * 1024
+HEAP_BUFFER_LIMIT_BYTES = 1 << 30
 VERSIONED_PACKAGES = ("torch", "torchvision", "timm", "openslide-python", "openslide-bin", "zarr", "numpy")
 
 
@@ -157,6 +157,7 @@ class FeatureWriter:
         self.features[start:stop] = features[:n]
         self.coords[start:stop] = coords[:n]
         self.rows_written = stop
+        release_free_heap_memory()
         self._pending_coords = [coords[n:]] if n < len(coords) else []
         self._pending_features = [features[n:]] if n < len(features) else []
 
@@ -169,18 +170,32 @@ class FeatureWriter:
         return self.rows_written
 
 
-def return_large_buffers_to_the_os() -> None:
-    """Pin glibc's mmap threshold so multi-MB batch buffers are mmapped and unmapped, never kept in the heap.
-
-    glibc raises the threshold after each large free, after which batch-sized buffers come from the heap,
-    which fragments: the main process then grew by ~110 MB more over 50,000 patches than over 5,000
-    (benchmarks/bench_embedding.py). With the threshold fixed, memory is flat in the number of patches.
-    """
+@functools.cache
+def _glibc() -> ctypes.CDLL | None:
     try:
-        libc = ctypes.CDLL("libc.so.6")
+        return ctypes.CDLL("libc.so.6")
     except OSError:
-        return  # not glibc (macOS, musl): their allocators behave differently
-    libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+        return None  # not glibc (macOS, musl): their allocators behave differently
+
+
+def reuse_batch_buffers() -> None:
+    """Serve batch-sized buffers (activations of tens of MB) from glibc's heap, so they are reused batch after batch.
+
+    By default glibc mmaps buffers above a threshold and unmaps them on free, so every layer of every batch
+    page-faults its output in again: on efficientnet-lite0 that was about half the job's CPU time, in the kernel.
+    ``release_free_heap_memory`` then hands freed pages back after each written chunk, which keeps memory flat
+    in the number of patches (benchmarks/bench_embedding.py measures both).
+    """
+    libc = _glibc()
+    if libc is not None:
+        libc.mallopt(M_MMAP_THRESHOLD, HEAP_BUFFER_LIMIT_BYTES)
+
+
+def release_free_heap_memory() -> None:
+    """Return the heap's free pages to the OS (glibc ``malloc_trim``), so fragmentation never accumulates."""
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
 
 
 @functools.cache
@@ -229,7 +244,7 @@ def embed_slide(
     Raises EmbeddingError naming the slide when more than ``max_failed_fraction`` of its patches fail to
     decode; the output is then not created.
     """
-    return_large_buffers_to_the_os()
+    reuse_batch_buffers()
     grid = read_patch_grid(patch_store)
     n_patches = len(grid.coords)
     allowed_failures = int(np.floor(max_failed_fraction * n_patches))
