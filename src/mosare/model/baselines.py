@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import abc
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -18,13 +20,14 @@ def real_patches(batch: Batch) -> torch.Tensor:
     return batch["wsi_patch_mask"].bool() & batch["present"][:, :1].bool()
 
 
-class SupervisedBaseline(nn.Module):
+class SupervisedBaseline(nn.Module, abc.ABC):
     """Plain cross-entropy on `logits`; subclasses define `features(batch) -> (B, F)` and `self.classifier`."""
 
     classifier: nn.Module
 
+    @abc.abstractmethod
     def features(self, batch: Batch) -> torch.Tensor:
-        raise NotImplementedError
+        """(B, F) features of the modality (or modalities) this baseline sees."""
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
         features = self.features(batch)
