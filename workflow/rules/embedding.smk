@@ -19,7 +19,7 @@ rule embed_slide:
     params:
         encoder=config["encoder"],
         code=code_hash("embedding"),
-    threads: 4
+    threads: embedding_threads
     resources:
         mem_mb=embedding_mem_mb,
         gpu=embedding_gpus,
