@@ -9,12 +9,17 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import zarr
+
+# Snakemake marks finished directory() outputs with a `.snakemake_timestamp` file; inside a zarr store that file is
+# harmless, but zarr warns about it every time the group is listed.
+warnings.filterwarnings("ignore", message=r"Object at \.snakemake_timestamp is not recognized", category=UserWarning)
 
 
 def _temporary_sibling(path: Path) -> Path:
