@@ -43,3 +43,14 @@ def demo_slide(tmp_path_factory: pytest.TempPathFactory) -> Path:
     phenotype = patient_phenotype(seed=3, patient_index=0, class_position=0.0)
     write_demo_slide(path, seed=3, slide_index=0, phenotype=phenotype, mpp=0.25, slide_px=2048, pen=True)
     return path
+
+
+@pytest.fixture()
+def one_torch_thread():
+    """Tiny tensors: one intra-op thread is faster than two fighting over a busy machine's cores."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

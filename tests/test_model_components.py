@@ -14,13 +14,7 @@ from mosare.model.reconstruction import DecoupledReconstruction, reconstruction_
 from mosare.model.rna import GeneAttentionTokens
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one intra-op thread is faster than two fighting over a busy machine's cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_abmil_ignores_padded_patches_and_gives_a_zero_feature_without_patches():

@@ -62,13 +62,7 @@ def model(name: str, seed: int = 0, **hparams: float) -> torch.nn.Module:
     return build_model(name, DIMS, n_classes=3, hparams={**HPARAMS, **hparams})
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one intra-op thread is faster than two fighting over a busy machine's cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 MIXED_PRESENCE = torch.tensor(
