@@ -156,16 +156,26 @@ def embedding_mem_mb(wildcards) -> int:
     return {"efficientnet-lite0": 3000, "uni": 8000, "uni2-h": 12000}.get(config["encoder"]["name"], 8000)
 
 
+def feature_dir(cohort: str) -> str:
+    """Where a cohort's feature stores for the configured encoder live."""
+    return f"{RESULTS}/{cohort}/features/{encoder_slug()}"
+
+
 def slide_feature_stores(cohort: str) -> list[str]:
     """Every slide's feature store of a cohort, for the configured encoder."""
-    return [f"{RESULTS}/{cohort}/features/{encoder_slug()}/{slide_id}.zarr" for slide_id in slide_ids(cohort)]
+    return [f"{feature_dir(cohort)}/{slide_id}.zarr" for slide_id in slide_ids(cohort)]
 
 
 # ---- Per-slide GMMs (local_features.smk) ---------------------------------------------------------
 
+def gmm_dir(cohort: str) -> str:
+    """Where a cohort's per-slide GMM stores for the configured encoder live."""
+    return f"{RESULTS}/{cohort}/gmm/{encoder_slug()}"
+
+
 def slide_gmm_stores(cohort: str) -> list[str]:
     """Every slide's GMM store of a cohort, for the configured encoder."""
-    return [f"{RESULTS}/{cohort}/gmm/{encoder_slug()}/{slide_id}.zarr" for slide_id in slide_ids(cohort)]
+    return [f"{gmm_dir(cohort)}/{slide_id}.zarr" for slide_id in slide_ids(cohort)]
 
 
 def gmm_qc_pictures(cohort: str) -> list[str]:
@@ -205,16 +215,16 @@ def cohort_feature_stores(wildcards) -> list[str]:
 
 # ---- Training and evaluation (training.smk) ------------------------------------------------------
 
-def training_gmm_stores(wildcards) -> list[str]:
+def cohort_gmm_stores(wildcards) -> list[str]:
     return slide_gmm_stores(wildcards.cohort)
 
 
 def training_features_dir(wildcards) -> str:
-    return f"{RESULTS}/{wildcards.cohort}/features/{encoder_slug()}"
+    return feature_dir(wildcards.cohort)
 
 
 def training_gmm_dir(wildcards) -> str:
-    return f"{RESULTS}/{wildcards.cohort}/gmm/{encoder_slug()}"
+    return gmm_dir(wildcards.cohort)
 
 
 def training_config(wildcards) -> dict:

@@ -8,7 +8,7 @@ rule train_and_evaluate:
     input:
         cohort_table=f"{RESULTS}/{{cohort}}/cohort.tsv",
         features=cohort_feature_stores,
-        gmms=training_gmm_stores,
+        gmms=cohort_gmm_stores,
         text=f"{RESULTS}/{{cohort}}/text.zarr",
         rna=f"{RESULTS}/{{cohort}}/rna.zarr",
     output:
