@@ -12,7 +12,14 @@ from PIL import Image
 from sklearn.mixture import GaussianMixture
 from synthetic_slides import tissue_image, write_slide
 
-from mosare.gmm import DiagonalGMM, fit_gmm_tokens, fit_slide_gmm, select_components_by_bic
+from mosare import gmm
+from mosare.gmm import (
+    DiagonalGMM,
+    fit_gmm_tokens,
+    fit_slide_gmm,
+    mixture_log_responsibilities,
+    select_components_by_bic,
+)
 from mosare.stores import open_store, write_store
 
 GMM_CONFIG = {"components": 16, "max_iter": 100, "tol": 1e-3, "reg_covar": 1e-6, "select_by_bic": False, "seed": 0}
@@ -158,11 +165,21 @@ def test_zero_samples_raise_in_the_estimator_and_give_an_absent_token_set():
     assert empty.means.shape == (16, 3) and not empty.means.any() and not empty.weights.any()
 
 
-def test_non_finite_features_are_rejected_with_the_fix():
+@pytest.mark.parametrize("bad_value", [np.nan, np.inf, -np.inf])
+def test_non_finite_features_are_rejected_with_the_fix(bad_value):
     X = np.ones((10, 3))
-    X[4, 1] = np.nan
+    X[4, 1] = bad_value
     with pytest.raises(ValueError, match="NaN or infinite"):
         DiagonalGMM(2).fit(X)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        mixture_log_responsibilities(X, np.ones(1), np.ones((1, 3)), np.ones((1, 3)))
+
+
+def test_finite_features_whose_column_sum_overflows_are_accepted():
+    # The cheap check (column sums) overflows to infinity here; the elementwise check must clear the data.
+    X = np.full((4, 2), 3e38, dtype=np.float32)
+    samples, column_means = gmm._as_samples(X, torch.float32, torch.device("cpu"))
+    assert samples.shape == (4, 2) and torch.equal(column_means, torch.full((2,), 3e38))
 
 
 def test_same_seed_gives_bitwise_identical_fits_and_other_seeds_differ():
