@@ -1,14 +1,26 @@
-"""Rerun only what changed: config sections and code fingerprints as params, checked with real dry runs."""
+"""Rerun only what changed: config sections and code fingerprints as params, checked with real dry runs; and
+rule scripts that run their own checkout's mosare in conda envs holding only pyproject.toml's third-party pins."""
 
 from __future__ import annotations
 
 import ast
+import importlib.metadata
+import os
 import re
 import shutil
+import subprocess
+import sys
+import sysconfig
 import time
+import tomllib
 from pathlib import Path
 
 import pytest
+import snakemake.script
+import yaml
+from snakemake.iocontainers import InputFiles, Log, Namedlist, OutputFiles, Params, Wildcards
+from snakemake.script import PythonScript
+from snakemake.sourcecache import LocalSourceFile
 
 from mosare import provenance
 from workflow_runs import REPO, FinishedRun, planned_jobs, snapshot_workflow, tiny_demo_config, write_config
@@ -115,6 +127,219 @@ def _script_imports(script: Path) -> set[Path]:
             base = provenance.PACKAGE_DIR.joinpath(*node.module.split(".")[1:])
             modules.update(p for p in (base.with_suffix(".py"), base / "__init__.py") if p.is_file())
     return modules
+
+
+# ---------------------------------------------------------------- scripts run this checkout's mosare, in any conda env
+
+
+def test_every_rule_script_imports_checkout_src_before_any_mosare_module():
+    late_or_missing = []
+    for name, (_, script) in script_rules().items():
+        imported = []
+        for node in ast.parse(script.read_text()).body:
+            if isinstance(node, ast.Import):
+                imported.extend(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                imported.append(node.module)
+        first_mosare = next((i for i, module in enumerate(imported) if module.split(".")[0] == "mosare"), len(imported))
+        if "checkout_src" not in imported[:first_mosare]:
+            late_or_missing.append(f"{name} ({script.name})")
+    assert late_or_missing == [], "add `import checkout_src  # noqa: F401` above the mosare imports"
+
+
+def _script_job(script: Path, job_dir: Path, inputs: dict, outputs: dict, params: dict, log: str) -> Path:
+    """The file Snakemake itself writes for a ``script:`` job: its preamble (pickled ``snakemake`` object, sys.path
+    additions, ``__file__``) then the script, placed in ``job_dir`` as in .snakemake/scripts/; it also prints which
+    mosare the script imported."""
+    job = PythonScript(
+        path=LocalSourceFile(str(script)),
+        cache_path=None,
+        source=script.read_text(),
+        basedir=str(script.parent),
+        input_=InputFiles(fromdict=inputs),
+        output=OutputFiles(fromdict=outputs),
+        params=Params(fromdict=params),
+        wildcards=Wildcards(fromdict={"cohort": "demo"}),
+        threads=1,
+        resources=Namedlist(fromdict={}),
+        log=Log(fromdict={"log": log}),
+        config={},
+        rulename=script.stem,
+        conda_env=None,
+        conda_base_path=None,
+        container_img=None,
+        singularity_args=None,
+        env_modules=None,
+        bench_record=None,
+        jobid=1,
+        bench_iteration=None,
+        cleanup_scripts=True,
+        shadow_dir=None,
+        is_local=True,
+        runtime_paths=None,
+    )
+    path = job_dir / f"tmp_job.{script.name}"
+    with path.open("wb") as file:
+        job.write_script(job.get_preamble(), file)
+        file.write(b"\nimport mosare\nprint(mosare.__file__)\n")
+    return path
+
+
+@pytest.fixture
+def other_checkout(tmp_path) -> Path:
+    """A second checkout of the workflow's scripts and package, in a temporary directory."""
+    checkout = tmp_path / "checkout"
+    ignore = shutil.ignore_patterns("__pycache__")
+    shutil.copytree(REPO / "workflow" / "scripts", checkout / "workflow" / "scripts", ignore=ignore)
+    shutil.copytree(REPO / "src" / "mosare", checkout / "src" / "mosare", ignore=ignore)
+    return checkout
+
+
+def _run_select_rna_genes(checkout: Path, work: Path, python_args: list[str], env: dict) -> Path:
+    """Run the checkout's select_rna_genes script as a Snakemake job would; returns the mosare file it imported."""
+    for slide in ("s1", "s2"):
+        (work / f"{slide}.svs").write_bytes(b"")
+    (work / "samples.tsv").write_text("patient_id\tslide_id\tslide_path\tlabel\nP1\ts1\ts1.svs\tA\nP2\ts2\ts2.svs\tB\n")
+    (work / "rna.tsv").write_text("gene\tP1\tP2\nG1\t1\t5\nG2\t3\t3\nG3\t0\t9\n")
+    job_dir = work / ".snakemake" / "scripts"
+    job_dir.mkdir(parents=True)
+    job = _script_job(
+        checkout / "workflow" / "scripts" / "select_rna_genes.py",
+        job_dir,
+        inputs={"samples": str(work / "samples.tsv"), "rna": str(work / "rna.tsv")},
+        outputs={"store": str(work / "rna.zarr")},
+        params={"classes": ["A", "B"], "rna": {"top_genes": 2}},
+        log=str(work / "rna.log"),
+    )
+    result = subprocess.run(
+        [sys.executable, *python_args, str(job)], cwd=work, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert "2 genes kept of 3" in (work / "rna.log").read_text()
+    assert (work / "rna.zarr").is_dir()
+    return Path(result.stdout.strip().splitlines()[-1])
+
+
+def test_a_rule_script_imports_its_checkouts_mosare_in_an_env_without_the_package(
+    other_checkout, tmp_path, monkeypatch
+):
+    # Third-party packages only, like a conda env from envs/: the venv's site-packages without its .pth files
+    # (which make the editable install importable), and a Snakemake whose own sys.path, which the job's preamble
+    # appends, holds no mosare either.
+    third_party = sysconfig.get_paths()["purelib"]
+    env = {"PYTHONPATH": third_party}
+    monkeypatch.setattr(snakemake.script, "get_snakemake_searchpaths", lambda: [third_party])
+    without_package = subprocess.run([sys.executable, "-S", "-c", "import mosare"], env=env, capture_output=True)
+    assert without_package.returncode != 0
+
+    imported = _run_select_rna_genes(other_checkout, tmp_path, ["-S"], env)
+
+    assert imported == other_checkout / "src" / "mosare" / "__init__.py"
+
+
+def test_a_rule_script_imports_its_own_checkouts_mosare_over_the_one_snakemake_runs_with(other_checkout, tmp_path):
+    # This venv and this test process (whose sys.path Snakemake's preamble appends to the job's) import the
+    # repository's mosare: for the copied checkout, that is another checkout's code, as in a shared env or venv.
+    imported = _run_select_rna_genes(other_checkout, tmp_path, [], {**os.environ, "PYTHONPATH": ""})
+
+    assert imported == other_checkout / "src" / "mosare" / "__init__.py"
+
+
+def _normalised(distribution: str) -> str:
+    return re.sub(r"[-_.]+", "-", distribution).lower()
+
+
+def _pins(requirements: list[str]) -> dict[str, str]:
+    """{normalised distribution name: version} of ``name==version`` requirements."""
+    return {_normalised(name): version for name, version in (requirement.split("==") for requirement in requirements)}
+
+
+def _pyproject_pins() -> dict[str, str]:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    extras = [requirement for group in project["optional-dependencies"].values() for requirement in group]
+    return _pins([*project["dependencies"], *extras])
+
+
+def _env_pip_requirements(env_file: Path) -> list[str]:
+    dependencies = yaml.safe_load(env_file.read_text())["dependencies"]
+    return [requirement for entry in dependencies if isinstance(entry, dict) for requirement in entry.get("pip", [])]
+
+
+ENV_FILES = sorted((REPO / "envs").glob("*.yaml"))
+
+
+def test_conda_envs_pin_third_party_packages_only_and_never_install_the_workflows_own_package():
+    assert ENV_FILES, "no env files in envs/"
+    project_name = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["name"]
+    not_pinned = {
+        env_file.name: [
+            requirement
+            for requirement in _env_pip_requirements(env_file)
+            # -e/--editable, local paths and URLs all fail this; the project itself is refused by name.
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*==[A-Za-z0-9.+!]+", requirement)
+            or requirement.split("==")[0] == project_name
+        ]
+        for env_file in ENV_FILES
+    }
+    assert not_pinned == {env_file.name: [] for env_file in ENV_FILES}
+
+
+def test_every_conda_env_pin_equals_pyproject_tomls_pin():
+    pyproject = _pyproject_pins()
+    differing = {
+        f"{env_file.name}: {name}": (version, pyproject.get(name, "not in pyproject.toml"))
+        for env_file in ENV_FILES
+        for name, version in _pins(_env_pip_requirements(env_file)).items()
+        if pyproject.get(name) != version
+    }
+    assert differing == {}
+
+
+def _third_party_imports(path: Path) -> set[str]:
+    """Top-level names of the non-stdlib, non-mosare modules a file imports (anywhere in it)."""
+    local = {script.stem for script in (REPO / "workflow" / "scripts").glob("*.py")}
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module.split(".")[0])
+    return names - set(sys.stdlib_module_names) - local - {"__future__", "mosare"}
+
+
+def _code_files(script: Path) -> set[Path]:
+    """The script and every mosare module it imports, directly or not."""
+    seen, pending = {script}, list(_script_imports(script))
+    while pending:
+        path = pending.pop()
+        if path not in seen:
+            seen.add(path)
+            pending.extend(provenance._imported_modules(path))
+    return seen
+
+
+def test_every_pyproject_package_a_rules_code_imports_is_pinned_in_the_rules_conda_env():
+    # The envs no longer get mosare's dependencies from installing it, so each must carry what its rules import.
+    distributions = importlib.metadata.packages_distributions()
+    pyproject = set(_pyproject_pins())
+    rules_dir = REPO / "workflow" / "rules"
+    missing = {}
+    for name, block in rule_blocks().items():
+        script = re.search(r'script:\s*\n\s*"([^"]+)"', block)
+        conda = re.search(r'conda:\s*\n\s*"([^"]+)"', block)
+        if script is None or conda is None:
+            continue
+        env_file = (rules_dir / conda.group(1)).resolve()
+        imported = {
+            _normalised(distribution)
+            for path in _code_files((rules_dir / script.group(1)).resolve())
+            for module in _third_party_imports(path)
+            for distribution in distributions.get(module, [])
+        }
+        unpinned = sorted((imported & pyproject) - set(_pins(_env_pip_requirements(env_file))))
+        if unpinned:
+            missing[f"{name} ({env_file.name})"] = unpinned
+    assert missing == {}
 
 
 # ---------------------------------------------------------------- dry runs on a finished tiny demo cohort

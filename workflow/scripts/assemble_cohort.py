@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import checkout_src  # noqa: F401 (puts this checkout's src/ first on sys.path, so mosare comes from here)
+
 from mosare.cohort import build_cohort_table
 from mosare.logs import log_to_file
 from mosare.plots.cohort import plot_modality_presence

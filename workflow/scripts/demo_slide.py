@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import checkout_src  # noqa: F401 (puts this checkout's src/ first on sys.path, so mosare comes from here)
+
 from mosare.demo import make_demo_plan, write_planned_slide
 from mosare.logs import log_to_file
 

@@ -1,5 +1,7 @@
 """Snakemake wrapper: embed one slide's patches with the configured encoder (see mosare.embedding)."""
 
+import checkout_src  # noqa: F401 (puts this checkout's src/ first on sys.path, so mosare comes from here)
+
 from mosare.embedding import embed_slide_with_config
 from mosare.logs import log_to_file
 

@@ -2,6 +2,8 @@
 
 import torch
 
+import checkout_src  # noqa: F401 (puts this checkout's src/ first on sys.path, so mosare comes from here)
+
 from mosare.gmm import fit_slide_gmm
 from mosare.logs import log_to_file
 from mosare.resources import usable_cores

@@ -1,5 +1,7 @@
 """Snakemake wrapper: log-transform the cohort's RNA matrix and keep the most variable genes (see mosare.rna)."""
 
+import checkout_src  # noqa: F401 (puts this checkout's src/ first on sys.path, so mosare comes from here)
+
 from mosare.logs import log_to_file
 from mosare.rna import build_rna_store
 from mosare.samples import load_sample_sheet

@@ -1,5 +1,7 @@
 """Snakemake wrapper: tissue detection, patch grid and QC picture for one slide (see mosare.tiling)."""
 
+import checkout_src  # noqa: F401 (puts this checkout's src/ first on sys.path, so mosare comes from here)
+
 from mosare.logs import log_to_file
 from mosare.tiling import tile_slide
 

@@ -1,5 +1,7 @@
 """Snakemake wrapper: cross-validate MoSARe and its baselines on one cohort (see mosare.training)."""
 
+import checkout_src  # noqa: F401 (puts this checkout's src/ first on sys.path, so mosare comes from here)
+
 from mosare.logs import log_to_file
 from mosare.training import train_and_evaluate
 
