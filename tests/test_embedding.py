@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 from pathlib import Path
@@ -14,10 +15,12 @@ import zarr
 from synthetic_slides import tissue_image, write_slide
 from torchvision.transforms import v2
 
-from mosare.embedding import EmbeddingError, FeatureWriter, embed_slide
+from mosare import embedding, weights_fingerprint
+from mosare.embedding import EmbeddingError, FeatureWriter, embed_slide, embed_slide_with_config
 from mosare.encoders import Encoder, create_encoder
 from mosare.slides import open_slide
 from mosare.stores import open_store, write_store
+from mosare.weights_fingerprint import WeightsChangedError, fingerprint_encoder_weights, write_fingerprint
 
 SLIDE_PX = 1024
 TILE = 256
@@ -211,3 +214,53 @@ def test_slide_without_patches_gets_an_empty_feature_store(tmp_path):
     store = open_store(output)
     assert store["features"].shape == (0, 3) and store["coords"].shape == (0, 2)
     assert store.attrs["n_patches"] == 0
+
+
+LITE0_CONFIG = {"name": "efficientnet-lite0", "checkpoint": None, "batch_size": 4, "num_workers": 0}
+
+
+def test_embedding_jobs_record_the_fingerprinted_sha256_and_never_hash_the_weights_again(
+    tmp_path, monkeypatch, one_torch_thread
+):
+    hashed = []
+
+    def counting_sha256(path):
+        hashed.append(Path(path).name)
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+    monkeypatch.setattr(weights_fingerprint, "sha256_file", counting_sha256)
+    monkeypatch.setattr(embedding, "sha256_file", counting_sha256)
+    fingerprint = fingerprint_encoder_weights(LITE0_CONFIG, tmp_path / "encoders" / "efficientnet-lite0.json")
+
+    stores = []
+    for slide_id in ("slide-1", "slide-2"):
+        slide = make_slide(tmp_path / f"{slide_id}.svs")
+        patches = make_patch_store(tmp_path / f"{slide_id}-patches.zarr", slide, tile_grid()[:2])
+        stores.append(tmp_path / "features" / f"{slide_id}.zarr")
+        embed_slide_with_config(patches, stores[-1], LITE0_CONFIG, threads=1,
+                                weights_fingerprint=tmp_path / "encoders" / "efficientnet-lite0.json")
+
+    package_weights = Path(create_encoder("efficientnet-lite0", device="cpu").weights_path)
+    assert hashed == [package_weights.name]  # once, by the fingerprint; not once per slide
+    assert fingerprint.sha256 == hashlib.sha256(package_weights.read_bytes()).hexdigest()
+    assert [open_store(store).attrs["weights_sha256"] for store in stores] == [fingerprint.sha256] * 2
+
+
+def test_weights_changed_since_their_fingerprint_fail_the_embedding_job_and_write_no_store(
+    tmp_path, one_torch_thread
+):
+    fingerprint_file = tmp_path / "encoders" / "efficientnet-lite0.json"
+    fingerprint = fingerprint_encoder_weights(LITE0_CONFIG, fingerprint_file)
+    # As if the package had been reinstalled after the fingerprint was taken: its file has a newer mtime.
+    write_fingerprint(dataclasses.replace(fingerprint, mtime_ns=fingerprint.mtime_ns - 10**9), fingerprint_file)
+    slide = make_slide(tmp_path / "slide.svs")
+    patches = make_patch_store(tmp_path / "patches.zarr", slide, tile_grid()[:2])
+    output = tmp_path / "features" / "slide.zarr"
+
+    with pytest.raises(WeightsChangedError) as raised:
+        embed_slide_with_config(patches, output, LITE0_CONFIG, threads=1, weights_fingerprint=fingerprint_file)
+
+    message = str(raised.value)
+    assert fingerprint.path in message and str(fingerprint_file) in message
+    assert "changed after it was fingerprinted" in message and "snakemake --forcerun fingerprint_encoder" in message
+    assert not output.exists()

@@ -31,6 +31,7 @@ from mosare.encoders import Encoder, create_encoder, default_device, sha256_file
 from mosare.resources import usable_cores
 from mosare.slides import Slide, SlideReadError, open_slide
 from mosare.stores import atomic_store, open_store
+from mosare.weights_fingerprint import check_weights_unchanged, read_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -198,16 +199,6 @@ def release_free_heap_memory() -> None:
         libc.malloc_trim(0)
 
 
-@functools.cache
-def _cached_sha256(path: str, size: int, mtime_ns: int) -> str:
-    return sha256_file(path)
-
-
-def weights_sha256(path: str | Path) -> str:
-    stat = Path(path).stat()
-    return _cached_sha256(str(path), stat.st_size, stat.st_mtime_ns)
-
-
 def package_versions() -> dict[str, str]:
     versions = {}
     for package in VERSIONED_PACKAGES:
@@ -238,11 +229,13 @@ def embed_slide(
     num_workers: int = 2,
     max_failed_fraction: float = 0.01,
     chunk_rows: int = CHUNK_ROWS,
+    weights_sha256: str | None = None,
 ) -> dict[str, Any]:
     """Embed every patch of ``patch_store`` with ``encoder`` into the feature store ``output``; returns its attrs.
 
-    Raises EmbeddingError naming the slide when more than ``max_failed_fraction`` of its patches fail to
-    decode; the output is then not created.
+    ``weights_sha256`` is the sha256 of ``encoder.weights_path`` already known (the workflow's fingerprint);
+    without it the file is hashed here. Raises EmbeddingError naming the slide when more than
+    ``max_failed_fraction`` of its patches fail to decode; the output is then not created.
     """
     reuse_batch_buffers()
     grid = read_patch_grid(patch_store)
@@ -290,7 +283,7 @@ def embed_slide(
             "patch_store": str(patch_store),
             "encoder": encoder.name,
             "weights_path": encoder.weights_path,
-            "weights_sha256": weights_sha256(encoder.weights_path),
+            "weights_sha256": weights_sha256 or sha256_file(encoder.weights_path),
             "dim": encoder.dim,
             "input_px": encoder.input_px,
             "interpolation": encoder.interpolation.value,
@@ -311,13 +304,25 @@ def embed_slide(
 
 
 def embed_slide_with_config(
-    patch_store: str | Path, output: str | Path, encoder_config: Mapping[str, Any], *, threads: int
+    patch_store: str | Path,
+    output: str | Path,
+    encoder_config: Mapping[str, Any],
+    *,
+    threads: int,
+    weights_fingerprint: str | Path,
 ) -> dict[str, Any]:
-    """``embed_slide`` with the config's ``encoder`` section, on CUDA when available, else on ``threads`` CPU threads."""
+    """``embed_slide`` with the config's ``encoder`` section, on CUDA when available, else on ``threads`` CPU threads.
+
+    ``weights_fingerprint`` is the encoder's fingerprint file (``mosare.weights_fingerprint``): the weights loaded
+    must still be the fingerprinted file (size and mtime; WeightsChangedError otherwise), and its sha256 is the one
+    the store records, so no job hashes the weights again.
+    """
+    fingerprint = read_fingerprint(weights_fingerprint)
     device = default_device()
     if device.type == "cpu":
         torch.set_num_threads(usable_cores(threads))
     encoder = create_encoder(encoder_config["name"], checkpoint=encoder_config.get("checkpoint"), device=device)
+    check_weights_unchanged(fingerprint, encoder.weights_path, weights_fingerprint)
     return embed_slide(
         patch_store,
         output,
@@ -325,4 +330,5 @@ def embed_slide_with_config(
         batch_size=int(encoder_config.get("batch_size", 64)),
         num_workers=int(encoder_config.get("num_workers", 2)),
         max_failed_fraction=float(encoder_config.get("max_failed_fraction", 0.01)),
+        weights_sha256=fingerprint.sha256,
     )

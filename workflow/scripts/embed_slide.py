@@ -11,4 +11,5 @@ with log_to_file(snakemake.log[0]):  # noqa: F821 (injected by Snakemake)
         snakemake.output.features,  # noqa: F821
         snakemake.params.encoder,  # noqa: F821
         threads=snakemake.threads,  # noqa: F821
+        weights_fingerprint=snakemake.input.weights_fingerprint,  # noqa: F821
     )
