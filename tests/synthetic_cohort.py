@@ -39,6 +39,8 @@ def write_synthetic_cohort(
     seed: int = 0,
     labels: np.ndarray | None = None,
     complementary: bool = False,
+    with_rna: bool = True,
+    with_text: bool = True,
 ) -> SyntheticPaths:
     """Write cohort.tsv and feature / GMM / text / RNA stores under ``root``.
 
@@ -46,6 +48,9 @@ def write_synthetic_cohort(
     Labels alternate over patients unless given. Some patients lack RNA or text, some have two slides.
     ``complementary``: patient i carries the signal in modality i % 3 only (the others are noise there), so each
     modality alone classifies a third of the patients and only their combination classifies them all.
+    ``with_rna=False`` / ``with_text=False``: the cohort has no RNA matrix / no reports at all, stored as the RNA and
+    text stages store it (RNA: zero genes; text: zero embeddings), every patient's flag False; the other modalities'
+    values are those of the same seed with the modality.
     """
     rng = np.random.default_rng(seed)
     labels = np.arange(n_patients) % len(classes) if labels is None else np.asarray(labels)
@@ -53,6 +58,8 @@ def write_synthetic_cohort(
     ids = [f"P{i:03d}" for i in range(n_patients)]
     has_rna = rng.random(n_patients) >= missing_rna
     has_text = rng.random(n_patients) >= missing_text
+    has_rna &= with_rna
+    has_text &= with_text
     rows, rna, text_global, text_local = [], [], [], []
     features_dir, gmm_dir = root / "features" / "enc", root / "gmm" / "enc"
     for i, pid in enumerate(ids):
@@ -97,12 +104,13 @@ def write_synthetic_cohort(
             "present": has_text,
         },
     )
+    stored_genes = genes if with_rna else 0
     write_store(
         rna_store,
         {
             "patient_ids": np.array(ids),
-            "gene_ids": np.array([f"G{g}" for g in range(genes)]),
-            "values": np.where(has_rna[:, None], np.array(rna), 0).astype(np.float32),
+            "gene_ids": np.array([f"G{g}" for g in range(stored_genes)], dtype=str),
+            "values": np.where(has_rna[:, None], np.array(rna), 0).astype(np.float32)[:, :stored_genes],
             "present": has_rna,
         },
     )

@@ -96,16 +96,30 @@ def scenario_label(scenario: str, train_rate: float, test_rate: float) -> str:
     return f"train {train_rate:g} / test {test_rate:g} missing"
 
 
+def summary_cell(mean: float, std: float, counted: int, n_folds: int) -> str:
+    """``mean ± std``, with ``(counted/n folds)`` when some folds' metric is undefined; ``n/a`` when none has it."""
+    if counted == 0:
+        return "n/a"
+    cell = f"{mean:.3f} ± {std:.3f}" if np.isfinite(std) else f"{mean:.3f}"
+    return cell if counted == n_folds else f"{cell} ({counted}/{n_folds} folds)"
+
+
 def metrics_markdown(table: pd.DataFrame, metric: str = "auc", models: Sequence[str] | None = None) -> str:
-    """Markdown summary: one table per cohort, models as rows, scenarios as columns, ``mean ± std`` of ``metric``."""
+    """Markdown summary: one table per cohort, models as rows, scenarios as columns, ``mean ± std`` of ``metric``
+    (a cell names how many folds it averages when some fold's metric is undefined)."""
+    fold_columns = [c for c in table.columns if c.startswith("fold")]
     sections = []
     for cohort, rows in table[table["metric"] == metric].groupby("cohort", sort=False):
+        counted = rows[fold_columns].notna().sum(axis=1)
         rows = rows.assign(
             column=[
                 scenario_label(s, tr, te)
                 for s, tr, te in zip(rows["scenario"], rows["train_missing_rate"], rows["test_missing_rate"])
             ],
-            cell=[f"{m:.3f} ± {s:.3f}" if np.isfinite(s) else f"{m:.3f}" for m, s in zip(rows["mean"], rows["std"])],
+            cell=[
+                summary_cell(m, s, int(k), len(fold_columns))
+                for m, s, k in zip(rows["mean"], rows["std"], counted)
+            ],
         )
         grid = rows.pivot_table(index="model", columns="column", values="cell", aggfunc="first", sort=False)
         order = [m for m in (models or grid.index) if m in grid.index]
@@ -113,8 +127,7 @@ def metrics_markdown(table: pd.DataFrame, metric: str = "auc", models: Sequence[
         header = "| model | " + " | ".join(grid.columns) + " |"
         rule = "|---" * (len(grid.columns) + 1) + "|"
         body = ["| " + model + " | " + " | ".join(grid.loc[model].fillna("n/a")) + " |" for model in grid.index]
-        n_folds = sum(c.startswith("fold") for c in table.columns)
         sections.append(
-            f"## {cohort}: {metric.upper()} (mean ± std over {n_folds} test folds)\n\n" + "\n".join([header, rule, *body])
+            f"## {cohort}: {metric.upper()} (mean ± std over {len(fold_columns)} test folds)\n\n" + "\n".join([header, rule, *body])
         )
     return "\n\n".join(sections) + "\n"

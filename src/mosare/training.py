@@ -14,6 +14,15 @@ Protocol (see docs/architecture.md, "Training"):
 - A single-modality baseline (ABMIL, RNA MLP, report MLP) cannot see a patient whose modality is absent: it is trained
   on the patients that have it and predicts the training fold's class prior for the others, so every model is
   evaluated on exactly the same patients.
+- A modality no patient of the cohort has (no ``rna:`` matrix, no reports) is absent everywhere: the baseline that
+  reads only it is not run (no row in metrics.tsv, named under the table in metrics.md, not in the figures); the
+  fusion models train on the modalities that exist, with no encoder for the absent one and no reconstruction of it
+  (``ModelDims`` size 0). Masking still drops each existing modality with the rate; since WSI and RNA are never
+  dropped together, a cohort without RNA keeps every slide and its masks drop reports only. When no patient has two
+  modalities, masking could drop nothing, so the masked scenarios (identical to ``complete``) are not run.
+- A single-modality baseline whose training part of a fold shows its modality for no patient (a rare modality
+  masked away) is not trained there: that fold's metrics are NaN, left out of mean and std (metrics.md says how
+  many folds count), and no per-fold outputs are written.
 - Patches: training samples ``patches_per_step`` patches with replacement per patient and step (all slides of a
   patient pooled); evaluation uses a fixed subset of at most ``patches_per_step`` patches per patient (all of them when
   the patient has fewer), drawn once from the seed.
@@ -30,7 +39,7 @@ import logging
 import multiprocessing
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,13 +49,14 @@ import torch
 from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 from tqdm import tqdm
 
-from mosare.metrics import auc_score, classification_metrics, metrics_markdown, summarise_folds
+from mosare.metrics import METRICS, auc_score, classification_metrics, metrics_markdown, summarise_folds
 from mosare.resources import usable_cores
 from mosare.stores import open_store
 
 log = logging.getLogger(__name__)
 
 MODALITIES: tuple[str, ...] = ("wsi", "rna", "text")
+MODALITY_TITLES: tuple[str, ...] = ("WSI", "RNA", "reports")
 # Baselines that read one modality; index into MODALITIES.
 SINGLE_MODALITY_MODELS: dict[str, int] = {"abmil": 0, "rna_mlp": 1, "report_mlp": 2}
 STD_FLOOR = 1e-6
@@ -313,6 +323,36 @@ def scenarios(missing_rates: Sequence[float]) -> list[Scenario]:
     return out
 
 
+@dataclasses.dataclass(frozen=True)
+class EvaluationPlan:
+    """The models and scenarios a cohort can be evaluated with, and why the others are not run."""
+
+    models: list[str]
+    scenarios: list[Scenario]
+    skipped: dict[str, str]  # model name or scenario slug -> reason, for the log and metrics.md
+
+
+def plan_evaluation(available: np.ndarray, models: Sequence[str], missing_rates: Sequence[float]) -> EvaluationPlan:
+    """Drop the models whose only input no patient has, and the masked scenarios when masking can drop nothing
+    (no patient has two modalities, and at least one is always kept)."""
+    available = np.asarray(available, dtype=bool)
+    in_cohort = available.any(axis=0)
+    skipped: dict[str, str] = {}
+    run_models = []
+    for name in models:
+        required = SINGLE_MODALITY_MODELS.get(name)
+        if required is not None and not in_cohort[required]:
+            skipped[name] = f"reads only {MODALITY_TITLES[required]}, which no patient of the cohort has"
+        else:
+            run_models.append(name)
+    run_scenarios = scenarios(missing_rates)
+    if missing_rates and not (available.sum(axis=1) >= 2).any():
+        for scenario in run_scenarios[1:]:
+            skipped[scenario.slug] = "no patient has two modalities, so masking drops nothing: it equals complete"
+        run_scenarios = run_scenarios[:1]
+    return EvaluationPlan(run_models, run_scenarios, skipped)
+
+
 def _seed(*keys: int) -> int:
     return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(1)[0])
 
@@ -353,9 +393,9 @@ class Normalisation:
 
 
 def _moments(values: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
-    values = values.reshape(-1, dim)
-    if len(values) == 0:
+    if values.size == 0:  # no patient with the modality, or a modality of zero features (no RNA matrix)
         return np.zeros(dim, np.float32), np.ones(dim, np.float32)
+    values = values.reshape(-1, dim)
     mean = np.zeros(dim, np.float64)
     square = np.zeros(dim, np.float64)
     for start in range(0, len(values), 65536):  # float64 sums in chunks: float16 stores, large cohorts
@@ -616,14 +656,15 @@ def make_deterministic(device: torch.device) -> None:
 
 
 def model_dims(data: CohortData, train_config: dict[str, Any]) -> Any:
-    """The model package's ``ModelDims`` for this cohort's inputs."""
+    """The model package's ``ModelDims`` for this cohort's inputs; size 0 for a modality no patient has."""
     from mosare.model import ModelDims
 
     sizes = {"hidden": train_config["hidden"]} if "hidden" in train_config else {}
+    in_cohort = data.available.any(axis=0)
     return ModelDims(
         wsi_dim=data.patches.shape[1],
-        rna_genes=data.rna.shape[1],
-        text_dim=data.text_global.shape[1],
+        rna_genes=data.rna.shape[1] if in_cohort[1] else 0,
+        text_dim=data.text_global.shape[1] if in_cohort[2] else 0,
         local_tokens=data.wsi_local.shape[1],
         **sizes,
     )
@@ -693,6 +734,14 @@ def run_unit(
     metric_rows, predictions = [], []
     for model_name in tqdm(config["models"], desc=f"fold {fold}, {scenario.slug}", disable=not progress):
         required = SINGLE_MODALITY_MODELS.get(model_name)
+        row_keys = {**keys, "model": model_name}
+        if required is not None and not shown[torch.from_numpy(fit_index), required].any():
+            log.warning(
+                "%s: %s, fold %d, %s: no training patient shows %s; not trained, fold left out of its metrics",
+                context.cohort, model_name, fold, scenario.slug, MODALITY_TITLES[required],
+            )  # fmt: skip
+            metric_rows.append({**row_keys, "fold": fold, **dict.fromkeys(METRICS, float("nan"))})
+            continue
         torch.manual_seed(_seed(seed, fold, 2))  # a model starts from the same weights in every scenario of a fold
         model = context.build(model_name, context.dims, len(data.classes), config)
         result = train_model(
@@ -701,7 +750,6 @@ def run_unit(
         probabilities = predict_probabilities(
             model, tensors, test_index, shown, config["batch_size"], device, prior, required
         )
-        row_keys = {**keys, "model": model_name}
         metric_rows.append(
             {**row_keys, "fold": fold, **classification_metrics(data.labels[test_index], probabilities)}
         )
@@ -752,23 +800,32 @@ def cross_validate(
     (loss terms, validation AUC and loss per epoch), ``checkpoint.pt`` (the selected epoch's ``state_dict``).
     ``build`` and ``dims`` default to ``mosare.model.build_model`` and the cohort's ``ModelDims``. With
     ``workers`` > 1 on the CPU, (fold, scenario) units run in that many single-threaded processes (``build``
-    must then be picklable); results do not depend on the number of workers.
+    must then be picklable); results do not depend on the number of workers. Models and scenarios the cohort
+    cannot run (:func:`plan_evaluation`) are skipped with a log line and have no rows.
     """
     if build is None:
         from mosare.model import build_model as build
     device = device or resolve_device()
     make_deterministic(device)
+    plan = plan_evaluation(data.available, train_config["models"], train_config["missing_rates"])
+    for name, reason in plan.skipped.items():
+        log.warning("%s: %s skipped: %s", cohort, name, reason)
+    if not plan.models:
+        raise ValueError(
+            f"{cohort}: none of train.models {list(train_config['models'])} can run on this cohort "
+            f"({'; '.join(f'{m} {r}' for m, r in plan.skipped.items())}); add abmil or a fusion model to train.models"
+        )
     folds = make_folds(data.patient_ids, data.labels, train_config["folds"], train_config["seed"])
     context = RunContext(
         folds=folds,
-        train_config=dict(train_config),
+        train_config={**train_config, "models": plan.models},  # the models this cohort can run
         cohort=cohort,
         train_dir=Path(train_dir),
         device=str(device),
         build=build,
         dims=dims if dims is not None else model_dims(data, train_config),
     )
-    units = [(fold, scenario) for fold in range(train_config["folds"]) for scenario in scenarios(train_config["missing_rates"])]
+    units = [(fold, scenario) for fold in range(train_config["folds"]) for scenario in plan.scenarios]
     if workers > 1 and device.type == "cpu":
         with concurrent.futures.ProcessPoolExecutor(
             max_workers=min(workers, len(units)),
@@ -795,10 +852,13 @@ def write_results(
     train_dir: str | Path,
     outputs: dict[str, str | Path],
     excluded: Sequence[str] = (),
+    skipped: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """Write splits.tsv, metrics.tsv, metrics.md and the figures (ROC, training curves); return the metrics table.
 
-    ``excluded``: patients no model could classify (no modality at all), named in metrics.md."""
+    ``excluded``: patients no model could classify (no modality at all), named in metrics.md. ``skipped``: models
+    and scenarios not run (:attr:`EvaluationPlan.skipped`), named with their reason in metrics.md; they have no rows
+    in ``fold_metrics`` and so none in metrics.tsv or the figures."""
     from mosare.plots.training import plot_history_grid, plot_model_curves, plot_roc
 
     train_dir = Path(train_dir)
@@ -806,6 +866,8 @@ def write_results(
     _write_tsv(splits, Path(outputs["splits"]))
     _write_tsv(table, Path(outputs["metrics"]))
     markdown = metrics_markdown(table, "auc", train_config["models"])
+    if skipped:
+        markdown += "\nNot run on this cohort:\n\n" + "".join(f"- {name}: {why}\n" for name, why in skipped.items())
     if excluded:
         markdown += f"\nLeft out of every model (no modality at all): {', '.join(excluded)}.\n"
     _write_atomic(Path(outputs["summary"]), lambda tmp: tmp.write_text(markdown, encoding="utf-8"))
@@ -814,7 +876,8 @@ def write_results(
         per_scenario = {slug: per_fold for (name, slug), per_fold in histories.items() if name == model_name}
         if per_scenario:
             plot_model_curves(per_scenario, model_name, train_dir / model_name / "curves.png")
-    panel_keys = [key for key in _overview_panels(train_config) if key in histories]
+    trained = [m for m in train_config["models"] if m in set(fold_metrics["model"])]
+    panel_keys = [key for key in _overview_panels(trained, train_config["missing_rates"]) if key in histories]
     plot_history_grid({f"{m}, {s}": histories[(m, s)] for m, s in panel_keys}, Path(outputs["training_curves"]))
     complete = predictions[predictions["scenario"] == "complete"]
     plot_roc(complete, [c for c in predictions.columns if c.startswith("prob_")], Path(outputs["roc"]))
@@ -835,12 +898,12 @@ def _read_histories(train_dir: Path, train_config: dict[str, Any]) -> dict[tuple
     return out
 
 
-def _overview_panels(train_config: dict[str, Any]) -> list[tuple[str, str]]:
-    """MoSARe (or the first model) in the complete scenario and in masked train/test at the highest rate."""
-    model_name = "mosare" if "mosare" in train_config["models"] else train_config["models"][0]
+def _overview_panels(models: Sequence[str], missing_rates: Sequence[float]) -> list[tuple[str, str]]:
+    """MoSARe (or the first model run) in the complete scenario and in masked train/test at the highest rate."""
+    model_name = "mosare" if "mosare" in models else models[0]
     panels = [(model_name, "complete")]
-    if train_config["missing_rates"]:
-        panels.append((model_name, Scenario("masked_train_test", max(train_config["missing_rates"]), 0).slug))
+    if missing_rates:
+        panels.append((model_name, Scenario("masked_train_test", max(missing_rates), 0).slug))
     return panels
 
 
@@ -862,13 +925,16 @@ def train_and_evaluate(
     )
     device = resolve_device()
     cores = usable_cores(threads)
+    plan = plan_evaluation(data.available, train_config["models"], train_config["missing_rates"])
     log.info(
         "%s: %d patients (%d with WSI, %d RNA, %d report), %d models x %d scenarios x %d folds on %s, %d worker(s)",
-        cohort, data.n_patients, *data.available.sum(axis=0), len(train_config["models"]),
-        len(scenarios(train_config["missing_rates"])), train_config["folds"], device, cores,
+        cohort, data.n_patients, *data.available.sum(axis=0), len(plan.models),
+        len(plan.scenarios), train_config["folds"], device, cores,
     )  # fmt: skip
     torch.set_num_threads(cores)
     splits, fold_metrics, predictions = cross_validate(
         data, train_config, cohort, outputs["train_dir"], device, workers=cores
     )
-    return write_results(splits, fold_metrics, predictions, train_config, outputs["train_dir"], outputs, data.excluded)
+    return write_results(
+        splits, fold_metrics, predictions, train_config, outputs["train_dir"], outputs, data.excluded, plan.skipped
+    )

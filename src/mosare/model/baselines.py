@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mosare.model.abmil import GatedAttentionMIL
-from mosare.model.common import ModelDims, ModelHParams, TokenProjection, zero_missing
+from mosare.model.common import MODALITIES, ModelDims, ModelHParams, TokenProjection, zero_missing
 from mosare.model.rna import RNAGlobalMLP
 
 Batch = dict[str, torch.Tensor]
@@ -54,11 +54,21 @@ class ABMILBaseline(SupervisedBaseline):
         return zero_missing(slide, batch["present"][:, 0].bool())
 
 
+def require_modality(dims: ModelDims, modality: int, model: str) -> None:
+    """A single-modality baseline cannot be built for a cohort that lacks its modality altogether."""
+    if not dims.in_cohort[modality]:
+        raise ValueError(
+            f"{model} reads only {MODALITIES[modality]}, which this cohort lacks altogether (size 0 in ModelDims); "
+            "leave it out of train.models"
+        )
+
+
 class RNABaseline(SupervisedBaseline):
     """RNA only: the global RNA MLP (genes -> h -> h -> D) and a linear classifier."""
 
     def __init__(self, dims: ModelDims, n_classes: int, hparams: ModelHParams) -> None:
         super().__init__()
+        require_modality(dims, 1, "rna_mlp")
         self.hidden_dim = dims.hidden
         self.encoder = RNAGlobalMLP(dims.rna_genes, hparams.rna_hidden, dims.hidden)
         self.classifier = nn.Linear(dims.hidden, n_classes)
@@ -72,6 +82,7 @@ class ReportBaseline(SupervisedBaseline):
 
     def __init__(self, dims: ModelDims, n_classes: int, hparams: ModelHParams) -> None:
         super().__init__()
+        require_modality(dims, 2, "report_mlp")
         self.hidden_dim = dims.hidden
         self.encoder = TokenProjection(dims.text_dim, dims.hidden, hparams.dropout)
         self.classifier = nn.Linear(dims.hidden, n_classes)
@@ -81,17 +92,21 @@ class ReportBaseline(SupervisedBaseline):
 
 
 class LateFusionBaseline(SupervisedBaseline):
-    """The three global encoders, missing modalities zero-filled, concatenated, one linear classifier."""
+    """The three global encoders, missing modalities zero-filled, concatenated, one linear classifier.
+
+    A modality the cohort lacks altogether (size 0 in `ModelDims`) has no encoder; its slot holds zeros."""
 
     def __init__(self, dims: ModelDims, n_classes: int, hparams: ModelHParams) -> None:
         super().__init__()
         self.hidden_dim = dims.hidden
         self.wsi = GatedAttentionMIL(dims.wsi_dim, dims.hidden, hparams.abmil_attention_hidden, hparams.dropout)
-        self.rna = RNAGlobalMLP(dims.rna_genes, hparams.rna_hidden, dims.hidden)
-        self.report = TokenProjection(dims.text_dim, dims.hidden, hparams.dropout)
+        self.rna = RNAGlobalMLP(dims.rna_genes, hparams.rna_hidden, dims.hidden) if dims.rna_genes else None
+        self.report = TokenProjection(dims.text_dim, dims.hidden, hparams.dropout) if dims.text_dim else None
         self.classifier = nn.Linear(3 * dims.hidden, n_classes)
 
     def features(self, batch: Batch) -> torch.Tensor:
         slide, _ = self.wsi(batch["wsi_patches"], real_patches(batch))
-        stacked = torch.stack([slide, self.rna(batch["rna"]), self.report(batch["text_global"])], dim=1)
+        rna = self.rna(batch["rna"]) if self.rna is not None else torch.zeros_like(slide)
+        report = self.report(batch["text_global"]) if self.report is not None else torch.zeros_like(slide)
+        stacked = torch.stack([slide, rna, report], dim=1)
         return zero_missing(stacked, batch["present"].bool()).flatten(1)

@@ -16,13 +16,29 @@ MODALITIES: tuple[str, str, str] = ("wsi", "rna", "text")
 
 @dataclass(frozen=True)
 class ModelDims:
-    """Input sizes (from the encoders and the RNA matrix) and the common hidden size every feature is projected to."""
+    """Input sizes (from the encoders and the RNA matrix) and the common hidden size every feature is projected to.
+
+    A size of 0 says that no patient of the cohort has the modality (no ``rna:`` matrix, no reports): the models
+    build no encoder for it, its features are zeros and it is never reconstructed; the batch's tensors for it are
+    not read. WSI is always required.
+    """
 
     wsi_dim: int
     rna_genes: int
     text_dim: int
     local_tokens: int = 16
     hidden: int = 256
+
+    def __post_init__(self) -> None:
+        if self.wsi_dim < 1:
+            raise ValueError(f"wsi_dim must be at least 1 (every cohort has slides), got {self.wsi_dim}")
+        if self.rna_genes < 0 or self.text_dim < 0:
+            raise ValueError(f"rna_genes and text_dim must be >= 0, got {self.rna_genes} and {self.text_dim}")
+
+    @property
+    def in_cohort(self) -> tuple[bool, bool, bool]:
+        """Whether the cohort has each modality at all, in MODALITIES order."""
+        return (True, self.rna_genes > 0, self.text_dim > 0)
 
 
 @dataclass(frozen=True)

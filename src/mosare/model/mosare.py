@@ -25,7 +25,8 @@ class MoSARe(nn.Module):
     Ablations: `use_mcl=False` drops the multi-prototype loss; `reconstruct=False` zero-fills missing modalities
     and drops the reconstruction loss; `use_moe=False` replaces every mixture of experts by one dense expert MLP.
     A missing modality's input never reaches the output: its features are zeroed right after its encoders and it
-    is a masked key in every attention block.
+    is a masked key in every attention block. A modality no patient of the cohort has (size 0 in `ModelDims`) has
+    no encoder and is not reconstructed: a decoder never trained on it would only invent it.
     """
 
     def __init__(
@@ -44,11 +45,19 @@ class MoSARe(nn.Module):
         self.hparams = hparams
         self.wsi_global = GatedAttentionMIL(dims.wsi_dim, dim, hparams.abmil_attention_hidden, hparams.dropout)
         self.wsi_local = TokenProjection(dims.wsi_dim, dim, hparams.dropout)
-        self.rna_global = RNAGlobalMLP(dims.rna_genes, hparams.rna_hidden, dim)
-        self.rna_local = GeneAttentionTokens(
-            dims.rna_genes, dims.local_tokens, dim, hparams.rna_token_dim, hparams.rna_attention_hidden, hparams.dropout
+        # No encoder for a modality the cohort lacks altogether (size 0): its features are zeros.
+        self.rna_global = RNAGlobalMLP(dims.rna_genes, hparams.rna_hidden, dim) if dims.rna_genes else None
+        self.rna_local = (
+            GeneAttentionTokens(
+                dims.rna_genes, dims.local_tokens, dim,
+                hparams.rna_token_dim, hparams.rna_attention_hidden, hparams.dropout,
+            )  # fmt: skip
+            if dims.rna_genes
+            else None
         )
-        self.report = ReportEncoder(dims.text_dim, dim, hparams.dropout)
+        self.report = ReportEncoder(dims.text_dim, dim, hparams.dropout) if dims.text_dim else None
+        # Not a checkpoint entry: it follows from dims, which rebuild the model.
+        self.register_buffer("in_cohort", torch.tensor(dims.in_cohort), persistent=False)
 
         def experts() -> nn.Module:
             return MixtureOfExperts(dim, hparams.experts, hparams.expert_top_k) if use_moe else SingleExpert(dim)
@@ -81,20 +90,35 @@ class MoSARe(nn.Module):
     def _complete(
         self, features: torch.Tensor, present: torch.Tensor, decoder: DecoupledReconstruction | None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Fill the missing modalities' features with their reconstructions (or leave the zeros)."""
+        """Fill the missing modalities' features with their reconstructions (or leave the zeros); a modality the
+        cohort lacks altogether keeps its zeros."""
         if decoder is None:
             return features, None
         reconstructed = decoder(features)
-        return torch.where(present.unsqueeze(-1), features, reconstructed), reconstructed
+        keep = present | ~self.in_cohort
+        return torch.where(keep.unsqueeze(-1), features, reconstructed), reconstructed
+
+    def _rna_features(self, expression: torch.Tensor, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Global (B, D) and local (B, T, D) RNA features; zeros shaped like the WSI local tokens without RNA."""
+        if self.rna_global is None or self.rna_local is None:
+            return like.new_zeros(like.shape[0], like.shape[2]), torch.zeros_like(like)
+        return self.rna_global(expression), self.rna_local(expression)[0]
+
+    def _text_features(self, batch: Batch, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Global (B, D) and local (B, T, D) report features; zeros shaped like the WSI local tokens without reports."""
+        if self.report is None:
+            return like.new_zeros(like.shape[0], like.shape[2]), torch.zeros_like(like)
+        return self.report(batch["text_global"], batch["text_local"])
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
         present = batch["present"].bool()
         patch_mask = batch["wsi_patch_mask"].bool() & present[:, :1]  # a missing slide has no real patch
         wsi_global, wsi_attention = self.wsi_global(batch["wsi_patches"], patch_mask)
-        rna_local, _ = self.rna_local(batch["rna"])
-        text_global, text_local = self.report(batch["text_global"], batch["text_local"])
-        global_tokens = zero_missing(torch.stack([wsi_global, self.rna_global(batch["rna"]), text_global], 1), present)
-        local_tokens = zero_missing(torch.stack([self.wsi_local(batch["wsi_local"]), rna_local, text_local], 1), present)
+        wsi_local = self.wsi_local(batch["wsi_local"])
+        rna_global, rna_local = self._rna_features(batch["rna"], wsi_local)
+        text_global, text_local = self._text_features(batch, wsi_local)
+        global_tokens = zero_missing(torch.stack([wsi_global, rna_global, text_global], 1), present)
+        local_tokens = zero_missing(torch.stack([wsi_local, rna_local, text_local], 1), present)
 
         kept, kept_indices, local_routing = [], [], []
         for m, (gate, experts) in enumerate(zip(self.local_gates, self.local_experts, strict=True)):
