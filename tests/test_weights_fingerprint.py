@@ -127,8 +127,8 @@ def test_a_workflow_run_hashes_the_weights_once_and_every_feature_store_records_
     assert forced["fingerprint_encoder"] == 1 and forced["embed_slide"] == len(stores)
 
 
-@pytest.mark.slow  # starts Snakemake three times and runs one job
-def test_replacing_the_checkpoint_even_with_an_older_copy_reruns_the_fingerprint(tmp_path):
+@pytest.mark.slow  # starts Snakemake four times and runs one job
+def test_replacing_the_checkpoint_even_with_an_older_copy_reruns_the_fingerprint_and_moving_it_away_does_not(tmp_path):
     repo = snapshot_workflow(tmp_path / "workflow")
     config = tiny_demo_config()
     config["encoder"] = {"name": "timm:resnet18", "checkpoint": "weights/resnet18.pth"}
@@ -138,6 +138,10 @@ def test_replacing_the_checkpoint_even_with_an_older_copy_reruns_the_fingerprint
     target = "results/encoders/timm-resnet18.json"
     snakemake(workdir, target, repo=repo)
     assert planned_jobs(workdir, target, repo=repo) == {}
+    # Results planned on a machine without the weights (e.g. training elsewhere): the recorded fingerprint stands.
+    moved = checkpoint.rename(workdir / "weights" / "elsewhere.pth")
+    assert planned_jobs(workdir, target, repo=repo) == {}
+    moved.rename(checkpoint)
 
     before = checkpoint.stat()
     weights_file(checkpoint, b"\x07" * before.st_size)  # same size, other weights...

@@ -1,12 +1,18 @@
 # Configuration, sample sheets and input functions shared by every rule file. No rules here.
 import functools
 import re
+import sys
 from pathlib import Path
 
 import pandas as pd
 
+# Snakemake's own process imports mosare too (config checks, code fingerprints): from this checkout, like the rule
+# scripts (workflow/scripts/checkout_src.py), never from another checkout installed in the same environment.
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+
 from mosare.config import cohort_train_config, validate_config
 from mosare.samples import load_sample_sheet
+from mosare.weights_fingerprint import read_fingerprint
 
 validate_config(config)
 
@@ -167,28 +173,27 @@ def configured_checkpoint() -> Path | None:
     return Path(configured).expanduser() if configured else None
 
 
-def encoder_weights_input(wildcards) -> dict[str, str]:
-    """{'weights': the checkpoint}, so a newer file reruns the fingerprint; nothing for efficientnet-lite0, whose
-    file sits in the job's own environment and is found (and checked) there."""
+def encoder_weights_stat(wildcards) -> str | None:
+    """The checkpoint's size and mtime, as a param of fingerprint_encoder: any replacement, even by an older copy
+    (`cp -p`, `rsync -a`, which an input's mtime check misses), reruns the fingerprint and so every embedding.
+
+    Not an input file, so a finished run can be planned after the weights are moved away (training on another
+    machine): then the size and mtime recorded in the existing fingerprint stand in, and nothing reruns.
+    """
     weights = configured_checkpoint()
     if weights is None:
-        return {}
-    if not weights.is_file():
-        raise ValueError(
-            f"encoder.checkpoint {weights} does not exist: put the {config['encoder']['name']} weights file there "
-            "or point encoder.checkpoint in config.yaml at it (the pipeline never downloads weights)"
-        )
-    return {"weights": str(weights)}
-
-
-def encoder_weights_stat(wildcards) -> str | None:
-    """The checkpoint's size and mtime: as a param, any replacement - even by an older file (`cp -p`, `rsync -a`),
-    which the input's mtime check misses - reruns the fingerprint and so every embedding."""
-    weights = configured_checkpoint()
-    if weights is None or not weights.is_file():
         return None
-    stat = weights.stat()
-    return f"{stat.st_size} bytes, mtime_ns {stat.st_mtime_ns}"
+    if weights.is_file():
+        stat = weights.stat()
+        return f"{stat.st_size} bytes, mtime_ns {stat.st_mtime_ns}"
+    recorded = Path(f"{RESULTS}/encoders/{wildcards.encoder}.json")
+    if recorded.is_file():
+        fingerprint = read_fingerprint(recorded)
+        return f"{fingerprint.size_bytes} bytes, mtime_ns {fingerprint.mtime_ns}"
+    raise ValueError(
+        f"encoder.checkpoint {weights} does not exist: put the {config['encoder']['name']} weights file there "
+        "or point encoder.checkpoint in config.yaml at it (the pipeline never downloads weights)"
+    )
 
 
 def feature_dir(cohort: str) -> str:

@@ -7,8 +7,6 @@
 
 
 rule fingerprint_encoder:
-    input:
-        unpack(encoder_weights_input),
     output:
         fingerprint=f"{RESULTS}/encoders/{{encoder}}.json",
     log:
