@@ -22,7 +22,9 @@ from mosare.gmm import (
 )
 from mosare.stores import open_store, write_store
 
-GMM_CONFIG = {"components": 16, "max_iter": 100, "tol": 1e-3, "reg_covar": 1e-6, "select_by_bic": False, "seed": 0}
+GMM_CONFIG = {
+    "components": 16, "max_iter": 100, "tol": 1e-3, "reg_covar": 1e-6, "select_by_bic": False, "seed": 0, "max_samples": None,
+}
 
 
 @pytest.fixture(autouse=True)
@@ -165,6 +167,28 @@ def test_zero_samples_raise_in_the_estimator_and_give_an_absent_token_set():
     assert empty.means.shape == (16, 3) and not empty.means.any() and not empty.weights.any()
 
 
+def test_max_samples_fits_on_a_seeded_subsample_and_scores_every_row():
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(-4, 1, (600, 3)), rng.normal(4, 1, (400, 3))]).astype(np.float32)
+    config = {**GMM_CONFIG, "components": 2, "max_samples": 200}
+
+    subsampled, again = fit_gmm_tokens(X, config), fit_gmm_tokens(X, config)
+    full = fit_gmm_tokens(X, {**config, "max_samples": None})
+
+    assert subsampled.n_fit_samples == 200 and subsampled.n_samples == full.n_fit_samples == 1000
+    np.testing.assert_array_equal(subsampled.means, again.means)  # the rows are drawn by the seed
+    assert not np.array_equal(subsampled.means, full.means)
+    # Same two clusters found, and the log-likelihood is the mean over all 1000 rows, not the 200.
+    np.testing.assert_allclose(np.sort(subsampled.means[:, 0]), np.sort(full.means[:, 0]), atol=0.3)
+    per_row, _ = mixture_log_responsibilities(X, subsampled.weights, subsampled.means, subsampled.variances)
+    assert subsampled.log_likelihood == pytest.approx(float(per_row.double().mean()), rel=1e-6)
+    assert subsampled.log_likelihood <= full.log_likelihood + 1e-6
+    # Fewer rows than max_samples: all of them, exactly as without the option.
+    few, all_rows = X[:150], {**config, "max_samples": None}
+    assert fit_gmm_tokens(few, config).n_fit_samples == 150
+    np.testing.assert_array_equal(fit_gmm_tokens(few, config).means, fit_gmm_tokens(few, all_rows).means)
+
+
 @pytest.mark.parametrize("bad_value", [np.nan, np.inf, -np.inf])
 def test_non_finite_features_are_rejected_with_the_fix(bad_value):
     X = np.ones((10, 3))
@@ -242,6 +266,7 @@ def test_slide_stage_writes_the_gmm_store_and_a_component_map(tmp_path):
     attrs = dict(store.attrs)
     assert attrs["n_components_used"] == 3 and attrs["n_samples"] == 120 and attrs["present"] is True
     assert attrs["converged"] is True and attrs["seed"] == 0 and np.isfinite(attrs["log_likelihood"])
+    assert attrs["n_fit_samples"] == 120
     picture = np.asarray(Image.open(tmp_path / "qc.png"))
     assert picture.shape[0] > 300 and picture.shape[1] > 600
 

@@ -21,7 +21,7 @@ from mosare.text import (
     token_chunks,
 )
 
-GMM = {"components": 4, "max_iter": 50, "tol": 1e-3, "reg_covar": 1e-6, "select_by_bic": False, "seed": 0}
+GMM = {"components": 4, "max_iter": 50, "tol": 1e-3, "reg_covar": 1e-6, "select_by_bic": False, "seed": 0, "max_samples": None}
 
 
 @pytest.fixture(scope="module")

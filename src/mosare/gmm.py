@@ -480,7 +480,8 @@ class GMMResult:
     """A fixed-size token set: always ``n_components`` rows, float32.
 
     ``present`` is False only for an empty input (all-zero arrays, ``log_likelihood`` None);
-    ``n_components_used`` is how many components were fitted before padding.
+    ``n_components_used`` is how many components were fitted before padding; ``n_fit_samples`` how many of the
+    ``n_samples`` rows EM ran on (fewer only with ``max_samples``); ``log_likelihood`` is over all ``n_samples``.
     """
 
     weights: np.ndarray
@@ -492,6 +493,7 @@ class GMMResult:
     n_components_used: int
     n_samples: int
     present: bool
+    n_fit_samples: int
 
     def predict(self, X: ArrayLike, device: str | torch.device | None = None) -> np.ndarray:
         """Most likely component of each row of ``X``."""
@@ -506,8 +508,10 @@ def fit_gmm_tokens(
     """Fit the configured mixture to ``X`` (N, D) and return ``config["components"]`` tokens.
 
     ``config`` is the validated ``gmm`` config section (components, max_iter, tol, reg_covar,
-    select_by_bic, seed). With ``select_by_bic`` the number of fitted components is chosen by BIC up to
-    ``components`` and the tokens are padded back to ``components``. N = 0 gives ``present=False``.
+    select_by_bic, seed, max_samples). With ``select_by_bic`` the number of fitted components is chosen by BIC up
+    to ``components`` and the tokens are padded back to ``components``. With ``max_samples`` (None: all rows)
+    EM runs on at most that many rows drawn without replacement by ``seed``; the log-likelihood is still the mean
+    over all rows. N = 0 gives ``present=False``.
     """
     n_components = int(config["components"])
     n_samples, dim = int(X.shape[0]), int(X.shape[1])
@@ -516,15 +520,17 @@ def fit_gmm_tokens(
         return GMMResult(
             weights=np.zeros(n_components, dtype=np.float32), means=zeros, variances=zeros.copy(),
             log_likelihood=None, n_iter=0, converged=False, n_components_used=0, n_samples=0, present=False,
+            n_fit_samples=0,
         )
     estimator_kwargs = dict(
         max_iter=int(config["max_iter"]), tol=float(config["tol"]), reg_covar=float(config["reg_covar"]),
         seed=int(config["seed"]), device=device,
     )
+    X_fit = _fit_rows(X, config["max_samples"], int(config["seed"]))
     if config["select_by_bic"]:
-        model, _ = _fit_by_bic(X, n_components, **estimator_kwargs)
+        model, _ = _fit_by_bic(X_fit, n_components, **estimator_kwargs)
     else:
-        model = DiagonalGMM(n_components, **estimator_kwargs).fit(X)
+        model = DiagonalGMM(n_components, **estimator_kwargs).fit(X_fit)
     weights, means, variances = pad_components(model.weights_, model.means_, model.variances_, n_components)
     return GMMResult(
         weights=weights.astype(np.float32),
@@ -536,7 +542,16 @@ def fit_gmm_tokens(
         n_components_used=model.n_components_used_,
         n_samples=n_samples,
         present=True,
+        n_fit_samples=len(X_fit),
     )
+
+
+def _fit_rows(X: ArrayLike, max_samples: int | None, seed: int) -> ArrayLike:
+    """``X``, or at most ``max_samples`` of its rows drawn without replacement by ``seed`` (kept in their order)."""
+    if max_samples is None or len(X) <= max_samples:
+        return X
+    rows = np.sort(np.random.default_rng(seed).choice(len(X), size=max_samples, replace=False))
+    return X[torch.from_numpy(rows)] if isinstance(X, torch.Tensor) else X[rows]
 
 
 QC_THUMBNAIL_PX = 1600
@@ -587,20 +602,22 @@ def fit_slide_gmm(
             "converged": result.converged,
             "n_components_used": result.n_components_used,
             "n_samples": result.n_samples,
+            "n_fit_samples": result.n_fit_samples,
             "seed": int(gmm_config["seed"]),
             "present": result.present,
         },
     )
     if result.present:
+        subsample = "" if result.n_fit_samples == result.n_samples else f" (fitted on {result.n_fit_samples})"
         logger.info(
-            "slide %s: %d patches, %d of %d components fitted, mean log-likelihood %.2f, %d EM iterations%s",
-            slide_id, result.n_samples, result.n_components_used, len(result.weights), result.log_likelihood,
-            result.n_iter, "" if result.converged else " (not converged)",
+            "slide %s: %d patches%s, %d of %d components fitted, mean log-likelihood %.2f, %d EM iterations%s",
+            slide_id, result.n_samples, subsample, result.n_components_used, len(result.weights),
+            result.log_likelihood, result.n_iter, "" if result.converged else " (not converged)",
         )
         labels = result.predict(features, device=device)
         title = (
-            f"{slide_id}: {result.n_samples} patches, {result.n_components_used} of {len(result.weights)} components "
-            f"fitted{' (BIC)' if gmm_config['select_by_bic'] else ''}; mean log-likelihood "
+            f"{slide_id}: {result.n_samples} patches{subsample}, {result.n_components_used} of "
+            f"{len(result.weights)} components fitted{' (BIC)' if gmm_config['select_by_bic'] else ''}; mean log-likelihood "
             f"{result.log_likelihood:.1f} after {result.n_iter} EM iterations"
             f"{'' if result.converged else ' (not converged)'}"
         )
