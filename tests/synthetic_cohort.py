@@ -152,3 +152,24 @@ def stand_in_factory(paths_dims: tuple[int, int, int], built: list | None = None
         return model
 
     return build
+
+
+def small_train_config(**overrides) -> dict:
+    """A validated-looking ``train`` config section small enough for a test to cross-validate in seconds."""
+    config = {
+        "folds": 3,
+        "epochs": 3,
+        "batch_size": 8,
+        "lr": 1e-2,
+        "weight_decay": 0.0,
+        "warmup_epochs": 1,
+        "contrastive_warmup_epochs": 1,
+        "missing_rates": [0.5],
+        "val_fraction": 0.25,
+        "patience": None,
+        "patches_per_step": 8,
+        "models": ["late_fusion", "abmil", "rna_mlp"],
+        "seed": 0,
+    }
+    config.update(overrides)
+    return config

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from synthetic_cohort import stand_in_factory, write_synthetic_cohort
+from synthetic_cohort import small_train_config, stand_in_factory, write_synthetic_cohort
 
 from mosare.cohort import assemble_cohort
 from mosare.config import validate_config
@@ -36,25 +36,7 @@ MODELS = ["mosare", "abmil", "rna_mlp", "report_mlp", "late_fusion"]
 
 
 def tiny_config(**overrides):
-    config = {
-        "folds": 2,
-        "epochs": 2,
-        "batch_size": 8,
-        "lr": 1e-2,
-        "weight_decay": 0.0,
-        "warmup_epochs": 1,
-        "contrastive_warmup_epochs": 1,
-        "missing_rates": [0.5],
-        "val_fraction": 0.25,
-        "patience": None,
-        "patches_per_step": 8,
-        "models": MODELS,
-        "seed": 0,
-        "hidden": 8,
-        "prototypes_per_class": 2,
-    }
-    config.update(overrides)
-    return config
+    return small_train_config(**{"folds": 2, "epochs": 2, "models": MODELS, "hidden": 8, "prototypes_per_class": 2, **overrides})
 
 
 def test_user_cohort_of_slides_only_is_valid_and_its_cohort_table_flags_no_rna_and_no_reports(tmp_path):

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from synthetic_cohort import StandInModel, stand_in_factory, write_synthetic_cohort
+from synthetic_cohort import StandInModel, small_train_config, stand_in_factory, write_synthetic_cohort
 
 from mosare.training import (
     CohortData,
@@ -30,26 +30,6 @@ from mosare.training import (
 
 CLASSES = ["A", "B"]
 DIMS = (16, 24, 12)
-
-
-def small_config(**overrides):
-    config = {
-        "folds": 3,
-        "epochs": 3,
-        "batch_size": 8,
-        "lr": 1e-2,
-        "weight_decay": 0.0,
-        "warmup_epochs": 1,
-        "contrastive_warmup_epochs": 1,
-        "missing_rates": [0.5],
-        "val_fraction": 0.25,
-        "patience": None,
-        "patches_per_step": 8,
-        "models": ["late_fusion", "abmil", "rna_mlp"],
-        "seed": 0,
-    }
-    config.update(overrides)
-    return config
 
 
 @pytest.fixture
@@ -201,7 +181,7 @@ def test_early_stopping_keeps_the_first_best_epoch_and_stops_after_patience(coho
     tensors = fold_tensors(cohort, fit_normalisation(cohort, np.arange(16)), eval_patch_rows(cohort, 8, seed=0))
     shown = torch.from_numpy(cohort.available)
     model = StandInModel("late_fusion", DIMS, 2)
-    config = small_config(lr=0.0, epochs=10, patience=2)  # nothing improves after epoch 0
+    config = small_train_config(lr=0.0, epochs=10, patience=2)  # nothing improves after epoch 0
     result = train_model(
         model, tensors, np.arange(12), np.arange(12, 18), shown, config, torch.device("cpu"), seed=0, prior=np.array([0.5, 0.5])
     )
@@ -217,7 +197,7 @@ def cross_validated(tmp_path_factory):
     paths = write_synthetic_cohort(tmp_path, n_patients=24)
     cohort = load_cohort_data(paths.cohort_table, paths.features_dir, paths.gmm_dir, paths.text_store, paths.rna_store, CLASSES)
     built = []
-    config = small_config()
+    config = small_train_config()
     splits, fold_metrics, predictions = cross_validate(
         cohort, config, "toy", tmp_path / "train", torch.device("cpu"), stand_in_factory(DIMS, built), dims=DIMS
     )
@@ -294,7 +274,7 @@ def test_single_modality_model_predicts_the_training_prior_for_patients_without_
 
 
 def test_cross_validation_is_deterministic_given_the_seed(tmp_path, cohort):
-    config = small_config(models=["late_fusion"], missing_rates=[])
+    config = small_train_config(models=["late_fusion"], missing_rates=[])
     runs = [
         cross_validate(cohort, config, "toy", tmp_path / f"run{i}", torch.device("cpu"), stand_in_factory(DIMS), dims=DIMS)[2]
         for i in range(2)
