@@ -189,6 +189,17 @@ def test_max_samples_fits_on_a_seeded_subsample_and_scores_every_row():
     np.testing.assert_array_equal(fit_gmm_tokens(few, config).means, fit_gmm_tokens(few, all_rows).means)
 
 
+def test_scoring_in_row_chunks_gives_the_same_log_likelihoods_and_components(monkeypatch):
+    X = np.random.default_rng(2).normal(size=(500, 6)).astype(np.float32)
+    model = DiagonalGMM(3, seed=0).fit(X)
+    whole_ll, whole_resp = mixture_log_responsibilities(X, model.weights_, model.means_, model.variances_)
+    monkeypatch.setattr(gmm, "SCORING_CHUNK_ROWS", 64)  # 8 chunks, the last one partial
+    chunked_ll, chunked_resp = mixture_log_responsibilities(X, model.weights_, model.means_, model.variances_)
+    torch.testing.assert_close(chunked_ll, whole_ll)
+    torch.testing.assert_close(chunked_resp, whole_resp)
+    np.testing.assert_array_equal(model.predict(X), whole_resp.argmax(1).numpy())
+
+
 @pytest.mark.parametrize("bad_value", [np.nan, np.inf, -np.inf])
 def test_non_finite_features_are_rejected_with_the_fix(bad_value):
     X = np.ones((10, 3))

@@ -62,6 +62,8 @@ SOFT_ROWS_FOR_DENSE_MOMENTS = 0.25
 WARM_START_ROWS_PER_COMPONENT = 50
 WARM_START_MIN_ROWS = 2000
 WARM_START_MIN_RATIO = 4
+# Scoring and prediction work through the samples in chunks of this many rows.
+SCORING_CHUNK_ROWS = 8192
 
 ArrayLike = np.ndarray | torch.Tensor
 
@@ -266,9 +268,12 @@ def mixture_log_responsibilities(
         raise ValueError(f"samples have {X.shape[1]} features but the mixture has {means_t.shape[1]}")
     # Log-densities are translation invariant; centring on the mixture mean keeps float32 products accurate.
     shift = weights_t @ means_t
-    weighted = _log_weighted_density(
-        _centred_and_squared(X, shift), torch.log(weights_t), means_t - shift, variances_t
-    )
+    log_weights, centred_means = torch.log(weights_t), means_t - shift
+    # Row chunks: scoring a large slide holds one chunk's [x, x²], not the whole slide's (2x its features).
+    weighted = torch.cat([
+        _log_weighted_density(_centred_and_squared(chunk, shift), log_weights, centred_means, variances_t)
+        for chunk in X.split(SCORING_CHUNK_ROWS)
+    ])
     log_likelihood = torch.logsumexp(weighted, dim=1)
     return log_likelihood, weighted - log_likelihood[:, None]
 
