@@ -28,7 +28,7 @@ def write_sheet(folder: Path, rows: list[dict], touch: bool = True) -> Path:
 
 
 def row(patient: str, slide: str, label: str = "LUAD", **extra: object) -> dict:
-    return {"patient_id": patient, "slide_id": slide, "slide_path": f"slides/{slide}.svs", "label": label, **extra}
+    return {"patient_id": patient, "slide_id": slide, "slide_path": f"slides/{slide}.svs", "label": label} | extra
 
 
 def test_valid_sheet_resolves_relative_paths_against_its_folder(tmp_path: Path) -> None:
@@ -41,7 +41,7 @@ def test_valid_sheet_resolves_relative_paths_against_its_folder(tmp_path: Path) 
 
 
 def test_duplicate_slide_ids_are_all_listed(tmp_path: Path) -> None:
-    rows = [row("P1", "S1"), row("P2", "S1"), row("P3", "S2"), row("P4", "S2")]
+    rows = [row(f"P{i}", sid, slide_path=f"slides/{i}.svs") for i, sid in enumerate(["S1", "S1", "S2", "S2"], 1)]
     with pytest.raises(SampleSheetError, match=r"slide_id must be unique: 'S1' on lines 2, 3; 'S2' on lines 4, 5"):
         load_sample_sheet(write_sheet(tmp_path, rows), CLASSES)
 
@@ -81,7 +81,7 @@ def test_missing_files_are_all_listed(tmp_path: Path) -> None:
 
 
 def test_several_kinds_of_problem_are_reported_together(tmp_path: Path) -> None:
-    rows = [row("P1", "S1", "XX"), row("P2", "S1")]
+    rows = [row("P1", "S1", "XX"), row("P2", "S1", slide_path="slides/S1b.svs")]
     with pytest.raises(SampleSheetError, match="2 problem"):
         load_sample_sheet(write_sheet(tmp_path, rows), CLASSES)
 
@@ -102,3 +102,50 @@ def test_bad_mpp_is_reported(tmp_path: Path) -> None:
 def test_missing_sheet_names_the_config_key(tmp_path: Path) -> None:
     with pytest.raises(SampleSheetError, match="cohorts.<name>.samples"):
         load_sample_sheet(tmp_path / "nope.tsv", CLASSES)
+
+
+def test_missing_sheet_names_its_cohort_and_where_relative_paths_start(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SampleSheetError) as error:
+        load_sample_sheet("data/samples.tsv", CLASSES, cohort="nsclc")
+    message = str(error.value)
+    assert f"sample sheet {tmp_path.resolve() / 'data/samples.tsv'} of cohort 'nsclc' does not exist" in message
+    assert "cohorts.nsclc.samples is 'data/samples.tsv'" in message
+    assert f"relative to the directory snakemake runs in, {tmp_path}" in message
+
+
+def test_patient_with_two_different_report_files_is_reported_with_every_row(tmp_path: Path) -> None:
+    rows = [
+        row("P1", "S1", report_path="reports/P1.txt"),
+        row("P1", "S2", report_path="reports/P1_addendum.txt"),
+        row("P1", "S3", report_path="./reports/P1.txt"),  # another spelling of the same file is fine
+        row("P2", "S4", report_path="reports/P2.txt"),
+        row("P2", "S5"),  # blank on some rows is fine
+    ]
+    with pytest.raises(SampleSheetError, match="1 problem") as error:
+        load_sample_sheet(write_sheet(tmp_path, rows), CLASSES)
+    reports = tmp_path.resolve() / "reports"
+    assert (
+        f"each patient needs one report file: 'P1' has {reports / 'P1.txt'} on line(s) 2, 4, "
+        f"{reports / 'P1_addendum.txt'} on line(s) 3; put the same report_path on all of a patient's rows"
+    ) in str(error.value)
+
+
+def test_one_slide_file_under_two_patients_is_reported_with_every_row(tmp_path: Path) -> None:
+    rows = [row("P1", "S1"), row("P2", "S2"), row("P3", "S3"), row("P3", "S4")]
+    rows[1]["slide_path"] = "slides/S1.svs"
+    rows[2]["slide_path"] = str(tmp_path / "elsewhere" / ".." / "slides" / "S1.svs")  # same file, other spelling
+    rows[3]["slide_path"] = "slides/S4.svs"
+    (tmp_path / "elsewhere").mkdir()
+    with pytest.raises(SampleSheetError, match="1 problem") as error:
+        load_sample_sheet(write_sheet(tmp_path, rows), CLASSES)
+    assert (
+        f"a slide file belongs to one patient: {tmp_path.resolve() / 'slides/S1.svs'} is used by patients "
+        "['P1', 'P2', 'P3'] on lines 2, 3, 4; point each row's slide_path at that patient's own slide"
+    ) in str(error.value)
+
+
+def test_a_patient_may_have_several_slides(tmp_path: Path) -> None:
+    rows = [row("P1", "S1"), row("P1", "S2"), row("P2", "S3")]
+    sheet = load_sample_sheet(write_sheet(tmp_path, rows), CLASSES)
+    assert sheet["patient_id"].tolist() == ["P1", "P1", "P2"]

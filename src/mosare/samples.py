@@ -95,6 +95,7 @@ def validate_sample_sheet(
         if len(absent):
             listed = "; ".join(f"line {i + 2}: {p}" for i, p in absent[column].items())
             problems.append(f"'{column}' file(s) not found (relative paths resolve against {base_dir}): {listed}")
+    problems += _conflicting_report_paths(sheet) + _slide_files_shared_between_patients(sheet)
     if problems:
         raise SampleSheetError(f"{source} has {len(problems)} problem(s):\n" + "\n".join(f"  - {p}" for p in problems))
     for column in ("patient_id", "slide_id", "label"):
@@ -102,14 +103,69 @@ def validate_sample_sheet(
     return sheet.reset_index(drop=True)
 
 
+def _conflicting_report_paths(sheet: pd.DataFrame) -> list[str]:
+    """A patient has one report: rows of a patient naming different report files would silently drop all but one."""
+    reports = sheet.dropna(subset=["report_path"])
+    real_path = reports["report_path"].map(_real_path)
+    per_patient = real_path.groupby(reports["patient_id"], sort=False).nunique()
+    conflicting = per_patient[per_patient > 1].index
+    if not len(conflicting):
+        return []
+    listed = "; ".join(
+        f"{pid!r} has "
+        + ", ".join(
+            f"{path} on line(s) {_rows(rows)}"
+            for path, rows in reports[reports.patient_id == pid].groupby(real_path, sort=False)
+        )
+        for pid in conflicting
+    )
+    return [
+        f"each patient needs one report file: {listed}; put the same report_path on all of a patient's rows "
+        "(or leave it blank on all but one)"
+    ]
+
+
+def _slide_files_shared_between_patients(sheet: pd.DataFrame) -> list[str]:
+    """One slide file under two patients is a sheet mistake, and would put the same tissue on both sides of a fold."""
+    slides = sheet.dropna(subset=["slide_path"])
+    real_path = slides["slide_path"].map(_real_path)
+    patients_per_file = slides.groupby(real_path, sort=False)["patient_id"].nunique()
+    shared = patients_per_file[patients_per_file > 1].index
+    if not len(shared):
+        return []
+    listed = "; ".join(
+        f"{path} is used by patients {sorted(slides.loc[real_path == path, 'patient_id'].astype(str).unique())} "
+        f"on lines {_rows(slides[real_path == path])}"
+        for path in shared
+    )
+    return [
+        f"a slide file belongs to one patient: {listed}; point each row's slide_path at that patient's own slide"
+    ]
+
+
+def _real_path(path: str) -> str:
+    # Symlinks and "." / ".." resolved, so two spellings of one file compare equal.
+    return str(Path(path).resolve())
+
+
 def _names_missing_file(value: object) -> bool:
     return isinstance(value, str) and not Path(value).exists()
 
 
-def load_sample_sheet(path: str | Path, classes: Sequence[str]) -> pd.DataFrame:
-    """Read and validate a TSV sample sheet; relative paths resolve against its folder."""
+def load_sample_sheet(path: str | Path, classes: Sequence[str], *, cohort: str | None = None) -> pd.DataFrame:
+    """Read and validate a TSV sample sheet; relative paths inside it resolve against its folder.
+
+    ``cohort`` names the cohort whose ``samples:`` this is, for the error when the sheet does not exist.
+    """
+    configured = str(path)
     path = Path(path).expanduser().resolve()
     if not path.exists():
-        raise SampleSheetError(f"sample sheet {path} does not exist; set cohorts.<name>.samples in config.yaml")
+        key = f"cohorts.{cohort}.samples" if cohort is not None else "cohorts.<name>.samples"
+        owner = f" of cohort {cohort!r}" if cohort is not None else ""
+        raise SampleSheetError(
+            f"sample sheet {path}{owner} does not exist ({key} is {configured!r}; a relative path there is "
+            f"relative to the directory snakemake runs in, {Path.cwd()}); fix {key} in the workflow configuration "
+            "(config.yaml or the --configfile that sets it), e.g. to an absolute path"
+        )
     sheet = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, na_values=[""])
     return validate_sample_sheet(sheet, classes, base_dir=path.parent, source=str(path))
