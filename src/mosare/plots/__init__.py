@@ -1,1 +1,63 @@
-"""QC and result figures, one submodule per stage (tissue, gmm, training)."""
+"""QC and result figures, one submodule per stage (tissue, gmm, training), saved through :func:`save_png`."""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+# Per-slide QC pictures are thumbnails with coloured overlays: as 256-colour palette PNGs they are about 4x smaller
+# (demo tissue QC 1.7 MB -> 0.4 MB, GMM map 1.0 -> 0.25 MB) and look the same, which keeps a cohort's report
+# embeddable. A quantiser alone may merge a small legend swatch into a nearby photo colour (median cut moved a GMM
+# component's blue to green), so the colours a picture is read by are reserved in the palette exactly.
+PALETTE_COLOURS = 256
+
+
+def save_png(
+    figure: plt.Figure,
+    path: str | Path,
+    *,
+    dpi: int,
+    tight: bool = False,
+    palette: bool = False,
+    key_colours: Sequence[Sequence[float]] = (),
+) -> None:
+    """Write ``figure`` to ``path`` as PNG atomically (a temporary file renamed into place) and close it.
+
+    ``tight`` trims the margins to the drawn content. ``palette`` stores 256 colours instead of full RGBA:
+    ``key_colours`` (RGB in [0, 1], e.g. legend colours) are kept exactly, the rest of the palette is fitted
+    to the picture.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        if palette:
+            buffer = io.BytesIO()
+            figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight" if tight else None)
+            buffer.seek(0)
+            with Image.open(buffer) as image:
+                _palette_image(image.convert("RGB"), key_colours).save(tmp, format="PNG", optimize=True)
+        else:
+            figure.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight" if tight else None)
+    finally:
+        plt.close(figure)
+    os.replace(tmp, path)
+
+
+def _palette_image(image: Image.Image, key_colours: Sequence[Sequence[float]]) -> Image.Image:
+    """``image`` mapped (without dithering) onto its key colours plus the rest of 256 fitted by median cut."""
+    keys = np.unique(np.round(np.asarray(key_colours, dtype=float).reshape(-1, 3) * 255).astype(np.uint8), axis=0)
+    fitted = image.quantize(PALETTE_COLOURS - len(keys), method=Image.Quantize.MEDIANCUT).getpalette() or []
+    colours = np.concatenate([keys, np.asarray(fitted, dtype=np.uint8).reshape(-1, 3)])[:PALETTE_COLOURS]
+    palette = Image.new("P", (1, 1))
+    palette.putpalette(colours.ravel().tolist())
+    return image.quantize(palette=palette, dither=Image.Dither.NONE)

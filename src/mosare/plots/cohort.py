@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-
-from mosare.cohort import MODALITIES, modality_combination  # noqa: E402
+from mosare.cohort import MODALITIES, modality_combination
+from mosare.plots import save_png
 
 
 def plot_modality_presence(table: pd.DataFrame, cohort: str, path: str | Path) -> None:
@@ -55,9 +52,4 @@ def plot_modality_presence(table: pd.DataFrame, cohort: str, path: str | Path) -
     fig.suptitle(f"{cohort}: {len(table)} patients, modality presence in the data (before simulated masking)")
     fig.tight_layout()
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_png(fig, path, dpi=120)

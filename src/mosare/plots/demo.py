@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import openslide
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import openslide  # noqa: E402
-import pandas as pd  # noqa: E402
+from mosare.plots import save_png
 
 THUMBNAIL_PX = 320
 COLUMNS = 8
@@ -44,9 +42,4 @@ def plot_demo_overview(sheet: pd.DataFrame, path: str | Path, *, rna_patients: s
         ax.set_title(title + (f"\n{', '.join(missing)}" if missing else ""), fontsize=7)
     fig.suptitle(f"{len(ordered)} demo slides of {ordered['patient_id'].nunique()} patients", fontsize=11)
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.4 / (2.6 * rows + 0.4)))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_png(fig, path, dpi=110)

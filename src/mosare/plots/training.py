@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score, roc_curve
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from sklearn.metrics import roc_auc_score, roc_curve  # noqa: E402
+from mosare.plots import save_png
 
 HISTORY_COLUMNS = {"epoch", "lr", "loss", "val_auc", "val_loss", "selected"}
 ROC_MODELS = ("mosare", "late_fusion", "abmil", "rna_mlp", "report_mlp")
-
-
-def _save(figure: plt.Figure, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    figure.savefig(tmp, format="png", dpi=90)
-    plt.close(figure)
-    os.replace(tmp, path)
 
 
 def _draw_history(axes: Sequence[plt.Axes], per_fold: Mapping[int, pd.DataFrame], title: str) -> None:
@@ -61,7 +51,7 @@ def plot_model_curves(per_scenario: Mapping[str, Mapping[int, pd.DataFrame]], ti
     auc.set(title="validation AUC (mean over folds)", xlabel="epoch", ylabel="AUC", ylim=(-0.02, 1.02))
     auc.legend(fontsize=6)
     figure.tight_layout()
-    _save(figure, Path(path))
+    save_png(figure, path, dpi=90)
 
 
 def plot_history_grid(panels: Mapping[str, Mapping[int, pd.DataFrame]], path: str | Path) -> None:
@@ -72,7 +62,7 @@ def plot_history_grid(panels: Mapping[str, Mapping[int, pd.DataFrame]], path: st
     for row, (title, per_fold) in zip(axes, panels.items()):
         _draw_history(row, per_fold, title)
     figure.tight_layout()
-    _save(figure, Path(path))
+    save_png(figure, path, dpi=90)
 
 
 def plot_roc(predictions: pd.DataFrame, probability_columns: Sequence[str], path: str | Path) -> None:
@@ -98,4 +88,4 @@ def plot_roc(predictions: pd.DataFrame, probability_columns: Sequence[str], path
     axis.set(xlabel="false positive rate", ylabel="true positive rate", title=f"complete data, test folds pooled ({positive})")
     axis.legend(fontsize=7, loc="lower right")
     figure.tight_layout()
-    _save(figure, Path(path))
+    save_png(figure, path, dpi=90)
