@@ -16,6 +16,7 @@ from mosare.text import (
     leak_patterns,
     load_text_model,
     read_report,
+    read_reports,
     resolve_text_model,
     split_sentences,
     token_chunks,
@@ -116,6 +117,31 @@ def test_report_in_latin1_fails_naming_file_and_patient(tmp_path):
     path.write_bytes("Tumeur à cellules claires".encode("latin-1"))
     with pytest.raises(ReportError, match=r"P007\.txt.*'P007'.*not valid UTF-8"):
         read_report(path, "P007")
+
+
+def test_every_report_that_is_not_utf8_is_listed_at_once_with_a_fix_for_its_encoding(tmp_path):
+    files = {
+        "P1": ("Tumeur à cellules claires.", "cp1252"),
+        "P2": ("Tumour 3 cm, margins clear.", "utf-16"),  # with a byte-order mark
+        "P3": ("Tumour 3 cm, margins clear.", "utf-16-le"),  # without one: valid "UTF-8" full of NULs
+        "P4": ("Tumour 3 cm; résection complète.", "utf-8"),
+    }
+    for pid, (text, encoding) in files.items():
+        (tmp_path / f"{pid}.txt").write_bytes(text.encode(encoding))
+    reports = {pid: tmp_path / f"{pid}.txt" for pid in files} | {"P5": None}
+    with pytest.raises(ReportError, match=r"^3 report\(s\) cannot be used") as error:
+        read_reports(reports)
+    lines = str(error.value).splitlines()[1:]
+    assert len(lines) == 3
+    assert f"{tmp_path / 'P1.txt'} of patient 'P1' is not valid UTF-8" in lines[0]
+    assert "`iconv -f CP1252 -t UTF-8 P1.txt > P1.utf8.txt`" in lines[0]
+    assert "patient 'P2'" in lines[1] and "`iconv -f UTF-16 -t UTF-8 P2.txt > P2.utf8.txt`" in lines[1]
+    assert "patient 'P3' holds NUL bytes" in lines[2] and "`iconv -f UTF-16LE -t UTF-8 P3.txt" in lines[2]
+
+
+def test_utf8_reports_are_read_and_patients_without_one_get_none(tmp_path):
+    (tmp_path / "P1.txt").write_bytes("\ufeffRésection complète.".encode())  # a UTF-8 byte-order mark is dropped
+    assert read_reports({"P1": tmp_path / "P1.txt", "P2": None}) == {"P1": "Résection complète.", "P2": None}
 
 
 def test_unknown_model_name_fails_with_the_fix():

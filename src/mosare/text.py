@@ -8,6 +8,7 @@ local = means of a C-component GMM over the sentence embeddings (the same GMM as
 
 from __future__ import annotations
 
+import codecs
 import importlib.util
 import logging
 import os
@@ -79,6 +80,8 @@ ABBREVIATIONS = frozenset(
 )
 SENTENCE_END = re.compile(r"[.!?]+[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
 LIST_ITEM = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)])\s")
+# ASCII text in UTF-16 is half NUL bytes; real UTF-8 or 8-bit text has next to none.
+UTF16_NUL_FRACTION = 0.2
 
 
 class ReportError(ValueError):
@@ -185,18 +188,59 @@ def split_sentences(text: str) -> list[str]:
     return [s for s in sentences if s]
 
 
+def reencoding_command(data: bytes, name: str) -> str:
+    """An ``iconv`` command that re-saves a report's bytes as UTF-8, guessing the encoding they are in.
+
+    UTF-16 when the file starts with a UTF-16 byte-order mark or is full of NUL bytes (the high byte of every
+    ASCII character); otherwise Windows-1252, which covers Latin-1 text as written by most Windows tools.
+    """
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        source = "UTF-16"
+    elif data.count(0) > UTF16_NUL_FRACTION * len(data):
+        # Without a byte-order mark the NULs say the byte order: ASCII "A" is 41 00 in little-endian.
+        source = "UTF-16LE" if data[1::2].count(0) >= data[0::2].count(0) else "UTF-16BE"
+    else:
+        source = "CP1252"
+    return f"iconv -f {source} -t UTF-8 {name} > {Path(name).stem}.utf8.txt"
+
+
 def read_report(path: str | Path, patient_id: str) -> str:
-    """A report's text; a file that is not UTF-8 fails naming the patient, the file and the byte position."""
+    """A report's text; a file that is not UTF-8 fails naming the patient, the file, the byte and a fitting fix."""
     path = Path(path)
     try:
-        return path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ReportError(
-            f"report {path} of patient {patient_id!r} is not valid UTF-8 (byte {exc.start}: {exc.reason}); "
-            f"re-save it as UTF-8, e.g. `iconv -f latin1 -t utf-8 {path.name} > fixed.txt`"
-        ) from exc
+        data = path.read_bytes()
     except OSError as exc:
         raise ReportError(f"report {path} of patient {patient_id!r} cannot be read: {exc}") from exc
+    fix = f"re-save it as UTF-8, e.g. `{reencoding_command(data, path.name)}`, and point report_path at the new file"
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ReportError(
+            f"report {path} of patient {patient_id!r} is not valid UTF-8 (byte {exc.start}: {exc.reason}); {fix}"
+        ) from exc
+    if "\x00" in text:
+        # ASCII-only UTF-16 without a byte-order mark decodes as "UTF-8" full of NULs; no text report holds one.
+        raise ReportError(
+            f"report {path} of patient {patient_id!r} holds NUL bytes (byte {data.index(0)}), so it is not UTF-8 "
+            f"text; {fix}"
+        )
+    return text
+
+
+def read_reports(reports: Mapping[str, str | Path | None]) -> dict[str, str | None]:
+    """Every patient's report text (None where ``reports`` has no path); all unreadable reports fail together."""
+    texts: dict[str, str | None] = {}
+    problems: list[str] = []
+    for patient_id, path in reports.items():
+        try:
+            texts[patient_id] = read_report(path, patient_id) if path is not None else None
+        except ReportError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise ReportError(
+            f"{len(problems)} report(s) cannot be used:\n" + "\n".join(f"  - {problem}" for problem in problems)
+        )
+    return texts
 
 
 def resolve_text_model(name: str) -> Path:
@@ -348,9 +392,10 @@ def build_text_store(
     """Read, clean and encode every patient's report in ``sheet``; write the cohort's text store."""
     patterns = leak_patterns(classes, configured_leak_patterns)
     leak = compile_leak_patterns(patterns)
-    texts: dict[str, str | None] = {}
-    for pid, path in patient_reports(sheet).items():
-        texts[pid] = clean_report(read_report(path, pid), leak) if path is not None else None
+    texts = {
+        pid: clean_report(text, leak) if text is not None else None
+        for pid, text in read_reports(patient_reports(sheet)).items()
+    }
     model = load_text_model(text_config["model"], device)
     features = encode_reports(texts, model, gmm_config, batch_size=text_config.get("batch_size", 32))
     log.info("text features for %d/%d patients", int(features.present.sum()), len(features.patient_ids))
