@@ -50,6 +50,18 @@ def write_slide(
     return path
 
 
+def write_image_tool_tiff(path: Path, image: np.ndarray, *, dpi: float = 72.0) -> Path:
+    """Write ``image`` as a tiled generic TIFF tagged ``dpi`` pixels per inch, as image tools do by default.
+
+    OpenSlide turns the tag into a resolution: 72 dpi reads as 25400 / 72 = 352.78 µm/px.
+    """
+    tifffile.imwrite(
+        path, image, tile=(256, 256), photometric="rgb", compression="jpeg",
+        resolution=(dpi, dpi), resolutionunit="INCH",
+    )
+    return path
+
+
 def tissue_image(
     width: int,
     height: int,

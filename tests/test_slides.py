@@ -7,10 +7,10 @@ import math
 import numpy as np
 import openslide
 import pytest
-from synthetic_slides import GLASS, tissue_image, write_slide
+from synthetic_slides import GLASS, tissue_image, write_image_tool_tiff, write_slide
 
 import mosare.slides
-from mosare.slides import MissingMppError, SlideError, SlideOpenError, open_slide
+from mosare.slides import ImplausibleMppError, MissingMppError, SlideError, SlideOpenError, open_slide
 
 
 @pytest.fixture
@@ -61,10 +61,52 @@ def test_config_assume_mpp_is_used_when_file_and_sheet_lack_it(slide_without_mpp
         assert (slide.mpp, slide.mpp_source) == (0.5, "config")
 
 
-def test_file_mpp_wins_over_sample_sheet_and_disagreement_is_logged(pyramid_slide, caplog):
-    with open_slide(pyramid_slide, mpp_override=0.5) as slide:
-        assert (slide.mpp, slide.mpp_source) == (pytest.approx(0.2527), "file")
-    assert "sample sheet says 0.5000" in caplog.text
+@pytest.fixture
+def tiff_72_dpi(tmp_path):
+    """An image-tool TIFF: its 72 dpi default tag reads as 352.78 µm/px in OpenSlide."""
+    return write_image_tool_tiff(tmp_path / "export.tif", tissue_image(512, 512, blobs=[(0.5, 0.5, 0.3, 0.3)]))
+
+
+def test_sample_sheet_mpp_overrides_the_file_and_the_disagreement_is_logged(pyramid_slide, caplog):
+    with open_slide(pyramid_slide, slide_id="S1", mpp_override=0.5) as slide:
+        assert (slide.mpp, slide.mpp_source) == (0.5, "sample_sheet")
+    assert "'S1'" in caplog.text
+    assert "sample sheet's mpp 0.5000 µm/px overrides the file's 0.2527 µm/px" in caplog.text
+
+
+def test_sample_sheet_mpp_agreeing_with_the_file_logs_nothing(pyramid_slide, caplog):
+    with open_slide(pyramid_slide, mpp_override=0.2526) as slide:
+        assert slide.mpp == 0.2526
+    assert "overrides" not in caplog.text
+
+
+def test_sample_sheet_mpp_corrects_a_72_dpi_tiff(tiff_72_dpi, caplog):
+    with open_slide(tiff_72_dpi, slide_id="T1", mpp_override=0.5) as slide:
+        assert (slide.mpp, slide.mpp_source) == (0.5, "sample_sheet")
+    assert "T1" in caplog.text and "the file's 352.7778 µm/px" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("mpp_override", "assume_mpp", "value", "source", "fix"),
+    [
+        (None, None, "352.778", "the file's metadata", "put the slide's true level-0 µm/px in the sample sheet"),
+        (None, 0.5, "352.778", "the file's metadata", "put the slide's true level-0 µm/px in the sample sheet"),
+        (20, None, "20 µm/px", "the sample sheet's 'mpp' column", "correct this row's 'mpp' in the sample sheet"),
+    ],
+)
+def test_implausible_resolution_fails_naming_slide_file_value_source_and_fix(
+    tiff_72_dpi, mpp_override, assume_mpp, value, source, fix
+):
+    with pytest.raises(ImplausibleMppError) as caught:
+        open_slide(tiff_72_dpi, slide_id="T1", mpp_override=mpp_override, assume_mpp=assume_mpp)
+    message = str(caught.value)
+    assert "'T1'" in message and str(tiff_72_dpi) in message
+    assert value in message and f"from {source}" in message and fix in message
+
+
+def test_implausible_config_mpp_fails_naming_the_config_key(slide_without_mpp):
+    with pytest.raises(ImplausibleMppError, match="from the config's tiling.assume_mpp.*correct tiling.assume_mpp"):
+        open_slide(slide_without_mpp, assume_mpp=0.01)
 
 
 def test_non_slide_file_fails_naming_the_file(tmp_path):

@@ -8,11 +8,20 @@ import cv2
 import numpy as np
 import pytest
 import zarr
-from synthetic_slides import tissue_image, write_slide
+from synthetic_slides import tissue_image, write_image_tool_tiff, write_slide
 
 import mosare.slides
-from mosare.slides import MissingMppError, SlideError, open_slide
-from mosare.tiling import TissueMask, TissueParams, detect_tissue, patch_coords, patch_geometry, tile_slide
+from mosare.plots.tissue import SMALL_PIECE_COLOUR
+from mosare.slides import ImplausibleMppError, MissingMppError, SlideError, open_slide
+from mosare.tiling import (
+    TissueMask,
+    TissueParams,
+    detect_tissue,
+    explain_no_patches,
+    patch_coords,
+    patch_geometry,
+    tile_slide,
+)
 
 TILING = {"target_mpp": 0.5, "patch_px": 256, "min_tissue_fraction": 0.5, "tissue": {}}
 
@@ -69,6 +78,7 @@ def test_real_cmu_slide_gives_tissue_patches_and_a_qc_picture(cmu_slide, tmp_pat
     assert coords.shape == (result.n_patches, 2) and coords.dtype == np.int64
     assert attrs["mpp_level0"] == pytest.approx(0.499) and attrs["mpp_source"] == "file"
     assert (attrs["footprint_px"], attrs["read_level"], attrs["read_px"]) == (257, 0, 257)
+    assert attrs["upsample_factor"] == 1.0
     assert attrs["n_patches"] == result.n_patches
     assert 0.3e6 < attrs["tissue_area_um2"] < 1.5e6
     assert attrs["tissue"]["saturation_threshold"] == 8 and attrs["slide_path"] == str(cmu_slide.resolve())
@@ -134,6 +144,7 @@ def test_blank_slide_gives_a_valid_empty_store_and_a_warning(tmp_path, caplog):
     assert group["coords"].shape == (0, 2) and group["coords"].dtype == np.int64
     assert group.attrs["n_patches"] == 0 and group.attrs["tissue_area_um2"] == 0
     assert "blank" in caplog.text and "no tissue patches" in caplog.text
+    assert "no pixel was above tiling.tissue.saturation_threshold = 8" in caplog.text
     assert qc.exists()
 
 
@@ -201,3 +212,103 @@ def test_demo_cohort_slide_with_a_marker_stroke_keeps_patches_off_the_ink(tmp_pa
             hsv = cv2.cvtColor(slide.read_patch(x, y, 0, 256, 256), cv2.COLOR_RGB2HSV)
             ink_fraction.append(((hsv[..., 2] < 130) & (hsv[..., 1] < 60)).mean())
     assert max(ink_fraction) < 0.35
+
+
+def test_footprint_below_one_level0_pixel_is_refused_with_the_cause():
+    with pytest.raises(ValueError, match="16 px patch at 0.1 µm/px covers 1.6 µm, less than one level-0 pixel"):
+        patch_geometry(8.0, 0.1, 16, (1.0,))
+    with pytest.raises(ValueError, match="at least 1 level-0 pixel"):
+        patch_coords(TissueMask(np.ones((4, 4), bool), 16.0, 8.0, 8.0), (64, 64), 0, 0.5)
+
+
+def test_tiling_with_a_footprint_below_one_pixel_fails_naming_the_slide(tmp_path):
+    path = write_slide(tmp_path / "coarse.svs", tissue_image(256, 256, blobs=[(0.5, 0.5, 0.4, 0.4)]), mpp=8.0)
+    tiling = {**TILING, "target_mpp": 0.1, "patch_px": 16}
+    with pytest.raises(SlideError, match="'S-coarse'.*coarse.svs.*8 µm/px from file.*less than one level-0 pixel"):
+        tile_slide(path, tmp_path / "c.zarr", None, slide_id="S-coarse", tiling=tiling)
+    assert not (tmp_path / "c.zarr").exists()
+
+
+def test_72_dpi_tiff_is_tiled_at_the_sample_sheet_mpp(tmp_path):
+    image = tissue_image(2048, 2048, blobs=[(0.5, 0.5, 0.4, 0.4)])
+    path = write_image_tool_tiff(tmp_path / "export.tif", image)
+    result = tile_slide(path, tmp_path / "e.zarr", None, slide_id="export", tiling=TILING, mpp_override=0.5)
+    attrs = zarr.open_group(str(tmp_path / "e.zarr"), mode="r").attrs
+    assert (attrs["mpp_source"], attrs["mpp_level0"], attrs["footprint_px"]) == ("sample_sheet", 0.5, 256)
+    # A 0.8 mm disc holds about 0.5 mm² / 0.0164 mm² = 31 patches.
+    assert 20 <= result.n_patches <= 40
+
+
+def test_72_dpi_tiff_without_sample_sheet_mpp_fails_and_writes_nothing(tmp_path):
+    path = write_image_tool_tiff(tmp_path / "export.tif", tissue_image(512, 512, blobs=[(0.5, 0.5, 0.4, 0.4)]))
+    with pytest.raises(ImplausibleMppError, match="'export'.*352.778 µm/px from the file's metadata.*'mpp' column"):
+        tile_slide(path, tmp_path / "e.zarr", tmp_path / "e.png", slide_id="export", tiling=TILING)
+    assert not (tmp_path / "e.zarr").exists() and not (tmp_path / "e.png").exists()
+
+
+def test_slide_of_small_fragments_warns_that_the_area_filter_removed_them(tmp_path, caplog):
+    # Two biopsy fragments of radius 100 µm (0.031 mm² each), below the default 0.25 mm² minimum piece.
+    image = tissue_image(2048, 2048, blobs=[(0.3, 0.3, 0.1, 0.1), (0.7, 0.6, 0.1, 0.1)])
+    path = write_slide(tmp_path / "biopsy.svs", image, mpp=0.5, downsamples=(1, 4))
+    qc = tmp_path / "biopsy.png"
+    with caplog.at_level(logging.WARNING):
+        result = tile_slide(path, tmp_path / "b.zarr", qc, slide_id="biopsy", tiling=TILING)
+    with open_slide(path) as slide:
+        tissue = detect_tissue(slide, TissueParams())
+    assert result.n_patches == 0
+    assert len(tissue.small_piece_contours) == 2
+    assert tissue.small_piece_areas_um2[0] == pytest.approx(np.pi * 100**2, rel=0.15)
+    warning = caplog.text
+    assert "'biopsy'" in warning and "no tissue patches" in warning
+    assert "2 tissue piece(s) were found but all were smaller than tiling.tissue.min_tissue_area_um2 = 250000" in (
+        warning
+    )
+    assert f"largest: {tissue.small_piece_areas_um2[0]:.0f} µm²" in warning
+    for setting in ("saturation_threshold", "exclude_pen", "min_tissue_area_um2", "tiling.min_tissue_fraction"):
+        assert setting in warning
+    # The QC picture outlines the dropped pieces in their own colour.
+    picture = cv2.cvtColor(cv2.imread(str(qc)), cv2.COLOR_BGR2RGB).astype(int)
+    magenta = np.array([int(SMALL_PIECE_COLOUR[i : i + 2], 16) for i in (1, 3, 5)])
+    assert (np.abs(picture - magenta).sum(axis=-1) < 30).sum() > 200
+
+
+def test_lowering_the_area_filter_keeps_small_fragments(tmp_path):
+    image = tissue_image(2048, 2048, blobs=[(0.3, 0.3, 0.1, 0.1), (0.7, 0.6, 0.1, 0.1)])
+    path = write_slide(tmp_path / "biopsy.svs", image, mpp=0.5, downsamples=(1, 4))
+    tiling = {**TILING, "tissue": {"min_tissue_area_um2": 10_000.0}}
+    result = tile_slide(path, tmp_path / "b.zarr", None, slide_id="biopsy", tiling=tiling)
+    # Each 0.031 mm² fragment holds about two 0.0164 mm² patches.
+    assert 2 <= result.n_patches <= 6
+
+
+def test_no_patch_explanation_names_pen_removal_and_min_tissue_fraction():
+    empty = TissueMask(np.zeros((8, 8), bool), downsample=16.0, mpp=8.0, threshold=8.0, stained_area_um2=5000.0)
+    assert "all of it was classed as pen ink" in explain_no_patches(empty, TissueParams(), (128, 128), 64, 0.5)
+    sliver = np.zeros((8, 8), bool)
+    sliver[:, 0] = True  # a quarter of each left-column patch
+    thin = TissueMask(sliver, downsample=16.0, mpp=8.0, threshold=8.0)
+    reason = explain_no_patches(thin, TissueParams(), (128, 128), 64, 0.5)
+    assert "no patch has tiling.min_tissue_fraction = 0.5 of its area in tissue (best: 0.25)" in reason
+    too_small = explain_no_patches(thin, TissueParams(), (50, 50), 64, 0.5)
+    assert "smaller than one patch (64 level-0 px)" in too_small
+
+
+def test_low_resolution_slide_warns_of_upsampling_and_records_the_factor(tmp_path, caplog):
+    image = tissue_image(512, 512, blobs=[(0.5, 0.5, 0.45, 0.45)])
+    path = write_slide(tmp_path / "lowres.svs", image, mpp=2.0)
+    with caplog.at_level(logging.WARNING):
+        result = tile_slide(path, tmp_path / "l.zarr", None, slide_id="lowres", tiling=TILING)
+    attrs = zarr.open_group(str(tmp_path / "l.zarr"), mode="r").attrs
+    assert (attrs["footprint_px"], attrs["read_px"], attrs["upsample_factor"]) == (64, 64, 4.0)
+    assert result.n_patches > 0
+    assert "'lowres'" in caplog.text
+    assert "2.0000 µm/px (from file), coarser than tiling.target_mpp 0.500 µm/px" in caplog.text
+    assert "upsampled 4.00x to 256 px" in caplog.text
+
+
+def test_level_within_tolerance_of_the_target_is_not_reported_as_upsampling(tmp_path, caplog):
+    path = write_slide(tmp_path / "near.svs", tissue_image(1024, 1024, blobs=[(0.5, 0.5, 0.45, 0.45)]), mpp=0.505)
+    with caplog.at_level(logging.WARNING):
+        tile_slide(path, tmp_path / "n.zarr", None, slide_id="near", tiling=TILING)
+    assert patch_geometry(0.505, 0.5, 256, (1.0,)).upsampled is False
+    assert "upsampled" not in caplog.text

@@ -27,6 +27,10 @@ MppSource = Literal["file", "sample_sheet", "config"]
 # strip by strip, so a level is never held in memory whole.
 MAX_READ_BYTES = 64 * 1024**2
 
+# Level-0 µm/px a slide scan can have: 100x oil objectives reach ~0.1, 1.25x overview scans ~8. A value
+# outside is a wrong tag or a typo (magnification entered as mpp), not a slide.
+PLAUSIBLE_MPP = (0.05, 10.0)
+
 _UINT32_POINTER = ctypes.POINTER(ctypes.c_uint32)
 OPAQUE = 0xFF000000  # smallest ARGB value with alpha 255
 if sys.byteorder != "little":
@@ -49,6 +53,10 @@ class MissingMppError(SlideError):
     """Neither the file, the sample sheet nor the config gives the slide's level-0 µm/px."""
 
 
+class ImplausibleMppError(SlideError):
+    """The level-0 µm/px in use is outside PLAUSIBLE_MPP (e.g. a 72 dpi tag read as 352.78 µm/px)."""
+
+
 def _valid_mpp(value: object) -> float | None:
     """``value`` as a positive finite float, or None when absent (None, NaN, empty, non-numeric, <= 0)."""
     try:
@@ -61,10 +69,21 @@ def _valid_mpp(value: object) -> float | None:
 def resolve_mpp(
     file_mpp: object, mpp_override: object, assume_mpp: object, *, slide_label: str
 ) -> tuple[float, MppSource]:
-    """Level-0 µm/px and where it came from: the file, else the sample sheet's ``mpp``, else config ``assume_mpp``."""
-    for value, source in ((file_mpp, "file"), (mpp_override, "sample_sheet"), (assume_mpp, "config")):
-        mpp = _valid_mpp(value)
+    """Level-0 µm/px and where it came from: the sample sheet's ``mpp``, else the file, else config ``assume_mpp``.
+
+    The sheet wins because a user fills it in on purpose, typically to correct a file whose resolution tags
+    are wrong (an image tool's 72 dpi default reads as 352.78 µm/px). The value used must be plausible for a
+    microscope scan (PLAUSIBLE_MPP), else ImplausibleMppError says where it came from and how to fix it.
+    """
+    sheet, from_file = _valid_mpp(mpp_override), _valid_mpp(file_mpp)
+    if sheet is not None and from_file is not None and abs(sheet / from_file - 1) > 0.01:
+        log.warning(
+            "%s: the sample sheet's mpp %.4f µm/px overrides the file's %.4f µm/px; using the sample sheet's value",
+            slide_label, sheet, from_file,
+        )
+    for mpp, source in ((sheet, "sample_sheet"), (from_file, "file"), (_valid_mpp(assume_mpp), "config")):
         if mpp is not None:
+            _check_plausible(mpp, source, slide_label)  # type: ignore[arg-type]
             return mpp, source  # type: ignore[return-value]
     raise MissingMppError(
         f"{slide_label}: the file does not record its resolution (µm per level-0 pixel) and none was given. "
@@ -72,6 +91,30 @@ def resolve_mpp(
         "'tiling: assume_mpp: <µm/px>' in the config to apply one value to every slide lacking it "
         "(e.g. 0.25 for 40x, 0.5 for 20x scanners). The pipeline never guesses."
     )
+
+
+_MPP_SOURCE_TEXT: dict[MppSource, str] = {
+    "file": "the file's metadata",
+    "sample_sheet": "the sample sheet's 'mpp' column",
+    "config": "the config's tiling.assume_mpp",
+}
+_MPP_FIX: dict[MppSource, str] = {
+    "file": "the file's resolution tags are probably wrong (72 dpi, an image tool's default, reads as 352.78 "
+    "µm/px). Fix: put the slide's true level-0 µm/px in the sample sheet's 'mpp' column for this row; it takes "
+    "precedence over the file",
+    "sample_sheet": "Fix: correct this row's 'mpp' in the sample sheet (µm per level-0 pixel, not magnification)",
+    "config": "Fix: correct tiling.assume_mpp in the config (µm per level-0 pixel, not magnification), or put "
+    "this slide's value in the sample sheet's 'mpp' column",
+}
+
+
+def _check_plausible(mpp: float, source: MppSource, slide_label: str) -> None:
+    low, high = PLAUSIBLE_MPP
+    if not low <= mpp <= high:
+        raise ImplausibleMppError(
+            f"{slide_label}: level-0 resolution {mpp:g} µm/px from {_MPP_SOURCE_TEXT[source]} is outside the "
+            f"plausible {low:g}-{high:g} µm/px of a slide scan (0.25 at 40x, 0.5 at 20x); {_MPP_FIX[source]}"
+        )
 
 
 class Slide:
@@ -102,15 +145,9 @@ class Slide:
         file_mpp = self._osr.properties.get(openslide.PROPERTY_NAME_MPP_X)
         try:
             self.mpp, self.mpp_source = resolve_mpp(file_mpp, mpp_override, assume_mpp, slide_label=label)
-        except MissingMppError:
+        except SlideError:
             self._osr.close()
             raise
-        override = _valid_mpp(mpp_override)
-        if self.mpp_source == "file" and override is not None and abs(override / self.mpp - 1) > 0.01:
-            log.warning(
-                "%s: the file says %.4f µm/px but the sample sheet says %.4f; using the file's value",
-                label, self.mpp, override,
-            )
         self.dimensions: tuple[int, int] = self._osr.dimensions
         self.level_count: int = self._osr.level_count
         self.level_dimensions: tuple[tuple[int, int], ...] = self._osr.level_dimensions
@@ -236,9 +273,10 @@ def open_slide(
     mpp_override: float | None = None,
     assume_mpp: float | None = None,
 ) -> Slide:
-    """Open a whole-slide image; its ``mpp`` comes from the file, else ``mpp_override``, else ``assume_mpp``.
+    """Open a whole-slide image; its ``mpp`` comes from ``mpp_override`` (the sample sheet), else the file, else
+    ``assume_mpp``.
 
-    Raises SlideOpenError for missing/corrupt/non-slide files and MissingMppError when no resolution is known,
-    both naming the file and the fix.
+    Raises SlideOpenError for missing/corrupt/non-slide files, MissingMppError when no resolution is known and
+    ImplausibleMppError when the one in use is outside PLAUSIBLE_MPP, all naming the file and the fix.
     """
     return Slide(path, slide_id=slide_id, mpp_override=mpp_override, assume_mpp=assume_mpp)

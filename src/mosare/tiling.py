@@ -18,7 +18,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from mosare.slides import Slide, open_slide
+from mosare.slides import Slide, SlideError, open_slide
 from mosare.stores import write_store
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,16 @@ class PatchGeometry:
     read_level: int  # pyramid level read
     read_px: int  # px read at read_level, then resized to patch_px
 
+    @property
+    def upsample_factor(self) -> float:
+        """How much the read pixels are enlarged to make ``patch_px`` (1.0 when they are kept or shrunk)."""
+        return max(1.0, self.patch_px / self.read_px)
+
+    @property
+    def upsampled(self) -> bool:
+        """Even level 0 is coarser than the target beyond LEVEL_TOLERANCE: patches are enlarged scans."""
+        return self.slide_mpp > self.target_mpp * (1 + LEVEL_TOLERANCE)
+
 
 def patch_geometry(
     slide_mpp: float, target_mpp: float, patch_px: int, level_downsamples: tuple[float, ...] | list[float]
@@ -49,11 +59,21 @@ def patch_geometry(
     """Footprint, read level and read size for patches of ``patch_px`` at exactly ``target_mpp``.
 
     The read level is the coarsest one at or finer than the target (within LEVEL_TOLERANCE), so patches
-    are only ever shrunk or kept, never noticeably enlarged.
+    are only ever shrunk or kept, never noticeably enlarged - unless even level 0 is coarser than the target
+    (a low-resolution scan), when level-0 pixels are enlarged by ``upsample_factor``.
     """
-    if slide_mpp <= 0 or target_mpp <= 0:
-        raise ValueError(f"mpp values must be positive, got slide {slide_mpp}, target {target_mpp}")
+    if slide_mpp <= 0 or target_mpp <= 0 or patch_px < 1:
+        raise ValueError(
+            f"mpp values and patch_px must be positive, got slide {slide_mpp} µm/px, target {target_mpp} µm/px, "
+            f"patch_px {patch_px}"
+        )
     footprint_px = round(patch_px * target_mpp / slide_mpp)
+    if footprint_px < 1:
+        raise ValueError(
+            f"a {patch_px} px patch at {target_mpp:g} µm/px covers {patch_px * target_mpp:g} µm, less than one "
+            f"level-0 pixel of {slide_mpp:g} µm: the slide's resolution is wrong (set the sample sheet's 'mpp') "
+            "or tiling.target_mpp / tiling.patch_px are"
+        )
     wanted = target_mpp / slide_mpp * (1 + LEVEL_TOLERANCE)
     read_level = max((i for i, d in enumerate(level_downsamples) if d <= wanted), default=0)
     read_px = max(1, round(footprint_px / level_downsamples[read_level]))
@@ -93,6 +113,10 @@ class TissueMask:
     threshold: float  # saturation threshold applied (the Otsu value when configured as null)
     tissue_contours: list[np.ndarray] = field(default_factory=list)
     hole_contours: list[np.ndarray] = field(default_factory=list)
+    # Pieces the min_tissue_area_um2 filter dropped: outlines (level-0) and areas, largest first.
+    small_piece_contours: list[np.ndarray] = field(default_factory=list)
+    small_piece_areas_um2: list[float] = field(default_factory=list)
+    stained_area_um2: float = 0.0  # above the saturation threshold, before pen/dark removal and the filters
 
     @property
     def area_um2(self) -> float:
@@ -132,11 +156,16 @@ def _close(mask: np.ndarray, size: int) -> np.ndarray:
     return cv2.erode(dilated, kernel, anchor=(mirrored, mirrored)) > 0
 
 
-def _drop_small_components(mask: np.ndarray, min_px: float) -> np.ndarray:
+def _drop_small_components(mask: np.ndarray, min_px: float) -> tuple[np.ndarray, np.ndarray]:
+    """The mask without components below ``min_px`` and the px areas of those dropped, largest first."""
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    keep = stats[:, cv2.CC_STAT_AREA] >= min_px
+    if count <= 1:
+        return np.zeros_like(mask, dtype=bool), np.zeros(0, np.int64)
+    areas = stats[:, cv2.CC_STAT_AREA]
+    keep = areas >= min_px
     keep[0] = False  # label 0 is the background
-    return keep[labels] if count > 1 else np.zeros_like(mask, dtype=bool)
+    dropped = areas[1:][~keep[1:]]
+    return keep[labels], np.sort(dropped)[::-1]
 
 
 def _fill_small_holes(mask: np.ndarray, max_px: float) -> np.ndarray:
@@ -151,10 +180,25 @@ def _fill_small_holes(mask: np.ndarray, max_px: float) -> np.ndarray:
     return mask | small[labels]
 
 
+@dataclass(frozen=True)
+class _Segmentation:
+    mask: np.ndarray  # kept tissue
+    threshold: float
+    stained: np.ndarray  # above the saturation threshold
+    small_pieces: np.ndarray  # pieces dropped by min_tissue_area_um2
+    small_piece_px: np.ndarray  # their px areas, largest first
+
+
 def detect_tissue_in_image(
     rgb: np.ndarray, mpp: float, params: TissueParams
 ) -> tuple[np.ndarray, float]:
     """Boolean tissue mask of an RGB image at ``mpp`` µm/px, and the saturation threshold used."""
+    segmentation = _segment(rgb, mpp, params)
+    return segmentation.mask, segmentation.threshold
+
+
+def _segment(rgb: np.ndarray, mpp: float, params: TissueParams) -> _Segmentation:
+    """The tissue mask with what each filter removed, so an empty result can be explained."""
     hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
     saturation = cv2.medianBlur(np.ascontiguousarray(hsv[..., 1]), params.median_blur)
     if params.saturation_threshold is None:
@@ -163,15 +207,16 @@ def detect_tissue_in_image(
         threshold, binary = cv2.threshold(
             saturation, params.saturation_threshold, 255, cv2.THRESH_BINARY
         )
-    mask = binary > 0
+    stained = binary > 0
+    mask = stained.copy()
     if params.exclude_pen:
         mask &= ~pen_and_dark_mask(rgb, hsv)
     if params.closing > 0:
         mask = _close(mask, params.closing)
     px_area_um2 = mpp**2
     mask = _fill_small_holes(mask, params.min_hole_area_um2 / px_area_um2)
-    mask = _drop_small_components(mask, params.min_tissue_area_um2 / px_area_um2)
-    return mask, float(threshold)
+    kept, small_piece_px = _drop_small_components(mask, params.min_tissue_area_um2 / px_area_um2)
+    return _Segmentation(kept, float(threshold), stained, mask & ~kept, small_piece_px)
 
 
 def _contours(mask: np.ndarray, downsample: float) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -190,24 +235,33 @@ def detect_tissue(slide: Slide, params: TissueParams) -> TissueMask:
     """Tissue mask of a slide at about ``params.detection_mpp`` (never finer), read from the best level."""
     image, downsample = slide.read_downsampled(params.detection_mpp / slide.mpp)
     mpp = slide.mpp * downsample
-    mask, threshold = detect_tissue_in_image(image, mpp, params)
-    tissue, holes = _contours(mask, downsample)
-    return TissueMask(mask, downsample, mpp, threshold, tissue, holes)
+    segmentation = _segment(image, mpp, params)
+    tissue, holes = _contours(segmentation.mask, downsample)
+    small_pieces, _ = _contours(segmentation.small_pieces, downsample)
+    return TissueMask(
+        segmentation.mask, downsample, mpp, segmentation.threshold, tissue, holes,
+        small_piece_contours=small_pieces,
+        small_piece_areas_um2=[float(px) * mpp**2 for px in segmentation.small_piece_px],
+        stained_area_um2=float(segmentation.stained.sum()) * mpp**2,
+    )
 
 
-def patch_coords(
-    tissue: TissueMask, dimensions: tuple[int, int], footprint_px: int, min_tissue_fraction: float
-) -> np.ndarray:
-    """(N, 2) int64 level-0 top-left x, y of grid patches lying inside the slide with enough tissue.
+def patch_tissue_fractions(
+    tissue: TissueMask, dimensions: tuple[int, int], footprint_px: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Grid x starts, y starts (level-0, int64) and each grid cell's tissue fraction, shape (len(ys), len(xs)).
 
-    The grid starts at (0, 0) with step ``footprint_px``; a patch's tissue fraction is the mean of the
-    mask over the mask pixels it covers (an integral image makes this O(1) per patch).
+    The grid starts at (0, 0) with step ``footprint_px`` and holds only cells lying inside the slide; a cell's
+    tissue fraction is the mean of the mask over the mask pixels it covers (an integral image makes this O(1)
+    per cell).
     """
+    if footprint_px < 1:
+        raise ValueError(f"footprint_px must be at least 1 level-0 pixel, got {footprint_px}")
     width, height = dimensions
     xs = np.arange(0, width - footprint_px + 1, footprint_px, dtype=np.int64)
     ys = np.arange(0, height - footprint_px + 1, footprint_px, dtype=np.int64)
     if len(xs) == 0 or len(ys) == 0 or not tissue.mask.any():
-        return np.zeros((0, 2), dtype=np.int64)
+        return xs, ys, np.zeros((len(ys), len(xs)))
     mask_height, mask_width = tissue.mask.shape
     integral = cv2.integral(tissue.mask.astype(np.uint8))  # (H+1, W+1) int32
 
@@ -221,9 +275,64 @@ def patch_coords(
     covered = (
         integral[y1][:, x1] - integral[y0][:, x1] - integral[y1][:, x0] + integral[y0][:, x0]
     )
-    fraction = covered / ((y1 - y0)[:, None] * (x1 - x0)[None, :])
+    return xs, ys, covered / ((y1 - y0)[:, None] * (x1 - x0)[None, :])
+
+
+def patch_coords(
+    tissue: TissueMask, dimensions: tuple[int, int], footprint_px: int, min_tissue_fraction: float
+) -> np.ndarray:
+    """(N, 2) int64 level-0 top-left x, y of grid patches lying inside the slide with enough tissue."""
+    xs, ys, fraction = patch_tissue_fractions(tissue, dimensions, footprint_px)
+    if not tissue.mask.any():  # an all-glass grid must stay empty even at min_tissue_fraction 0
+        return np.zeros((0, 2), dtype=np.int64)
     rows, cols = np.nonzero(fraction >= min_tissue_fraction)
     return np.stack([xs[cols], ys[rows]], axis=1).astype(np.int64)
+
+
+def explain_no_patches(
+    tissue: TissueMask,
+    params: TissueParams,
+    dimensions: tuple[int, int],
+    footprint_px: int,
+    min_tissue_fraction: float,
+) -> str:
+    """Why a slide got no patches: which setting removed its tissue, then every setting that can."""
+    xs, ys, fraction = patch_tissue_fractions(tissue, dimensions, footprint_px)
+    threshold = (
+        f"{tissue.threshold:.0f} (Otsu)" if params.saturation_threshold is None else f"{tissue.threshold:.0f}"
+    )
+    if len(xs) == 0 or len(ys) == 0:
+        cause = (
+            f"the slide ({dimensions[0]}x{dimensions[1]} px) is smaller than one patch ({footprint_px} level-0 px); "
+            "check its resolution (the sample sheet's 'mpp') and tiling.target_mpp / tiling.patch_px"
+        )
+    elif tissue.mask.any():
+        cause = (
+            f"tissue of {tissue.area_um2 / 1e6:.3f} mm² was found, but no patch has tiling.min_tissue_fraction "
+            f"= {min_tissue_fraction:g} of its area in tissue (best: {fraction.max():.2f})"
+        )
+    elif tissue.small_piece_areas_um2:
+        count = len(tissue.small_piece_areas_um2)
+        cause = (
+            f"{count} tissue piece(s) were found but all were smaller than tiling.tissue.min_tissue_area_um2 = "
+            f"{params.min_tissue_area_um2:g} µm² (largest: {tissue.small_piece_areas_um2[0]:.0f} µm²); biopsy "
+            "fragments and TMA cores need a lower min_tissue_area_um2"
+        )
+    elif tissue.stained_area_um2 > 0 and params.exclude_pen:
+        cause = (
+            f"{tissue.stained_area_um2 / 1e6:.3f} mm² was above the saturation threshold, but all of it was "
+            "classed as pen ink or near-black and removed (tiling.tissue.exclude_pen)"
+        )
+    else:
+        cause = f"no pixel was above tiling.tissue.saturation_threshold = {threshold}"
+    settings = (
+        f"tiling.tissue.saturation_threshold ({threshold}; lower it, or null for Otsu), "
+        f"tiling.tissue.exclude_pen ({params.exclude_pen}), "
+        f"tiling.tissue.min_tissue_area_um2 ({params.min_tissue_area_um2:g}), "
+        f"tiling.min_tissue_fraction ({min_tissue_fraction:g}), and less directly tiling.tissue.median_blur "
+        f"({params.median_blur}) and closing ({params.closing})"
+    )
+    return f"{cause}. Settings that remove tissue: {settings}"
 
 
 @dataclass(frozen=True)
@@ -252,25 +361,45 @@ def tile_slide(
     with open_slide(
         slide_path, slide_id=slide_id, mpp_override=mpp_override, assume_mpp=tiling.get("assume_mpp")
     ) as slide:
-        geometry = patch_geometry(slide.mpp, target_mpp, patch_px, slide.level_downsamples)
+        label = f"slide {slide_id!r} ({slide_path})"
+        try:
+            geometry = patch_geometry(slide.mpp, target_mpp, patch_px, slide.level_downsamples)
+        except ValueError as error:
+            raise SlideError(
+                f"{label}, {slide.mpp:g} µm/px from {slide.mpp_source}: cannot lay patches: {error}"
+            ) from error
         log.info(
             "%s: %dx%d px, %d level(s), %.4f µm/px (from %s); patches %d px at %.3f µm/px = %d level-0 px, "
             "read %d px at level %d",
             slide_id, *slide.dimensions, slide.level_count, slide.mpp, slide.mpp_source, patch_px,
             target_mpp, geometry.footprint_px, geometry.read_px, geometry.read_level,
         )
+        if geometry.upsampled:
+            log.warning(
+                "%s: its finest level is %.4f µm/px (from %s), coarser than tiling.target_mpp %.3f µm/px, so each "
+                "patch is %d px read at level 0 and upsampled %.2fx to %d px: the encoder sees interpolated, not "
+                "scanned, detail. Rescan at higher resolution or raise tiling.target_mpp if this is not intended",
+                label, slide.mpp, slide.mpp_source, target_mpp, geometry.read_px, geometry.upsample_factor,
+                patch_px,
+            )
         tissue = detect_tissue(slide, params)
         coords = patch_coords(tissue, slide.dimensions, geometry.footprint_px, min_fraction)
         log.info(
             "%s: tissue %.2f mm² at %.2f µm/px (saturation threshold %.0f); %d patches",
             slide_id, tissue.area_um2 / 1e6, tissue.mpp, tissue.threshold, len(coords),
         )
+        if tissue.small_piece_areas_um2:
+            log.info(
+                "%s: %d tissue piece(s) smaller than tiling.tissue.min_tissue_area_um2 = %g µm² dropped "
+                "(largest: %.0f µm²)",
+                slide_id, len(tissue.small_piece_areas_um2), params.min_tissue_area_um2,
+                tissue.small_piece_areas_um2[0],
+            )
         if len(coords) == 0:
+            reason = explain_no_patches(tissue, params, slide.dimensions, geometry.footprint_px, min_fraction)
             log.warning(
-                "%s (%s): no tissue patches found (tissue area %.3f mm²); writing an empty patch store. "
-                "If the slide does have tissue, lower tiling.tissue.saturation_threshold (or set it to null "
-                "for Otsu) or tiling.min_tissue_fraction, and check the QC picture",
-                slide_id, slide_path, tissue.area_um2 / 1e6,
+                "%s: no tissue patches found; writing an empty patch store. %s. Check the QC picture%s",
+                label, reason, f" {qc_path}" if qc_path is not None else "",
             )
         attrs = {
             "slide_id": slide_id,
@@ -282,6 +411,7 @@ def tile_slide(
             "footprint_px": geometry.footprint_px,
             "read_level": geometry.read_level,
             "read_px": geometry.read_px,
+            "upsample_factor": geometry.upsample_factor,
             "tissue": {
                 **asdict(params),
                 "min_tissue_fraction": min_fraction,

@@ -1,4 +1,4 @@
-"""Tissue QC picture: slide thumbnail with tissue outlines, holes and the kept patch grid."""
+"""Tissue QC picture: slide thumbnail with tissue outlines, holes, pieces too small to keep and the patch grid."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ THUMBNAIL_PX = 1600
 TISSUE_COLOUR = "#00c853"
 HOLE_COLOUR = "#ff6d00"
 PATCH_COLOUR = "#2962ff"
+SMALL_PIECE_COLOUR = "#d500f9"  # magenta: stands out from tissue green, hole orange and patch blue
 
 
 def plot_tissue_qc(
@@ -45,26 +46,37 @@ def plot_tissue_qc(
             linewidth=0.3,
         )
     )
-    for contours, colour in ((tissue.tissue_contours, TISSUE_COLOUR), (tissue.hole_contours, HOLE_COLOUR)):
+    outlines = (
+        (tissue.tissue_contours, TISSUE_COLOUR),
+        (tissue.hole_contours, HOLE_COLOUR),
+        (tissue.small_piece_contours, SMALL_PIECE_COLOUR),
+    )
+    for contours, colour in outlines:
         for contour in contours:
             closed = np.vstack([contour, contour[:1]]) * scale
             ax.plot(closed[:, 0], closed[:, 1], color=colour, linewidth=1.2)
     ax.set_xlim(0, width * scale)
     ax.set_ylim(height * scale, 0)
     ax.set_axis_off()
+    upsampled = f", upsampled {geometry.upsample_factor:.2f}x" if geometry.upsampled else ""
     ax.set_title(
         f"{slide.slide_id}: {slide.mpp:.4f} µm/px ({slide.mpp_source}), {width}x{height} px\n"
         f"{len(coords)} patches of {geometry.patch_px} px at {geometry.target_mpp:g} µm/px "
-        f"({geometry.footprint_px} level-0 px, read {geometry.read_px} px at level {geometry.read_level}); "
-        f"tissue {tissue.area_um2 / 1e6:.2f} mm²",
+        f"({geometry.footprint_px} level-0 px, read {geometry.read_px} px at level {geometry.read_level}"
+        f"{upsampled}); tissue {tissue.area_um2 / 1e6:.2f} mm²",
         fontsize=9,
     )
+    handles = [
+        Line2D([], [], color=TISSUE_COLOUR, label="tissue outline"),
+        Line2D([], [], color=HOLE_COLOUR, label="hole"),
+        Rectangle((0, 0), 1, 1, facecolor=(0.16, 0.38, 1.0, 0.12), edgecolor=PATCH_COLOUR, label="kept patch"),
+    ]
+    if tissue.small_piece_contours:
+        handles.append(
+            Line2D([], [], color=SMALL_PIECE_COLOUR, label="dropped: below tiling.tissue.min_tissue_area_um2")
+        )
     ax.legend(
-        handles=[
-            Line2D([], [], color=TISSUE_COLOUR, label="tissue outline"),
-            Line2D([], [], color=HOLE_COLOUR, label="hole"),
-            Rectangle((0, 0), 1, 1, facecolor=(0.16, 0.38, 1.0, 0.12), edgecolor=PATCH_COLOUR, label="kept patch"),
-        ],
+        handles=handles,
         loc="lower right",
         fontsize=7,
         framealpha=0.8,
