@@ -66,6 +66,23 @@ def test_patients_missing_from_matrix_get_zeros_and_absent_and_extra_columns_are
     assert "stranger" in caplog.text
 
 
+def test_columns_differing_from_a_patient_id_only_by_case_or_spaces_fail_naming_column_and_patient():
+    matrix = matrix_of(np.ones((2, 4)), ["g1", "g2"], ["P01", "p02", " P03 ", "stranger"])
+    with pytest.raises(RNAMatrixError) as error:
+        select_rna_features(matrix, ["P01", "P02", "P03"], top_genes=2, source="rna.tsv")
+    assert str(error.value) == (
+        "rna.tsv: column(s) 'p02' (patient 'P02'), ' P03 ' (patient 'P03') differ from a sample-sheet patient_id "
+        "only by letter case or surrounding spaces, so those patients would silently have no RNA; rename each "
+        "column to the exact patient_id"
+    )
+
+
+def test_a_case_variant_column_is_ignored_when_the_patient_has_its_exact_column():
+    matrix = matrix_of([[1, 5], [2, 6]], ["g1", "g2"], ["P01", "p01"])
+    features = select_rna_features(matrix, ["P01"], top_genes=2, log_transform=False)
+    np.testing.assert_array_equal(features.values, [[1, 2]])
+
+
 def test_variance_ignores_patients_outside_the_cohort():
     # G1 varies only because of a patient who is not in the sample sheet.
     matrix = matrix_of([[1.0, 1.0, 50.0], [1.0, 3.0, 3.0]], ["G1", "G2"], ["p1", "p2", "stranger"])

@@ -105,6 +105,17 @@ def top_variable_genes(matrix: pd.DataFrame, top_k: int) -> list[str]:
     return matrix.index[np.sort(order)].tolist()
 
 
+def misspelled_patient_columns(
+    columns: Sequence[str], patient_ids: Sequence[str], matrix_columns: set[str]
+) -> dict[str, str]:
+    """Column -> the patient id it differs from only by case or surrounding whitespace, for ``columns`` that
+    would leave a cohort patient without RNA (patients with an exactly matching column are not listed)."""
+    unmatched = {pid.strip().casefold(): pid for pid in patient_ids if pid not in matrix_columns}
+    return {
+        column: unmatched[column.strip().casefold()] for column in columns if column.strip().casefold() in unmatched
+    }
+
+
 def select_rna_features(
     matrix: pd.DataFrame | None,
     patient_ids: Sequence[str],
@@ -124,7 +135,17 @@ def select_rna_features(
         log.info("no RNA matrix configured: all %d patients have RNA marked absent", len(patient_ids))
         return RNAFeatures(patient_ids, [], np.zeros((len(patient_ids), 0), np.float32),
                            np.zeros(len(patient_ids), bool), False)
-    extra = sorted(set(matrix.columns) - set(patient_ids))
+    cohort_ids = set(patient_ids)
+    extra = sorted(set(matrix.columns) - cohort_ids)
+    near_misses = misspelled_patient_columns(
+        [c for c in matrix.columns if c not in cohort_ids], patient_ids, set(matrix.columns)
+    )
+    if near_misses:
+        listed = _listing([f"{column!r} (patient {pid!r})" for column, pid in near_misses.items()])
+        raise RNAMatrixError(
+            f"{source}: column(s) {listed} differ from a sample-sheet patient_id only by letter case or surrounding "
+            "spaces, so those patients would silently have no RNA; rename each column to the exact patient_id"
+        )
     if extra:
         log.info("%s: ignoring %d column(s) not in the sample sheet: %s", source, len(extra), _listing(extra))
     present = np.array([pid in matrix.columns for pid in patient_ids])
