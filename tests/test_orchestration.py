@@ -23,7 +23,16 @@ from snakemake.script import PythonScript
 from snakemake.sourcecache import LocalSourceFile
 
 from mosare import provenance
-from workflow_runs import REPO, FinishedRun, planned_jobs, snapshot_workflow, tiny_demo_config, write_config
+from workflow_runs import (
+    REPO,
+    FinishedRun,
+    make_workdir,
+    planned_jobs,
+    snakemake as run_snakemake,
+    snapshot_workflow,
+    tiny_demo_config,
+    write_config,
+)
 from workflow_runs import finished_tiny_run  # noqa: F401 (session fixture shared with test_report)
 
 RULE_FILES = sorted((REPO / "workflow" / "rules").glob("*.smk"))
@@ -340,6 +349,23 @@ def test_every_pyproject_package_a_rules_code_imports_is_pinned_in_the_rules_con
         if unpinned:
             missing[f"{name} ({env_file.name})"] = unpinned
     assert missing == {}
+
+
+# ---------------------------------------------------------------- checks when the workflow is planned
+
+
+def test_a_cohort_too_small_for_its_validation_split_fails_when_the_workflow_is_planned(tmp_path):
+    config = tiny_demo_config()
+    config["train"]["val_fraction"] = 0.2  # 8 patients, 2 folds: 4 training patients cannot spare one per class
+    workdir = make_workdir(tmp_path / "work", config)
+
+    with pytest.raises(AssertionError) as failed:
+        run_snakemake(workdir, "--dry-run", timeout=300)
+
+    message = str(failed.value)
+    assert "cohort 'tiny', test fold 0 (train.folds 2, train.val_fraction 0.2, 8 patients" in message
+    assert "raise train.val_fraction or add patients" in message
+    assert not (workdir / "results").exists()
 
 
 # ---------------------------------------------------------------- dry runs on a finished tiny demo cohort

@@ -11,9 +11,11 @@ from synthetic_cohort import StandInModel, small_train_config, stand_in_factory,
 from mosare.training import (
     CohortData,
     Scenario,
+    check_cohort_splits,
     cross_validate,
     draw_missing_masks,
     eval_patch_rows,
+    fold_validation_split,
     fit_normalisation,
     fold_tensors,
     load_cohort_data,
@@ -63,6 +65,54 @@ def test_validation_split_is_stratified_and_never_touches_the_test_fold():
     assert not set(fit) & set(val)
     assert not set(val) & set(np.flatnonzero(folds == 0))
     assert np.bincount(labels[val]).tolist() == [4, 4]
+
+
+def test_split_check_names_the_cohort_and_fold_when_a_validation_split_cannot_hold_every_class():
+    ids, labels = np.array([f"P{i}" for i in range(8)]), np.array([0, 1] * 4)
+
+    with pytest.raises(ValueError) as raised:
+        check_cohort_splits("tiny", ids, labels, small_train_config(folds=2, val_fraction=0.2))
+
+    message = str(raised.value)
+    assert message.startswith("cohort 'tiny', test fold 0 (train.folds 2, train.val_fraction 0.2, 8 patients")
+    assert "20% of 4 training patients cannot hold every class" in message
+    assert "raise train.val_fraction or add patients" in message
+
+
+def test_split_check_names_the_cohort_when_a_class_has_fewer_patients_than_folds():
+    ids, labels = np.array([f"P{i}" for i in range(12)]), np.array([0] * 10 + [1] * 2)
+
+    with pytest.raises(ValueError, match=r"^cohort 'tiny' \(train.folds 3, .*class counts \[10, 2\]\).*lower train.folds"):
+        check_cohort_splits("tiny", ids, labels, small_train_config(folds=3))
+
+
+def test_split_check_names_the_fold_whose_fit_part_would_lose_a_class():
+    ids, labels = np.array([f"P{i}" for i in range(12)]), np.array([0, 1] * 6)
+
+    with pytest.raises(ValueError, match=r"^cohort 'tiny', test fold 0 .*train.val_fraction 0.9"):
+        check_cohort_splits("tiny", ids, labels, small_train_config(folds=2, val_fraction=0.9))
+
+
+def test_split_check_returns_the_folds_training_uses_and_every_fold_splits_like_training():
+    ids, labels = np.array([f"P{i}" for i in range(20)]), np.array([0] * 12 + [1] * 8)
+    config = small_train_config(folds=4, val_fraction=0.25, seed=5)
+
+    folds = check_cohort_splits("c", ids, labels, config)
+
+    assert np.array_equal(folds, make_folds(ids, labels, 4, seed=5))
+    for fold in range(4):
+        fit, val = fold_validation_split(folds, fold, labels, config)
+        assert set(np.bincount(labels[val]).nonzero()[0]) == {0, 1}
+        assert not set(fit) & set(val) and not set(val) & set(np.flatnonzero(folds == fold))
+
+
+def test_cross_validation_stops_with_the_cohort_named_before_training_a_model(cohort, tmp_path):
+    with pytest.raises(ValueError, match="^cohort 'small', test fold 0 .*raise train.val_fraction"):
+        cross_validate(
+            cohort, small_train_config(folds=2, val_fraction=0.01), "small", tmp_path / "train",
+            torch.device("cpu"), build=stand_in_factory(DIMS),
+        )  # fmt: skip
+    assert not (tmp_path / "train").exists()
 
 
 def test_masks_keep_one_modality_and_never_drop_wsi_and_rna_together():

@@ -26,6 +26,13 @@ class CohortError(ValueError):
     """The stages' outputs disagree about the cohort; the message names the store and the patients."""
 
 
+def sheet_patient_labels(sheet: pd.DataFrame, classes: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Patient ids and their labels as indices into ``classes``, one per patient in sheet order (as in cohort.tsv)."""
+    labels = sheet.groupby("patient_id", sort=False)["label"].first()
+    index = {name: i for i, name in enumerate(classes)}
+    return labels.index.to_numpy(dtype=str), labels.map(index).to_numpy(dtype=np.int64)
+
+
 def slide_patch_count(store_path: str | Path) -> int:
     """Number of patches in a slide's feature store (``features`` rows) or patch store (``n_patches``)."""
     store = open_store(store_path)

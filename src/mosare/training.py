@@ -281,6 +281,41 @@ def validation_split(
     return np.sort(fit), np.sort(val)
 
 
+def fold_validation_split(
+    folds: np.ndarray, fold: int, labels: np.ndarray, train_config: Mapping[str, Any]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The (fit, validation) split of test fold ``fold``'s training part, as training draws it."""
+    return validation_split(
+        np.flatnonzero(folds != fold), labels, train_config["val_fraction"], _seed(train_config["seed"], fold, 1)
+    )
+
+
+def check_cohort_splits(
+    cohort: str, patient_ids: np.ndarray, labels: np.ndarray, train_config: Mapping[str, Any]
+) -> np.ndarray:
+    """The test fold of every patient, once every fold's training part is known to split into fit and validation
+    patients holding every class; otherwise a ValueError naming the cohort, the fold and the setting to change.
+
+    Draws the real folds and splits (seeded, cheap), so the workflow runs it on the sample sheet's labels when it
+    is planned, hours before the training job would fail on the same cohort.
+    """
+    labels = np.asarray(labels)
+    setting = (
+        f"train.folds {train_config['folds']}, train.val_fraction {train_config['val_fraction']}, "
+        f"{len(labels)} patients, class counts {np.bincount(labels).tolist()}"
+    )
+    try:
+        folds = make_folds(patient_ids, labels, train_config["folds"], train_config["seed"])
+    except ValueError as error:
+        raise ValueError(f"cohort {cohort!r} ({setting}): {error}") from error
+    for fold in range(train_config["folds"]):
+        try:
+            fold_validation_split(folds, fold, labels, train_config)
+        except ValueError as error:  # also sklearn's, when the fit part would be left without a class
+            raise ValueError(f"cohort {cohort!r}, test fold {fold} ({setting}): {error}") from error
+    return folds
+
+
 def draw_missing_masks(available: np.ndarray, rate: float, rng: np.random.Generator) -> np.ndarray:
     """Which modalities each patient shows (N, 3) when each is dropped with probability ``rate``.
 
@@ -699,12 +734,7 @@ class RunContext:
 
 def fold_parts(data: CohortData, context: RunContext, fold: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(fit, validation, test) patient indices of a fold."""
-    fit_index, val_index = validation_split(
-        np.flatnonzero(context.folds != fold),
-        data.labels,
-        context.train_config["val_fraction"],
-        _seed(context.train_config["seed"], fold, 1),
-    )
+    fit_index, val_index = fold_validation_split(context.folds, fold, data.labels, context.train_config)
     return fit_index, val_index, np.flatnonzero(context.folds == fold)
 
 
@@ -815,7 +845,7 @@ def cross_validate(
             f"{cohort}: none of train.models {list(train_config['models'])} can run on this cohort "
             f"({'; '.join(f'{m} {r}' for m, r in plan.skipped.items())}); add abmil or a fusion model to train.models"
         )
-    folds = make_folds(data.patient_ids, data.labels, train_config["folds"], train_config["seed"])
+    folds = check_cohort_splits(cohort, data.patient_ids, data.labels, train_config)
     context = RunContext(
         folds=folds,
         train_config={**train_config, "models": plan.models},  # the models this cohort can run
