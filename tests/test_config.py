@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mosare.config import ConfigError, cohort_train_config, load_config, validate_config
+from mosare.config import (
+    ConfigError,
+    check_encoder_weights_configured,
+    cohort_train_config,
+    load_config,
+    validate_config,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -48,8 +54,63 @@ def test_user_cohort_gets_paper_training_settings(tmp_path: Path) -> None:
 def test_unknown_key_fails_naming_the_key(shipped_config: dict) -> None:
     broken = copy.deepcopy(shipped_config)
     broken["gmm"]["componets"] = 8
-    with pytest.raises(ConfigError, match=r"at 'gmm'.*'componets' was unexpected"):
+    with pytest.raises(ConfigError, match=r"at 'gmm': unknown key 'componets': did you mean 'components'\?"):
         validate_config(broken)
+
+
+def test_unknown_keys_get_a_suggestion_from_the_keys_allowed_at_their_place(shipped_config: dict) -> None:
+    broken = copy.deepcopy(shipped_config)
+    broken["train"]["epoch"] = 3  # the global train section (a $ref in the schema)
+    broken["cohorts"]["nsclc"]["train"]["foldz"] = 3
+    broken["cohorts"]["nsclc"]["clases"] = ["LUAD", "LUSC"]
+    broken["tilling"] = {}
+    with pytest.raises(ConfigError) as error:
+        validate_config(broken)
+    message = str(error.value)
+    assert message.startswith(
+        "the workflow configuration (config.yaml and any --configfile) is invalid (schema: "
+        "workflow/schemas/config.schema.yaml):"
+    )
+    assert "at '(top level)': unknown key 'tilling': did you mean 'tiling'?" in message
+    assert "at 'train': unknown key 'epoch': did you mean 'epochs'?" in message
+    assert "at 'cohorts/nsclc/train': unknown key 'foldz': did you mean 'folds'?" in message
+    assert "at 'cohorts/nsclc': unknown key 'clases': did you mean 'classes'?" in message
+
+
+def test_unknown_key_without_a_close_match_lists_the_allowed_keys(shipped_config: dict) -> None:
+    broken = copy.deepcopy(shipped_config)
+    broken["gmm"]["xyz"] = 1
+    with pytest.raises(ConfigError, match=r"unknown key 'xyz': check the spelling \(allowed here: components, max_iter"):
+        validate_config(broken)
+
+
+@pytest.mark.parametrize("name", ["uni", "uni2-h", "timm:resnet18"])
+def test_encoder_that_needs_weights_without_a_checkpoint_fails_at_planning_saying_where_they_come_from(
+    shipped_config: dict, name: str
+) -> None:
+    config = validate_config(shipped_config | {"encoder": {"name": name}})
+    with pytest.raises(ConfigError, match=rf"encoder '{name}' needs a local weights file but none is set") as error:
+        check_encoder_weights_configured(config)
+    assert "set 'encoder.checkpoint" in str(error.value)
+    if name == "uni2-h":
+        assert "request access at https://huggingface.co/MahmoodLab/UNI2-h" in str(error.value)
+
+
+def test_encoder_weights_file_need_not_exist_at_planning_and_efficientnet_lite0_needs_none(
+    shipped_config: dict, tmp_path: Path
+) -> None:
+    check_encoder_weights_configured(validate_config(copy.deepcopy(shipped_config)))
+    moved_away = {"name": "uni", "checkpoint": str(tmp_path / "moved-away.bin")}
+    check_encoder_weights_configured(validate_config(shipped_config | {"encoder": moved_away}))
+
+
+def test_efficientnet_lite0_with_a_checkpoint_and_unknown_encoders_fail_at_planning(shipped_config: dict) -> None:
+    with_checkpoint = validate_config(shipped_config | {"encoder": {"name": "efficientnet-lite0", "checkpoint": "w.bin"}})
+    with pytest.raises(ConfigError, match="remove 'encoder.checkpoint'"):
+        check_encoder_weights_configured(with_checkpoint)
+    unknown = validate_config(copy.deepcopy(shipped_config) | {"encoder": {"name": "unii", "checkpoint": "w.bin"}})
+    with pytest.raises(ConfigError, match=r"unknown encoder.name 'unii'; choose one of"):
+        check_encoder_weights_configured(unknown)
 
 
 def test_wrong_type_fails_naming_the_key(shipped_config: dict) -> None:
@@ -84,4 +145,11 @@ def test_load_config_reports_broken_yaml(tmp_path: Path) -> None:
     path = tmp_path / "config.yaml"
     path.write_text("cohorts: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(path)
+
+
+def test_load_config_names_the_file_it_read(tmp_path: Path) -> None:
+    path = tmp_path / "site.yaml"
+    path.write_text("cohorts: {x: {classes: [A, B], samples: s.tsv}}\ngmm: {componets: 8}\n")
+    with pytest.raises(ConfigError, match=rf"^{path} is invalid .*did you mean 'components'\?"):
         load_config(path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import difflib
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,8 @@ import yaml
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "workflow" / "schemas"
 CONFIG_SCHEMA = SCHEMA_DIR / "config.schema.yaml"
 SAMPLES_SCHEMA = SCHEMA_DIR / "samples.schema.yaml"
+# Snakemake merges config.yaml with every --configfile before validation, so no single file can be blamed.
+WORKFLOW_CONFIG = "the workflow configuration (config.yaml and any --configfile)"
 
 
 class ConfigError(ValueError):
@@ -22,8 +25,8 @@ def _error_location(error: Any) -> str:
     return path or "(top level)"
 
 
-def validate_config(config: dict[str, Any]) -> dict[str, Any]:
-    """Validate ``config`` in place, filling schema defaults; return it.
+def validate_config(config: dict[str, Any], *, source: str = WORKFLOW_CONFIG) -> dict[str, Any]:
+    """Validate ``config`` in place, filling schema defaults; return it. ``source`` names it in errors.
 
     Per-cohort ``train`` overrides are kept as written (not default-filled) so that a partial
     override such as ``{epochs: 20}`` only changes what it names; see :func:`cohort_train_config`.
@@ -41,9 +44,7 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         lines = [f"  - at '{_error_location(e)}': {_explain(e)}" for e in errors]
-        raise ConfigError(
-            "config.yaml is invalid (schema: workflow/schemas/config.schema.yaml):\n" + "\n".join(lines)
-        )
+        raise ConfigError(f"{source} is invalid (schema: workflow/schemas/config.schema.yaml):\n" + "\n".join(lines))
     validate(config, str(CONFIG_SCHEMA), set_default=True)
     for name, override in raw_overrides.items():
         config["cohorts"][name]["train"] = override
@@ -54,8 +55,51 @@ def _explain(error: Any) -> str:
     if error.validator == "oneOf" and error.absolute_path and len(error.absolute_path) == 2:
         return "a cohort needs exactly one of 'samples:' (your sample sheet, optionally with 'rna:') or 'demo:'"
     if error.validator == "additionalProperties":
-        return f"{error.message}; check the spelling against the schema"
+        allowed = list(error.schema.get("properties", {}))
+        unknown = [key for key in error.instance if key not in allowed]
+        return "; ".join(_unknown_key(str(key), allowed) for key in unknown)
     return error.message
+
+
+def _unknown_key(key: str, allowed: list[str]) -> str:
+    close = difflib.get_close_matches(key, allowed, n=1)
+    suggestion = f"did you mean {close[0]!r}?" if close else "check the spelling"
+    return f"unknown key {key!r}: {suggestion} (allowed here: {', '.join(allowed)})"
+
+
+def check_encoder_weights_configured(config: dict[str, Any], *, source: str = WORKFLOW_CONFIG) -> None:
+    """Fail at planning, not when the first embedding job runs, when the encoder cannot get its weights.
+
+    Every encoder but efficientnet-lite0 (weights shipped in its package) needs ``encoder.checkpoint``. Only
+    that it is set is checked: finished results plan without the file (see mosare.weights_fingerprint).
+    """
+    from mosare.encoders import (
+        ENCODERS,
+        UNI_HINT,
+        UNI_REPOS,
+        EncoderWeightsError,
+        encoder_weights_file,
+        timm_checkpoint_hint,
+    )
+
+    name, checkpoint = config["encoder"]["name"], config["encoder"].get("checkpoint")
+    if name == "efficientnet-lite0":
+        try:
+            encoder_weights_file(name, checkpoint)
+        except EncoderWeightsError as error:
+            raise ConfigError(f"{source} is invalid: {error}") from error
+        return
+    if name in UNI_REPOS:
+        hint = UNI_HINT.format(repo=UNI_REPOS[name])
+    elif name.startswith("timm:"):
+        hint = timm_checkpoint_hint(name.removeprefix("timm:"))
+    else:
+        raise ConfigError(
+            f"{source} is invalid: unknown encoder.name {name!r}; choose one of {sorted(ENCODERS)} or "
+            "'timm:<architecture>'"
+        )
+    if checkpoint is None:
+        raise ConfigError(f"{source} is invalid: encoder {name!r} needs a local weights file but none is set. {hint}")
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
@@ -65,7 +109,7 @@ def load_config(path: str | Path) -> dict[str, Any]:
         config = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
-    return validate_config(config)
+    return validate_config(config, source=str(path))
 
 
 def cohort_train_config(config: dict[str, Any], cohort: str) -> dict[str, Any]:
