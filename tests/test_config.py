@@ -151,5 +151,5 @@ def test_load_config_reports_broken_yaml(tmp_path: Path) -> None:
 def test_load_config_names_the_file_it_read(tmp_path: Path) -> None:
     path = tmp_path / "site.yaml"
     path.write_text("cohorts: {x: {classes: [A, B], samples: s.tsv}}\ngmm: {componets: 8}\n")
-    with pytest.raises(ConfigError, match=rf"^{path} is invalid .*did you mean 'components'\?"):
+    with pytest.raises(ConfigError, match=rf"(?s)^{path} is invalid .*did you mean 'components'\?"):
         load_config(path)
