@@ -14,8 +14,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-# Per-slide QC pictures are thumbnails with coloured overlays: as 256-colour palette PNGs they are about 4x smaller
-# (demo tissue QC 1.7 MB -> 0.4 MB, GMM map 1.0 -> 0.25 MB) and look the same, which keeps a cohort's report
+# Per-slide QC pictures are thumbnails with coloured overlays: as 256-colour palette PNGs they are 3-4x smaller
+# (demo tissue QC 1.7 MB -> 0.6 MB, GMM map 1.0 -> 0.26 MB) and look the same, which keeps a cohort's report
 # embeddable. A quantiser alone may merge a small legend swatch into a nearby photo colour (median cut moved a GMM
 # component's blue to green), so the colours a picture is read by are reserved in the palette exactly.
 PALETTE_COLOURS = 256

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.collections import PatchCollection
+from matplotlib.colors import to_rgb
+from matplotlib.lines import Line2D
+from matplotlib.patches import Rectangle
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.collections import PatchCollection  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.patches import Rectangle  # noqa: E402
+from mosare.plots import save_png
 
 if TYPE_CHECKING:
     from mosare.slides import Slide
@@ -24,6 +23,7 @@ TISSUE_COLOUR = "#00c853"
 HOLE_COLOUR = "#ff6d00"
 PATCH_COLOUR = "#2962ff"
 SMALL_PIECE_COLOUR = "#d500f9"  # magenta: stands out from tissue green, hole orange and patch blue
+OUTLINE_COLOURS = (TISSUE_COLOUR, HOLE_COLOUR, PATCH_COLOUR, SMALL_PIECE_COLOUR)  # kept exact in the palette PNG
 
 
 def plot_tissue_qc(
@@ -82,11 +82,4 @@ def plot_tissue_qc(
         framealpha=0.8,
     )
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.png")
-    try:
-        fig.savefig(tmp, dpi=130)
-    finally:
-        plt.close(fig)
-    os.replace(tmp, path)
+    save_png(fig, path, dpi=130, palette=True, key_colours=[to_rgb(c) for c in OUTLINE_COLOURS])

@@ -1,0 +1,139 @@
+"""What a finished run left missing, read from its outputs (nothing is rerun), for the end of a successful run.
+
+Warnings about slides without tissue or patients without a modality go to job logs nobody opens while the run exits
+0; this summary puts them on screen with the logs and pictures to look at. It only reads small files (store
+metadata ``zarr.json``, ``cohort.tsv``) and never raises: a problem of its own becomes one line of the summary.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+MAX_LISTED = 10  # ids listed per problem; the count says how many there are
+
+
+@dataclasses.dataclass
+class CohortSummary:
+    """The problems of one cohort's outputs; a ``None`` count: that output does not exist (yet)."""
+
+    cohort: str
+    n_slides: int
+    n_patients: int | None
+    empty_slides: list[str]
+    patients_without_wsi: list[str]  # they have slides, none of which gave a feature row
+    patients_without_rna: list[str]
+    patients_without_report: list[str]
+
+    @property
+    def has_problems(self) -> bool:
+        return bool(
+            self.empty_slides or self.patients_without_wsi or self.patients_without_rna or self.patients_without_report
+        )
+
+
+def patch_store_count(store: str | Path) -> int | None:
+    """Patches in a finished patch store (attr ``n_patches``, else the ``coords`` length); None when there is none.
+
+    Reads the zarr v3 metadata files directly: opening hundreds of stores through zarr would cost seconds.
+    """
+    metadata = Path(store) / "zarr.json"
+    if not metadata.is_file():
+        return None
+    attrs = json.loads(metadata.read_text(encoding="utf-8")).get("attributes", {})
+    if "n_patches" in attrs:
+        return int(attrs["n_patches"])
+    coords = json.loads((Path(store) / "coords" / "zarr.json").read_text(encoding="utf-8"))
+    return int(coords["shape"][0])
+
+
+def _missing(table: pd.DataFrame, flag: str) -> list[str]:
+    return table.loc[table[flag].str.lower() != "true", "patient_id"].tolist()
+
+
+def summarise_cohort(results_dir: str | Path, cohort: str) -> CohortSummary | None:
+    """The problems ``results/{cohort}/`` shows, or None when the cohort has neither a cohort table nor patch stores.
+
+    Slides are those of ``cohort.tsv`` when it exists (the current sample sheet), else every finished patch store.
+    """
+    cohort_dir = Path(results_dir) / cohort
+    table_path = cohort_dir / "cohort.tsv"
+    table = pd.read_csv(table_path, sep="\t", dtype=str, keep_default_na=False) if table_path.is_file() else None
+    if table is not None:
+        slides = [slide for ids in table["slide_ids"] for slide in ids.split(",") if slide]
+    else:
+        slides = sorted(path.name.removesuffix(".zarr") for path in (cohort_dir / "patches").glob("*.zarr"))
+    counts = {slide: patch_store_count(cohort_dir / "patches" / f"{slide}.zarr") for slide in slides}
+    counts = {slide: n for slide, n in counts.items() if n is not None}
+    if table is None and not counts:
+        return None
+    without_wsi = [] if table is None else table.loc[
+        (table["has_wsi"].str.lower() != "true") & (table["slide_ids"] != ""), "patient_id"
+    ].tolist()
+    return CohortSummary(
+        cohort=cohort,
+        n_slides=len(slides),
+        n_patients=None if table is None else len(table),
+        empty_slides=[slide for slide, n in counts.items() if n == 0],
+        patients_without_wsi=without_wsi,
+        patients_without_rna=[] if table is None else _missing(table, "has_rna"),
+        patients_without_report=[] if table is None else _missing(table, "has_text"),
+    )
+
+
+def _listed(ids: Sequence[str]) -> str:
+    shown = ", ".join(ids[:MAX_LISTED])
+    return shown + (f", ... ({len(ids) - MAX_LISTED} more)" if len(ids) > MAX_LISTED else "")
+
+
+def format_cohort_summary(summary: CohortSummary, paths: Mapping[str, str]) -> list[str]:
+    """Lines for one cohort. ``paths``: patterns with ``{cohort}`` (and ``{slide_id}``, ``{encoder}`` left for the
+    reader) for ``tissue_qc``, ``tiling_log``, ``embedding_log``, ``rna_log``, ``report_log``, ``cohort_log``."""
+    where = {key: pattern.replace("{cohort}", summary.cohort) for key, pattern in paths.items()}
+    patients = "" if summary.n_patients is None else f", {summary.n_patients} patients"
+    head = f"  {summary.cohort}: {summary.n_slides} slides{patients}"
+    if not summary.has_problems:
+        return [head + (": nothing missing" if summary.n_patients is not None else " tiled, none without patches")]
+    lines = [head]
+    if summary.empty_slides:
+        lines.append(
+            f"    {len(summary.empty_slides)} slide(s) with 0 tissue patches: {_listed(summary.empty_slides)}"
+            f" (pictures: {where['tissue_qc']}; logs: {where['tiling_log']})"
+        )
+    if summary.patients_without_wsi:
+        lines.append(
+            f"    {len(summary.patients_without_wsi)} patient(s) with slides but no WSI features, trained as WSI "
+            f"missing: {_listed(summary.patients_without_wsi)} (logs: {where['tiling_log']}, {where['embedding_log']})"
+        )
+    if summary.patients_without_rna:
+        lines.append(
+            f"    {len(summary.patients_without_rna)} patient(s) without RNA: "
+            f"{_listed(summary.patients_without_rna)} (log: {where['rna_log']})"
+        )
+    if summary.patients_without_report:
+        lines.append(
+            f"    {len(summary.patients_without_report)} patient(s) without a usable report: "
+            f"{_listed(summary.patients_without_report)} (log: {where['report_log']})"
+        )
+    if summary.n_patients is not None:
+        lines.append(f"    modality presence per patient: {where['cohort_log']}")
+    return lines
+
+
+def run_summary(results_dir: str | Path, cohorts: Sequence[str], paths: Mapping[str, str]) -> str:
+    """The end-of-run summary of every cohort with outputs under ``results_dir``; never raises."""
+    lines = [f"Run summary (read from {results_dir}/, nothing rerun):"]
+    for cohort in cohorts:
+        try:
+            summary = summarise_cohort(results_dir, cohort)
+            if summary is not None:
+                lines.extend(format_cohort_summary(summary, paths))
+        except Exception as error:  # noqa: BLE001 - the summary must never fail a finished run
+            lines.append(f"  {cohort}: summary unavailable ({type(error).__name__}: {error})")
+    if len(lines) == 1:
+        lines.append("  no cohort outputs yet")
+    return "\n".join(lines)
