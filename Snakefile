@@ -21,6 +21,11 @@ include: "workflow/rules/modalities.smk"
 include: "workflow/rules/training.smk"
 
 
+onsuccess:
+    # Problems that only reached job logs (slides without tissue, patients missing a modality), on screen.
+    logger.info(end_of_run_summary())
+
+
 rule all:
     input:
         get_final_output(),

@@ -417,3 +417,16 @@ def test_editing_one_stages_source_plans_that_stage_and_downstream_only(finished
 def _expected_after(run: FinishedRun, changed_rules: set[str]) -> set[str]:
     """What forcing the changed rules reruns: they and everything downstream of them."""
     return set(planned_jobs(run.workdir, *run.targets, "--forcerun", *sorted(changed_rules), repo=run.repo))
+
+
+@pytest.mark.slow  # the shared tiny run takes minutes on 2 cores
+def test_a_successful_run_ends_with_a_summary_of_each_cohorts_outputs(finished_tiny_run, tmp_path):
+    run = finished_tiny_run
+    workdir = tmp_path / "work"
+    shutil.copytree(run.workdir, workdir)  # a copy: forcing a job here leaves the shared run up to date
+
+    result = run_snakemake(workdir, "--forcerun", "assemble_cohort", "results/tiny/cohort.tsv", repo=run.repo)
+
+    output = result.stdout + result.stderr
+    assert "Run summary (read from results/, nothing rerun):" in output
+    assert re.search(r"^  tiny: 8 slides, 8 patients", output, re.M)

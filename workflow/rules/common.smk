@@ -282,3 +282,28 @@ def training_config(wildcards) -> dict:
     """The global train section with the cohort's overrides, once its folds are known to be feasible."""
     check_training_splits(wildcards.cohort)
     return cohort_train_config(config, wildcards.cohort)
+
+
+# ---- End-of-run summary (Snakefile onsuccess) ----------------------------------------------------
+
+def run_summary_paths() -> dict[str, str]:
+    """Where the end-of-run summary points: the pictures and logs of the rules that warn about missing data."""
+    return {
+        "tissue_qc": rules.tile_slide.output.qc,
+        "tiling_log": rules.tile_slide.log[0],
+        "embedding_log": rules.embed_slide.log[0].replace("{encoder}", encoder_slug()),
+        "rna_log": rules.select_rna_genes.log[0],
+        "report_log": rules.encode_reports.log[0],
+        "cohort_log": rules.assemble_cohort.log[0],
+    }
+
+
+def end_of_run_summary() -> str:
+    """What the outputs show went missing, per cohort (mosare.run_summary); a failure of its own is one line."""
+    from mosare.run_summary import run_summary
+
+    try:
+        paths = run_summary_paths()
+    except Exception as error:  # a renamed rule must not fail a finished run
+        return f"Run summary unavailable ({type(error).__name__}: {error})"
+    return run_summary(RESULTS, COHORTS, paths)
