@@ -15,7 +15,7 @@ import zarr
 from synthetic_slides import tissue_image, write_slide
 from torchvision.transforms import v2
 
-from mosare import embedding, weights_fingerprint
+from mosare import embedding, encoders
 from mosare.embedding import EmbeddingError, FeatureWriter, embed_slide, embed_slide_with_config
 from mosare.encoders import Encoder, create_encoder
 from mosare.slides import open_slide
@@ -228,7 +228,7 @@ def test_embedding_jobs_record_the_fingerprinted_sha256_and_never_hash_the_weigh
         hashed.append(Path(path).name)
         return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
-    monkeypatch.setattr(weights_fingerprint, "sha256_file", counting_sha256)
+    monkeypatch.setattr(encoders, "sha256_file", counting_sha256)  # the fingerprint hashes through mosare.encoders
     monkeypatch.setattr(embedding, "sha256_file", counting_sha256)
     fingerprint = fingerprint_encoder_weights(LITE0_CONFIG, tmp_path / "encoders" / "efficientnet-lite0.json")
 

@@ -195,3 +195,10 @@ def test_preprocessing_resizes_a_256px_patch_to_the_encoder_input(tmp_path):
     assert image.shape == (3, 224, 224)
     np.testing.assert_allclose(image.numpy(), -1.0)  # black under mean/std 0.5
     assert Path(encoder.weights_path).name == "efficientnet-lite0-57934424.pth"
+
+
+def test_the_planning_side_list_of_encoder_names_is_the_registry():
+    from mosare.encoder_weights import ENCODER_NAMES
+    from mosare.encoders import ENCODERS
+
+    assert tuple(ENCODERS) == ENCODER_NAMES

