@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 from mosare.config import cohort_train_config, load_config
-from mosare.training import CohortData, RunContext, make_folds, model_dims, run_unit, scenarios
+from mosare.splits import make_folds
+from mosare.training import CohortData, RunContext, model_dims, run_unit, scenarios
 
 REPO = Path(__file__).resolve().parents[1]
 

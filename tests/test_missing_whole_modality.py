@@ -19,13 +19,13 @@ from mosare.metrics import metrics_markdown, summarise_folds
 from mosare.model import ModelDims, build_model
 from mosare.rna import build_rna_store
 from mosare.samples import load_sample_sheet
+from mosare.splits import make_folds
 from mosare.stores import write_store
 from mosare.text import TextFeatures, patient_reports, write_text_store
 from mosare.training import (
     Scenario,
     cross_validate,
     load_cohort_data,
-    make_folds,
     plan_evaluation,
     scenario_presence,
     train_and_evaluate,

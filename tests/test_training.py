@@ -8,25 +8,22 @@ import pytest
 import torch
 from synthetic_cohort import StandInModel, small_train_config, stand_in_factory, write_synthetic_cohort
 
+from mosare.splits import check_cohort_splits, fold_validation_split, make_folds, validation_split
 from mosare.training import (
     CohortData,
     Scenario,
-    check_cohort_splits,
     cross_validate,
     draw_missing_masks,
     eval_patch_rows,
-    fold_validation_split,
     fit_normalisation,
     fold_tensors,
     load_cohort_data,
     lr_factor,
     make_batch,
-    make_folds,
     merge_slide_components,
     scenario_presence,
     scenarios,
     train_model,
-    validation_split,
     write_results,
 )
 

@@ -46,11 +46,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 from tqdm import tqdm
 
 from mosare.metrics import METRICS, auc_score, classification_metrics, metrics_markdown, summarise_folds
 from mosare.resources import usable_cores
+from mosare.splits import check_cohort_splits, derived_seed, fold_validation_split
 from mosare.stores import open_store
 
 log = logging.getLogger(__name__)
@@ -247,75 +247,6 @@ def load_cohort_data(
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def make_folds(patient_ids: np.ndarray, labels: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
-    """Test-fold index (0..n_folds-1) of every patient: patient-level, stratified by label, shuffled with ``seed``."""
-    patient_ids, labels = np.asarray(patient_ids), np.asarray(labels)
-    if len(np.unique(patient_ids)) != len(patient_ids):
-        raise ValueError("make_folds expects one row per patient; patient ids repeat")
-    if np.unique(labels).size < 2 or np.bincount(labels).min() < n_folds:
-        raise ValueError(
-            f"{n_folds}-fold cross-validation needs at least {n_folds} patients of every class; class counts are "
-            f"{np.bincount(labels).tolist()}; lower train.folds or add patients"
-        )
-    splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-    folds = np.full(len(labels), -1, dtype=np.int64)
-    for fold, (_, test) in enumerate(splitter.split(np.zeros(len(labels)), labels, groups=patient_ids)):
-        folds[test] = fold
-    return folds
-
-
-def validation_split(
-    train_index: np.ndarray, labels: np.ndarray, fraction: float, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified (fit, validation) split of a training fold's patient indices."""
-    train_index = np.asarray(train_index)
-    train_labels = labels[train_index]
-    n_classes = np.unique(train_labels).size
-    n_val = math.ceil(fraction * len(train_index))
-    if n_val < n_classes or np.bincount(train_labels).min() < 2:
-        raise ValueError(
-            f"a validation split of {fraction:.0%} of {len(train_index)} training patients cannot hold every class "
-            f"(class counts {np.bincount(train_labels).tolist()}); raise train.val_fraction or add patients"
-        )
-    fit, val = train_test_split(train_index, test_size=n_val, stratify=train_labels, random_state=seed)
-    return np.sort(fit), np.sort(val)
-
-
-def fold_validation_split(
-    folds: np.ndarray, fold: int, labels: np.ndarray, train_config: Mapping[str, Any]
-) -> tuple[np.ndarray, np.ndarray]:
-    """The (fit, validation) split of test fold ``fold``'s training part, as training draws it."""
-    return validation_split(
-        np.flatnonzero(folds != fold), labels, train_config["val_fraction"], _seed(train_config["seed"], fold, 1)
-    )
-
-
-def check_cohort_splits(
-    cohort: str, patient_ids: np.ndarray, labels: np.ndarray, train_config: Mapping[str, Any]
-) -> np.ndarray:
-    """The test fold of every patient, once every fold's training part is known to split into fit and validation
-    patients holding every class; otherwise a ValueError naming the cohort, the fold and the setting to change.
-
-    Draws the real folds and splits (seeded, cheap), so the workflow runs it on the sample sheet's labels when it
-    is planned, hours before the training job would fail on the same cohort.
-    """
-    labels = np.asarray(labels)
-    setting = (
-        f"train.folds {train_config['folds']}, train.val_fraction {train_config['val_fraction']}, "
-        f"{len(labels)} patients, class counts {np.bincount(labels).tolist()}"
-    )
-    try:
-        folds = make_folds(patient_ids, labels, train_config["folds"], train_config["seed"])
-    except ValueError as error:
-        raise ValueError(f"cohort {cohort!r} ({setting}): {error}") from error
-    for fold in range(train_config["folds"]):
-        try:
-            fold_validation_split(folds, fold, labels, train_config)
-        except ValueError as error:  # also sklearn's, when the fit part would be left without a class
-            raise ValueError(f"cohort {cohort!r}, test fold {fold} ({setting}): {error}") from error
-    return folds
-
-
 def draw_missing_masks(available: np.ndarray, rate: float, rng: np.random.Generator) -> np.ndarray:
     """Which modalities each patient shows (N, 3) when each is dropped with probability ``rate``.
 
@@ -388,10 +319,6 @@ def plan_evaluation(available: np.ndarray, models: Sequence[str], missing_rates:
     return EvaluationPlan(run_models, run_scenarios, skipped)
 
 
-def _seed(*keys: int) -> int:
-    return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(1)[0])
-
-
 def scenario_presence(
     available: np.ndarray, folds: np.ndarray, fold: int, missing_rates: Sequence[float], seed: int
 ) -> dict[Scenario, np.ndarray]:
@@ -399,8 +326,9 @@ def scenario_presence(
     test = folds == fold
     presence = {}
     for rate_index, rate in enumerate(missing_rates):
-        train_shown = draw_missing_masks(available[~test], rate, np.random.default_rng(_seed(seed, fold, rate_index, 0)))
-        test_shown = draw_missing_masks(available[test], rate, np.random.default_rng(_seed(seed, fold, rate_index, 1)))
+        train_rng, test_rng = (np.random.default_rng(derived_seed(seed, fold, rate_index, side)) for side in (0, 1))
+        train_shown = draw_missing_masks(available[~test], rate, train_rng)
+        test_shown = draw_missing_masks(available[test], rate, test_rng)
         for scenario, test_values in (
             (Scenario("masked_train", rate, 0.0), available[test]),
             (Scenario("masked_train_test", rate, rate), test_shown),
@@ -483,7 +411,7 @@ def eval_patch_rows(data: CohortData, max_patches: int, seed: int) -> np.ndarray
     counts = data.patch_counts
     width = int(min(max(counts.max(initial=0), 1), max_patches))
     rows = np.full((data.n_patients, width), -1, dtype=np.int64)
-    rng = np.random.default_rng(_seed(seed, 7919))
+    rng = np.random.default_rng(derived_seed(seed, 7919))
     for i, n in enumerate(counts):
         chosen = np.sort(rng.choice(n, size=width, replace=False)) if n > width else np.arange(n)
         rows[i, : len(chosen)] = data.patch_offsets[i] + chosen
@@ -772,10 +700,11 @@ def run_unit(
             )  # fmt: skip
             metric_rows.append({**row_keys, "fold": fold, **dict.fromkeys(METRICS, float("nan"))})
             continue
-        torch.manual_seed(_seed(seed, fold, 2))  # a model starts from the same weights in every scenario of a fold
+        # A model starts from the same weights in every scenario of a fold.
+        torch.manual_seed(derived_seed(seed, fold, 2))
         model = context.build(model_name, context.dims, len(data.classes), config)
         result = train_model(
-            model, tensors, fit_index, val_index, shown, config, device, _seed(seed, fold, 3), prior, required
+            model, tensors, fit_index, val_index, shown, config, device, derived_seed(seed, fold, 3), prior, required
         )
         probabilities = predict_probabilities(
             model, tensors, test_index, shown, config["batch_size"], device, prior, required

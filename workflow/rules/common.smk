@@ -271,9 +271,9 @@ def training_gmm_dir(wildcards) -> str:
 @functools.cache
 def check_training_splits(cohort: str) -> None:
     """Fail while the workflow is planned, not hours later in the training job, when the sample sheet's patients
-    cannot fill every fold and validation split (mosare.training.check_cohort_splits, the check training runs)."""
+    cannot fill every fold and validation split (mosare.splits.check_cohort_splits, the check training runs)."""
     from mosare.cohort import sheet_patient_labels
-    from mosare.training import check_cohort_splits
+    from mosare.splits import check_cohort_splits
 
     patient_ids, labels = sheet_patient_labels(cohort_sheet(cohort), config["cohorts"][cohort]["classes"])
     check_cohort_splits(cohort, patient_ids, labels, cohort_train_config(config, cohort))
