@@ -145,6 +145,16 @@ def test_one_slide_file_under_two_patients_is_reported_with_every_row(tmp_path: 
     ) in str(error.value)
 
 
+def test_one_report_file_under_two_patients_is_reported_with_every_row(tmp_path: Path) -> None:
+    rows = [row("P1", "S1", report_path="reports/P1.txt"), row("P2", "S2", report_path="reports/P1.txt"), row("P3", "S3")]
+    with pytest.raises(SampleSheetError, match="1 problem") as error:
+        load_sample_sheet(write_sheet(tmp_path, rows), CLASSES)
+    assert (
+        f"a report file belongs to one patient: {tmp_path.resolve() / 'reports/P1.txt'} is used by patients "
+        "['P1', 'P2'] on lines 2, 3; point each row's report_path at that patient's own report"
+    ) in str(error.value)
+
+
 def test_a_patient_may_have_several_slides(tmp_path: Path) -> None:
     rows = [row("P1", "S1"), row("P1", "S2"), row("P2", "S3")]
     sheet = load_sample_sheet(write_sheet(tmp_path, rows), CLASSES)

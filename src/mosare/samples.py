@@ -95,7 +95,9 @@ def validate_sample_sheet(
         if len(absent):
             listed = "; ".join(f"line {i + 2}: {p}" for i, p in absent[column].items())
             problems.append(f"'{column}' file(s) not found (relative paths resolve against {base_dir}): {listed}")
-    problems += _conflicting_report_paths(sheet) + _slide_files_shared_between_patients(sheet)
+    problems += _conflicting_report_paths(sheet)
+    problems += _files_shared_between_patients(sheet, "slide_path", "slide")
+    problems += _files_shared_between_patients(sheet, "report_path", "report")
     if problems:
         raise SampleSheetError(f"{source} has {len(problems)} problem(s):\n" + "\n".join(f"  - {p}" for p in problems))
     for column in ("patient_id", "slide_id", "label"):
@@ -125,22 +127,21 @@ def _conflicting_report_paths(sheet: pd.DataFrame) -> list[str]:
     ]
 
 
-def _slide_files_shared_between_patients(sheet: pd.DataFrame) -> list[str]:
-    """One slide file under two patients is a sheet mistake, and would put the same tissue on both sides of a fold."""
-    slides = sheet.dropna(subset=["slide_path"])
-    real_path = slides["slide_path"].map(_real_path)
-    patients_per_file = slides.groupby(real_path, sort=False)["patient_id"].nunique()
+def _files_shared_between_patients(sheet: pd.DataFrame, column: str, kind: str) -> list[str]:
+    """A slide or report file under two patients is a sheet mistake, and would put the same tissue (or text) on both
+    sides of a fold."""
+    files = sheet.dropna(subset=[column])
+    real_path = files[column].map(_real_path)
+    patients_per_file = files.groupby(real_path, sort=False)["patient_id"].nunique()
     shared = patients_per_file[patients_per_file > 1].index
     if not len(shared):
         return []
     listed = "; ".join(
-        f"{path} is used by patients {sorted(slides.loc[real_path == path, 'patient_id'].astype(str).unique())} "
-        f"on lines {_rows(slides[real_path == path])}"
+        f"{path} is used by patients {sorted(files.loc[real_path == path, 'patient_id'].astype(str).unique())} "
+        f"on lines {_rows(files[real_path == path])}"
         for path in shared
     )
-    return [
-        f"a slide file belongs to one patient: {listed}; point each row's slide_path at that patient's own slide"
-    ]
+    return [f"a {kind} file belongs to one patient: {listed}; point each row's {column} at that patient's own {kind}"]
 
 
 def _real_path(path: str) -> str:
