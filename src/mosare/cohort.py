@@ -7,13 +7,13 @@ known here, before training, and is handled by the same masks as the simulated m
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from mosare.atomic_files import atomic_file
 from mosare.stores import open_store
 
 log = logging.getLogger(__name__)
@@ -113,11 +113,8 @@ def presence_summary(table: pd.DataFrame) -> str:
 
 def write_cohort_table(table: pd.DataFrame, path: str | Path) -> None:
     """Write the cohort TSV atomically (temp file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    table.to_csv(tmp, sep="\t", index=False)
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:
+        table.to_csv(tmp, sep="\t", index=False)
 
 
 def build_cohort_table(

@@ -15,7 +15,6 @@ slides alone is learnable but not trivial. RNA is raw-count-like (negative binom
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ import tifffile
 import yaml
 from tqdm import tqdm
 
+from mosare.atomic_files import atomic_file
 from mosare.config import CONFIG_SCHEMA
 
 RENDER_MPP = 0.5  # µm/px at which tissue is painted (the encoder's default resolution)
@@ -518,24 +518,19 @@ def write_aperio_tiff(path: Path, level0: np.ndarray, mpp: float, *, workers: in
     header = f"Aperio Image Library v12.0.16 \r\n{width}x{height} [0,0 {width}x{height}] ({TILE_PX}x{TILE_PX}) JPEG/RGB Q={JPEG_QUALITY}"
     # Fixed date and time keep the file byte-identical across runs.
     fields = f"|AppMag = {magnification}|MPP = {mpp}|Date = 01/01/25|Time = 00:00:00|ScanScope ID = MOSARE-DEMO"
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with tifffile.TiffWriter(tmp) as tiff:
-            for number, level in enumerate(_pyramid(level0)):
-                description = header + fields if number == 0 else f"Aperio Image Library v12.0.16 \r\nlevel {number}"
-                tiff.write(
-                    level,
-                    photometric="rgb",
-                    tile=(TILE_PX, TILE_PX),
-                    compression="jpeg",
-                    compressionargs={"level": JPEG_QUALITY},
-                    description=description,
-                    metadata=None,
-                    maxworkers=workers,
-                )
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_file(path) as tmp, tifffile.TiffWriter(tmp) as tiff:
+        for number, level in enumerate(_pyramid(level0)):
+            description = header + fields if number == 0 else f"Aperio Image Library v12.0.16 \r\nlevel {number}"
+            tiff.write(
+                level,
+                photometric="rgb",
+                tile=(TILE_PX, TILE_PX),
+                compression="jpeg",
+                compressionargs={"level": JPEG_QUALITY},
+                description=description,
+                metadata=None,
+                maxworkers=workers,
+            )
 
 
 def write_demo_slide(
@@ -806,9 +801,8 @@ def demo_report(plan: DemoPlan, patient: PatientPlan) -> str:
 
 
 def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def write_planned_slide(plan: DemoPlan, slide_id: str, *, workers: int = 1) -> Path:

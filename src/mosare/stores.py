@@ -17,13 +17,11 @@ from typing import Any
 import numpy as np
 import zarr
 
+from mosare.atomic_files import temporary_sibling
+
 # Snakemake marks finished directory() outputs with a `.snakemake_timestamp` file; inside a zarr store that file is
 # harmless, but zarr warns about it every time the group is listed.
 warnings.filterwarnings("ignore", message=r"Object at \.snakemake_timestamp is not recognized", category=UserWarning)
-
-
-def _temporary_sibling(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
 
 
 @contextlib.contextmanager
@@ -35,7 +33,7 @@ def atomic_store(path: str | Path) -> Iterator[zarr.Group]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temporary_sibling(path)
+    tmp = temporary_sibling(path)
     if tmp.exists():
         shutil.rmtree(tmp)
     try:

@@ -48,6 +48,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from mosare.atomic_files import atomic_file
 from mosare.metrics import METRICS, auc_score, classification_metrics, metrics_markdown, summarise_folds
 from mosare.resources import usable_cores
 from mosare.splits import check_cohort_splits, derived_seed, fold_validation_split
@@ -636,15 +637,9 @@ def model_dims(data: CohortData, train_config: dict[str, Any]) -> Any:
 ModelFactory = Callable[[str, Any, int, dict[str, Any]], torch.nn.Module]
 
 
-def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    write(tmp)
-    os.replace(tmp, path)
-
-
 def _write_tsv(frame: pd.DataFrame, path: Path) -> None:
-    _write_atomic(path, lambda tmp: frame.to_csv(tmp, sep="\t", index=False))
+    with atomic_file(path) as tmp:
+        frame.to_csv(tmp, sep="\t", index=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -720,7 +715,8 @@ def run_unit(
         fold_dir = context.train_dir / model_name / scenario.slug / f"fold{fold}"
         _write_tsv(frame, fold_dir / "predictions.tsv")
         _write_tsv(result.history, fold_dir / "history.tsv")
-        _write_atomic(fold_dir / "checkpoint.pt", lambda tmp: torch.save(result.state_dict, tmp))
+        with atomic_file(fold_dir / "checkpoint.pt") as tmp:
+            torch.save(result.state_dict, tmp)
         predictions.append(frame.assign(**row_keys, fold=fold))
     return metric_rows, predictions
 
@@ -829,7 +825,8 @@ def write_results(
         markdown += "\nNot run on this cohort:\n\n" + "".join(f"- {name}: {why}\n" for name, why in skipped.items())
     if excluded:
         markdown += f"\nLeft out of every model (no modality at all): {', '.join(excluded)}.\n"
-    _write_atomic(Path(outputs["summary"]), lambda tmp: tmp.write_text(markdown, encoding="utf-8"))
+    with atomic_file(outputs["summary"]) as tmp:
+        tmp.write_text(markdown, encoding="utf-8")
     histories = _read_histories(train_dir, train_config)
     for model_name in train_config["models"]:
         per_scenario = {slug: per_fold for (name, slug), per_fold in histories.items() if name == model_name}

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from mosare.atomic_files import atomic_file
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +57,8 @@ def fingerprint_weights(encoder: str, path: str | Path) -> WeightsFingerprint:
 
 def write_fingerprint(fingerprint: WeightsFingerprint, output: str | Path) -> None:
     """Write the fingerprint as JSON, atomically (a temporary file renamed into place)."""
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=output.parent, prefix=f".{output.name}.", delete=False) as stream:
-        json.dump(asdict(fingerprint), stream, indent=2)
-        stream.write("\n")
-    os.replace(stream.name, output)
+    with atomic_file(output) as tmp:
+        tmp.write_text(json.dumps(asdict(fingerprint), indent=2) + "\n", encoding="utf-8")
 
 
 def read_fingerprint(path: str | Path) -> WeightsFingerprint:

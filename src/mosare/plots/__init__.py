@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,6 +12,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
+
+from mosare.atomic_files import atomic_file  # noqa: E402
 
 # Per-slide QC pictures are thumbnails with coloured overlays: as 256-colour palette PNGs they are 3-4x smaller
 # (demo tissue QC 1.7 MB -> 0.6 MB, GMM map 1.0 -> 0.26 MB) and look the same, which keeps a cohort's report
@@ -36,21 +37,18 @@ def save_png(
     ``key_colours`` (RGB in [0, 1], e.g. legend colours) are kept exactly, the rest of the palette is fitted
     to the picture.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        if palette:
-            buffer = io.BytesIO()
-            figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight" if tight else None)
-            buffer.seek(0)
-            with Image.open(buffer) as image:
-                _palette_image(image.convert("RGB"), key_colours).save(tmp, format="PNG", optimize=True)
-        else:
-            figure.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight" if tight else None)
+        with atomic_file(path) as tmp:
+            if palette:
+                buffer = io.BytesIO()
+                figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight" if tight else None)
+                buffer.seek(0)
+                with Image.open(buffer) as image:
+                    _palette_image(image.convert("RGB"), key_colours).save(tmp, format="PNG", optimize=True)
+            else:
+                figure.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight" if tight else None)
     finally:
         plt.close(figure)
-    os.replace(tmp, path)
 
 
 def _palette_image(image: Image.Image, key_colours: Sequence[Sequence[float]]) -> Image.Image:
