@@ -25,12 +25,8 @@ import torch
 from torch import nn
 from torchvision.transforms import v2
 
-from mosare.encoder_weights import (  # noqa: F401 - EncoderWeightsError and the hints are part of this module's API
-    CHECKPOINT_KEY,
-    ENCODER_NAMES,
+from mosare.encoder_weights import (
     PACKAGED_WEIGHTS,
-    UNI_HINT,
-    UNI_REPOS,
     EncoderWeightsError,
     checkpoint_hint,
     reject_checkpoint_for_packaged_weights,
@@ -200,7 +196,7 @@ def _uni_family(
     name: str, architecture: Callable[[], nn.Module], autocast_dtype: torch.dtype
 ) -> Callable[[str | Path | None, torch.device], Encoder]:
     def build(checkpoint: str | Path | None, device: torch.device) -> Encoder:
-        hint = UNI_HINT.format(repo=UNI_REPOS[name])
+        hint = checkpoint_hint(name)
         path = _require_checkpoint(name, checkpoint, hint)
         try:
             state = load_state_dict_file(path)

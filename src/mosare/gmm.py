@@ -321,7 +321,7 @@ class DiagonalGMM:
     Fitted attributes (numpy, C = ``n_components`` rows even when fewer were fitted): ``weights_`` (C,),
     ``means_`` (C, D), ``variances_`` (C, D), ``converged_``, ``n_iter_``, ``lower_bound_`` (mean
     log-likelihood at the last E-step, as sklearn), ``n_components_used_`` (components fitted before padding),
-``n_iter_subsample_`` (warm-start iterations on the subsample, 0 without one).
+    ``n_iter_subsample_`` (warm-start iterations on the subsample, 0 without one).
     ``dtype`` "float64" trades speed for exactness.
     """
 
@@ -371,7 +371,7 @@ class DiagonalGMM:
         X, shift = _as_samples(X, DTYPES[self.dtype], device)
         if X.shape[0] == 0:
             raise ValueError("cannot fit a Gaussian mixture to 0 samples")
-        # Centring on the column means (exact for Gaussians) keeps the float32 expansion of the quadratic form accurate.
+        # Centring on the column means (exact for Gaussians) keeps float32's expansion of the quadratic form accurate.
         Z = _centred_and_squared(X, shift)
         del X
 
@@ -622,8 +622,8 @@ def fit_slide_gmm(
         labels = result.predict(features, device=device)
         title = (
             f"{slide_id}: {result.n_samples} patches{subsample}, {result.n_components_used} of "
-            f"{len(result.weights)} components fitted{' (BIC)' if gmm_config['select_by_bic'] else ''}; mean log-likelihood "
-            f"{result.log_likelihood:.1f} after {result.n_iter} EM iterations"
+            f"{len(result.weights)} components fitted{' (BIC)' if gmm_config['select_by_bic'] else ''}; "
+            f"mean log-likelihood {result.log_likelihood:.1f} after {result.n_iter} EM iterations"
             f"{'' if result.converged else ' (not converged)'}"
         )
     else:

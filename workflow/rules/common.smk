@@ -11,6 +11,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from mosare.config import check_encoder_weights_configured, cohort_train_config, validate_config
+from mosare.encoder_weights import checkpoint_hint
 from mosare.samples import load_sample_sheet
 from mosare.weights_fingerprint import read_fingerprint
 
@@ -184,17 +185,17 @@ def encoder_weights_stat(wildcards) -> str | None:
     weights = configured_checkpoint()
     if weights is None:
         return None
+    recorded = Path(f"{RESULTS}/encoders/{wildcards.encoder}.json")
     if weights.is_file():
         stat = weights.stat()
-        return f"{stat.st_size} bytes, mtime_ns {stat.st_mtime_ns}"
-    recorded = Path(f"{RESULTS}/encoders/{wildcards.encoder}.json")
-    if recorded.is_file():
+        size, mtime_ns = stat.st_size, stat.st_mtime_ns
+    elif recorded.is_file():
         fingerprint = read_fingerprint(recorded)
-        return f"{fingerprint.size_bytes} bytes, mtime_ns {fingerprint.mtime_ns}"
-    raise ValueError(
-        f"encoder.checkpoint {weights} does not exist: put the {config['encoder']['name']} weights file there "
-        "or point encoder.checkpoint in config.yaml at it (the pipeline never downloads weights)"
-    )
+        size, mtime_ns = fingerprint.size_bytes, fingerprint.mtime_ns
+    else:
+        name = config["encoder"]["name"]
+        raise ValueError(f"encoder {name!r}: weights file {weights} does not exist. {checkpoint_hint(name)}")
+    return f"{size} bytes, mtime_ns {mtime_ns}"
 
 
 def feature_dir(cohort: str) -> str:
