@@ -2,17 +2,18 @@
 
 Warnings about slides without tissue or patients without a modality go to job logs nobody opens while the run exits
 0; this summary puts them on screen with the logs and pictures to look at. It only reads small files (store
-metadata ``zarr.json``, ``cohort.tsv``) and never raises: a problem of its own becomes one line of the summary.
+metadata, ``cohort.tsv``) and never raises: a problem of its own becomes one line of the summary.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
+
+from mosare.cohort import slide_patch_count
 
 MAX_LISTED = 10  # ids listed per problem; the count says how many there are
 
@@ -37,18 +38,11 @@ class CohortSummary:
 
 
 def patch_store_count(store: str | Path) -> int | None:
-    """Patches in a finished patch store (attr ``n_patches``, else the ``coords`` length); None when there is none.
+    """Patches in a finished patch store (``mosare.cohort.slide_patch_count``); None when there is none yet.
 
-    Reads the zarr v3 metadata files directly: opening hundreds of stores through zarr would cost seconds.
+    A finished store has its zarr v3 group metadata (``mosare.stores`` renames stores into place only when complete).
     """
-    metadata = Path(store) / "zarr.json"
-    if not metadata.is_file():
-        return None
-    attrs = json.loads(metadata.read_text(encoding="utf-8")).get("attributes", {})
-    if "n_patches" in attrs:
-        return int(attrs["n_patches"])
-    coords = json.loads((Path(store) / "coords" / "zarr.json").read_text(encoding="utf-8"))
-    return int(coords["shape"][0])
+    return slide_patch_count(store) if (Path(store) / "zarr.json").is_file() else None
 
 
 def _missing(table: pd.DataFrame, flag: str) -> list[str]:
