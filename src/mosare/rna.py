@@ -136,10 +136,8 @@ def select_rna_features(
         return RNAFeatures(patient_ids, [], np.zeros((len(patient_ids), 0), np.float32),
                            np.zeros(len(patient_ids), bool), False)
     cohort_ids = set(patient_ids)
-    extra = sorted(set(matrix.columns) - cohort_ids)
-    near_misses = misspelled_patient_columns(
-        [c for c in matrix.columns if c not in cohort_ids], patient_ids, set(matrix.columns)
-    )
+    extra = [column for column in matrix.columns if column not in cohort_ids]
+    near_misses = misspelled_patient_columns(extra, patient_ids, set(matrix.columns))
     if near_misses:
         listed = _listing([f"{column!r} (patient {pid!r})" for column, pid in near_misses.items()])
         raise RNAMatrixError(
@@ -147,7 +145,7 @@ def select_rna_features(
             "spaces, so those patients would silently have no RNA; rename each column to the exact patient_id"
         )
     if extra:
-        log.info("%s: ignoring %d column(s) not in the sample sheet: %s", source, len(extra), _listing(extra))
+        log.info("%s: ignoring %d column(s) not in the sample sheet: %s", source, len(extra), _listing(sorted(extra)))
     present = np.array([pid in matrix.columns for pid in patient_ids])
     cohort = matrix[[pid for pid in patient_ids if pid in matrix.columns]]
     if cohort.shape[1] == 0:
