@@ -51,8 +51,8 @@ def matched_distance(found: np.ndarray, expected: np.ndarray) -> float:
     return float(np.linalg.norm(expected[:, None] - found[None], axis=2).min(1).max())
 
 
-def second_em_step_and_sklearns_from_the_same_parameters(X: np.ndarray) -> tuple[DiagonalGMM, GaussianMixture]:
-    """Our GMM after two EM steps, and sklearn's single step started from our first step's parameters."""
+def assert_second_em_step_equals_sklearns(X: np.ndarray) -> tuple[DiagonalGMM, GaussianMixture]:
+    """Assert our GMM after two EM steps equals sklearn's single step from our first step's parameters; return both."""
     after_one = DiagonalGMM(3, max_iter=1, tol=1e-12, dtype="float64").fit(X)
     after_two = DiagonalGMM(3, max_iter=2, tol=1e-12, dtype="float64").fit(X)
     reference = GaussianMixture(
@@ -69,7 +69,7 @@ def second_em_step_and_sklearns_from_the_same_parameters(X: np.ndarray) -> tuple
 def test_one_em_step_equals_sklearns_from_the_same_parameters():
     X, _ = well_separated(n_clusters=3, dim=5, per_cluster=60)
     X += np.random.default_rng(1).normal(scale=3.0, size=X.shape)  # overlap, so responsibilities are soft
-    ours, reference = second_em_step_and_sklearns_from_the_same_parameters(X)
+    ours, reference = assert_second_em_step_equals_sklearns(X)
     assert ours.score(X) == pytest.approx(reference.score(X), rel=1e-10)
 
 
@@ -77,7 +77,7 @@ def test_one_em_step_equals_sklearns_from_the_same_parameters():
 def test_one_em_step_with_hard_responsibilities_equals_sklearns():
     # Separated clusters: every responsibility is 0 or 1 to float64 precision, so the M-step sums rows per component.
     X, _ = well_separated(n_clusters=3, dim=5, per_cluster=60)
-    second_em_step_and_sklearns_from_the_same_parameters(X)
+    assert_second_em_step_equals_sklearns(X)
 
 
 def test_warm_start_on_a_subsample_reaches_the_full_data_fit_deterministically():
