@@ -41,6 +41,7 @@ def write_synthetic_cohort(
     complementary: bool = False,
     with_rna: bool = True,
     with_text: bool = True,
+    without_wsi: tuple[int, ...] = (),
 ) -> SyntheticPaths:
     """Write cohort.tsv and feature / GMM / text / RNA stores under ``root``.
 
@@ -50,7 +51,8 @@ def write_synthetic_cohort(
     modality alone classifies a third of the patients and only their combination classifies them all.
     ``with_rna=False`` / ``with_text=False``: the cohort has no RNA matrix / no reports at all, stored as the RNA and
     text stages store it (RNA: zero genes; text: zero embeddings), every patient's flag False; the other modalities'
-    values are those of the same seed with the modality.
+    values are those of the same seed with the modality. ``without_wsi``: indices of patients with no slide (their
+    ``slide_ids`` empty and ``has_wsi`` False, as the cohort stage writes a patient whose slides are all missing).
     """
     rng = np.random.default_rng(seed)
     labels = np.arange(n_patients) % len(classes) if labels is None else np.asarray(labels)
@@ -65,7 +67,7 @@ def write_synthetic_cohort(
     for i, pid in enumerate(ids):
         strength = [signal[m] * (not complementary or i % 3 == m) for m in range(3)]
         n_slides = 2 if rng.random() < two_slide_fraction else 1
-        slides = [f"{pid}-S{k}" for k in range(n_slides)]
+        slides = [f"{pid}-S{k}" for k in range(n_slides)] if i not in without_wsi else []
         for slide in slides:
             n = int(rng.integers(*patches))
             shift = np.zeros(wsi_dim)
@@ -87,7 +89,7 @@ def write_synthetic_cohort(
                 "patient_id": pid,
                 "label": classes[labels[i]],
                 "slide_ids": ",".join(slides),
-                "has_wsi": True,
+                "has_wsi": bool(slides),
                 "has_rna": bool(has_rna[i]),
                 "has_text": bool(has_text[i]),
             }

@@ -327,3 +327,24 @@ def test_cross_validation_is_deterministic_given_the_seed(tmp_path, cohort):
         for i in range(2)
     ]
     pd.testing.assert_frame_equal(runs[0], runs[1])
+
+
+@pytest.mark.parametrize("without_wsi", [(0,), (11,), (23,), (0, 11, 23)], ids=["first", "middle", "last", "all-three"])
+def test_patients_without_slides_anywhere_in_the_table_train_and_are_predicted(tmp_path, without_wsi):
+    paths = write_synthetic_cohort(tmp_path, n_patients=24, without_wsi=without_wsi)
+    cohort = load_cohort_data(paths.cohort_table, paths.features_dir, paths.gmm_dir, paths.text_store, paths.rna_store, CLASSES)
+    assert not cohort.available[list(without_wsi), 0].any() and cohort.patch_counts[list(without_wsi)].sum() == 0
+    tensors = fold_tensors(cohort, fit_normalisation(cohort, np.arange(24)), eval_patch_rows(cohort, 8, seed=0))
+    shown = torch.from_numpy(cohort.available)
+    index = torch.tensor(without_wsi)
+    for patches_per_step in (8, None):  # training draws and the fixed evaluation patches
+        batch = make_batch(tensors, index, shown, patches_per_step, torch.Generator().manual_seed(0))
+        assert not batch["wsi_patch_mask"].any() and torch.all(batch["wsi_patches"] == 0)
+        assert torch.all(batch["wsi_local"] == 0) and not batch["present"][:, 0].any()
+    config = small_train_config(models=["late_fusion", "abmil"], epochs=2)
+    _, fold_metrics, predictions = cross_validate(
+        cohort, config, "toy", tmp_path / "train", torch.device("cpu"), stand_in_factory(DIMS), dims=DIMS
+    )
+    for _, rows in predictions.groupby(["model", "scenario", "train_missing_rate"]):
+        assert sorted(rows["patient_id"]) == sorted(cohort.patient_ids)
+    assert fold_metrics["auc"].notna().all()

@@ -459,8 +459,10 @@ def make_batch(
     if patches_per_step is not None:
         counts = tensors.patch_counts[index]
         draws = torch.rand(len(index), patches_per_step, generator=generator)
-        rows = tensors.patch_offsets[index, None] + (draws * counts[:, None]).long()
-        patch_mask = (counts > 0)[:, None].expand_as(rows).clone()
+        has_patches = (counts > 0)[:, None]
+        # A patient without patches points at row 0, masked: its own offset may be one past the last row.
+        rows = torch.where(has_patches, tensors.patch_offsets[index, None] + (draws * counts[:, None]).long(), 0)
+        patch_mask = has_patches.expand_as(rows).clone()
     else:
         rows = tensors.eval_patches[index]
         patch_mask = rows >= 0
