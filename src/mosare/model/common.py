@@ -85,6 +85,16 @@ def masked_softmax(scores: torch.Tensor, mask: torch.Tensor, dim: int) -> torch.
     return torch.softmax(scores, dim=dim) * mask
 
 
+def masked_sigmoid_gate(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """sigmoid(scores) divided by the number of unmasked keys (last dimension); masked entries get exactly 0.
+
+    Unlike a softmax, the weights do not sum to one, so a query with a single key still learns how much to take.
+    """
+    mask = mask.expand_as(scores)
+    keys = mask.sum(dim=-1, keepdim=True).clamp(min=1).to(scores.dtype)
+    return torch.where(mask, torch.sigmoid(scores), torch.zeros((), dtype=scores.dtype, device=scores.device)) / keys
+
+
 def zero_missing(features: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
     """Replace a missing modality's feature by exact zeros (where(), so not even a NaN input can leak through).
 

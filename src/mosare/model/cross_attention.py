@@ -7,14 +7,16 @@ import itertools
 import torch
 from torch import nn
 
-from mosare.model.common import masked_softmax, zero_missing
+from mosare.model.common import masked_sigmoid_gate, zero_missing
 
 
 class MaskedMultiHeadAttention(nn.Module):
-    """Multi-head attention whose masked keys get exactly zero weight; a query with no key at all returns zeros.
+    """Multi-head attention gated by the sigmoid of the scaled query-key scores (as in the authors' code), averaged
+    over the present keys; masked keys get exactly zero weight and a query with no key at all returns zeros.
 
-    (nn.MultiheadAttention returns NaN for a query whose keys are all masked, which happens whenever both other
-    modalities of a patient are missing.)
+    A softmax would be degenerate here: the global level has one key per query, and the local level too with the
+    default ``local_top_k=1``, so every softmax weight would be 1 and the query and key projections would never
+    learn. The sigmoid gate lets each query scale how much of each key's value it takes.
     """
 
     def __init__(self, dim: int, heads: int, dropout: float) -> None:
@@ -34,7 +36,7 @@ class MaskedMultiHeadAttention(nn.Module):
         q = self.query(queries).view(batch, query_len, self.heads, head_dim).transpose(1, 2)
         k, v = self.key_value(keys).view(batch, -1, 2, self.heads, head_dim).permute(2, 0, 3, 1, 4)
         scores = q @ k.transpose(-1, -2) * head_dim**-0.5
-        weights = self.dropout(masked_softmax(scores, key_mask[:, None, None, :], dim=-1))
+        weights = self.dropout(masked_sigmoid_gate(scores, key_mask[:, None, None, :]))
         return self.output((weights @ v).transpose(1, 2).reshape(batch, query_len, dim))
 
 
