@@ -25,7 +25,7 @@ import torch
 from sklearn.mixture import GaussianMixture
 from threadpoolctl import threadpool_limits
 
-from mosare import gmm
+from mosare import gmm_em
 from mosare.gmm import DiagonalGMM, fit_gmm_tokens
 
 
@@ -68,15 +68,15 @@ def one_iteration_seconds(X: np.ndarray, sklearn_model: GaussianMixture, our_mod
         _, log_resp = sklearn_model._e_step(X)
         sklearn_model._m_step(X, log_resp)
 
-    samples, shift = gmm._as_samples(X, torch.float32, torch.device(our_model.device or "cpu"))
-    Z = gmm._centred_and_squared(samples, shift)
+    samples, shift = gmm_em.as_samples(X, torch.float32, torch.device(our_model.device or "cpu"))
+    Z = gmm_em.centred_and_squared(samples, shift)
     parameters = tuple(
         torch.as_tensor(a, dtype=torch.float32, device=Z.device)
         for a in (our_model.weights_, our_model.means_ - shift.cpu().numpy(), our_model.variances_)
     )
 
     def our_iteration() -> None:
-        gmm._expectation_maximisation(Z, parameters, 1, our_model.tol, our_model.reg_covar)
+        gmm_em.expectation_maximisation(Z, parameters, 1, our_model.tol, our_model.reg_covar)
         if Z.is_cuda:
             torch.cuda.synchronize()
 

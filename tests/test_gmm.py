@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,14 +13,17 @@ from PIL import Image
 from sklearn.mixture import GaussianMixture
 from synthetic_slides import tissue_image, write_slide
 
-from mosare import gmm
+from mosare import gmm_em
 from mosare.gmm import (
     DiagonalGMM,
+    GMMResult,
     fit_gmm_tokens,
-    fit_slide_gmm,
     mixture_log_responsibilities,
     select_components_by_bic,
 )
+from mosare.gmm_store import GMMStoreError, SlideGMMStore
+from mosare.plots.gmm import plot_slide_mixture
+from mosare.slide_gmm import SlideMixture, fit_slide_gmm
 from mosare.stores import open_store, write_store
 
 GMM_CONFIG = {
@@ -193,7 +197,7 @@ def test_scoring_in_row_chunks_gives_the_same_log_likelihoods_and_components(mon
     X = np.random.default_rng(2).normal(size=(500, 6)).astype(np.float32)
     model = DiagonalGMM(3, seed=0).fit(X)
     whole_ll, whole_resp = mixture_log_responsibilities(X, model.weights_, model.means_, model.variances_)
-    monkeypatch.setattr(gmm, "SCORING_CHUNK_ROWS", 64)  # 8 chunks, the last one partial
+    monkeypatch.setattr(gmm_em, "SCORING_CHUNK_ROWS", 64)  # 8 chunks, the last one partial
     chunked_ll, chunked_resp = mixture_log_responsibilities(X, model.weights_, model.means_, model.variances_)
     torch.testing.assert_close(chunked_ll, whole_ll)
     torch.testing.assert_close(chunked_resp, whole_resp)
@@ -213,7 +217,7 @@ def test_non_finite_features_are_rejected_with_the_fix(bad_value):
 def test_finite_features_whose_column_sum_overflows_are_accepted():
     # The cheap check (column sums) overflows to infinity here; the elementwise check must clear the data.
     X = np.full((4, 2), 3e38, dtype=np.float32)
-    samples, column_means = gmm._as_samples(X, torch.float32, torch.device("cpu"))
+    samples, column_means = gmm_em.as_samples(X, torch.float32, torch.device("cpu"))
     assert samples.shape == (4, 2) and torch.equal(column_means, torch.full((2,), 3e38))
 
 
@@ -265,10 +269,24 @@ def write_slide_inputs(tmp_path: Path, n_patches_per_region: int) -> tuple[Path,
     return slide, tmp_path / "patches.zarr", tmp_path / "features.zarr"
 
 
+def fit_and_plot(features, patches, slide, gmm_store, qc_png, config, *, slide_id) -> SlideMixture:
+    """What the rule's script does: the compute stage, then its QC picture."""
+    mixture = fit_slide_gmm(features, gmm_store, config, slide_id=slide_id)
+    plot_slide_mixture(mixture, patches, slide, qc_png)
+    return mixture
+
+
 def test_slide_stage_writes_the_gmm_store_and_a_component_map(tmp_path):
     slide, patches, features = write_slide_inputs(tmp_path, n_patches_per_region=40)
     config = {**GMM_CONFIG, "components": 5, "select_by_bic": True}
-    fit_slide_gmm(features, patches, slide, tmp_path / "gmm.zarr", tmp_path / "qc.png", config, slide_id="slide-1")
+    mixture = fit_and_plot(
+        features, patches, slide, tmp_path / "gmm.zarr", tmp_path / "qc.png", config, slide_id="slide-1"
+    )
+    assert mixture.labels.shape == (120,) and set(mixture.labels) <= set(range(5))
+    stored = SlideGMMStore.read(tmp_path / "gmm.zarr")
+    np.testing.assert_array_equal(stored.tokens.means, mixture.store.tokens.means)
+    assert (stored.slide_id, stored.encoder) == ("slide-1", "efficientnet-lite0")
+    assert (stored.n_components, stored.dim) == (5, 16)
 
     store = open_store(tmp_path / "gmm.zarr")
     assert store["weights"].shape == (5,) and store["means"].shape == store["variances"].shape == (5, 16)
@@ -288,8 +306,8 @@ def test_slide_without_patches_gets_an_absent_store_and_a_picture(tmp_path):
                 {"mpp_level0": 0.5, "footprint_px": 64, "n_patches": 0})
     write_store(tmp_path / "empty-features.zarr",
                 {"features": np.zeros((0, 16), np.float16), "coords": np.zeros((0, 2), np.int64)}, {})
-    fit_slide_gmm(tmp_path / "empty-features.zarr", tmp_path / "empty-patches.zarr", slide,
-                  tmp_path / "gmm.zarr", tmp_path / "qc.png", GMM_CONFIG, slide_id="slide-1")
+    fit_and_plot(tmp_path / "empty-features.zarr", tmp_path / "empty-patches.zarr", slide,
+                 tmp_path / "gmm.zarr", tmp_path / "qc.png", GMM_CONFIG, slide_id="slide-1")
     store = open_store(tmp_path / "gmm.zarr")
     assert store.attrs["present"] is False and store.attrs["n_samples"] == 0
     assert store["means"].shape == (16, 16) and not np.asarray(store["means"][...]).any()
@@ -300,8 +318,45 @@ def test_misaligned_feature_store_names_the_file_and_the_fix(tmp_path):
     slide, patches, _ = write_slide_inputs(tmp_path, n_patches_per_region=2)
     write_store(tmp_path / "bad.zarr", {"features": np.zeros((4, 8), np.float16), "coords": np.zeros((3, 2), np.int64)})
     with pytest.raises(ValueError, match=r"bad\.zarr.*rerun the embedding"):
-        fit_slide_gmm(tmp_path / "bad.zarr", patches, slide, tmp_path / "gmm.zarr", tmp_path / "qc.png",
-                      GMM_CONFIG, slide_id="slide-1")
+        fit_slide_gmm(tmp_path / "bad.zarr", tmp_path / "gmm.zarr", GMM_CONFIG, slide_id="slide-1")
+    assert not (tmp_path / "gmm.zarr").exists()
+
+
+def stored_mixture(encoder: str | None = "uni", **token_changes) -> SlideGMMStore:
+    rng = np.random.default_rng(0)
+    tokens = GMMResult(
+        weights=np.full(3, 1 / 3, np.float32), means=rng.normal(size=(3, 4)), variances=rng.uniform(0.5, 1, (3, 4)),
+        log_likelihood=-3.5, n_iter=7, converged=True, n_components_used=2, n_samples=50, present=True,
+        n_fit_samples=40,
+    )
+    return SlideGMMStore("s1", encoder, 3, dataclasses.replace(tokens, **token_changes))
+
+
+@pytest.mark.parametrize(
+    "changes", [{}, {"log_likelihood": None, "present": False, "converged": False, "encoder": None}]
+)
+def test_gmm_store_reads_back_every_field_it_wrote(tmp_path, changes):
+    written = stored_mixture(**changes)
+    written.write(tmp_path / "gmm.zarr")
+    read = SlideGMMStore.read(tmp_path / "gmm.zarr")
+    assert (read.slide_id, read.encoder, read.seed) == (written.slide_id, written.encoder, written.seed)
+    for field in dataclasses.fields(GMMResult):
+        expected, actual = getattr(written.tokens, field.name), getattr(read.tokens, field.name)
+        if isinstance(expected, np.ndarray):
+            assert actual.dtype == np.float32, field.name
+            np.testing.assert_array_equal(actual, expected.astype(np.float32), err_msg=field.name)
+        else:
+            assert actual == expected and type(actual) is type(expected), field.name
+
+
+@pytest.mark.parametrize("dropped", ["means", "present", "n_fit_samples"])
+def test_an_incomplete_gmm_store_is_an_error_naming_the_store_the_part_and_the_fix(tmp_path, dropped):
+    stored_mixture().write(tmp_path / "full.zarr")
+    group = open_store(tmp_path / "full.zarr")
+    arrays = {name: group[name][...] for name in ("weights", "means", "variances") if name != dropped}
+    write_store(tmp_path / "old.zarr", arrays, {k: v for k, v in group.attrs.items() if k != dropped})
+    with pytest.raises(GMMStoreError, match=rf"old\.zarr lacks {dropped}.*rerun rule fit_slide_gmm"):
+        SlideGMMStore.read(tmp_path / "old.zarr")
 
 
 def test_samples_are_assigned_to_fitted_components_never_to_their_padding_copies():

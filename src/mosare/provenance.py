@@ -3,6 +3,9 @@
 Snakemake does not look inside imported packages; every rule passes ``stage_code_hash(stage)`` as a param,
 and Snakemake's params-change trigger does the rest. A stage's fingerprint covers its entry modules below and
 every ``mosare`` module they import, directly or not, so a new helper module is never missed.
+
+Each module is fingerprinted by its syntax tree without docstrings (``code_fingerprint``), so comment, docstring
+and formatting edits, which cannot change a result, rerun nothing; any change to what Python runs does.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ STAGE_SOURCES: dict[str, tuple[str, ...]] = {
     "demo": ("demo.py",),
     "tiling": ("tiling.py", "slides.py", "plots/tissue.py"),
     "embedding": ("embedding.py", "encoders.py", "slides.py"),
-    "gmm": ("gmm.py", "plots/gmm.py"),
+    "gmm": ("slide_gmm.py", "plots/gmm.py"),
     "text": ("text.py", "samples.py"),
     "rna": ("rna.py", "samples.py"),
     "cohort": ("cohort.py", "plots/cohort.py", "samples.py"),
@@ -79,13 +82,37 @@ def stage_source_files(stage: str) -> list[Path]:
     return sorted(p for p in seen if str(p.relative_to(PACKAGE_DIR)) not in OUTPUT_NEUTRAL)
 
 
+def _is_docstring(statement: ast.stmt) -> bool:
+    return isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant) and isinstance(
+        statement.value.value, str
+    )
+
+
+def _without_docstrings(tree: ast.Module) -> ast.Module:
+    """``tree`` with the docstring of the module and of every class and function removed (in place)."""
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            if node.body and _is_docstring(node.body[0]):
+                node.body = node.body[1:]
+    return tree
+
+
+def code_fingerprint(source: str) -> str:
+    """What of a module's source can change a result: its syntax tree without docstrings, without positions.
+
+    Comments and formatting never reach the tree; docstrings are dropped from it. (A change of Python version may
+    print trees differently, and so rerun every stage once.)
+    """
+    return ast.dump(_without_docstrings(ast.parse(source)), annotate_fields=False, include_attributes=False)
+
+
 @functools.cache
 def stage_code_hash(stage: str) -> str:
-    """A short sha256 over the stage's source files (names relative to the package, and contents)."""
+    """A short sha256 over the stage's source files (names relative to the package, and code fingerprints)."""
     digest = hashlib.sha256()
     for path in stage_source_files(stage):
         digest.update(str(path.relative_to(PACKAGE_DIR)).encode())
         digest.update(b"\0")
-        digest.update(path.read_bytes())
+        digest.update(code_fingerprint(path.read_text(encoding="utf-8")).encode())
         digest.update(b"\0")
     return digest.hexdigest()[:16]

@@ -1,5 +1,6 @@
 # WSI local representation: one C-component diagonal Gaussian mixture per slide over its patch features.
-# Logic: src/mosare/gmm.py (EM, padding, BIC), src/mosare/plots/gmm.py (QC). The slide file comes from the
+# Logic: src/mosare/slide_gmm.py (the stage), src/mosare/gmm.py (estimator: EM, padding, BIC),
+# src/mosare/gmm_store.py (the store), src/mosare/plots/gmm.py (QC). The slide file comes from the
 # tiling rule's input function (tiling_slide_input), only for the QC thumbnail.
 
 

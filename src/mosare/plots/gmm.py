@@ -9,8 +9,12 @@ import numpy as np
 from matplotlib.patches import Patch
 
 from mosare.plots import save_png
+from mosare.slide_gmm import SlideMixture
+from mosare.slides import open_slide
+from mosare.stores import open_store
 
 OVERLAY_ALPHA = 0.6
+QC_THUMBNAIL_PX = 1600
 
 
 def component_colours(n_components: int) -> np.ndarray:
@@ -76,3 +80,21 @@ def plot_component_map(
         ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=7, frameon=False)
     fig.tight_layout()
     save_png(fig, path, dpi=120, tight=True, palette=True, key_colours=colours)
+
+
+def plot_slide_mixture(
+    mixture: SlideMixture, patch_store: str | Path, slide_path: str | Path, path: str | Path
+) -> None:
+    """The component map of a fitted slide (``mosare.slide_gmm.fit_slide_gmm``) over its thumbnail, to ``path``.
+
+    The slide is opened at the resolution its patch store recorded, so the patch footprints land where they were cut.
+    """
+    patch_attrs = open_store(patch_store).attrs
+    slide_id = mixture.store.slide_id
+    with open_slide(slide_path, slide_id=slide_id, mpp_override=patch_attrs["mpp_level0"]) as slide:
+        thumbnail = slide.thumbnail(QC_THUMBNAIL_PX)
+        dimensions = slide.dimensions
+    plot_component_map(
+        thumbnail, dimensions, mixture.coords, int(patch_attrs["footprint_px"]), mixture.labels,
+        mixture.store.tokens.weights, path, title=mixture.title, copy_of=mixture.copy_of,
+    )
