@@ -15,19 +15,11 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_predict
 from sklearn.metrics import roc_auc_score
 
-from mosare.demo import (
-    demo_report,
-    demo_rna_matrix,
-    demo_settings,
-    make_demo_plan,
-    patient_phenotype,
-    plan_demo_cohort,
-    render_tissue,
-    write_demo_cohort,
-    write_demo_overview,
-    write_demo_slide,
-    write_demo_tables,
-)
+from mosare.demo import demo_rna_matrix, write_demo_cohort, write_demo_tables
+from mosare.demo_plan import demo_settings, make_demo_plan, plan_demo_cohort
+from mosare.demo_render import patient_phenotype, render_tissue, write_demo_slide
+from mosare.demo_texts import demo_report
+from mosare.plots.demo import write_demo_overview
 from mosare.samples import load_sample_sheet
 
 CLASSES = ["LUAD", "LUSC"]

@@ -20,7 +20,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 # Stage -> entry modules (relative to src/mosare/; a directory means every module in it) that the stage's
 # scripts call. Imported mosare modules are added automatically.
 STAGE_SOURCES: dict[str, tuple[str, ...]] = {
-    "demo": ("demo.py",),
+    "demo": ("demo.py", "plots/demo.py"),
     "tiling": ("tiling.py", "slides.py", "plots/tissue.py"),
     "embedding": ("embedding.py", "encoders.py", "slides.py"),
     "gmm": ("slide_gmm.py", "plots/gmm.py"),

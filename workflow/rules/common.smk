@@ -37,7 +37,7 @@ def cohort_sheet(cohort: str) -> pd.DataFrame:
     """The cohort's validated sample sheet (planned in memory for a demo cohort, before it exists)."""
     cohort_config = config["cohorts"][cohort]
     if is_demo(cohort):
-        from mosare.demo import plan_demo_cohort
+        from mosare.demo_plan import plan_demo_cohort
 
         return plan_demo_cohort(
             cohort, cohort_config["demo"], cohort_config["classes"], Path(RESULTS) / "demo" / cohort

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import checkout_src  # noqa: F401 (puts this checkout's src/ first on sys.path, so mosare comes from here)
 
-from mosare.demo import make_demo_plan, write_planned_slide
+from mosare.demo import write_planned_slide
+from mosare.demo_plan import make_demo_plan
 from mosare.logs import log_to_file
 
 with log_to_file(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)

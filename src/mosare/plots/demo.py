@@ -10,6 +10,7 @@ import numpy as np
 import openslide
 import pandas as pd
 
+from mosare.demo_plan import DemoPlan
 from mosare.plots import save_png
 
 THUMBNAIL_PX = 320
@@ -43,3 +44,8 @@ def plot_demo_overview(sheet: pd.DataFrame, path: str | Path, *, rna_patients: s
     fig.suptitle(f"{len(ordered)} demo slides of {ordered['patient_id'].nunique()} patients", fontsize=11)
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.4 / (2.6 * rows + 0.4)))
     save_png(fig, path, dpi=110)
+
+
+def write_demo_overview(plan: DemoPlan, path: str | Path) -> None:
+    """The contact sheet of a written demo cohort: its planned slides, marking the patients without RNA."""
+    plot_demo_overview(plan.sheet, path, rna_patients={p.patient_id for p in plan.patients if p.has_rna})
