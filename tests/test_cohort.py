@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mosare.cohort import CohortError, build_cohort_table, presence_summary
+from mosare.cohort import CohortError, CohortTable, build_cohort_table, presence_summary
 from mosare.plots.cohort import plot_modality_presence
 from mosare.stores import write_store
 
@@ -60,7 +60,44 @@ def test_cohort_table_has_one_row_per_patient_with_modality_flags(tmp_path, coho
     assert written["has_wsi"].tolist() == [True, False, True], "one slide with patches is enough"
     assert written["has_rna"].tolist() == [False, False, True]
     assert written["has_text"].tolist() == [True, False, True]
-    pd.testing.assert_frame_equal(table.reset_index(drop=True), written)
+    pd.testing.assert_frame_equal(table.to_frame(), written)
+    read = CohortTable.read(tmp_path / "cohort.tsv", ["LUAD", "LUSC"])
+    assert read.patient_ids == table.patient_ids and read.labels == table.labels
+    assert read.slide_ids == (("s1a", "s1b"), ("s2",), ("s3",)) == table.slide_ids
+    np.testing.assert_array_equal(read.present, table.present)
+    assert read.has("wsi").tolist() == [True, False, True] and read.has("text").tolist() == [True, False, True]
+
+
+def test_a_patient_without_slides_round_trips_with_an_empty_slide_list(tmp_path):
+    table = CohortTable(("p1", "p2"), ("A", "B"), ((), ("s2",)), np.array([[False, True, True], [True, False, False]]))
+    table.write(tmp_path / "cohort.tsv")
+    read = CohortTable.read(tmp_path / "cohort.tsv")
+    assert read.slide_ids == ((), ("s2",)) and read.present.tolist() == table.present.tolist()
+
+
+@pytest.mark.parametrize("flag", ["1", "true", "yes", ""])
+def test_a_presence_flag_other_than_true_or_false_is_an_error_naming_the_line(tmp_path, flag):
+    (tmp_path / "cohort.tsv").write_text(
+        "patient_id\tlabel\tslide_ids\thas_wsi\thas_rna\thas_text\n"
+        "p1\tA\ts1\tTrue\tFalse\tTrue\n"
+        f"p2\tA\ts2\tTrue\t{flag}\tTrue\n"
+    )
+    with pytest.raises(CohortError, match=rf"cohort\.tsv: 'has_rna' must be True or False \(line 3: '{flag}'\)"):
+        CohortTable.read(tmp_path / "cohort.tsv")
+
+
+def test_a_table_missing_a_column_or_holding_an_unknown_label_names_the_file_and_the_fix(tmp_path):
+    (tmp_path / "old.tsv").write_text("patient_id\tlabel\tslide_ids\thas_wsi\thas_rna\np1\tA\ts1\tTrue\tFalse\n")
+    with pytest.raises(CohortError, match=r"old\.tsv lacks column\(s\) has_text; rerun rule assemble_cohort"):
+        CohortTable.read(tmp_path / "old.tsv")
+    CohortTable(("p1",), ("C",), (("s1",),), np.ones((1, 3), bool)).write(tmp_path / "cohort.tsv")
+    with pytest.raises(CohortError, match=r"labels \['C'\] are not among the cohort's classes \['A', 'B'\]"):
+        CohortTable.read(tmp_path / "cohort.tsv", ["A", "B"])
+
+
+def test_a_table_whose_columns_disagree_in_length_is_refused():
+    with pytest.raises(ValueError, match="2 patients, 1 labels"):
+        CohortTable(("p1", "p2"), ("A",), ((), ()), np.ones((2, 3), bool))
 
 
 def test_summary_counts_modalities_and_names_patients_with_nothing(tmp_path, cohort, caplog):

@@ -54,7 +54,7 @@ def test_user_cohort_of_slides_only_is_valid_and_its_cohort_table_flags_no_rna_a
     write_text_store(tmp_path / "text.zarr", no_text, {})
     slides = {slide: tmp_path / f"{slide}.zarr" for slide in ("s1", "s2")}
     table = assemble_cohort(sheet, slides, tmp_path / "text.zarr", tmp_path / "rna.zarr")
-    assert table[["has_wsi", "has_rna", "has_text"]].to_numpy().tolist() == [[True, False, False]] * 2
+    assert table.present.tolist() == [[True, False, False]] * 2
 
 
 def run_stage(root, **cohort_options):

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
+from mosare.cohort import CohortTable
 from mosare.run_summary import patch_store_count, run_summary, summarise_cohort
 from mosare.stores import write_store
 
@@ -26,9 +26,12 @@ def write_patch_store(results: Path, cohort: str, slide_id: str, n_patches: int,
 
 
 def write_cohort_table(results: Path, cohort: str, rows: list[tuple[str, str, bool, bool, bool]]) -> None:
-    table = pd.DataFrame(rows, columns=["patient_id", "slide_ids", "has_wsi", "has_rna", "has_text"])
-    table.insert(1, "label", "A")
-    table.to_csv(results / cohort / "cohort.tsv", sep="\t", index=False)
+    CohortTable(
+        patient_ids=tuple(row[0] for row in rows),
+        labels=("A",) * len(rows),
+        slide_ids=tuple(tuple(s for s in row[1].split(",") if s) for row in rows),
+        present=np.array([row[2:] for row in rows], dtype=bool).reshape(len(rows), 3),
+    ).write(results / cohort / "cohort.tsv")
 
 
 def test_summary_lists_empty_slides_patients_left_without_wsi_rna_or_report_and_where_to_look(tmp_path):
@@ -106,7 +109,7 @@ def test_an_unreadable_output_becomes_one_line_and_other_cohorts_are_still_summa
 
     text = run_summary(results, ["broken", "fine"], PATHS)
 
-    assert "  broken: summary unavailable (KeyError: 'slide_ids')" in text
+    assert "  broken: summary unavailable (CohortError: " in text and "lacks column(s) slide_ids, has_wsi" in text
     assert "  fine: 1 slides, 1 patients: nothing missing" in text
 
 

@@ -11,9 +11,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import pandas as pd
-
-from mosare.cohort import slide_patch_count
+from mosare.cohort import CohortTable, slide_patch_count
 
 MAX_LISTED = 10  # ids listed per problem; the count says how many there are
 
@@ -45,8 +43,12 @@ def patch_store_count(store: str | Path) -> int | None:
     return slide_patch_count(store) if (Path(store) / "zarr.json").is_file() else None
 
 
-def _missing(table: pd.DataFrame, flag: str) -> list[str]:
-    return table.loc[table[flag].str.lower() != "true", "patient_id"].tolist()
+def _lacking(table: CohortTable, modality: str, *, among_those_with_slides: bool = False) -> list[str]:
+    return [
+        pid
+        for pid, has, slides in zip(table.patient_ids, table.has(modality), table.slide_ids)
+        if not has and (slides or not among_those_with_slides)
+    ]
 
 
 def summarise_cohort(results_dir: str | Path, cohort: str) -> CohortSummary | None:
@@ -56,26 +58,23 @@ def summarise_cohort(results_dir: str | Path, cohort: str) -> CohortSummary | No
     """
     cohort_dir = Path(results_dir) / cohort
     table_path = cohort_dir / "cohort.tsv"
-    table = pd.read_csv(table_path, sep="\t", dtype=str, keep_default_na=False) if table_path.is_file() else None
+    table = CohortTable.read(table_path) if table_path.is_file() else None
     if table is not None:
-        slides = [slide for ids in table["slide_ids"] for slide in ids.split(",") if slide]
+        slides = [slide for ids in table.slide_ids for slide in ids]
     else:
         slides = sorted(path.name.removesuffix(".zarr") for path in (cohort_dir / "patches").glob("*.zarr"))
     counts = {slide: patch_store_count(cohort_dir / "patches" / f"{slide}.zarr") for slide in slides}
     counts = {slide: n for slide, n in counts.items() if n is not None}
     if table is None and not counts:
         return None
-    without_wsi = [] if table is None else table.loc[
-        (table["has_wsi"].str.lower() != "true") & (table["slide_ids"] != ""), "patient_id"
-    ].tolist()
     return CohortSummary(
         cohort=cohort,
         n_slides=len(slides),
         n_patients=None if table is None else len(table),
         empty_slides=[slide for slide, n in counts.items() if n == 0],
-        patients_without_wsi=without_wsi,
-        patients_without_rna=[] if table is None else _missing(table, "has_rna"),
-        patients_without_report=[] if table is None else _missing(table, "has_text"),
+        patients_without_wsi=[] if table is None else _lacking(table, "wsi", among_those_with_slides=True),
+        patients_without_rna=[] if table is None else _lacking(table, "rna"),
+        patients_without_report=[] if table is None else _lacking(table, "text"),
     )
 
 

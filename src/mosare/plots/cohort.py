@@ -9,16 +9,18 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
-from mosare.cohort import MODALITIES, modality_combination
+from mosare.cohort import CohortTable, modality_combination
+from mosare.modalities import MODALITIES
 from mosare.plots import save_png
 
 
-def plot_modality_presence(table: pd.DataFrame, cohort: str, path: str | Path) -> None:
+def plot_modality_presence(table: CohortTable, cohort: str, path: str | Path) -> None:
     """Two panels: patients per modality and per class; patients per combination of modalities, stacked by class."""
-    classes = sorted(table["label"].unique())
+    labels = np.asarray(table.labels, dtype=object)
+    classes = sorted(set(table.labels))
     colours = plt.get_cmap("tab10")(np.arange(len(classes)) % 10)
-    combos = modality_combination(table)
-    combo_counts = pd.crosstab(combos, table["label"]).reindex(columns=classes, fill_value=0)
+    combos = pd.Series(modality_combination(table), dtype=object)
+    combo_counts = pd.crosstab(combos, labels).reindex(columns=classes, fill_value=0)
     combo_counts = combo_counts.loc[combo_counts.sum(axis=1).sort_values().index]
 
     fig, (per_modality, per_combo) = plt.subplots(
@@ -27,9 +29,9 @@ def plot_modality_presence(table: pd.DataFrame, cohort: str, path: str | Path) -
     positions = np.arange(len(MODALITIES))
     width = 0.8 / len(classes)
     for k, (label, colour) in enumerate(zip(classes, colours)):
-        of_class = table[table["label"] == label]
-        present = [int(of_class[f"has_{m}"].sum()) for m in MODALITIES]
-        bars = per_modality.bar(positions + k * width, present, width, color=colour, label=f"{label} (n={len(of_class)})")
+        of_class = labels == label
+        present = table.present[of_class].sum(axis=0).astype(int).tolist()
+        bars = per_modality.bar(positions + k * width, present, width, color=colour, label=f"{label} (n={of_class.sum()})")
         per_modality.bar_label(bars, fontsize=8)
     per_modality.set_xticks(positions + width * (len(classes) - 1) / 2, [m.upper() for m in MODALITIES])
     per_modality.set_ylabel("patients with the modality")
