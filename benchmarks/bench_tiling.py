@@ -4,7 +4,8 @@ The slide is an Aperio-style pyramidal tiled TIFF (JPEG tiles 256 px, levels 1/4
 tifffile from a small bank of tissue-like tiles laid out as two large tissue pieces and a pen stroke, and
 cached under .cache/bench/ (about a minute to build the first time).
 
-1. Tissue detection + patch coordinates (mosare.tiling.detect_tissue + patch_coords), measured in a fresh
+1. Tissue detection + patch coordinates (mosare.tissue.detect_tissue + fine_cell_fractions, then patch_coords:
+   the coarse pass, the fine pass around tissue and the grid), measured in a fresh
    subprocess: wall time (target < 2 s) and peak RSS (target < 1 GiB; imports alone are reported too).
 2. Patch reading: mosare.slides.Slide.read_patch (RGB, resized to 256 px) against a bare
    ``openslide.OpenSlide.read_region`` loop (RGBA PIL image at the read size) over the same coordinates, each
@@ -29,7 +30,7 @@ import openslide
 import tifffile
 
 from mosare.slides import open_slide
-from mosare.tiling import patch_geometry
+from mosare.patch_geometry import patch_geometry
 
 REPO = Path(__file__).resolve().parents[1]
 SLIDE = REPO / ".cache" / "bench" / "bench-40k-0.25mpp.svs"
@@ -101,13 +102,19 @@ DETECTION_SCRIPT = """
 import json, resource, sys, time
 import numpy as np
 from mosare.slides import open_slide
-from mosare.tiling import TissueParams, detect_tissue, patch_coords, patch_geometry
+from mosare.patch_geometry import patch_geometry
+from mosare.patch_grid import grid_starts
+from mosare.tiling import patch_coords
+from mosare.tissue import TissueParams, detect_tissue, fine_cell_fractions
 baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 start = time.perf_counter()
 with open_slide(sys.argv[1]) as slide:
     geometry = patch_geometry(slide.mpp, float(sys.argv[2]), int(sys.argv[3]), slide.level_downsamples)
-    tissue = detect_tissue(slide, TissueParams())
-    coords = patch_coords(tissue, slide.dimensions, geometry.footprint_px, 0.5)
+    params = TissueParams()
+    tissue = detect_tissue(slide, params, params.min_piece_um2((int(sys.argv[3]) * float(sys.argv[2])) ** 2))
+    xs, ys = grid_starts(slide.dimensions, geometry.footprint_px)
+    fractions = fine_cell_fractions(slide, tissue, params, xs, ys, geometry.footprint_px)
+    coords = patch_coords(fractions, xs, ys, 0.5)
 seconds = time.perf_counter() - start
 np.save(sys.argv[4], coords)
 print(json.dumps({"seconds": seconds, "n_patches": len(coords), "mask_shape": tissue.mask.shape,

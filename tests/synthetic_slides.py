@@ -91,3 +91,20 @@ def tissue_image(
         )
     noise = rng.integers(-3, 4, size=image.shape, dtype=np.int16)
     return np.clip(image.astype(np.int16) + noise, 0, 255).astype(np.uint8)
+
+
+def corrupt_tiles(path: Path, level: int, tiles: Sequence[tuple[int, int]]) -> Path:
+    """Overwrite the JPEG data of tiles (column, row) of pyramid ``level`` with garbage, as a damaged file has.
+
+    The TIFF structure stays intact, so the slide opens and only reads touching those tiles fail.
+    """
+    with tifffile.TiffFile(path) as tif:
+        page = tif.pages[level]
+        columns = -(-page.imagewidth // page.tilewidth)
+        spans = [(page.dataoffsets[row * columns + col], page.databytecounts[row * columns + col]) for col, row in tiles]
+    garbage = np.random.default_rng(len(spans)).integers(0, 256, max(n for _, n in spans), dtype=np.uint8).tobytes()
+    with open(path, "r+b") as file:
+        for offset, size in spans:
+            file.seek(offset)
+            file.write(garbage[:size])
+    return path

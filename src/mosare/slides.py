@@ -10,6 +10,7 @@ import ctypes
 import logging
 import math
 import sys
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -31,6 +32,12 @@ MAX_READ_BYTES = 64 * 1024**2
 # outside is a wrong tag or a typo (magnification entered as mpp), not a slide.
 PLAUSIBLE_MPP = (0.05, 10.0)
 
+# Largest fraction of a slide's area that may be unreadable at every level (corrupt tiles filled with
+# background) before the slide is refused; ``tiling.max_unreadable_fraction`` in the config.
+DEFAULT_MAX_UNREADABLE_FRACTION = 0.05
+DEFAULT_TILE_PX = 256  # when the format does not say its tile size
+BACKGROUND = 255  # unreadable pixels are filled like OpenSlide's transparent (unscanned) ones: white
+
 _UINT32_POINTER = ctypes.POINTER(ctypes.c_uint32)
 OPAQUE = 0xFF000000  # smallest ARGB value with alpha 255
 if sys.byteorder != "little":
@@ -47,6 +54,29 @@ class SlideOpenError(SlideError):
 
 class SlideReadError(SlideError):
     """Reading pixels failed (e.g. a truncated file or a corrupt JPEG tile)."""
+
+
+class TooManyUnreadableTilesError(SlideReadError):
+    """More of the slide than ``max_unreadable_fraction`` could not be read at any level."""
+
+
+@dataclass(frozen=True)
+class UnreadableTile:
+    """A tile of ``level`` that failed to decode; ``x, y, width, height`` are level-0 px.
+
+    ``filled_from`` is the finer level whose pixels replaced it, or None when no level could be read
+    there and it was filled with background.
+    """
+
+    level: int
+    x: int
+    y: int
+    width: int
+    height: int
+    filled_from: int | None
+
+    def as_dict(self) -> dict[str, int | None]:
+        return asdict(self)
 
 
 class MissingMppError(SlideError):
@@ -127,8 +157,12 @@ class Slide:
         slide_id: str | None = None,
         mpp_override: float | None = None,
         assume_mpp: float | None = None,
+        max_unreadable_fraction: float = DEFAULT_MAX_UNREADABLE_FRACTION,
     ) -> None:
         self.path = Path(path)
+        self.max_unreadable_fraction = max_unreadable_fraction
+        # Tiles that failed in region reads, keyed by (level, level-0 x, y) so a re-read is listed once.
+        self._unreadable: dict[tuple[int, int, int], UnreadableTile] = {}
         self.slide_id = slide_id if slide_id is not None else self.path.stem
         label = f"slide {self.slide_id!r} ({self.path})"
         if not self.path.is_file():
@@ -172,10 +206,104 @@ class Slide:
     def properties(self) -> dict[str, str]:
         return dict(self._osr.properties)
 
+    @property
+    def unreadable_tiles(self) -> list[UnreadableTile]:
+        """Tiles that failed in region reads so far (``read_region`` and everything built on it)."""
+        return list(self._unreadable.values())
+
+    @property
+    def unreadable_fraction(self) -> float:
+        """Fraction of the level-0 area filled with background because no level could be read there."""
+        lost = sum(t.width * t.height for t in self._unreadable.values() if t.filled_from is None)
+        return lost / (self.dimensions[0] * self.dimensions[1])
+
+    def _reopen(self) -> None:
+        """A fresh OpenSlide handle: after a read error OpenSlide fails every later call on the old one."""
+        self._osr.close()
+        self._osr = openslide.OpenSlide(str(self.path))
+
+    def _tile_px(self, level: int) -> tuple[int, int]:
+        props = self._osr.properties
+        width = props.get(f"openslide.level[{level}].tile-width")
+        height = props.get(f"openslide.level[{level}].tile-height")
+        return int(width or DEFAULT_TILE_PX), int(height or DEFAULT_TILE_PX)
+
+    def read_region(self, x: int, y: int, level: int, width: int, height: int) -> np.ndarray:
+        """(height, width, 3) uint8 RGB of a region of ``level`` whose top-left is level-0 (x, y), surviving
+        corrupt tiles.
+
+        When the read fails, the region is re-read tile by tile on a fresh handle; a tile that still fails
+        is read from the next finer level and shrunk, and where no level can be read it is filled with
+        background. Each failed tile is listed in ``unreadable_tiles`` and logged with the slide named.
+        Raises TooManyUnreadableTilesError once more than ``max_unreadable_fraction`` of the slide's area
+        is background-filled.
+        """
+        try:
+            return self._read_rgb(x, y, level, width, height)
+        except SlideReadError as error:
+            log.debug("%s; re-reading that region tile by tile", error)
+            self._reopen()
+        downsample = self.level_downsamples[level]
+        tile_width, tile_height = self._tile_px(level)
+        # Level px of the region, on the level's own tile grid so each read touches exactly one tile.
+        left, top = round(x / downsample), round(y / downsample)
+        rgb = np.empty((height, width, 3), np.uint8)
+        for row in range(top // tile_height * tile_height, top + height, tile_height):
+            for col in range(left // tile_width * tile_width, left + width, tile_width):
+                x0, y0 = max(col, left), max(row, top)
+                x1, y1 = min(col + tile_width, left + width), min(row + tile_height, top + height)
+                rgb[y0 - top : y1 - top, x0 - left : x1 - left] = self._read_tile(
+                    level, (col, row, tile_width, tile_height), (x0, y0, x1 - x0, y1 - y0)
+                )
+        return rgb
+
+    def _read_tile(
+        self, level: int, tile: tuple[int, int, int, int], part: tuple[int, int, int, int]
+    ) -> np.ndarray:
+        """``part`` (level px x, y, width, height) of one tile of ``level``; see ``read_region``."""
+        downsample = self.level_downsamples[level]
+        x, y, width, height = part
+        # OpenSlide maps level-0 back to level px by dividing and flooring: ceil so the read starts in this tile.
+        x0, y0 = math.ceil(x * downsample), math.ceil(y * downsample)
+        try:
+            return self._read_rgb(x0, y0, level, width, height)
+        except SlideReadError:
+            self._reopen()
+        col, row, tile_width, tile_height = tile
+        key = (level, math.ceil(col * downsample), math.ceil(row * downsample))
+        filled_from = level - 1 if level > 0 else None
+        if key not in self._unreadable:
+            self._unreadable[key] = UnreadableTile(
+                level, key[1], key[2], round(tile_width * downsample), round(tile_height * downsample), filled_from
+            )
+            log.warning(
+                "slide %r (%s): the tile at level %d, level-0 (%d, %d), %dx%d px, cannot be decoded; %s",
+                self.slide_id, self.path, level, key[1], key[2], tile_width, tile_height,
+                f"using level {filled_from} there" if filled_from is not None else "filled with background",
+            )
+            self._check_unreadable_fraction()
+        if filled_from is None:
+            return np.full((height, width, 3), BACKGROUND, np.uint8)
+        finer = downsample / self.level_downsamples[filled_from]
+        region = self.read_region(
+            x0, y0, filled_from, max(1, round(width * finer)), max(1, round(height * finer))
+        )
+        return cv2.resize(region, (width, height), interpolation=cv2.INTER_AREA)
+
+    def _check_unreadable_fraction(self) -> None:
+        fraction = self.unreadable_fraction
+        if fraction > self.max_unreadable_fraction:
+            raise TooManyUnreadableTilesError(
+                f"slide {self.slide_id!r} ({self.path}): {fraction:.1%} of its area cannot be decoded at any "
+                f"pyramid level (corrupt or missing tiles), more than tiling.max_unreadable_fraction = "
+                f"{self.max_unreadable_fraction:g}. The file is probably truncated or damaged: re-copy it from "
+                "the scanner, or remove its row from the sample sheet"
+            )
+
     def _read_rgb(self, x: int, y: int, level: int, width: int, height: int) -> np.ndarray:
         """(height, width, 3) uint8 RGB; pixels without scan data (transparent) come out white.
 
-        Reads straight into a NumPy buffer through OpenSlide's C call instead of ``read_region``, which
+        Reads straight into a NumPy buffer through OpenSlide's C call instead of ``OpenSlide.read_region``, which
         would un-premultiply every pixel into a PIL image that we would then copy and convert again.
         """
         argb = np.empty((height, width), dtype=np.uint32)  # premultiplied ARGB, native byte order
@@ -237,7 +365,7 @@ class Slide:
             last = min(first + blocks_per_strip, out_height)
             top = first * factor
             rows = min(last * factor, height) - top
-            strip = self._read_rgb(0, round(top * downsample), level, read_width, rows)
+            strip = self.read_region(0, round(top * downsample), level, read_width, rows)
             if factor == 1:
                 binned[first:last] = strip
             else:
@@ -272,11 +400,16 @@ def open_slide(
     slide_id: str | None = None,
     mpp_override: float | None = None,
     assume_mpp: float | None = None,
+    max_unreadable_fraction: float = DEFAULT_MAX_UNREADABLE_FRACTION,
 ) -> Slide:
     """Open a whole-slide image; its ``mpp`` comes from ``mpp_override`` (the sample sheet), else the file, else
     ``assume_mpp``.
 
     Raises SlideOpenError for missing/corrupt/non-slide files, MissingMppError when no resolution is known and
     ImplausibleMppError when the one in use is outside PLAUSIBLE_MPP, all naming the file and the fix.
+    ``max_unreadable_fraction`` bounds the area that region reads may fill with background (see ``read_region``).
     """
-    return Slide(path, slide_id=slide_id, mpp_override=mpp_override, assume_mpp=assume_mpp)
+    return Slide(
+        path, slide_id=slide_id, mpp_override=mpp_override, assume_mpp=assume_mpp,
+        max_unreadable_fraction=max_unreadable_fraction,
+    )

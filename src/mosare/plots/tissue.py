@@ -1,4 +1,5 @@
-"""Tissue QC picture: slide thumbnail with tissue outlines, holes, pieces too small to keep and the patch grid."""
+"""Tissue QC picture: slide thumbnail with tissue outlines, holes, pieces too small to keep, pen ink left out,
+tiles that could not be decoded and the patch grid, drawn from what ``mosare.tiling.tile_slide`` returned."""
 
 from __future__ import annotations
 
@@ -15,23 +16,24 @@ from matplotlib.patches import Rectangle
 from mosare.plots import save_png
 
 if TYPE_CHECKING:
-    from mosare.slides import Slide
-    from mosare.tiling import PatchGeometry, TissueMask
+    from mosare.tiling import TilingResult
 
-THUMBNAIL_PX = 1600
 TISSUE_COLOUR = "#00c853"
 HOLE_COLOUR = "#ff6d00"
 PATCH_COLOUR = "#2962ff"
 SMALL_PIECE_COLOUR = "#d500f9"  # magenta: stands out from tissue green, hole orange and patch blue
-OUTLINE_COLOURS = (TISSUE_COLOUR, HOLE_COLOUR, PATCH_COLOUR, SMALL_PIECE_COLOUR)  # kept exact in the palette PNG
+INK_COLOUR = "#00e5ff"  # cyan: pen ink excluded from tissue
+UNREADABLE_COLOUR = "#ff1744"  # red: tiles that could not be decoded
+# Kept exact in the palette PNG.
+OUTLINE_COLOURS = (TISSUE_COLOUR, HOLE_COLOUR, PATCH_COLOUR, SMALL_PIECE_COLOUR, INK_COLOUR, UNREADABLE_COLOUR)
 
 
-def plot_tissue_qc(
-    slide: Slide, tissue: TissueMask, coords: np.ndarray, geometry: PatchGeometry, path: str | Path
-) -> None:
-    """Write the QC PNG for one slide to ``path`` (atomically)."""
-    thumbnail = slide.thumbnail(THUMBNAIL_PX)
-    width, height = slide.dimensions
+def plot_tissue_qc(result: TilingResult, path: str | Path) -> None:
+    """Write the QC PNG for one tiled slide to ``path`` (atomically); ``result`` must carry its thumbnail."""
+    if result.thumbnail is None:
+        raise ValueError(f"{result.slide_label}: tile_slide(..., thumbnail=True) is needed for the QC picture")
+    thumbnail, tissue, geometry, coords = result.thumbnail, result.tissue, result.geometry, result.coords
+    width, height = result.dimensions
     scale = thumbnail.shape[1] / width  # thumbnail px per level-0 px
     aspect = thumbnail.shape[0] / thumbnail.shape[1]
     fig_width = 9.0
@@ -46,10 +48,19 @@ def plot_tissue_qc(
             linewidth=0.3,
         )
     )
+    ax.add_collection(
+        PatchCollection(
+            [Rectangle((t.x * scale, t.y * scale), t.width * scale, t.height * scale) for t in result.unreadable_tiles],
+            facecolor="none",
+            edgecolor=UNREADABLE_COLOUR,
+            linewidth=1.5,
+        )
+    )
     outlines = (
         (tissue.tissue_contours, TISSUE_COLOUR),
         (tissue.hole_contours, HOLE_COLOUR),
         (tissue.small_piece_contours, SMALL_PIECE_COLOUR),
+        (tissue.ink_contours, INK_COLOUR),
     )
     for contours, colour in outlines:
         for contour in contours:
@@ -60,7 +71,7 @@ def plot_tissue_qc(
     ax.set_axis_off()
     upsampled = f", upsampled {geometry.upsample_factor:.2f}x" if geometry.upsampled else ""
     ax.set_title(
-        f"{slide.slide_id}: {slide.mpp:.4f} µm/px ({slide.mpp_source}), {width}x{height} px\n"
+        f"{result.slide_id}: {result.mpp:.4f} µm/px ({result.mpp_source}), {width}x{height} px\n"
         f"{len(coords)} patches of {geometry.patch_px} px at {geometry.target_mpp:g} µm/px "
         f"({geometry.footprint_px} level-0 px, read {geometry.read_px} px at level {geometry.read_level}"
         f"{upsampled}); tissue {tissue.area_um2 / 1e6:.2f} mm²",
@@ -74,6 +85,12 @@ def plot_tissue_qc(
     if tissue.small_piece_contours:
         handles.append(
             Line2D([], [], color=SMALL_PIECE_COLOUR, label="dropped: below tiling.tissue.min_tissue_area_um2")
+        )
+    if tissue.ink_contours:
+        handles.append(Line2D([], [], color=INK_COLOUR, label="excluded: pen ink"))
+    if result.unreadable_tiles:
+        handles.append(
+            Rectangle((0, 0), 1, 1, facecolor="none", edgecolor=UNREADABLE_COLOUR, label="tile that cannot be decoded")
         )
     ax.legend(
         handles=handles,
