@@ -8,11 +8,16 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mosare import config as config_module
 from mosare.config import (
+    CONFIG_SCHEMA_IN_CHECKOUT,
     ConfigError,
     check_encoder_weights_configured,
     cohort_train_config,
+    config_schema_path,
+    find_checkout,
     load_config,
+    schema_defaults,
     validate_config,
 )
 
@@ -153,3 +158,37 @@ def test_load_config_names_the_file_it_read(tmp_path: Path) -> None:
     path.write_text("cohorts: {x: {classes: [A, B], samples: s.tsv}}\ngmm: {componets: 8}\n")
     with pytest.raises(ConfigError, match=rf"(?s)^{path} is invalid .*did you mean 'components'\?"):
         load_config(path)
+
+
+def test_the_schema_is_found_in_the_checkout_mosare_runs_from() -> None:
+    assert config_schema_path() == REPO / "workflow" / "schemas" / "config.schema.yaml"
+    assert find_checkout(Path(config_module.__file__)) == REPO
+
+
+@pytest.mark.parametrize("depth", [("src", "mosare"), ("src", "mosare", "plots"), ("lib", "python3.11", "site-packages", "mosare")])
+def test_the_checkout_is_the_nearest_folder_above_the_module_holding_the_schema(tmp_path, depth) -> None:
+    checkout = tmp_path / "checkout"
+    (checkout / CONFIG_SCHEMA_IN_CHECKOUT).parent.mkdir(parents=True)
+    (checkout / CONFIG_SCHEMA_IN_CHECKOUT).write_text("{}")
+    module = checkout.joinpath(*depth, "config.py")
+    module.parent.mkdir(parents=True)
+    module.write_text("")
+
+    assert find_checkout(module) == checkout
+
+
+def test_a_package_copied_away_from_its_workflow_says_how_to_install_it(tmp_path) -> None:
+    module = tmp_path / "site-packages" / "mosare" / "config.py"
+    module.parent.mkdir(parents=True)
+    module.write_text("")
+    with pytest.raises(FileNotFoundError, match=r"no workflow/schemas/config\.schema\.yaml above .*pip install -e \."):
+        find_checkout(module)
+
+
+def test_schema_defaults_are_the_values_validation_fills_in() -> None:
+    filled = validate_config({"cohorts": {"c": {"classes": ["A", "B"], "demo": {}}}})
+    for section in ("tiling", "encoder", "gmm", "text", "rna", "train"):
+        assert schema_defaults(section) == {key: filled[section][key] for key in schema_defaults(section)}, section
+    assert schema_defaults("tiling", "tissue") == filled["tiling"]["tissue"]
+    assert schema_defaults("cohorts", "*", "demo") == filled["cohorts"]["c"]["demo"]
+    assert schema_defaults("tiling")["target_mpp"] == 0.5 and schema_defaults("gmm")["components"] == 16

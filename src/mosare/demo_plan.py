@@ -15,9 +15,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
-from mosare.config import CONFIG_SCHEMA
+from mosare.config import schema_defaults
 
 PEN_FRACTION = 0.3  # of slides with a marker stroke
 
@@ -72,9 +71,7 @@ class DemoPlan:
 
 def demo_settings(demo_config: Mapping[str, Any]) -> dict[str, Any]:
     """``demo_config`` with the schema's defaults filled in (tests and scripts may pass partial dicts)."""
-    schema = yaml.safe_load(CONFIG_SCHEMA.read_text())
-    demo_schema = schema["properties"]["cohorts"]["additionalProperties"]["properties"]["demo"]
-    settings = {key: spec["default"] for key, spec in demo_schema["properties"].items()}
+    settings = schema_defaults("cohorts", "*", "demo")
     unknown = set(demo_config) - set(settings)
     if unknown:
         raise ValueError(f"unknown demo setting(s) {sorted(unknown)}; known: {sorted(settings)}")

@@ -13,6 +13,7 @@ import pandas as pd
 
 REQUIRED_COLUMNS = ("patient_id", "slide_id", "slide_path", "label")
 OPTIONAL_COLUMNS = ("report_path", "mpp")
+# Patient and slide ids become file names and Snakemake wildcards (common.smk constrains {slide_id} to this).
 ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]+$")
 
 

@@ -11,8 +11,9 @@ import pandas as pd
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from mosare.config import check_encoder_weights_configured, cohort_train_config, validate_config
-from mosare.encoder_weights import checkpoint_hint
-from mosare.samples import load_sample_sheet
+from mosare.embedding_chunks import embedding_chunks
+from mosare.encoder_specs import checkpoint_hint, encoder_spec
+from mosare.samples import ID_PATTERN, load_sample_sheet
 from mosare.weights_fingerprint import read_fingerprint
 
 validate_config(config)
@@ -24,7 +25,7 @@ RESULTS = "results"
 
 wildcard_constraints:
     cohort="|".join(COHORTS),
-    slide_id=r"[A-Za-z0-9._-]+",
+    slide_id=ID_PATTERN.pattern.removeprefix("^").removesuffix("$"),
     encoder=r"[A-Za-z0-9._:-]+",
 
 
@@ -141,27 +142,38 @@ def tissue_qc_pictures(cohort: str) -> list[str]:
 
 # ---- Embedding (embedding.smk) ---------------------------------------------------------------------
 
-def embedding_gpus(wildcards) -> int:
-    """GPUs an embedding job asks for: 0 for efficientnet-lite0 (the CPU demo default), 1 for the ViT encoders.
+# The configured encoder's registry entry: feature width, weights, and what one embedding job needs (mem_mb, GPUs,
+# threads) all come from it (mosare.encoder_specs), so adding an encoder needs no edit here.
+EMBEDDING_SPEC = encoder_spec(config["encoder"]["name"])
+EMBEDDING_LOG = f"{RESULTS}/logs/embed_slide/{{cohort}}/{encoder_slug()}/{{slide_id}}.log"
+# Settings that decide which slides share a job or where it runs, not what it computes: changing them reruns nothing.
+EMBEDDING_PLACEMENT_KEYS = ("slides_per_job", "job_resources")
+
+
+def cohort_embedding_chunks(cohort: str) -> list:
+    """The cohort's slides in embedding jobs (mosare.embedding_chunks: stable hash chunks of encoder.slides_per_job)."""
+    return embedding_chunks(slide_ids(cohort), config["encoder"]["slides_per_job"])
+
+
+def embedding_rule_name(cohort: str, chunk) -> str:
+    """``embed_slides_<cohort>_<chunk>``: one generated rule per chunk (``--forcerun`` takes it, or a feature store)."""
+    return re.sub(r"\W", "_", f"embed_slides_{cohort}_{chunk.index}")
+
+
+def embedding_settings() -> dict:
+    """The encoder section as the embedding jobs' params: everything that can change a feature."""
+    return {key: value for key, value in config["encoder"].items() if key not in EMBEDDING_PLACEMENT_KEYS}
+
+
+def embedding_resources(n_slides: int) -> dict:
+    """An embedding job's resources: its encoder's mem_mb and GPUs, a runtime growing with its slides, and
+    encoder.job_resources on top (e.g. slurm_partition: gpu), since generated rules cannot be named in a profile.
 
     SLURM profiles turn `gpu` into `--gpus`; locally it only limits how many GPU jobs run at once when
     `--resources gpu=N` is given. Jobs use CUDA whenever it is visible, whatever this says.
     """
-    return 0 if config["encoder"]["name"] == "efficientnet-lite0" else 1
-
-
-def embedding_threads(wildcards) -> int:
-    """CPU threads per embedding job: 1 for efficientnet-lite0, 4 for the ViT encoders.
-
-    A small CNN's batches are too small for intra-op threads to pay off: on 2 cores the demo spent 60% more CPU per
-    slide with 2 threads than with 1, so its slides run one thread each, side by side. ViTs on a CPU do use them.
-    """
-    return 1 if config["encoder"]["name"] == "efficientnet-lite0" else 4
-
-
-def embedding_mem_mb(wildcards) -> int:
-    """Memory for the model (fp32 weights on the host while loading), DataLoader workers and one store chunk."""
-    return {"efficientnet-lite0": 3000, "uni": 8000, "uni2-h": 12000}.get(config["encoder"]["name"], 8000)
+    resources = {"mem_mb": EMBEDDING_SPEC.mem_mb, "gpu": EMBEDDING_SPEC.gpus, "runtime": 15 + 5 * n_slides}
+    return resources | config["encoder"]["job_resources"]
 
 
 def encoder_weights_config(wildcards) -> dict:
@@ -293,7 +305,7 @@ def run_summary_paths() -> dict[str, str]:
     return {
         "tissue_qc": rules.tile_slide.output.qc,
         "tiling_log": rules.tile_slide.log[0],
-        "embedding_log": rules.embed_slide.log[0].replace("{encoder}", encoder_slug()),
+        "embedding_log": EMBEDDING_LOG,
         "rna_log": rules.select_rna_genes.log[0],
         "report_log": rules.encode_reports.log[0],
         "cohort_log": rules.assemble_cohort.log[0],
