@@ -324,3 +324,43 @@ def test_level_within_tolerance_of_the_target_is_not_reported_as_upsampling(tmp_
         tile(path, tmp_path / "n.zarr", None, slide_id="near", tiling=TILING)
     assert patch_geometry(0.505, 0.5, 256, (1.0,)).upsampled is False
     assert "upsampled" not in caplog.text
+
+
+def test_tissue_detector_registry_schema_and_docs_agree():
+    from mosare.config import config_schema
+    from mosare.tissue import TISSUE_DETECTORS, tissue_detector
+
+    schema = config_schema()
+    method = schema["properties"]["tiling"]["properties"]["tissue"]["properties"]["method"]
+    assert method["default"] == TissueParams().method
+    assert tissue_detector(TissueParams()).name == method["default"] in TISSUE_DETECTORS
+    readme = open("README.md", encoding="utf-8").read()
+    assert "tiling.tissue.method" in readme and f"`{method['default']}`" in readme
+    with pytest.raises(ValueError, match="'otsu-unet' is not a tissue detector; known: .*saturation"):
+        tissue_detector(TissueParams(method="otsu-unet"))
+
+
+def test_a_new_tissue_detector_is_one_class_selected_by_config(tmp_path):
+    """What src/mosare/tissue_<method>.py holds for a new detector: one registered subclass."""
+    from mosare.tissue import TISSUE_DETECTORS, Segmentation, TissueDetector, register_tissue_detector
+
+    @register_tissue_detector
+    class DarknessDetector(TissueDetector):
+        name = "darkness"
+
+        def segment(self, rgb, mpp):
+            tissue = rgb.mean(axis=-1) < 225
+            return Segmentation(tissue, np.zeros_like(tissue), tissue, 225.0)
+
+    try:
+        image = tissue_image(2048, 2048, blobs=[(0.5, 0.5, 0.35, 0.35)])
+        path = write_slide(tmp_path / "s.svs", image, mpp=0.5, downsamples=(1, 4))
+        tiling = {**TILING, "tissue": {"method": "darkness"}}
+        result = tile_slide(path, tmp_path / "d.zarr", slide_id="s", tiling=tiling)
+        default = tile_slide(path, tmp_path / "s.zarr", slide_id="s", tiling=TILING)
+        assert zarr.open_group(str(tmp_path / "d.zarr"), mode="r").attrs["tissue"]["method"] == "darkness"
+        assert result.tissue.threshold == 225.0
+        # A disc of radius 0.35 mm holds about 0.385 / 0.0164 = 23 patches; both detectors find it.
+        assert abs(result.n_patches - default.n_patches) <= 3 and 15 <= result.n_patches <= 30
+    finally:
+        del TISSUE_DETECTORS["darkness"]
