@@ -19,7 +19,9 @@ import torch
 
 from mosare.config import cohort_train_config, load_config
 from mosare.splits import make_folds
-from mosare.training import CohortData, RunContext, model_dims, run_unit, scenarios
+from mosare.cohort_data import CohortData
+from mosare.scenarios import scenarios
+from mosare.training import RunContext, model_dims, run_unit
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -57,16 +59,16 @@ def run_grid(data: CohortData, train_config: dict, workers: int, out: Path) -> f
     from mosare.training import _run_unit_in_worker, _start_worker
 
     folds = make_folds(data.patient_ids, data.labels, train_config["folds"], train_config["seed"])
-    context = RunContext(folds, train_config, "bench", out, "cpu", build_model, model_dims(data, train_config))
+    context = RunContext(folds[None], train_config, "bench", out, "cpu", build_model, model_dims(data, train_config))
     units = scenarios(train_config["missing_rates"])
     start = time.perf_counter()
     if workers == 1:
         torch.set_num_threads(1)
         for scenario in units:
-            run_unit(data, context, 0, scenario, progress=False)
+            run_unit(data, context, 0, 0, scenario, progress=False)
     else:
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_start_worker, initargs=(data, context)) as pool:
-            list(pool.map(_run_unit_in_worker, [0] * len(units), units))
+            list(pool.map(_run_unit_in_worker, [0] * len(units), [0] * len(units), units))
     return time.perf_counter() - start
 
 
@@ -77,9 +79,9 @@ def per_model_cpu_seconds(data: CohortData, train_config: dict, out: Path) -> di
     folds = make_folds(data.patient_ids, data.labels, train_config["folds"], train_config["seed"])
     seconds = {}
     for name in train_config["models"]:
-        context = RunContext(folds, {**train_config, "models": [name]}, "bench", out, "cpu", build_model, model_dims(data, train_config))
+        context = RunContext(folds[None], {**train_config, "models": [name]}, "bench", out, "cpu", build_model, model_dims(data, train_config))
         start = time.process_time()
-        run_unit(data, context, 0, scenarios([])[0], progress=False)
+        run_unit(data, context, 0, 0, scenarios([])[0], progress=False)
         seconds[name] = time.process_time() - start
     return seconds
 

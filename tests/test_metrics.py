@@ -48,7 +48,7 @@ def fold_rows(values: dict[str, list[float]]) -> pd.DataFrame:
             rows.append({
                 "cohort": "c", "model": model, "scenario": "complete", "train_missing_rate": 0.0,
                 "test_missing_rate": 0.0, "fold": fold, "auc": auc, "f1_macro": 0.5, "accuracy": 0.5,
-                "balanced_accuracy": 0.5,
+                "balanced_accuracy": 0.5, "brier": 0.25, "ece": 0.1,
             })  # fmt: skip
     return pd.DataFrame(rows)
 
@@ -59,11 +59,22 @@ def test_fold_summary_has_mean_sample_std_and_one_column_per_fold():
         "cohort", "model", "scenario", "train_missing_rate", "test_missing_rate", "metric", "mean", "std",
         "fold0", "fold1", "fold2",
     ]  # fmt: skip
-    assert len(table) == 2 * 4
+    assert len(table) == 2 * 6
     auc = table[(table["model"] == "mosare") & (table["metric"] == "auc")].iloc[0]
     assert auc["mean"] == pytest.approx(0.9) and auc["std"] == pytest.approx(0.1)
-    assert table["model"].tolist()[:4] == ["mosare"] * 4  # models in run order, metrics in a fixed order
-    assert table["metric"].tolist()[:4] == ["auc", "f1_macro", "accuracy", "balanced_accuracy"]
+    assert table["model"].tolist()[:6] == ["mosare"] * 6  # models in run order, metrics in a fixed order
+    assert table["metric"].tolist()[:6] == ["auc", "f1_macro", "accuracy", "balanced_accuracy", "brier", "ece"]
+
+
+def test_repeated_folds_get_their_own_columns_and_one_mean_and_std():
+    first = fold_rows({"mosare": [0.8, 0.9, 1.0]})
+    second = fold_rows({"mosare": [0.6, 0.7, 0.8]}).assign(repeat=1)
+    table = summarise_folds(pd.concat([first.assign(repeat=0), second]), n_folds=3, repeats=2)
+    assert [c for c in table.columns if "fold" in c] == [
+        "fold0", "fold1", "fold2", "repeat1_fold0", "repeat1_fold1", "repeat1_fold2",
+    ]  # fmt: skip
+    auc = table[table["metric"] == "auc"].iloc[0]
+    assert auc["mean"] == pytest.approx(0.8) and auc["std"] == pytest.approx(np.std([0.8, 0.9, 1, 0.6, 0.7, 0.8], ddof=1))
 
 
 def test_fold_summary_leaves_an_undefined_fold_out_of_mean_and_std():

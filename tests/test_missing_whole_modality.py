@@ -22,14 +22,9 @@ from mosare.samples import load_sample_sheet
 from mosare.splits import make_folds
 from mosare.stores import write_store
 from mosare.text import TextFeatures, patient_reports, write_text_store
-from mosare.training import (
-    Scenario,
-    cross_validate,
-    load_cohort_data,
-    plan_evaluation,
-    scenario_presence,
-    train_and_evaluate,
-)
+from mosare.cohort_data import load_cohort_data
+from mosare.scenarios import Scenario, plan_evaluation, scenario_presence, scenarios
+from mosare.training import cross_validate, train_and_evaluate
 
 CLASSES = ["A", "B"]
 MODELS = ["mosare", "abmil", "rna_mlp", "report_mlp", "late_fusion"]
@@ -135,7 +130,7 @@ def test_rna_baseline_trains_only_in_folds_whose_training_part_shows_rna_and_the
     config = tiny_config(folds=3, missing_rates=[], models=["late_fusion", "rna_mlp"])
     folds = make_folds(data.patient_ids, data.labels, 3, config["seed"])
     data.available[:, 1] = folds == 0  # only fold 0's patients have RNA: folds 1 and 2 train on it, fold 0 cannot
-    _, fold_metrics, predictions = cross_validate(
+    _, fold_metrics, predictions, _ = cross_validate(
         data, config, "toy", tmp_path / "train", torch.device("cpu"), stand_in_factory((16, 24, 12)), dims=(16, 24, 12)
     )
     rna = fold_metrics[fold_metrics["model"] == "rna_mlp"].set_index("fold")
@@ -195,7 +190,7 @@ def test_single_modality_baseline_without_its_modality_cannot_be_built(name, dim
 def test_masks_of_a_cohort_without_rna_never_drop_a_slide_and_drop_reports_at_about_the_rate():
     available = np.ones((3000, 3), dtype=bool)
     available[:, 1] = False
-    presence = scenario_presence(available, np.arange(3000) % 3, 0, [0.5], seed=0)
-    shown = presence[Scenario("masked_train_test", 0.5, 0.5)]
+    presence = scenario_presence(available, np.arange(3000) % 2, np.arange(3000) % 3, 0, scenarios([0.5]), seed=0)
+    shown = presence[Scenario("masked_train_test", 0.5, 0.5)][0]
     assert shown[:, 0].all() and not shown[:, 1].any()
     assert 0.45 < 1 - shown[:, 2].mean() < 0.55

@@ -40,25 +40,25 @@ def test_raw_counts_are_log_transformed_and_log_values_are_left_alone():
 
 def test_auto_transform_stores_log2_of_counts_plus_one():
     matrix = matrix_of([[0, 255, 1023]], ["G1"], ["p1", "p2", "p3"])
-    features = select_rna_features(matrix, ["p1", "p2", "p3"], top_genes=1)
+    features = select_rna_features(matrix, ["p1", "p2", "p3"])
     assert features.log_transformed
     np.testing.assert_allclose(features.values[:, 0], [0.0, 8.0, 10.0])
 
 
-def test_top_genes_are_the_most_variable_across_patients_in_matrix_order():
+def test_every_gene_is_stored_in_matrix_order_so_folds_choose_their_own():
     genes = ["flat", "wild", "mild", "wilder"]
     values = [[5.0, 5.0, 5.0, 5.0], [1.0, 9.0, 1.0, 9.0], [4.0, 5.0, 4.0, 5.0], [0.0, 12.0, 0.0, 12.0]]
     matrix = matrix_of(values, genes, ["a", "b", "c", "d"])
-    features = select_rna_features(matrix, ["a", "b", "c", "d"], top_genes=2, log_transform=False)
-    assert features.gene_ids == ["wild", "wilder"]
-    np.testing.assert_array_equal(features.values[:, 1], [0.0, 12.0, 0.0, 12.0])
+    features = select_rna_features(matrix, ["a", "b", "c", "d"], log_transform=False)
+    assert features.gene_ids == genes
+    np.testing.assert_array_equal(features.values[:, 3], [0.0, 12.0, 0.0, 12.0])
     assert features.values.dtype == np.float32
 
 
 def test_patients_missing_from_matrix_get_zeros_and_absent_and_extra_columns_are_ignored(caplog):
     matrix = matrix_of([[1.0, 2.0, 3.0], [3.0, 1.0, 9.0]], ["G1", "G2"], ["p1", "p3", "stranger"])
     with caplog.at_level(logging.INFO):
-        features = select_rna_features(matrix, ["p1", "p2", "p3"], top_genes=2, log_transform=False)
+        features = select_rna_features(matrix, ["p1", "p2", "p3"], log_transform=False)
     assert features.patient_ids == ["p1", "p2", "p3"]
     np.testing.assert_array_equal(features.present, [True, False, True])
     np.testing.assert_array_equal(features.values[1], [0.0, 0.0])
@@ -69,7 +69,7 @@ def test_patients_missing_from_matrix_get_zeros_and_absent_and_extra_columns_are
 def test_columns_differing_from_a_patient_id_only_by_case_or_spaces_fail_naming_column_and_patient():
     matrix = matrix_of(np.ones((2, 4)), ["g1", "g2"], ["P01", "p02", " P03 ", "stranger"])
     with pytest.raises(RNAMatrixError) as error:
-        select_rna_features(matrix, ["P01", "P02", "P03"], top_genes=2, source="rna.tsv")
+        select_rna_features(matrix, ["P01", "P02", "P03"], source="rna.tsv")
     assert str(error.value) == (
         "rna.tsv: column(s) 'p02' (patient 'P02'), ' P03 ' (patient 'P03') differ from a sample-sheet patient_id "
         "only by letter case or surrounding spaces, so those patients would silently have no RNA; rename each "
@@ -79,15 +79,8 @@ def test_columns_differing_from_a_patient_id_only_by_case_or_spaces_fail_naming_
 
 def test_a_case_variant_column_is_ignored_when_the_patient_has_its_exact_column():
     matrix = matrix_of([[1, 5], [2, 6]], ["g1", "g2"], ["P01", "p01"])
-    features = select_rna_features(matrix, ["P01"], top_genes=2, log_transform=False)
+    features = select_rna_features(matrix, ["P01"], log_transform=False)
     np.testing.assert_array_equal(features.values, [[1, 2]])
-
-
-def test_variance_ignores_patients_outside_the_cohort():
-    # G1 varies only because of a patient who is not in the sample sheet.
-    matrix = matrix_of([[1.0, 1.0, 50.0], [1.0, 3.0, 3.0]], ["G1", "G2"], ["p1", "p2", "stranger"])
-    features = select_rna_features(matrix, ["p1", "p2"], top_genes=1, log_transform=False)
-    assert features.gene_ids == ["G2"]
 
 
 def test_cohort_without_rna_matrix_has_every_patient_absent(tmp_path):
@@ -127,13 +120,13 @@ def test_non_numeric_cells_fail_naming_the_column(tmp_path):
 def test_forced_log_transform_of_negative_values_fails():
     matrix = matrix_of([[-0.5, 2.0]], ["MET"], ["p1", "p2"])
     with pytest.raises(RNAMatrixError, match="MET.*log_transform"):
-        select_rna_features(matrix, ["p1", "p2"], top_genes=1, log_transform=True)
+        select_rna_features(matrix, ["p1", "p2"], log_transform=True)
 
 
 def test_matrix_sharing_no_patient_with_the_sheet_fails():
     matrix = matrix_of([[1.0]], ["MET"], ["TCGA-XX"])
     with pytest.raises(RNAMatrixError, match="none of its 1 patient columns"):
-        select_rna_features(matrix, ["p1"], top_genes=1)
+        select_rna_features(matrix, ["p1"])
 
 
 @pytest.mark.parametrize("layout", ["gene_id column", "index"])
@@ -151,8 +144,8 @@ def test_rna_store_holds_ids_values_and_presence(tmp_path):
     build_rna_store(path, ["p1", "p2", "p3"], {"top_genes": 2, "log_transform": "auto"}, tmp_path / "rna.zarr")
     store = open_store(tmp_path / "rna.zarr")
     assert list(store["patient_ids"][:]) == ["p1", "p2", "p3"]
-    assert list(store["gene_ids"][:]) == ["A", "C"]
-    assert store["values"].dtype == np.float32 and store["values"].shape == (3, 2)
+    assert list(store["gene_ids"][:]) == ["A", "B", "C"], "every gene: rna.top_genes is chosen inside each fold"
+    assert store["values"].dtype == np.float32 and store["values"].shape == (3, 3)
     np.testing.assert_array_equal(store["present"][:], [True, False, True])
-    np.testing.assert_allclose(store["values"][2], np.log2([301.0, 1001.0]), rtol=1e-6)
+    np.testing.assert_allclose(store["values"][2], np.log2([301.0, 8.0, 1001.0]), rtol=1e-6)
     assert store.attrs["log_transformed"] is True

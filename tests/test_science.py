@@ -11,7 +11,8 @@ import torch
 from synthetic_cohort import write_synthetic_cohort
 
 from mosare.metrics import auc_score
-from mosare.training import CohortData, cross_validate, load_cohort_data
+from mosare.cohort_data import CohortData, load_cohort_data
+from mosare.training import cross_validate
 
 CLASSES = ["A", "B"]
 # Every modality carries the class with independent noise (slides a little less than RNA and reports), so each alone
@@ -46,7 +47,7 @@ def mean_auc(fold_metrics: pd.DataFrame, model: str, scenario: str = "complete")
 def run(data: CohortData, tmp_path, models: list[str], missing_rates: list[float]) -> tuple[pd.DataFrame, pd.DataFrame]:
     torch.set_num_threads(1)
     config = {**CONFIG, "models": models, "missing_rates": missing_rates}
-    _, fold_metrics, predictions = cross_validate(data, config, "synthetic", tmp_path, torch.device("cpu"))
+    _, fold_metrics, predictions, _ = cross_validate(data, config, "synthetic", tmp_path, torch.device("cpu"))
     return fold_metrics, predictions
 
 

@@ -9,23 +9,20 @@ import torch
 from synthetic_cohort import StandInModel, small_train_config, stand_in_factory, write_synthetic_cohort
 
 from mosare.splits import check_cohort_splits, fold_validation_split, make_folds, validation_split
-from mosare.training import (
-    CohortData,
+from mosare.cohort_data import CohortData, load_cohort_data, merge_slide_components
+from mosare.evaluation_results import evaluation_tables, write_results
+from mosare.fold_inputs import eval_patch_rows, fit_normalisation, fold_tensors, make_batch
+from mosare.scenarios import (
+    MNARSetting,
     Scenario,
-    cross_validate,
     draw_missing_masks,
-    eval_patch_rows,
-    fit_normalisation,
-    fold_tensors,
-    load_cohort_data,
-    lr_factor,
-    make_batch,
-    merge_slide_components,
+    mnar_masks,
+    realised_missing_rates,
     scenario_presence,
     scenarios,
-    train_model,
-    write_results,
 )
+from mosare.train_loop import lr_factor, train_model
+from mosare.training import cross_validate
 
 CLASSES = ["A", "B"]
 DIMS = (16, 24, 12)
@@ -117,7 +114,7 @@ def test_masks_keep_one_modality_and_never_drop_wsi_and_rna_together():
     shown = draw_missing_masks(available, 0.5, np.random.default_rng(0))
     assert shown.any(axis=1).all()
     assert (shown[:, 0] | shown[:, 1]).all()
-    assert 0.2 < 1 - shown.mean() < 0.5  # dropped about as often as the rejection rule allows
+    assert 0.2 < 1 - shown.mean() < 0.5  # dropped about as often as the rule allows
     assert np.array_equal(shown, draw_missing_masks(available, 0.5, np.random.default_rng(0)))
 
 
@@ -133,19 +130,61 @@ def test_scenario_masks_are_fixed_per_fold_and_complete_shows_only_what_exists()
     rng = np.random.default_rng(0)
     available = rng.random((60, 3)) > 0.2
     available[:, 0] = True
+    labels = np.arange(60) % 2
     folds = np.arange(60) % 3
-    presence = scenario_presence(available, folds, 1, [0.3, 0.5], seed=0)
-    again = scenario_presence(available, folds, 1, [0.3, 0.5], seed=0)
-    assert list(presence) == scenarios([0.3, 0.5])
-    assert all(np.array_equal(presence[s], again[s]) for s in presence)
-    assert np.array_equal(presence[Scenario("complete", 0, 0)], available)
+    scenario_list = scenarios([0.3, 0.5])
+    presence = scenario_presence(available, labels, folds, 1, scenario_list, seed=0)
+    again = scenario_presence(available, labels, folds, 1, scenario_list, seed=0)
+    assert list(presence) == scenario_list
+    assert all(np.array_equal(presence[s][0], again[s][0]) for s in presence)
+    assert np.array_equal(presence[Scenario("complete", 0, 0)][0], available)
     test = folds == 1
-    masked_train = presence[Scenario("masked_train", 0.5, 0.0)]
-    masked_both = presence[Scenario("masked_train_test", 0.5, 0.5)]
+    masked_train = presence[Scenario("masked_train", 0.5, 0.0)][0]
+    masked_both = presence[Scenario("masked_train_test", 0.5, 0.5)][0]
     assert np.array_equal(masked_train[test], available[test])
     assert np.array_equal(masked_train[~test], masked_both[~test])
     assert (masked_both[test] != available[test]).any()
     assert not (masked_both & ~available).any()
+
+
+def test_masks_are_nested_across_rates_in_every_fold_and_draw():
+    rng = np.random.default_rng(3)
+    available = rng.random((300, 3)) > 0.15
+    available[::7, :2] = [True, False]
+    labels, folds = np.arange(300) % 2, np.arange(300) % 5
+    rates = [0.1, 0.3, 0.5, 0.7]
+    for fold in range(5):
+        presence = scenario_presence(available, labels, folds, fold, scenarios(rates), seed=4, mask_draws=3)
+        for draw in range(3):
+            hidden = [available & ~presence[Scenario("masked_train_test", r, r)][draw] for r in rates]
+            for lower, higher in zip(hidden, hidden[1:]):
+                assert not (lower & ~higher).any(), "a pair dropped at a lower rate is kept at a higher one"
+        draws = presence[Scenario("masked_train_test", 0.5, 0.5)]
+        assert not np.array_equal(draws[0], draws[1]), "mask draws differ"
+
+
+def test_realised_missing_rates_fall_short_of_the_nominal_rate_as_measured():
+    available = np.ones((20000, 3), dtype=bool)
+    shown = draw_missing_masks(available, 0.5, np.random.default_rng(0))
+    realised = realised_missing_rates(available, shown)
+    # WSI and RNA: dropped with 0.5, brought back in half the cases where both went (0.25) -> 0.375; reports: 0.5.
+    np.testing.assert_allclose(realised, [0.375, 0.375, 0.5], atol=0.015)
+
+
+def test_mnar_masks_drop_the_modality_by_class_and_keep_the_rules():
+    rng = np.random.default_rng(0)
+    available = np.ones((20000, 3), dtype=bool)
+    available[::4, 0] = False  # a quarter without slides: their RNA can never go
+    labels = np.arange(20000) % 2
+    setting = MNARSetting(modality=1, rate=0.3, delta=0.2)
+    shown = mnar_masks(available, labels, setting, 2, rng.random(20000))
+    assert not (shown & ~available).any() and shown.any(axis=1).all() and (shown[:, 0] | shown[:, 1]).all()
+    assert np.array_equal(shown[:, [0, 2]], available[:, [0, 2]]), "only the MNAR modality is ever hidden"
+    with_slide = available[:, 0]
+    for label, expected in ((0, 0.1), (1, 0.5)):
+        rows = with_slide & (labels == label)
+        assert abs((~shown[rows, 1]).mean() - expected) < 0.02
+    assert shown[~with_slide, 1].all()
 
 
 def test_merged_local_tokens_keep_the_heaviest_components_weighted_by_patch_share():
@@ -245,15 +284,17 @@ def cross_validated(tmp_path_factory):
     cohort = load_cohort_data(paths.cohort_table, paths.features_dir, paths.gmm_dir, paths.text_store, paths.rna_store, CLASSES)
     built = []
     config = small_train_config()
-    splits, fold_metrics, predictions = cross_validate(
+    run = cross_validate(
         cohort, config, "toy", tmp_path / "train", torch.device("cpu"), stand_in_factory(DIMS, built), dims=DIMS
     )
     outputs = {name: tmp_path / file for name, file in [
-        ("splits", "splits.tsv"), ("metrics", "metrics.tsv"), ("summary", "metrics.md"),
-        ("roc", "roc.png"), ("training_curves", "training_curves.png"),
+        ("splits", "splits.tsv"), ("metrics", "metrics.tsv"), ("summary", "metrics.md"), ("comparisons", "comparisons.tsv"),
+        ("roc", "roc.png"), ("training_curves", "training_curves.png"), ("comparisons_plot", "comparisons.png"),
+        ("calibration", "calibration.png"),
     ]}  # fmt: skip
-    table = write_results(splits, fold_metrics, predictions, config, tmp_path / "train", outputs)
-    return config, built, table, predictions, tmp_path, cohort
+    tables = evaluation_tables(run.fold_metrics, run.predictions, config, CLASSES, run.realised_rates)
+    write_results(run.splits, tables, run.predictions, config, tmp_path / "train", outputs)
+    return config, built, tables.metrics, run.predictions, tmp_path, cohort
 
 
 def test_every_model_and_scenario_is_tested_on_every_patient_once(cross_validated):
@@ -270,19 +311,27 @@ def test_every_model_and_scenario_is_tested_on_every_patient_once(cross_validate
 def test_metrics_table_has_one_row_per_model_scenario_and_metric_with_fold_columns(cross_validated):
     config, _, table, _, tmp_path, _ = cross_validated
     written = pd.read_csv(tmp_path / "metrics.tsv", sep="\t")
+    realised = [f"realised_{side}_missing_{m}" for side in ("train", "test") for m in ("wsi", "rna", "text")]
     assert list(written.columns) == [
-        "cohort", "model", "scenario", "train_missing_rate", "test_missing_rate", "metric", "mean", "std",
-        "fold0", "fold1", "fold2",
+        "cohort", "model", "scenario", "train_missing_rate", "test_missing_rate", "metric", "pooled", "ci_low",
+        "ci_high", "mean", "std", *realised, "fold0", "fold1", "fold2",
     ]  # fmt: skip
-    assert len(written) == len(config["models"]) * 3 * 4
+    assert len(written) == len(config["models"]) * 3 * 6
     assert set(written["scenario"]) == {"complete", "masked_train", "masked_train_test"}
+    assert set(written["metric"]) == {"auc", "f1_macro", "accuracy", "balanced_accuracy", "brier", "ece"}
     row = written[(written["model"] == "late_fusion") & (written["scenario"] == "complete") & (written["metric"] == "auc")]
     folds = row[["fold0", "fold1", "fold2"]].to_numpy()[0]
     assert row["mean"].iloc[0] == pytest.approx(folds.mean())
     assert row["std"].iloc[0] == pytest.approx(folds.std(ddof=1))
+    assert row["ci_low"].iloc[0] <= row["pooled"].iloc[0] <= row["ci_high"].iloc[0]
+    complete = written[written["scenario"] == "complete"]
+    assert (complete[realised] == 0).all().all(), "nothing is hidden beyond what is really missing"
+    masked = written[written["scenario"] == "masked_train_test"]
+    assert ((masked[realised] > 0.1) & (masked[realised] < 0.75)).all().all()  # 24 patients: rates are coarse
     summary = (tmp_path / "metrics.md").read_text()
-    assert "| late_fusion |" in summary and "±" in summary
-    assert (tmp_path / "roc.png").stat().st_size > 0 and (tmp_path / "training_curves.png").stat().st_size > 0
+    assert "| late_fusion |" in summary and "±" in summary and "[" in summary and "Realised missing rates" in summary
+    for figure in ("roc.png", "training_curves.png", "comparisons.png", "calibration.png"):
+        assert (tmp_path / figure).stat().st_size > 0
 
 
 def test_fold_outputs_hold_a_checkpoint_that_loads_with_weights_only(cross_validated):
@@ -323,7 +372,7 @@ def test_single_modality_model_predicts_the_training_prior_for_patients_without_
 def test_cross_validation_is_deterministic_given_the_seed(tmp_path, cohort):
     config = small_train_config(models=["late_fusion"], missing_rates=[])
     runs = [
-        cross_validate(cohort, config, "toy", tmp_path / f"run{i}", torch.device("cpu"), stand_in_factory(DIMS), dims=DIMS)[2]
+        cross_validate(cohort, config, "toy", tmp_path / f"run{i}", torch.device("cpu"), stand_in_factory(DIMS), dims=DIMS).predictions
         for i in range(2)
     ]
     pd.testing.assert_frame_equal(runs[0], runs[1])
@@ -342,9 +391,28 @@ def test_patients_without_slides_anywhere_in_the_table_train_and_are_predicted(t
         assert not batch["wsi_patch_mask"].any() and torch.all(batch["wsi_patches"] == 0)
         assert torch.all(batch["wsi_local"] == 0) and not batch["present"][:, 0].any()
     config = small_train_config(models=["late_fusion", "abmil"], epochs=2)
-    _, fold_metrics, predictions = cross_validate(
+    _, fold_metrics, predictions, _ = cross_validate(
         cohort, config, "toy", tmp_path / "train", torch.device("cpu"), stand_in_factory(DIMS), dims=DIMS
     )
     for _, rows in predictions.groupby(["model", "scenario", "train_missing_rate"]):
         assert sorted(rows["patient_id"]) == sorted(cohort.patient_ids)
     assert fold_metrics["auc"].notna().all()
+
+
+def test_rna_genes_are_chosen_by_variance_among_the_fit_patients_only(tmp_path):
+    paths = write_synthetic_cohort(tmp_path, n_patients=24, missing_rna=0.0)
+    cohort = load_cohort_data(paths.cohort_table, paths.features_dir, paths.gmm_dir, paths.text_store, paths.rna_store, CLASSES)
+    fit, others = np.arange(12), np.arange(12, 24)
+    # Gene 5 varies only among the patients outside the fit part; gene 7 only inside it.
+    cohort.rna[:, 5] = 0.0
+    cohort.rna[others, 5] = np.random.default_rng(0).normal(scale=50.0, size=12)
+    cohort.rna[:, 7] = 0.0
+    cohort.rna[fit, 7] = np.random.default_rng(1).normal(scale=50.0, size=12)
+    stats = fit_normalisation(cohort, fit, rna_top_genes=4)
+    assert 7 in stats.rna_genes and 5 not in stats.rna_genes
+    assert len(stats.rna_genes) == 4 and np.all(np.diff(stats.rna_genes) > 0)
+    tensors = fold_tensors(cohort, stats, eval_patch_rows(cohort, 8, seed=0))
+    assert tensors.rna.shape == (24, 4)
+    expected = (cohort.rna[:, stats.rna_genes] - stats.rna[0]) / stats.rna[1]
+    np.testing.assert_allclose(tensors.rna.numpy(), expected, rtol=1e-5, atol=1e-5)
+    assert len(fit_normalisation(cohort, fit).rna_genes) == cohort.rna.shape[1], "None keeps every stored gene"

@@ -1,7 +1,8 @@
-"""RNA-seq: a cohort's genes x patients matrix -> log expression of the most variable genes, per patient.
+"""RNA-seq: a cohort's genes x patients matrix -> log expression of every gene, per patient.
 
-Only label-free steps happen here (log transform, variance ranking). Statistics that would leak across
-patients into evaluation, such as z-scores, are fitted later inside each training fold.
+Only per-patient, label-free steps happen here (the log transform). Everything fitted across patients, the ``rna.top_genes`` most variable genes included, is
+chosen later inside each training fold (:func:`mosare.fold_inputs.fit_normalisation`), so the test fold never
+shapes it.
 """
 
 from __future__ import annotations
@@ -95,16 +96,6 @@ def should_log_transform(values: np.ndarray, setting: LogTransform) -> bool:
     return bool(values.max() > RAW_MAX_THRESHOLD or np.all(values == np.round(values)))
 
 
-def top_variable_genes(matrix: pd.DataFrame, top_k: int) -> list[str]:
-    """The ``top_k`` genes with the largest variance across patients (columns), in the matrix's row order.
-
-    Ties are broken by row order, so the choice is deterministic.
-    """
-    variance = matrix.to_numpy().var(axis=1)
-    order = np.argsort(-variance, kind="stable")[:top_k]
-    return matrix.index[np.sort(order)].tolist()
-
-
 def misspelled_patient_columns(
     columns: Sequence[str], patient_ids: Sequence[str], matrix_columns: set[str]
 ) -> dict[str, str]:
@@ -120,15 +111,14 @@ def select_rna_features(
     matrix: pd.DataFrame | None,
     patient_ids: Sequence[str],
     *,
-    top_genes: int,
     log_transform: LogTransform = "auto",
     source: str = "RNA matrix",
 ) -> RNAFeatures:
-    """Per-patient log expression of the most variable genes for ``patient_ids`` (cohort order).
+    """Per-patient log expression of every gene for ``patient_ids`` (cohort order), genes in the matrix's row order.
 
     ``matrix`` is genes x patients (see :func:`read_expression_matrix`); ``None`` means the cohort has no RNA.
-    Variance is computed over the cohort's patients that are in the matrix; patients in the matrix but not in
-    the cohort are ignored (and logged); cohort patients missing from it get zeros and ``present`` False.
+    Patients in the matrix but not in the cohort are ignored (and logged); cohort patients missing from it get
+    zeros and ``present`` False.
     """
     patient_ids = list(patient_ids)
     if matrix is None:
@@ -163,14 +153,13 @@ def select_rna_features(
     transformed = should_log_transform(values, log_transform)
     if transformed:
         cohort = np.log2(cohort + 1.0)
-    if top_genes >= cohort.shape[0]:
-        log.info("%s: rna.top_genes=%d >= %d genes, keeping all", source, top_genes, cohort.shape[0])
-    genes = top_variable_genes(cohort, top_genes)
+    genes = cohort.index.tolist()
     out = np.zeros((len(patient_ids), len(genes)), np.float32)
     out[present] = cohort.loc[genes].to_numpy().T.astype(np.float32)
     log.info(
-        "%s: %d genes kept of %d, log2(x+1) %s, RNA present for %d/%d patients",
-        source, len(genes), matrix.shape[0], "applied" if transformed else "not applied",
+        "%s: %d genes stored, log2(x+1) %s, RNA present for %d/%d patients; rna.top_genes are chosen inside each "
+        "training fold",
+        source, len(genes), "applied" if transformed else "not applied",
         int(present.sum()), len(patient_ids),
     )
     return RNAFeatures(patient_ids, genes, out, present, transformed)
@@ -193,12 +182,11 @@ def write_rna_store(path: str | Path, features: RNAFeatures, attrs: dict | None 
 def build_rna_store(
     matrix_path: str | Path | None, patient_ids: Sequence[str], rna_config: dict, out_path: str | Path
 ) -> RNAFeatures:
-    """Read the matrix (if any), select genes per ``rna_config`` (top_genes, log_transform) and write the store."""
+    """Read the matrix (if any), log-transform it per ``rna_config["log_transform"]`` and write the store."""
     matrix = read_expression_matrix(matrix_path) if matrix_path else None
     features = select_rna_features(
         matrix,
         patient_ids,
-        top_genes=rna_config["top_genes"],
         log_transform=rna_config.get("log_transform", "auto"),
         source=str(matrix_path),
     )

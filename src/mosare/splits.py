@@ -83,3 +83,9 @@ def check_cohort_splits(
         except ValueError as error:  # also sklearn's, when the fit part would be left without a class
             raise ValueError(f"cohort {cohort!r}, test fold {fold} ({setting}): {error}") from error
     return folds
+
+
+def repeat_seed(seed: int, repeat: int) -> int:
+    """The seed repeat ``repeat`` of repeated cross-validation draws its folds, splits and masks from: ``seed`` itself
+    for the first repeat (so one repeat is plain cross-validation), an independent stream for the others."""
+    return int(seed) if repeat == 0 else derived_seed(seed, 104729, repeat)

@@ -19,6 +19,7 @@ rule train_and_evaluate:
             subcategory="{cohort}",
         ),
         summary=f"{RESULTS}/{{cohort}}/metrics.md",
+        comparisons=f"{RESULTS}/{{cohort}}/comparisons.tsv",
         splits=f"{RESULTS}/{{cohort}}/splits.tsv",
         train_dir=directory(f"{RESULTS}/{{cohort}}/train"),
         roc=report(
@@ -33,6 +34,18 @@ rule train_and_evaluate:
             category="Evaluation",
             subcategory="{cohort}",
         ),
+        comparisons_plot=report(
+            f"{RESULTS}/{{cohort}}/comparisons.png",
+            caption="../report/comparisons.rst",
+            category="Evaluation",
+            subcategory="{cohort}",
+        ),
+        calibration=report(
+            f"{RESULTS}/{{cohort}}/calibration.png",
+            caption="../report/calibration.rst",
+            category="Evaluation",
+            subcategory="{cohort}",
+        ),
     log:
         f"{RESULTS}/logs/train_and_evaluate/{{cohort}}.log",
     benchmark:
@@ -40,6 +53,7 @@ rule train_and_evaluate:
     params:
         train=training_config,
         classes=cohort_classes,
+        rna_top_genes=config["rna"]["top_genes"],
         features_dir=training_features_dir,
         gmm_dir=training_gmm_dir,
         code=code_hash("training"),

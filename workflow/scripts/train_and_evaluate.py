@@ -23,9 +23,13 @@ if __name__ == "__main__":
                 "splits": snakemake.output.splits,  # noqa: F821
                 "metrics": snakemake.output.metrics,  # noqa: F821
                 "summary": snakemake.output.summary,  # noqa: F821
+                "comparisons": snakemake.output.comparisons,  # noqa: F821
                 "train_dir": snakemake.output.train_dir,  # noqa: F821
                 "roc": snakemake.output.roc,  # noqa: F821
                 "training_curves": snakemake.output.training_curves,  # noqa: F821
+                "comparisons_plot": snakemake.output.comparisons_plot,  # noqa: F821
+                "calibration": snakemake.output.calibration,  # noqa: F821
             },
             snakemake.threads,  # noqa: F821
+            rna_top_genes=snakemake.params.rna_top_genes,  # noqa: F821
         )

@@ -1,0 +1,196 @@
+"""The cohort in memory for training: the cohort table and every store of its patients, read once.
+
+Patients are rows in ``cohort.tsv`` order; patches of all a patient's slides are pooled; the local WSI tokens are
+the C heaviest GMM components over the patient's slides, each weighted by its mixture weight times its slide's
+share of the patient's patches.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from mosare.stores import open_store
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class CohortData:
+    """Everything training reads, for all patients of a cohort, in memory (rows follow ``patient_ids``)."""
+
+    patient_ids: np.ndarray  # (N,) str
+    labels: np.ndarray  # (N,) int64, index into classes
+    classes: list[str]
+    available: np.ndarray  # (N, 3) bool: the patient really has [wsi, rna, text]
+    patches: np.ndarray  # (total, Dw) float16: every patient's patches, concatenated in patient order
+    patch_offsets: np.ndarray  # (N + 1,) int64: patient i owns patches[offsets[i]:offsets[i + 1]]
+    wsi_local: np.ndarray  # (N, C, Dw) float32 GMM tokens
+    rna: np.ndarray  # (N, G) float32
+    text_global: np.ndarray  # (N, Dt) float32
+    text_local: np.ndarray  # (N, C, Dt) float32
+    excluded: list[str] = dataclasses.field(default_factory=list)  # patients with no modality at all
+
+    def subset(self, rows: np.ndarray) -> CohortData:
+        """The same cohort restricted to patients ``rows`` (in that order)."""
+        counts = self.patch_counts[rows]
+        patches = np.concatenate(
+            [self.patches[self.patch_offsets[i] : self.patch_offsets[i + 1]] for i in rows]
+        )
+        return dataclasses.replace(
+            self,
+            patient_ids=self.patient_ids[rows],
+            labels=self.labels[rows],
+            available=self.available[rows],
+            patches=patches,
+            patch_offsets=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+            wsi_local=self.wsi_local[rows],
+            rna=self.rna[rows],
+            text_global=self.text_global[rows],
+            text_local=self.text_local[rows],
+        )
+
+    @property
+    def n_patients(self) -> int:
+        return len(self.patient_ids)
+
+    @property
+    def patch_counts(self) -> np.ndarray:
+        return np.diff(self.patch_offsets)
+
+
+def _read_cohort_table(path: Path, classes: Sequence[str]) -> pd.DataFrame:
+    table = pd.read_csv(path, sep="\t", dtype={"patient_id": str, "slide_ids": str, "label": str})
+    required = {"patient_id", "label", "slide_ids", "has_wsi", "has_rna", "has_text"}
+    missing = required - set(table.columns)
+    if missing:
+        raise ValueError(f"{path} lacks columns {sorted(missing)}; rerun the cohort stage that writes it")
+    unknown = sorted(set(table["label"]) - set(classes))
+    if unknown:
+        raise ValueError(
+            f"{path}: labels {unknown} are not among the cohort's classes {list(classes)}; "
+            "fix the sample sheet or the cohort's 'classes' in config.yaml"
+        )
+    for flag in ("has_wsi", "has_rna", "has_text"):
+        table[flag] = table[flag].astype(str).str.lower().isin(["true", "1"])
+    table["slide_ids"] = table["slide_ids"].fillna("")
+    return table.reset_index(drop=True)
+
+
+def merge_slide_components(
+    weights: Sequence[np.ndarray], means: Sequence[np.ndarray], patch_counts: Sequence[int], n_components: int
+) -> np.ndarray:
+    """Local WSI tokens of a patient from its slides' GMMs: the ``n_components`` heaviest components, by weight.
+
+    A component's weight is its mixture weight times its slide's share of the patient's patches.
+    """
+    total = max(sum(patch_counts), 1)
+    all_weights = np.concatenate([w * (n / total) for w, n in zip(weights, patch_counts)])
+    all_means = np.concatenate(list(means))
+    order = np.argsort(-all_weights, kind="stable")[:n_components]
+    tokens = np.zeros((n_components, all_means.shape[1]), dtype=np.float32)
+    tokens[: len(order)] = all_means[order]
+    return tokens
+
+
+def _aligned_store(path: Path, patient_ids: np.ndarray, arrays: Sequence[str]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Rows of ``arrays`` in a per-patient store, in ``patient_ids`` order; the present flag (False when absent)."""
+    store = open_store(path)
+    store_ids = [str(pid) for pid in store["patient_ids"][...].tolist()]  # zarr strings come as StringDType
+    present_in_store = np.asarray(store["present"][...]).astype(bool)
+    row_of = {pid: i for i, pid in enumerate(store_ids)}
+    rows = np.array([row_of.get(pid, -1) for pid in patient_ids])
+    found = rows >= 0
+    present = np.zeros(len(patient_ids), dtype=bool)
+    present[found] = present_in_store[rows[found]]
+    out = []
+    for name in arrays:
+        values = np.asarray(store[name][...], dtype=np.float32)
+        aligned = np.zeros((len(patient_ids), *values.shape[1:]), dtype=np.float32)
+        aligned[found] = values[rows[found]]
+        out.append(aligned)
+    return present, out
+
+
+def load_cohort_data(
+    cohort_table: str | Path,
+    features_dir: str | Path,
+    gmm_dir: str | Path,
+    text_store: str | Path,
+    rna_store: str | Path,
+    classes: Sequence[str],
+) -> CohortData:
+    """Read the cohort table and every store of its patients into memory, once.
+
+    A modality counts as available when ``cohort.tsv`` flags it and its store has it; a disagreement is logged.
+    """
+    cohort_table, features_dir, gmm_dir = Path(cohort_table), Path(features_dir), Path(gmm_dir)
+    table = _read_cohort_table(cohort_table, classes)
+    patient_ids = table["patient_id"].to_numpy(dtype=str)
+    labels = table["label"].map({name: i for i, name in enumerate(classes)}).to_numpy(dtype=np.int64, copy=True)
+
+    text_present, (text_global, text_local) = _aligned_store(Path(text_store), patient_ids, ("global", "local"))
+    rna_present, (rna,) = _aligned_store(Path(rna_store), patient_ids, ("values",))
+
+    patch_blocks: list[np.ndarray] = []
+    counts = np.zeros(len(table), dtype=np.int64)
+    local_tokens: dict[int, np.ndarray] = {}
+    wsi_dim = n_components = None
+    for i, row in enumerate(tqdm(table.itertuples(index=False), total=len(table), desc="loading slides")):
+        slides = [s for s in row.slide_ids.split(",") if s] if row.has_wsi else []
+        features, weights, means = [], [], []
+        for slide_id in slides:
+            feature_path = features_dir / f"{slide_id}.zarr"
+            gmm_path = gmm_dir / f"{slide_id}.zarr"
+            slide_features = np.asarray(open_store(feature_path)["features"][...], dtype=np.float16)
+            if len(slide_features) == 0:  # no tissue patch: the slide adds nothing (the patient may have others)
+                log.warning("slide %s of patient %s has no patches (%s); skipped", slide_id, row.patient_id, feature_path)
+                continue
+            gmm = open_store(gmm_path)
+            features.append(slide_features)
+            weights.append(np.asarray(gmm["weights"][...], dtype=np.float64))
+            means.append(np.asarray(gmm["means"][...], dtype=np.float32))
+        if features:
+            n_components = n_components or means[0].shape[0]
+            wsi_dim = wsi_dim or features[0].shape[1]
+            patch_blocks.append(np.concatenate(features))
+            counts[i] = len(patch_blocks[-1])
+            local_tokens[i] = merge_slide_components(weights, means, [len(f) for f in features], n_components)
+    if wsi_dim is None:
+        raise ValueError(f"{cohort_table}: no patient has a slide with features; the WSI modality is required")
+
+    wsi_local = np.zeros((len(table), n_components, wsi_dim), dtype=np.float32)
+    for i, tokens in local_tokens.items():
+        wsi_local[i] = tokens
+    available = np.stack([counts > 0, table["has_rna"].to_numpy() & rna_present, table["has_text"].to_numpy() & text_present], 1)
+    for name, flag, store_flag in (("rna", "has_rna", rna_present), ("text", "has_text", text_present)):
+        disagree = patient_ids[table[flag].to_numpy() != store_flag]
+        if len(disagree):
+            log.warning("%s: %s flag and %s store disagree for %s; treated as missing", cohort_table, flag, name, list(disagree))
+    data = CohortData(
+        patient_ids=patient_ids,
+        labels=labels,
+        classes=list(classes),
+        available=available,
+        patches=np.concatenate(patch_blocks),
+        patch_offsets=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+        wsi_local=wsi_local,
+        rna=rna,
+        text_global=text_global,
+        text_local=text_local,
+    )
+    usable = available.any(axis=1)
+    if not usable.all():
+        log.warning(
+            "%s: patients %s have no modality at all and cannot be classified; every model leaves them out",
+            cohort_table, list(patient_ids[~usable]),
+        )  # fmt: skip
+        data = data.subset(np.flatnonzero(usable))
+        data.excluded = list(patient_ids[~usable])
+    return data
