@@ -8,18 +8,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mosare import config as config_module
+from mosare import config_schema
 from mosare.config import (
-    CONFIG_SCHEMA_IN_CHECKOUT,
     ConfigError,
     check_encoder_weights_configured,
     cohort_train_config,
-    config_schema_path,
-    find_checkout,
     load_config,
-    schema_defaults,
     validate_config,
 )
+from mosare.config_schema import CONFIG_SCHEMA_IN_CHECKOUT, config_schema_path, find_checkout, schema_defaults
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -162,7 +159,7 @@ def test_load_config_names_the_file_it_read(tmp_path: Path) -> None:
 
 def test_the_schema_is_found_in_the_checkout_mosare_runs_from() -> None:
     assert config_schema_path() == REPO / "workflow" / "schemas" / "config.schema.yaml"
-    assert find_checkout(Path(config_module.__file__)) == REPO
+    assert find_checkout(Path(config_schema.__file__)) == REPO
 
 
 @pytest.mark.parametrize("depth", [("src", "mosare"), ("src", "mosare", "plots"), ("lib", "python3.11", "site-packages", "mosare")])

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mosare.config import schema_defaults
+from mosare.config_schema import schema_defaults
 
 PEN_FRACTION = 0.3  # of slides with a marker stroke
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from mosare.cohort import CohortTable, slide_patch_count
+from mosare.paths import ResultsLayout
 
 MAX_LISTED = 10  # ids listed per problem; the count says how many there are
 
@@ -56,14 +57,15 @@ def summarise_cohort(results_dir: str | Path, cohort: str) -> CohortSummary | No
 
     Slides are those of ``cohort.tsv`` when it exists (the current sample sheet), else every finished patch store.
     """
-    cohort_dir = Path(results_dir) / cohort
-    table_path = cohort_dir / "cohort.tsv"
+    layout = ResultsLayout(str(results_dir))
+    table_path = Path(layout.cohort_table(cohort))
     table = CohortTable.read(table_path) if table_path.is_file() else None
     if table is not None:
         slides = [slide for ids in table.slide_ids for slide in ids]
     else:
-        slides = sorted(path.name.removesuffix(".zarr") for path in (cohort_dir / "patches").glob("*.zarr"))
-    counts = {slide: patch_store_count(cohort_dir / "patches" / f"{slide}.zarr") for slide in slides}
+        finished = Path(layout.patch_store(cohort, "*")).parent.glob("*.zarr")
+        slides = sorted(path.name.removesuffix(".zarr") for path in finished)
+    counts = {slide: patch_store_count(layout.patch_store(cohort, slide)) for slide in slides}
     counts = {slide: n for slide, n in counts.items() if n is not None}
     if table is None and not counts:
         return None

@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from mosare.config import check_encoder_weights_configured, cohort_train_config, validate_config
 from mosare.embedding_chunks import embedding_chunks
 from mosare.encoder_specs import checkpoint_hint, encoder_spec
+from mosare.paths import ResultsLayout, encoder_dir_name
 from mosare.samples import ID_PATTERN, load_sample_sheet
 from mosare.weights_fingerprint import read_fingerprint
 
@@ -20,7 +21,8 @@ validate_config(config)
 check_encoder_weights_configured(config)
 
 COHORTS = list(config["cohorts"])
-RESULTS = "results"
+LAYOUT = ResultsLayout()  # every output path (mosare.paths), shared with the scripts and the run summary
+RESULTS = LAYOUT.root
 
 
 wildcard_constraints:
@@ -41,7 +43,7 @@ def cohort_sheet(cohort: str) -> pd.DataFrame:
         from mosare.demo_plan import plan_demo_cohort
 
         return plan_demo_cohort(
-            cohort, cohort_config["demo"], cohort_config["classes"], Path(RESULTS) / "demo" / cohort
+            cohort, cohort_config["demo"], cohort_config["classes"], Path(LAYOUT.demo_dir(cohort))
         )
     return load_sample_sheet(cohort_config["samples"], cohort_config["classes"], cohort=cohort)
 
@@ -61,23 +63,23 @@ def slide_row(cohort: str, slide_id: str) -> pd.Series:
 
 def sample_sheet_path(cohort: str) -> str:
     if is_demo(cohort):
-        return f"{RESULTS}/demo/{cohort}/samples.tsv"
+        return LAYOUT.demo_sample_sheet(cohort)
     return config["cohorts"][cohort]["samples"]
 
 
 def rna_matrix_path(cohort: str) -> str | None:
     if is_demo(cohort):
-        return f"{RESULTS}/demo/{cohort}/rna.tsv"
+        return LAYOUT.demo_rna_matrix(cohort)
     return config["cohorts"][cohort].get("rna")
 
 
 def encoder_slug() -> str:
-    """Encoder name as a path component (``timm:resnet50`` -> ``timm-resnet50``)."""
-    return config["encoder"]["name"].replace(":", "-")
+    """The configured encoder's name as a path component (``timm:resnet50`` -> ``timm-resnet50``)."""
+    return encoder_dir_name(config["encoder"]["name"])
 
 
 def get_final_output() -> list[str]:
-    return [f"{RESULTS}/{cohort}/metrics.tsv" for cohort in COHORTS]
+    return [LAYOUT.metrics(cohort) for cohort in COHORTS]
 
 
 def code_hash(stage: str) -> str:
@@ -90,7 +92,7 @@ def code_hash(stage: str) -> str:
 # ---- Demo cohorts (demo.smk) ---------------------------------------------------------------------
 
 DEMO_COHORTS = [cohort for cohort in COHORTS if is_demo(cohort)]
-DEMO_ROOT = str(Path(RESULTS, "demo").resolve())
+DEMO_ROOT = str(Path(LAYOUT.demo_root).resolve())
 
 
 def demo_cohort_pattern() -> str:
@@ -132,12 +134,12 @@ def tiling_mpp_override(wildcards) -> float | None:
 
 def tiled_slides(cohort: str) -> list[str]:
     """Every patch store of a cohort (one per slide in its sample sheet)."""
-    return [f"{RESULTS}/{cohort}/patches/{slide_id}.zarr" for slide_id in slide_ids(cohort)]
+    return [LAYOUT.patch_store(cohort, slide_id) for slide_id in slide_ids(cohort)]
 
 
 def tissue_qc_pictures(cohort: str) -> list[str]:
     """Every tissue QC picture of a cohort."""
-    return [f"{RESULTS}/{cohort}/qc/tissue/{slide_id}.png" for slide_id in slide_ids(cohort)]
+    return [LAYOUT.tissue_qc(cohort, slide_id) for slide_id in slide_ids(cohort)]
 
 
 # ---- Embedding (embedding.smk) ---------------------------------------------------------------------
@@ -197,7 +199,7 @@ def encoder_weights_stat(wildcards) -> str | None:
     weights = configured_checkpoint()
     if weights is None:
         return None
-    recorded = Path(f"{RESULTS}/encoders/{wildcards.encoder}.json")
+    recorded = Path(LAYOUT.encoder_fingerprint(wildcards.encoder))
     if weights.is_file():
         stat = weights.stat()
         size, mtime_ns = stat.st_size, stat.st_mtime_ns
@@ -212,7 +214,7 @@ def encoder_weights_stat(wildcards) -> str | None:
 
 def feature_dir(cohort: str) -> str:
     """Where a cohort's feature stores for the configured encoder live."""
-    return f"{RESULTS}/{cohort}/features/{encoder_slug()}"
+    return LAYOUT.feature_dir(cohort, encoder_slug())
 
 
 def slide_feature_stores(cohort: str) -> list[str]:
@@ -224,7 +226,7 @@ def slide_feature_stores(cohort: str) -> list[str]:
 
 def gmm_dir(cohort: str) -> str:
     """Where a cohort's per-slide GMM stores for the configured encoder live."""
-    return f"{RESULTS}/{cohort}/gmm/{encoder_slug()}"
+    return LAYOUT.gmm_dir(cohort, encoder_slug())
 
 
 def slide_gmm_stores(cohort: str) -> list[str]:
@@ -234,7 +236,7 @@ def slide_gmm_stores(cohort: str) -> list[str]:
 
 def gmm_qc_pictures(cohort: str) -> list[str]:
     """Every slide's component-map QC picture of a cohort, for the configured encoder."""
-    return [f"{RESULTS}/{cohort}/qc/gmm/{encoder_slug()}/{slide_id}.png" for slide_id in slide_ids(cohort)]
+    return [LAYOUT.gmm_qc(cohort, encoder_slug(), slide_id) for slide_id in slide_ids(cohort)]
 
 
 # ---- Reports, RNA, cohort table (modalities.smk) -------------------------------------------------
@@ -252,7 +254,7 @@ def configured_leak_patterns(wildcards) -> list[str] | None:
 def report_files(wildcards) -> list[str]:
     """The cohort's report files (a demo cohort's reports directory), so editing one reruns the encoding."""
     if is_demo(wildcards.cohort):
-        return [f"{RESULTS}/demo/{wildcards.cohort}/reports"]
+        return [LAYOUT.demo_reports(wildcards.cohort)]
     return sorted(cohort_sheet(wildcards.cohort)["report_path"].dropna().unique().tolist())
 
 
@@ -320,4 +322,4 @@ def end_of_run_summary() -> str:
         paths = run_summary_paths()
     except Exception as error:  # a renamed rule must not fail a finished run
         return f"Run summary unavailable ({type(error).__name__}: {error})"
-    return run_summary(RESULTS, COHORTS, paths)
+    return run_summary(LAYOUT.root, COHORTS, paths)

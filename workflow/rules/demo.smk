@@ -34,11 +34,11 @@ rule demo_cohort:
     input:
         slides=demo_slide_paths,
     output:
-        samples=f"{RESULTS}/demo/{{cohort}}/samples.tsv",
-        rna=f"{RESULTS}/demo/{{cohort}}/rna.tsv",
-        reports=directory(f"{RESULTS}/demo/{{cohort}}/reports"),
+        samples=LAYOUT.demo_sample_sheet("{cohort}"),
+        rna=LAYOUT.demo_rna_matrix("{cohort}"),
+        reports=directory(LAYOUT.demo_reports("{cohort}")),
         overview=report(
-            f"{RESULTS}/demo/{{cohort}}/overview.png",
+            LAYOUT.demo_overview("{cohort}"),
             caption="../report/demo_overview.rst",
             category="Demo cohorts",
             subcategory="{cohort}",

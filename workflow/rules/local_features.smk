@@ -6,13 +6,13 @@
 
 rule fit_slide_gmm:
     input:
-        features=f"{RESULTS}/{{cohort}}/features/{{encoder}}/{{slide_id}}.zarr",
-        patches=f"{RESULTS}/{{cohort}}/patches/{{slide_id}}.zarr",
+        features=LAYOUT.feature_store("{cohort}", "{encoder}", "{slide_id}"),
+        patches=LAYOUT.patch_store("{cohort}", "{slide_id}"),
         slide=tiling_slide_input,
     output:
-        gmm=directory(f"{RESULTS}/{{cohort}}/gmm/{{encoder}}/{{slide_id}}.zarr"),
+        gmm=directory(LAYOUT.gmm_store("{cohort}", "{encoder}", "{slide_id}")),
         qc=report(
-            f"{RESULTS}/{{cohort}}/qc/gmm/{{encoder}}/{{slide_id}}.png",
+            LAYOUT.gmm_qc("{cohort}", "{encoder}", "{slide_id}"),
             caption="../report/gmm_qc.rst",
             category="GMM QC",
             subcategory="{cohort}",
