@@ -32,7 +32,8 @@ from torchvision.transforms import v2
 
 from mosare.demo import patient_phenotype, write_demo_slide
 from mosare.embedding import embed_slide
-from mosare.encoders import Encoder, create_encoder, default_device, uni_architecture
+from mosare.devices import resolve_device
+from mosare.encoders import Encoder, create_encoder, uni_architecture
 from mosare.stores import write_store
 
 REPO = Path(__file__).resolve().parents[1]
@@ -210,7 +211,7 @@ def main() -> None:
         memory_child(args.memory_child, args.folder, args.workers)
         return
     bench_slide()
-    device = default_device()
+    device = resolve_device()
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-embedding-") as tmp:
         folder = Path(tmp)

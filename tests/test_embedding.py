@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import time
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +16,8 @@ import zarr
 from synthetic_slides import tissue_image, write_slide
 from torchvision.transforms import v2
 
-from mosare import embedding, encoders
-from mosare.embedding import EmbeddingError, FeatureWriter, embed_slide, embed_slide_with_config
+from mosare import embedding, weights_fingerprint
+from mosare.embedding import EmbeddingError, FeatureWriter, SlideJob, embed_slide, embed_slides, embed_slides_with_config
 from mosare.encoders import Encoder, create_encoder
 from mosare.slides import open_slide
 from mosare.stores import open_store, write_store
@@ -228,17 +229,17 @@ def test_embedding_jobs_record_the_fingerprinted_sha256_and_never_hash_the_weigh
         hashed.append(Path(path).name)
         return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
-    monkeypatch.setattr(encoders, "sha256_file", counting_sha256)  # the fingerprint hashes through mosare.encoders
+    monkeypatch.setattr(weights_fingerprint, "sha256_file", counting_sha256)
     monkeypatch.setattr(embedding, "sha256_file", counting_sha256)
     fingerprint = fingerprint_encoder_weights(LITE0_CONFIG, tmp_path / "encoders" / "efficientnet-lite0.json")
 
     stores = []
-    for slide_id in ("slide-1", "slide-2"):
+    for slide_id in ("slide-1", "slide-2"):  # two jobs of one slide each
         slide = make_slide(tmp_path / f"{slide_id}.svs")
         patches = make_patch_store(tmp_path / f"{slide_id}-patches.zarr", slide, tile_grid()[:2])
         stores.append(tmp_path / "features" / f"{slide_id}.zarr")
-        embed_slide_with_config(patches, stores[-1], LITE0_CONFIG, threads=1,
-                                weights_fingerprint=tmp_path / "encoders" / "efficientnet-lite0.json")
+        embed_slides_with_config([SlideJob(patches, stores[-1])], LITE0_CONFIG, threads=1,
+                                 weights_fingerprint=tmp_path / "encoders" / "efficientnet-lite0.json")
 
     package_weights = Path(create_encoder("efficientnet-lite0", device="cpu").weights_path)
     assert hashed == [package_weights.name]  # once, by the fingerprint; not once per slide
@@ -258,9 +259,118 @@ def test_weights_changed_since_their_fingerprint_fail_the_embedding_job_and_writ
     output = tmp_path / "features" / "slide.zarr"
 
     with pytest.raises(WeightsChangedError) as raised:
-        embed_slide_with_config(patches, output, LITE0_CONFIG, threads=1, weights_fingerprint=fingerprint_file)
+        embed_slides_with_config([SlideJob(patches, output)], LITE0_CONFIG, threads=1,
+                                 weights_fingerprint=fingerprint_file)
 
     message = str(raised.value)
     assert fingerprint.path in message and str(fingerprint_file) in message
     assert "changed after it was fingerprinted" in message and "snakemake --forcerun fingerprint_encoder" in message
     assert not output.exists()
+
+
+class CountingResize:
+    """A resize_crop that appends one line per decoded patch to a file, readable from the main process."""
+
+    def __init__(self, inner, path: Path) -> None:
+        self.inner, self.path = inner, path
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        with open(self.path, "a") as stream:
+            stream.write("x\n")
+        return self.inner(image)
+
+
+class WaitsForNextSlide(MeanColour):
+    """MeanColour that, on the last batch of the first slide, waits until more patches than that slide has were
+    decoded: only workers that already read the next slide can get there."""
+
+    def __init__(self, decoded: Path, first_slide_patches: int, first_slide_batches: int) -> None:
+        super().__init__()
+        self.decoded, self.first_slide_patches, self.first_slide_batches = decoded, first_slide_patches, first_slide_batches
+        self.batches = 0
+        self.decoded_during_last_batch = 0
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        self.batches += 1
+        if self.batches == self.first_slide_batches:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                self.decoded_during_last_batch = len(self.decoded.read_text().splitlines())
+                if self.decoded_during_last_batch > self.first_slide_patches:
+                    break
+                time.sleep(0.05)
+        return super().forward(images)
+
+
+@dataclasses.dataclass
+class CountingEncoder(Encoder):
+    decoded: Path | None = None
+
+    @property
+    def resize_crop(self) -> CountingResize:
+        return CountingResize(super().resize_crop, self.decoded)
+
+
+def test_the_next_slides_patches_decode_while_the_current_slides_last_batch_is_on_the_model(tmp_path):
+    slide = make_slide(tmp_path / "slide.svs")
+    decoded = tmp_path / "decoded.txt"
+    decoded.write_text("")
+    model = WaitsForNextSlide(decoded, first_slide_patches=8, first_slide_batches=2)
+    encoder = CountingEncoder(**vars(mean_colour_encoder(model, tmp_path / "weights.bin")), decoded=decoded)
+    jobs = [
+        SlideJob(make_patch_store(tmp_path / f"p{index}.zarr", slide, tile_grid()[:8]), tmp_path / f"f{index}.zarr")
+        for index in range(2)
+    ]
+
+    embed_slides(jobs, encoder, batch_size=4, num_workers=2)
+
+    assert model.decoded_during_last_batch > 8  # slide 2 was already decoding
+    for job in jobs:
+        assert open_store(job.output).attrs["n_patches"] == 8
+
+
+def test_slides_embedded_together_are_bit_identical_to_each_slide_embedded_alone(tmp_path, caplog, one_torch_thread):
+    """Real efficientnet-lite0 (whose CPU kernels depend on the batch's size): a job's slides keep their own batches,
+    the last one short, so sharing a job, its workers and their read-ahead changes no bit of any feature."""
+    lite0 = create_encoder("efficientnet-lite0", device="cpu")
+    intact, damaged = make_slide(tmp_path / "intact.svs"), make_slide(tmp_path / "damaged.svs", corrupt_tile=CORRUPT_TILE)
+    grid = tile_grid()
+    patch_sets = [(intact, grid[:7]), (intact, grid[:0]), (damaged, grid[:13]), (intact, grid[5:10])]
+    jobs = [
+        SlideJob(make_patch_store(tmp_path / f"patches-{index}.zarr", slide, coords), tmp_path / "together" / f"{index}.zarr",
+                 tmp_path / "logs" / f"{index}.log")
+        for index, (slide, coords) in enumerate(patch_sets)
+    ]
+
+    with caplog.at_level(logging.INFO, logger="mosare"):
+        embed_slides(jobs, lite0, batch_size=4, num_workers=2, max_failed_fraction=0.2)
+    for index, job in enumerate(jobs):
+        embed_slide(job.patch_store, tmp_path / "alone" / f"{index}.zarr", lite0, batch_size=4, num_workers=0,
+                    max_failed_fraction=0.2)
+
+    for index, job in enumerate(jobs):
+        together, alone = open_store(job.output), open_store(tmp_path / "alone" / f"{index}.zarr")
+        assert together["features"].shape[0] == len(patch_sets[index][1]) - (index == 2)
+        np.testing.assert_array_equal(together["features"][...], alone["features"][...])
+        np.testing.assert_array_equal(together["coords"][...], alone["coords"][...])
+        assert together.attrs["failed_patches"] == alone.attrs["failed_patches"]
+    # Each slide's log holds its own lines: the corrupt patch only in the damaged slide's.
+    logs = [Path(job.log).read_text() for job in jobs]
+    assert ["skipped: " in text for text in logs] == [False, False, True, False]
+    assert [text.count("features written") for text in logs] == [1, 1, 1, 1]
+
+
+def test_a_failing_slide_stops_its_job_naming_it_and_leaves_no_store_of_its_own(tmp_path):
+    encoder = mean_colour_encoder(MeanColour(), tmp_path / "weights.bin")
+    good, bad = make_slide(tmp_path / "good.svs"), make_slide(tmp_path / "bad-slide.svs", corrupt_tile=CORRUPT_TILE)
+    jobs = [
+        SlideJob(make_patch_store(tmp_path / f"{index}.zarr", slide, tile_grid()), tmp_path / "out" / f"{index}.zarr")
+        for index, slide in enumerate((good, bad, good))
+    ]
+
+    with pytest.raises(EmbeddingError, match=r"'bad-slide'.*1 of 16 patches"):
+        embed_slides(jobs, encoder, batch_size=4, num_workers=2, max_failed_fraction=0.0)
+
+    # The slide before it is complete, nothing of it or after it exists (Snakemake deletes a failed job's outputs).
+    assert [path.name for path in (tmp_path / "out").iterdir()] == ["0.zarr"]
+    assert open_store(jobs[0].output).attrs["n_patches"] == 16

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -9,8 +13,12 @@ import pytest
 import safetensors.numpy
 import timm
 import torch
+import yaml
 from skimage.data import chelsea
+from workflow_runs import REPO, make_workdir, planned_jobs, snakemake, snapshot_workflow, tiny_demo_config, write_config
 
+from mosare.config import ConfigError, check_encoder_weights_configured
+from mosare.encoder_specs import register_encoder, registered_specs, unregister_encoder
 from mosare.encoders import (
     EncoderWeightsError,
     create_encoder,
@@ -197,8 +205,115 @@ def test_preprocessing_resizes_a_256px_patch_to_the_encoder_input(tmp_path):
     assert Path(encoder.weights_path).name == "efficientnet-lite0-57934424.pth"
 
 
-def test_the_planning_side_list_of_encoder_names_is_the_registry():
-    from mosare.encoder_weights import ENCODER_NAMES
-    from mosare.encoders import ENCODERS
+TOY_PLUGIN = '''"""A toy encoder for the tests: everything about it is in this one file."""
 
-    assert tuple(ENCODERS) == ENCODER_NAMES
+from mosare.encoder_specs import EncoderSpec, register_encoder
+
+register_encoder(
+    EncoderSpec(
+        name="toy-mean-colour",
+        description="each patch's mean colour (a test encoder)",
+        builder=f"{__name__}:build",
+        dim=3,
+        input_px=32,
+        mean=(0.0, 0.0, 0.0),
+        std=(1.0, 1.0, 1.0),
+        interpolation="bilinear",
+        cuda_dtype="float16",
+        weights="checkpoint",
+        weights_hint="any file: the toy has no weights",
+        weights_mb=1,
+        mem_mb=1234,
+        gpus=0,
+        threads=1,
+    )
+)
+
+
+def build(spec, weights):
+    import torch
+
+    class MeanColour(torch.nn.Module):
+        num_features = 3
+
+        def forward(self, images):
+            return images.mean(dim=(2, 3))
+
+    return MeanColour().eval(), spec
+'''
+
+
+def test_the_encoder_registry_loads_without_torch_or_timm():
+    code = (
+        "import sys; from mosare.encoder_specs import registered_specs, encoder_weights_file; "
+        "names = list(registered_specs()); encoder_weights_file('efficientnet-lite0'); "
+        "print(names, 'torch' in sys.modules, 'timm' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split("]")[1].split() == ["False", "False"]
+    assert "efficientnet-lite0" in result.stdout
+
+
+def test_a_registered_encoder_builds_through_its_spec_and_checks_its_width(tmp_path, monkeypatch):
+    (tmp_path / "toy_plugin.py").write_text(TOY_PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    spec = importlib.import_module("toy_plugin") and registered_specs()["toy-mean-colour"]
+    try:
+        weights = tmp_path / "toy.bin"
+        weights.write_bytes(b"toy")
+        check_encoder_weights_configured({"encoder": {"name": "toy-mean-colour", "checkpoint": str(weights)}})
+        with pytest.raises(ConfigError, match="toy-mean-colour.*needs a local weights file.*any file: the toy"):
+            check_encoder_weights_configured({"encoder": {"name": "toy-mean-colour", "checkpoint": None}})
+
+        encoder = create_encoder("toy-mean-colour", checkpoint=weights, device="cpu")
+        images = torch.full((2, 3, 32, 32), 51, dtype=torch.uint8)
+        np.testing.assert_allclose(encoder.embed(images).numpy(), 0.2, rtol=1e-6)
+        assert (encoder.dim, encoder.input_px, encoder.weights_path) == (3, 32, str(weights.resolve()))
+
+        unregister_encoder("toy-mean-colour")
+        register_encoder(dataclasses.replace(spec, dim=5))
+        with pytest.raises(ValueError, match="spec says 5-d features, the model gives 3"):
+            create_encoder("toy-mean-colour", checkpoint=weights, device="cpu")
+        with pytest.raises(ValueError, match="already registered"):
+            register_encoder(spec)
+    finally:
+        unregister_encoder("toy-mean-colour")
+        sys.modules.pop("toy_plugin", None)
+
+
+@pytest.mark.slow  # two dry runs of the workflow (about 15 s)
+def test_adding_an_encoder_is_one_plugin_file_and_planning_uses_its_spec(tmp_path):
+    """One file in mosare/encoder_plugins/ and nothing else: config validation, the planned jobs' memory and
+    GPU requests and the embedding rules all follow its spec."""
+    repo = snapshot_workflow(tmp_path / "workflow")
+    (repo / "src" / "mosare" / "encoder_plugins" / "toy.py").write_text(TOY_PLUGIN)
+    config = tiny_demo_config()
+    config["encoder"] = {"name": "toy-mean-colour", "checkpoint": "toy.bin", "slides_per_job": 4}
+    workdir = make_workdir(tmp_path / "work", config)
+    (workdir / "toy.bin").write_bytes(b"toy")
+
+    output = snakemake(workdir, "--dry-run", "results/tiny/cohort.tsv", repo=repo).stdout
+    jobs = planned_jobs(workdir, "results/tiny/cohort.tsv", repo=repo)
+
+    embedding_jobs = {rule: count for rule, count in jobs.items() if rule.startswith("embed_slides_tiny_")}
+    assert sum(embedding_jobs.values()) == len(embedding_jobs) == 2  # 8 slides, 4 per job
+    assert output.count("mem_mb=1234") == 2 and "results/tiny/features/toy-mean-colour/tiny-001-A.zarr" in output
+    config["encoder"]["name"] = "toy-mean-colour-typo"
+    write_config(workdir, config)
+    with pytest.raises(AssertionError, match=r"unknown encoder.name 'toy-mean-colour-typo'.*'toy-mean-colour'"):
+        snakemake(workdir, "--dry-run", "results/tiny/cohort.tsv", repo=repo)
+
+
+def test_registry_schema_and_docs_name_the_same_encoders():
+    specs = registered_specs()
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    name_text = schema["properties"]["encoder"]["properties"]["name"]["description"]
+    readme = (REPO / "README.md").read_text()
+    encoder_row = next(line for line in readme.splitlines() if line.startswith("| `encoder` |"))
+    for name in specs:
+        assert f"`{name}`" in name_text and f"`{name}`" in encoder_row
+    assert "timm:<architecture>" in name_text and "timm:<architecture>" in encoder_row
+    # No other place keeps a per-encoder table: the rules read the spec.
+    common = (REPO / "workflow" / "rules" / "common.smk").read_text()
+    assert not any(f'"{name}"' in common for name in specs)
+    assert "encoder_plugins" in (REPO / "docs" / "architecture.md").read_text()

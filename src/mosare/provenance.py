@@ -22,7 +22,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 STAGE_SOURCES: dict[str, tuple[str, ...]] = {
     "demo": ("demo.py", "plots/demo.py"),
     "tiling": ("tiling.py", "slides.py", "plots/tissue.py"),
-    "embedding": ("embedding.py", "encoders.py", "slides.py"),
+    "embedding": ("embedding.py", "encoders.py", "slides.py", "encoder_plugins"),
     "gmm": ("slide_gmm.py", "plots/gmm.py"),
     "text": ("text.py", "samples.py"),
     "rna": ("rna.py", "samples.py"),

@@ -9,6 +9,7 @@ sha256 into its store.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Mapping
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from mosare.atomic_files import atomic_file
+from mosare.encoder_specs import encoder_weights_file
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +41,16 @@ class WeightsFingerprint:
     sha256: str
 
 
+def sha256_file(path: str | Path, chunk_bytes: int = 16 * 1024**2) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        while chunk := stream.read(chunk_bytes):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def fingerprint_weights(encoder: str, path: str | Path) -> WeightsFingerprint:
     """Hash ``path``; raises WeightsChangedError when the file changes while it is read."""
-    from mosare.encoders import sha256_file  # torch and timm: only where weights are hashed, not at planning
-
     path = Path(path).resolve()
     before = path.stat()
     sha256 = sha256_file(path)
@@ -75,8 +83,6 @@ def read_fingerprint(path: str | Path) -> WeightsFingerprint:
 
 def fingerprint_encoder_weights(encoder_config: Mapping[str, Any], output: str | Path) -> WeightsFingerprint:
     """Fingerprint the weights file the config's encoder loads (its checkpoint, or its package's file) to ``output``."""
-    from mosare.encoders import encoder_weights_file
-
     name = encoder_config["name"]
     path = encoder_weights_file(name, encoder_config.get("checkpoint"))
     log.info("encoder %s: hashing weights file %s (%.1f MB)", name, path, path.stat().st_size / 1e6)

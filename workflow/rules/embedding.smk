@@ -1,9 +1,11 @@
-# WSI stage 2: every patch of a slide through the configured encoder into a feature store, one job per slide.
-# Logic: src/mosare/encoders.py (registry, weights), src/mosare/embedding.py (DataLoader, streaming store).
-# The slide file comes from the tiling rule's input function (tiling_slide_input): the patches are read from it.
-# The weights are hashed once per workflow (fingerprint_encoder, src/mosare/weights_fingerprint.py); each slide's
-# job checks the file it loads against that fingerprint with one stat and records its sha256. Both rules share the
-# wsi env, so packaged weights (efficientnet-lite0) resolve to the same file in the fingerprint job as in the jobs.
+# WSI stage 2: every patch of every slide through the configured encoder into one feature store per slide.
+# Logic: src/mosare/encoder_specs.py (registry: dims, weights, job resources), src/mosare/encoders.py (models),
+# src/mosare/embedding.py (decode workers, streaming stores), src/mosare/embedding_chunks.py (which slides share a job).
+# One job embeds a chunk of a cohort's slides with the model loaded once (a rule per chunk, generated below: Snakemake
+# rules cannot have a variable number of outputs); changing or adding a slide reruns its chunk only.
+# The weights are hashed once per workflow (fingerprint_encoder, src/mosare/weights_fingerprint.py); each job checks
+# the file it loads against that fingerprint with one stat and records its sha256. Both rules share the wsi env, so
+# packaged weights (efficientnet-lite0) resolve to the same file in the fingerprint job as in the jobs.
 
 
 rule fingerprint_encoder:
@@ -29,29 +31,33 @@ rule fingerprint_encoder:
         "../scripts/fingerprint_encoder.py"
 
 
-rule embed_slide:
-    input:
-        patches=f"{RESULTS}/{{cohort}}/patches/{{slide_id}}.zarr",
-        slide=tiling_slide_input,
-        weights_fingerprint=f"{RESULTS}/encoders/{{encoder}}.json",
-    output:
-        features=directory(f"{RESULTS}/{{cohort}}/features/{{encoder}}/{{slide_id}}.zarr"),
-    log:
-        f"{RESULTS}/logs/embed_slide/{{cohort}}/{{encoder}}/{{slide_id}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/embed_slide/{{cohort}}/{{encoder}}/{{slide_id}}.tsv"
-    wildcard_constraints:
-        # Only the configured encoder's stores can be made (its name is in params, not in the path).
-        encoder=re.escape(encoder_slug()),
-    params:
-        encoder=config["encoder"],
-        code=code_hash("embedding"),
-    threads: embedding_threads
-    resources:
-        mem_mb=embedding_mem_mb,
-        gpu=embedding_gpus,
-        runtime=30,
-    conda:
-        "../../envs/wsi.yaml"
-    script:
-        "../scripts/embed_slide.py"
+for _cohort in COHORTS:
+    _slide_paths = dict(zip(cohort_sheet(_cohort)["slide_id"], cohort_sheet(_cohort)["slide_path"].astype(str)))
+    for _chunk in cohort_embedding_chunks(_cohort):
+
+        rule:
+            name:
+                embedding_rule_name(_cohort, _chunk)
+            input:
+                patches=[f"{RESULTS}/{_cohort}/patches/{slide_id}.zarr" for slide_id in _chunk.slide_ids],
+                slides=[_slide_paths[slide_id] for slide_id in _chunk.slide_ids],
+                weights_fingerprint=f"{RESULTS}/encoders/{encoder_slug()}.json",
+            output:
+                features=[directory(f"{feature_dir(_cohort)}/{slide_id}.zarr") for slide_id in _chunk.slide_ids],
+            log:
+                chunk=f"{RESULTS}/logs/embed_slides/{_cohort}/{encoder_slug()}/chunk{_chunk.index}.log",
+                slides=[EMBEDDING_LOG.format(cohort=_cohort, slide_id=slide_id) for slide_id in _chunk.slide_ids],
+            benchmark:
+                f"{RESULTS}/benchmarks/embed_slides/{_cohort}/{encoder_slug()}/chunk{_chunk.index}.tsv"
+            params:
+                encoder=embedding_settings(),
+                code=code_hash("embedding"),
+            threads: EMBEDDING_SPEC.threads
+            resources:
+                **embedding_resources(len(_chunk.slide_ids)),
+            group:
+                "per_slide"
+            conda:
+                "../../envs/wsi.yaml"
+            script:
+                "../scripts/embed_slide.py"

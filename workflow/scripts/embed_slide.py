@@ -1,14 +1,18 @@
-"""Snakemake wrapper: embed one slide's patches with the configured encoder (see mosare.embedding)."""
+"""Snakemake wrapper: embed one chunk of slides with the configured encoder, model loaded once (see mosare.embedding)."""
 
 import checkout_src  # noqa: F401 (puts this checkout's src/ first on sys.path, so mosare comes from here)
 
-from mosare.embedding import embed_slide_with_config
+from mosare.embedding import SlideJob, embed_slides_with_config
 from mosare.logs import log_to_file
 
-with log_to_file(snakemake.log[0]):  # noqa: F821 (injected by Snakemake)
-    embed_slide_with_config(
-        snakemake.input.patches,  # noqa: F821
-        snakemake.output.features,  # noqa: F821
+with log_to_file(snakemake.log.chunk):  # noqa: F821 (injected by Snakemake)
+    embed_slides_with_config(
+        [
+            SlideJob(patches, features, log)
+            for patches, features, log in zip(
+                snakemake.input.patches, snakemake.output.features, snakemake.log.slides, strict=True  # noqa: F821
+            )
+        ],
         snakemake.params.encoder,  # noqa: F821
         threads=snakemake.threads,  # noqa: F821
         weights_fingerprint=snakemake.input.weights_fingerprint,  # noqa: F821
