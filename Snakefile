@@ -1,6 +1,6 @@
 # mosare-pipeline: WSIs, RNA-seq and reports -> MoSARe subtype classifier.
 # Stages in order: demo cohort (when configured) -> tiling -> embedding -> local features (GMM, text, RNA)
-# -> training and evaluation. Logic lives in src/mosare/; rules only wire files together.
+# -> training and evaluation -> cohort-level figures. Logic lives in src/mosare/; rules only wire files together.
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -19,6 +19,7 @@ include: "workflow/rules/embedding.smk"
 include: "workflow/rules/local_features.smk"
 include: "workflow/rules/modalities.smk"
 include: "workflow/rules/training.smk"
+include: "workflow/rules/figures.smk"
 
 
 onsuccess:

@@ -86,5 +86,11 @@ class ResultsLayout:
     def metrics(self, cohort: str) -> str:
         return f"{self.root}/{cohort}/metrics.tsv"
 
+    def train_dir(self, cohort: str) -> str:
+        return f"{self.root}/{cohort}/train"
+
+    def cohort_figure(self, cohort: str, figure: str) -> str:
+        return f"{self.root}/{cohort}/figures/{figure}.png"
+
 
 RESULTS_LAYOUT = ResultsLayout()

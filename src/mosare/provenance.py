@@ -27,6 +27,7 @@ STAGE_SOURCES: dict[str, tuple[str, ...]] = {
     "text": ("text.py", "samples.py"),
     "rna": ("rna.py", "samples.py"),
     "cohort": ("cohort.py", "plots/cohort.py", "samples.py"),
+    "figures": ("cohort_figures",),
     "training": ("training.py", "metrics.py", "plots/training.py", "model"),
 }
 

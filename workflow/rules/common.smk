@@ -10,6 +10,7 @@ import pandas as pd
 # scripts (workflow/scripts/checkout_src.py), never from another checkout installed in the same environment.
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
+from mosare.cohort_figures import registered_figures
 from mosare.config import check_encoder_weights_configured, cohort_train_config, validate_config
 from mosare.embedding_chunks import embedding_chunks
 from mosare.encoder_specs import checkpoint_hint, encoder_spec
@@ -79,7 +80,9 @@ def encoder_slug() -> str:
 
 
 def get_final_output() -> list[str]:
-    return [LAYOUT.metrics(cohort) for cohort in COHORTS]
+    """Every cohort's metrics and its cohort-level figures."""
+    figures = [LAYOUT.cohort_figure(cohort, name) for cohort in COHORTS for name in COHORT_FIGURES]
+    return [LAYOUT.metrics(cohort) for cohort in COHORTS] + figures
 
 
 def code_hash(stage: str) -> str:
@@ -298,6 +301,22 @@ def training_config(wildcards) -> dict:
     """The global train section with the cohort's overrides, once its folds are known to be feasible."""
     check_training_splits(wildcards.cohort)
     return cohort_train_config(config, wildcards.cohort)
+
+
+# ---- Cohort-level figures (figures.smk) -----------------------------------------------------------
+
+# {name: CohortFigure} of every module in src/mosare/cohort_figures/; rule draw_cohort_figure draws each per cohort.
+COHORT_FIGURES = registered_figures()
+
+
+def cohort_figure_pattern() -> str:
+    """Wildcard pattern matching only registered figure names (matching nothing when there are none)."""
+    return "|".join(COHORT_FIGURES) if COHORT_FIGURES else "(?!x)x"
+
+
+def cohort_figure_description(wildcards) -> str:
+    """The figure's one-paragraph description, for its report caption."""
+    return COHORT_FIGURES[wildcards.figure].description
 
 
 # ---- End-of-run summary (Snakefile onsuccess) ----------------------------------------------------

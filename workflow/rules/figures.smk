@@ -1,0 +1,35 @@
+# Cohort-level figures from finished results, one job per cohort and figure (logic: src/mosare/cohort_figures/,
+# one module per figure). A new figure is one file there: planning reads the registry, so nothing here changes.
+
+
+rule draw_cohort_figure:
+    input:
+        metrics=LAYOUT.metrics("{cohort}"),
+        cohort_table=LAYOUT.cohort_table("{cohort}"),
+        train_dir=LAYOUT.train_dir("{cohort}"),
+    output:
+        report(
+            LAYOUT.cohort_figure("{cohort}", "{figure}"),
+            caption="../report/cohort_figure.rst",
+            category="Evaluation",
+            subcategory="{cohort}",
+            labels={"figure": "{figure}"},
+        ),
+    log:
+        f"{RESULTS}/logs/draw_cohort_figure/{{cohort}}/{{figure}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/draw_cohort_figure/{{cohort}}/{{figure}}.tsv"
+    wildcard_constraints:
+        figure=cohort_figure_pattern(),
+    params:
+        classes=cohort_classes,
+        description=cohort_figure_description,
+        code=code_hash("figures"),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/train.yaml"
+    script:
+        "../scripts/draw_cohort_figure.py"
