@@ -364,3 +364,18 @@ def test_a_new_tissue_detector_is_one_class_selected_by_config(tmp_path):
         assert abs(result.n_patches - default.n_patches) <= 3 and 15 <= result.n_patches <= 30
     finally:
         del TISSUE_DETECTORS["darkness"]
+
+
+def test_fine_pass_read_in_pieces_equals_the_one_read_per_row(tmp_path, monkeypatch):
+    from mosare.tissue import fine_cell_fractions
+
+    image = tissue_image(3000, 2600, blobs=[(0.35, 0.4, 0.3, 0.3), (0.75, 0.7, 0.2, 0.25)])
+    path = write_slide(tmp_path / "flat.svs", image, mpp=0.5)
+    params = TissueParams()
+    with open_slide(path) as slide:
+        xs, ys = grid_starts(slide.dimensions, 256)
+        whole = fine_cell_fractions(slide, detect_tissue(slide, params), params, xs, ys, 256)
+        monkeypatch.setattr(mosare.slides, "MAX_READ_BYTES", 256 * 4 * 300 * 3)  # about 3 cells per read
+        pieces = fine_cell_fractions(slide, detect_tissue(slide, params), params, xs, ys, 256)
+    assert (whole >= 0.5).sum() > 20
+    np.testing.assert_allclose(pieces, whole, atol=1e-9)

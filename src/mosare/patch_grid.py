@@ -57,8 +57,14 @@ def bin_sums(
     return row_bins[row_starts], col_bins[col_starts], sums
 
 
-def runs(flags: np.ndarray) -> list[tuple[int, int]]:
-    """[first, last) index ranges of the consecutive True entries of a 1-D boolean array."""
+def runs(flags: np.ndarray, max_length: int | None = None) -> list[tuple[int, int]]:
+    """[first, last) index ranges of the consecutive True entries of a 1-D boolean array, split to at most
+    ``max_length`` entries each."""
     padded = np.r_[False, flags.astype(bool), False]
     edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
-    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
+    step = max_length or len(flags) or 1
+    return [
+        (start, min(start + step, last))
+        for first, last in zip(edges[::2].tolist(), edges[1::2].tolist())
+        for start in range(first, last, step)
+    ]

@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 import cv2
 import numpy as np
 
+import mosare.slides
 from mosare.patch_grid import bin_sums, mask_cell_fractions, runs
 from mosare.slides import Slide
 
@@ -259,17 +260,20 @@ def fine_cell_fractions(
     allowed = cv2.dilate(tissue.mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
     ink = np.zeros_like(allowed) if tissue.ink is None else tissue.ink
     near_ink = cv2.dilate(ink.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
-    level_downsample = slide.level_downsamples[level]
     fractions = np.zeros_like(coarse)
     tissue_sums = np.zeros(tissue.mask.shape)
     pixel_counts = np.zeros(tissue.mask.shape)
     cells_fine = footprint_px / fine_downsample
     margin = FINE_MARGIN_PX
+    # Cells per read, so one read's RGBA stays within MAX_READ_BYTES even on a one-level slide.
+    read_rows = (math.ceil(cells_fine) + 2 * margin) * factor
+    max_cells = max(1, int(mosare.slides.MAX_READ_BYTES / 4 / read_rows / (cells_fine * factor)) - 1)
     for row, y in enumerate(ys.tolist()):
-        for first, last in runs(coarse[row] > 0):
+        for first, last in runs(coarse[row] > 0, max_cells):
             x = int(xs[first])
-            width = math.ceil((last - first) * cells_fine)
-            height = math.ceil(cells_fine)
+            # Fine pixels whose centres lie in the run's cells.
+            width = math.ceil((last - first) * footprint_px / fine_downsample - 0.5)
+            height = math.ceil(cells_fine - 0.5)
             # Read with a margin, at level px, then bin to fine px.
             x_read = max(0, x - round(margin * fine_downsample))
             y_read = max(0, y - round(margin * fine_downsample))
@@ -281,32 +285,22 @@ def fine_cell_fractions(
                 region = cv2.resize(
                     region, (width + left + margin, height + top + margin), interpolation=cv2.INTER_AREA
                 )
-            # Level-0 centres of the fine pixels read, then the coarse pixel each falls in.
-            read_rows, read_cols = region.shape[:2]
-            region_row = _coarse_index(y - top * fine_downsample, read_rows, fine_downsample, tissue)
-            region_col = _coarse_index(x - left * fine_downsample, read_cols, fine_downsample, tissue, axis=1)
+            region_row = _coarse_index(y - top * fine_downsample, region.shape[0], fine_downsample, tissue)
+            region_col = _coarse_index(x - left * fine_downsample, region.shape[1], fine_downsample, tissue, axis=1)
             fine = detector.fine_tissue(
                 region, slide.mpp * fine_downsample, tissue, near_ink[np.ix_(region_row, region_col)]
             )[top : top + height, left : left + width]
-            centre_x = x + (np.arange(width) + 0.5) * fine_downsample
-            centre_y = y + (np.arange(height) + 0.5) * fine_downsample
             coarse_row, coarse_col = region_row[top : top + height], region_col[left : left + width]
-            inside_row = centre_y < y + footprint_px
-            inside_col = centre_x < xs[last - 1] + footprint_px
-            fine = fine & allowed[np.ix_(coarse_row, coarse_col)]
-            fine = fine & inside_row[:, None] & inside_col[None, :]
-            cell_col = first + np.minimum(((centre_x - x) // footprint_px).astype(np.int64), last - first - 1)
-            _, cols, tissue_px = bin_sums(fine.astype(np.float64), np.zeros(height, np.int64), cell_col)
-            _, _, counted_px = bin_sums(
-                (inside_row[:, None] & inside_col[None, :]).astype(np.float64), np.zeros(height, np.int64), cell_col
-            )
-            fractions[row, cols] = tissue_px[0] / np.maximum(counted_px[0], 1)
-            rows_hit, cols_hit, sums = bin_sums(fine.astype(np.float64), coarse_row, coarse_col)
-            _, _, counts = bin_sums(
-                (inside_row[:, None] & inside_col[None, :]).astype(np.float64), coarse_row, coarse_col
-            )
+            fine = (fine & allowed[np.ix_(coarse_row, coarse_col)]).astype(np.int32)
+            centre_x = x + (np.arange(width) + 0.5) * fine_downsample
+            cell_col = ((centre_x - x) // footprint_px).astype(np.int64)
+            _, cols, tissue_px = bin_sums(fine.sum(axis=0, keepdims=True), np.zeros(1, np.int64), cell_col)
+            fractions[row, first + cols] = tissue_px[0] / (height * np.bincount(cell_col)[cols])
+            rows_hit, cols_hit, sums = bin_sums(fine, coarse_row, coarse_col)
             tissue_sums[np.ix_(rows_hit, cols_hit)] += sums
-            pixel_counts[np.ix_(rows_hit, cols_hit)] += counts
+            pixel_counts[np.ix_(rows_hit, cols_hit)] += np.outer(
+                np.bincount(coarse_row)[rows_hit], np.bincount(coarse_col)[cols_hit]
+            )
     covered = pixel_counts > 0
     tissue.mask = np.where(covered, tissue_sums >= 0.5 * np.maximum(pixel_counts, 1), tissue.mask)
     tissue.outline()

@@ -31,10 +31,10 @@ def ink_mask(rgb: np.ndarray, hsv: np.ndarray, min_stroke_px: float = 0.0) -> np
     Ink pieces smaller than ``min_stroke_px`` (after the speck filter) are left alone: they are stained debris or
     colour fringes on tissue, not marker strokes.
     """
-    absorbed = 255 - rgb.astype(np.int16)
-    red, green = absorbed[..., 0], absorbed[..., 1]
-    strong = absorbed.max(axis=-1) >= INK_MIN_ABSORPTION
-    ink = (strong & (red >= INK_RED_TO_GREEN * green)) | (hsv[..., 2] < NEAR_BLACK_VALUE)
+    red, green, blue = cv2.split(rgb)
+    strong = cv2.min(cv2.min(red, green), blue) <= 255 - INK_MIN_ABSORPTION
+    absorbs_red = (255 - red.astype(np.int16)) >= INK_RED_TO_GREEN * (255 - green.astype(np.int16))
+    ink = (strong & absorbs_red) | (hsv[..., 2] < NEAR_BLACK_VALUE)
     # Chromatic fringes along real tissue edges are a pixel or two wide; strokes are wider.
     ink = cv2.morphologyEx(ink.astype(np.uint8), cv2.MORPH_OPEN, SPECK_KERNEL)
     if min_stroke_px > 0:

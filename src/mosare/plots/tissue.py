@@ -48,14 +48,21 @@ def plot_tissue_qc(result: TilingResult, path: str | Path) -> None:
             linewidth=0.3,
         )
     )
-    ax.add_collection(
-        PatchCollection(
-            [Rectangle((t.x * scale, t.y * scale), t.width * scale, t.height * scale) for t in result.unreadable_tiles],
-            facecolor="none",
-            edgecolor=UNREADABLE_COLOUR,
-            linewidth=1.5,
+    # Solid: lost (filled with background); dashed: read from a finer level instead.
+    for lost, linestyle in ((True, "solid"), (False, "dashed")):
+        ax.add_collection(
+            PatchCollection(
+                [
+                    Rectangle((t.x * scale, t.y * scale), t.width * scale, t.height * scale)
+                    for t in result.unreadable_tiles
+                    if (t.filled_from is None) == lost
+                ],
+                facecolor="none",
+                edgecolor=UNREADABLE_COLOUR,
+                linewidth=1.5 if lost else 1.0,
+                linestyle=linestyle,
+            )
         )
-    )
     outlines = (
         (tissue.tissue_contours, TISSUE_COLOUR),
         (tissue.hole_contours, HOLE_COLOUR),
@@ -88,9 +95,16 @@ def plot_tissue_qc(result: TilingResult, path: str | Path) -> None:
         )
     if tissue.ink_contours:
         handles.append(Line2D([], [], color=INK_COLOUR, label="excluded: pen ink"))
-    if result.unreadable_tiles:
+    if any(t.filled_from is None for t in result.unreadable_tiles):
         handles.append(
-            Rectangle((0, 0), 1, 1, facecolor="none", edgecolor=UNREADABLE_COLOUR, label="tile that cannot be decoded")
+            Rectangle((0, 0), 1, 1, facecolor="none", edgecolor=UNREADABLE_COLOUR, label="corrupt tile, no level readable")
+        )
+    if any(t.filled_from is not None for t in result.unreadable_tiles):
+        handles.append(
+            Rectangle(
+                (0, 0), 1, 1, facecolor="none", edgecolor=UNREADABLE_COLOUR, linestyle="dashed",
+                label="corrupt tile, read from a finer level",
+            )
         )
     ax.legend(
         handles=handles,
