@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 
 import cv2
 import numpy as np
@@ -331,8 +332,9 @@ def test_tissue_detector_registry_schema_and_docs_agree():
     from mosare.tissue import TISSUE_DETECTORS, tissue_detector
 
     schema = config_schema()
-    method = schema["properties"]["tiling"]["properties"]["tissue"]["properties"]["method"]
-    assert method["default"] == TissueParams().method
+    tissue = schema["properties"]["tiling"]["properties"]["tissue"]["properties"]
+    method = tissue["method"]
+    assert {key: spec["default"] for key, spec in tissue.items()} == asdict(TissueParams())
     assert tissue_detector(TissueParams()).name == method["default"] in TISSUE_DETECTORS
     readme = open("README.md", encoding="utf-8").read()
     assert "tiling.tissue.method" in readme and f"`{method['default']}`" in readme
