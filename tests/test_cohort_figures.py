@@ -136,3 +136,11 @@ def test_figure_names_are_file_names_and_unique():
         register_cohort_figure(CohortFigure(existing.name, "", draw))
     with pytest.raises(KeyError, match="no cohort figure 'missing'"):
         draw_cohort_figure("missing", None, "unused.png")
+
+
+def test_the_docs_show_how_to_add_a_cohort_figure():
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "architecture.md").read_text()
+    how_to = docs[docs.index("## How to extend"):]
+    assert "src/mosare/cohort_figures/" in how_to and "register_cohort_figure(CohortFigure(" in how_to
+    for name in cohort_figures.registered_figures():
+        assert f"`{name}`" in docs, f"docs/architecture.md does not name the built-in figure {name}"
