@@ -10,6 +10,7 @@ import pytest
 import torch
 from synthetic_cohort import write_synthetic_cohort
 
+from mosare.evaluation_results import comparison_table, pooled_predictions
 from mosare.metrics import auc_score
 from mosare.cohort_data import CohortData, load_cohort_data
 from mosare.training import cross_validate
@@ -44,6 +45,18 @@ def mean_auc(fold_metrics: pd.DataFrame, model: str, scenario: str = "complete")
     return float(rows["auc"].mean())
 
 
+def paired_comparisons(predictions: pd.DataFrame) -> pd.DataFrame:
+    """comparisons.tsv for these predictions, printed for the README (which differences survive Holm)."""
+    table = comparison_table(pooled_predictions(predictions), CLASSES, n_resamples=2000, seed=0)
+    for row in table.itertuples():
+        print(
+            f"  {row.scenario} {row.train_missing_rate:g}: mosare - {row.compared_to} {row.auc_difference:+.3f} "
+            f"[{row.ci_low:+.3f}, {row.ci_high:+.3f}], DeLong p {row.p_delong:.3g}, Holm p {row.p_holm:.3g}"
+        )
+    assert (table["ci_low"] <= table["auc_difference"]).all() and (table["auc_difference"] <= table["ci_high"]).all()
+    return table
+
+
 def run(data: CohortData, tmp_path, models: list[str], missing_rates: list[float]) -> tuple[pd.DataFrame, pd.DataFrame]:
     torch.set_num_threads(1)
     config = {**CONFIG, "models": models, "missing_rates": missing_rates}
@@ -58,7 +71,8 @@ def cohort(tmp_path_factory) -> CohortData:
 
 
 def test_mosare_beats_every_single_modality_baseline_when_each_modality_carries_signal(cohort, tmp_path):
-    fold_metrics, _ = run(cohort, tmp_path, ["mosare", "abmil", "rna_mlp", "report_mlp"], [])
+    fold_metrics, predictions = run(cohort, tmp_path, ["mosare", "abmil", "rna_mlp", "report_mlp"], [])
+    paired_comparisons(predictions)
     fused = mean_auc(fold_metrics, "mosare")
     singles = {name: mean_auc(fold_metrics, name) for name in ("abmil", "rna_mlp", "report_mlp")}
     print(f"complete-data AUC: mosare {fused:.3f}, " + ", ".join(f"{k} {v:.3f}" for k, v in singles.items()))
@@ -67,19 +81,26 @@ def test_mosare_beats_every_single_modality_baseline_when_each_modality_carries_
 
 
 def test_permuted_labels_give_chance_auc_so_nothing_leaks_through_the_protocol(cohort, tmp_path):
-    permuted = np.random.default_rng(5).permutation(cohort.labels)
-    shuffled = dataclasses.replace(cohort, labels=permuted)
-    _, predictions = run(shuffled, tmp_path, ["mosare"], [])
-    labels = (predictions["label"] == "B").to_numpy().astype(int)
-    pooled = auc_score(labels, predictions[["prob_A", "prob_B"]].to_numpy())
-    print(f"permuted labels: pooled test AUC {pooled:.3f}")
-    assert abs(pooled - 0.5) < 0.15
+    # Five permutations of every label: folds, validation splits, normalisation, gene choice and model all run as
+    # usual, so any path from a test patient's label to its prediction would lift the pooled AUC above chance.
+    pooled = []
+    for permutation in range(5):
+        permuted = np.random.default_rng(5 + permutation).permutation(cohort.labels)
+        shuffled = dataclasses.replace(cohort, labels=permuted)
+        torch.set_num_threads(1)
+        config = {**CONFIG, "epochs": 15, "models": ["mosare"], "missing_rates": []}
+        predictions = cross_validate(shuffled, config, "synthetic", tmp_path / f"p{permutation}", torch.device("cpu")).predictions
+        labels = (predictions["label"] == "B").to_numpy().astype(int)
+        pooled.append(auc_score(labels, predictions[["prob_A", "prob_B"]].to_numpy()))
+    print("permuted labels: pooled test AUCs " + ", ".join(f"{auc:.3f}" for auc in pooled) + f"; mean {np.mean(pooled):.3f}")
+    assert abs(np.mean(pooled) - 0.5) < 0.07
 
 
 def test_at_half_missing_mosare_and_its_zero_fill_ablation_both_stay_well_above_chance(cohort, tmp_path):
     # Whether reconstruction beats zero-fill here is reported, not asserted: on cohorts this small it does not
     # hold robustly (see README).
-    fold_metrics, _ = run(cohort, tmp_path, ["mosare", "mosare_no_reconstruction"], [0.5])
+    fold_metrics, predictions = run(cohort, tmp_path, ["mosare", "mosare_no_reconstruction"], [0.5])
+    paired_comparisons(predictions)
     reconstruction = mean_auc(fold_metrics, "mosare", "masked_train_test")
     zero_fill = mean_auc(fold_metrics, "mosare_no_reconstruction", "masked_train_test")
     print(f"50% missing in training and test: mosare {reconstruction:.3f}, zero-fill ablation {zero_fill:.3f}")
