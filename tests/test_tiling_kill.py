@@ -1,12 +1,16 @@
-"""kill -9 during tiling: no partial patch store is ever taken as complete, and a rerun gives the uninterrupted store."""
+"""kill -9 at random points of a per-slide stage (tiling, GMM): no partial store is ever taken as complete, and a
+rerun gives the store of an uninterrupted run.
+
+Each run is a forked child of the test process (so the imports are paid once) that SIGKILL stops at a random moment;
+the kills are spread over the whole run, store writing included.
+"""
 
 from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -14,27 +18,66 @@ import pytest
 import zarr
 from synthetic_slides import tissue_image, write_slide
 
+from mosare.stores import write_store
 from mosare.tiling import tile_slide
 
 TILING = {"target_mpp": 0.5, "patch_px": 256, "min_tissue_fraction": 0.5, "tissue": {}}
-SRC = Path(__file__).resolve().parents[1] / "src"
-TILE_SCRIPT = """
-import sys
-from mosare.tiling import tile_slide
-tile_slide(sys.argv[1], sys.argv[2], slide_id="killed", tiling={tiling!r})
-print("done", flush=True)
-""".format(tiling=TILING)
+GMM = {"components": 4, "max_iter": 50, "tol": 1e-3, "reg_covar": 1e-6, "select_by_bic": False, "seed": 0,
+       "max_samples": None}
+KILLS = 8
 
 
-def _store(path: Path) -> tuple[np.ndarray, dict]:
+def _contents(path: Path) -> dict:
     group = zarr.open_group(str(path), mode="r")
-    return group["coords"][:], dict(group.attrs)
+    return {"attrs": dict(group.attrs), **{name: array[...] for name, array in group.arrays()}}
 
 
-def _assert_same(path: Path, reference: tuple[np.ndarray, dict]) -> None:
-    coords, attrs = _store(path)
-    np.testing.assert_array_equal(coords, reference[0])
-    assert attrs == reference[1]
+def _assert_same(path: Path, reference: dict) -> None:
+    contents = _contents(path)
+    assert contents.keys() == reference.keys()
+    for key, value in reference.items():
+        if isinstance(value, np.ndarray):
+            np.testing.assert_array_equal(contents[key], value, err_msg=f"{path}: {key}")
+        else:
+            assert contents[key] == value
+
+
+def _forked(run: Callable[[Path], object], store: Path) -> int:
+    pid = os.fork()
+    if pid == 0:  # the child: run the stage, never return into pytest
+        try:
+            run(store)
+        except BaseException:
+            os._exit(1)
+        os._exit(0)
+    return pid
+
+
+def _kill_at_random_points(run: Callable[[Path], object], tmp_path: Path) -> None:
+    reference_store = tmp_path / "reference.zarr"
+    start = time.perf_counter()
+    run(reference_store)
+    full_run = time.perf_counter() - start
+    reference = _contents(reference_store)
+    store = tmp_path / "out" / "slide.zarr"
+    finished = []
+    for index, delay in enumerate(np.random.default_rng(0).uniform(0, 1.2 * full_run, size=KILLS)):
+        # Half the kills hit a first run (no store yet), half a rerun over a finished store.
+        if index == KILLS // 2:
+            run(store)
+        pid = _forked(run, store)
+        time.sleep(delay)
+        os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+        finished.append(os.WIFEXITED(status))
+        assert not os.WIFEXITED(status) or os.WEXITSTATUS(status) == 0, "the stage failed in the child"
+        if store.exists():
+            _assert_same(store, reference)  # the earlier complete store, or the new complete one
+        else:
+            assert index < KILLS // 2, "a killed rerun removed the earlier complete store"
+    run(store)
+    _assert_same(store, reference)
+    assert not all(finished), "every kill came after the run had finished; the delays test nothing"
 
 
 @pytest.fixture(scope="module")
@@ -44,34 +87,18 @@ def slide(tmp_path_factory):
 
 
 def test_tiling_killed_at_random_points_never_leaves_a_store_that_looks_complete(slide, tmp_path):
-    store = tmp_path / "out" / "killed.zarr"
-    tile_slide(slide, tmp_path / "reference.zarr", slide_id="killed", tiling=TILING)
-    reference = _store(tmp_path / "reference.zarr")
-    env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    command = [sys.executable, "-c", TILE_SCRIPT, str(slide), str(store)]
-    start = time.perf_counter()
-    subprocess.run(command, check=True, env=env, capture_output=True)
-    full_run = time.perf_counter() - start
-    _assert_same(store, reference)
+    _kill_at_random_points(lambda store: tile_slide(slide, store, slide_id="killed", tiling=TILING), tmp_path)
+
+
+def test_gmm_killed_at_random_points_never_leaves_a_store_that_looks_complete(tmp_path):
+    torch = pytest.importorskip("torch")
+    from mosare.slide_gmm import fit_slide_gmm
+
+    torch.set_num_threads(1)  # a forked child must not wait on the parent's thread pool
     rng = np.random.default_rng(0)
-    outcomes = []
-    # Kill at random points of a run (import, detection, fine pass, store writing), each time over the last store.
-    for delay in rng.uniform(0.3 * full_run, 1.05 * full_run, size=6):
-        process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        time.sleep(delay)
-        process.send_signal(signal.SIGKILL)
-        finished = process.wait() == 0
-        outcomes.append(finished)
-        # Whatever the moment, the final path holds a complete store: the earlier one or the new one.
-        _assert_same(store, reference)
-    # The same after killing a first run that had no earlier store to fall back on.
-    fresh = tmp_path / "fresh" / "killed.zarr"
-    process = subprocess.Popen([*command[:-1], str(fresh)], env=env, stderr=subprocess.DEVNULL)
-    time.sleep(0.8 * full_run)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert not fresh.exists() or _assert_same(fresh, reference) is None
-    # Leftover temporaries of killed runs are never mistaken for the store, and a rerun replaces nothing wrongly.
-    tile_slide(slide, fresh, slide_id="killed", tiling=TILING)
-    _assert_same(fresh, reference)
-    assert not all(outcomes), "every kill came after the run had finished; the delays test nothing"
+    centres = rng.normal(0, 4, (4, 32))
+    features = (centres[rng.integers(0, 4, 4000)] + rng.normal(0, 1, (4000, 32))).astype(np.float16)
+    coords = np.stack([np.arange(4000) % 64, np.arange(4000) // 64], axis=1).astype(np.int64) * 256
+    feature_store = tmp_path / "features.zarr"
+    write_store(feature_store, {"features": features, "coords": coords}, {"encoder": "test"})
+    _kill_at_random_points(lambda store: fit_slide_gmm(feature_store, store, GMM, slide_id="killed"), tmp_path)
