@@ -42,10 +42,11 @@ def _assert_same(path: Path, reference: dict) -> None:
             assert contents[key] == value
 
 
-def _forked(run: Callable[[Path], object], store: Path) -> int:
+def _forked(run: Callable[[Path], object], store: Path, in_child: Callable[[], object] = lambda: None) -> int:
     pid = os.fork()
     if pid == 0:  # the child: run the stage, never return into pytest
         try:
+            in_child()
             run(store)
         except BaseException:
             os._exit(1)
@@ -78,6 +79,37 @@ def _kill_at_random_points(run: Callable[[Path], object], tmp_path: Path) -> Non
     run(store)
     _assert_same(store, reference)
     assert not all(finished), "every kill came after the run had finished; the delays test nothing"
+
+
+def test_a_kill_while_an_old_store_is_being_deleted_leaves_a_complete_store(slide, tmp_path, monkeypatch):
+    """The slowest step of replacing a store is deleting the old one; a kill there must not leave half of it."""
+    import mosare.stores
+
+    def run(store):
+        return tile_slide(slide, store, slide_id="killed", tiling=TILING)
+
+    store, marker = tmp_path / "slide.zarr", tmp_path / "deleting"
+    run(store)
+    reference = _contents(store)
+
+    rmtree = mosare.stores.shutil.rmtree
+
+    def delete_slowly(path, *args, **kwargs):
+        """Deleting a finished store (the old one) removes its metadata first, then hangs until killed."""
+        if not (Path(path) / "coords").exists():
+            return rmtree(path, *args, **kwargs)
+        (Path(path) / "zarr.json").unlink()
+        marker.touch()
+        time.sleep(60)
+
+    pid = _forked(run, store, lambda: monkeypatch.setattr(mosare.stores.shutil, "rmtree", delete_slowly))
+    deadline = time.monotonic() + 30
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    assert marker.exists()
+    _assert_same(store, reference)
 
 
 @pytest.fixture(scope="module")

@@ -43,8 +43,15 @@ def atomic_store(path: str | Path) -> Iterator[zarr.Group]:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     if path.exists():
-        shutil.rmtree(path)
-    os.replace(tmp, path)
+        # Move the old store aside in one rename before deleting it: a job killed while deleting in place left a
+        # half-deleted store at `path` (found by tests/test_tiling_kill.py).
+        old = tmp.with_name(f"{tmp.name}-old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(path, old)
+        os.replace(tmp, path)
+        shutil.rmtree(old)
+    else:
+        os.replace(tmp, path)
 
 
 def write_store(
