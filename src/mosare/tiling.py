@@ -16,14 +16,13 @@ from typing import Any
 
 import numpy as np
 
+# The default detector is imported by name, not found at run time, so it is part of this stage's code fingerprint.
+from mosare import tissue_saturation  # noqa: F401
 from mosare.patch_geometry import PatchGeometry, patch_geometry
 from mosare.patch_grid import grid_starts, mask_cell_fractions
 from mosare.slides import DEFAULT_MAX_UNREADABLE_FRACTION, Slide, SlideError, UnreadableTile, open_slide
 from mosare.stores import write_store
 from mosare.tissue import TissueMask, TissueParams, detect_tissue, fine_cell_fractions
-
-# Imported by name, not found at run time, so the default detector is part of this stage's code fingerprint.
-from mosare import tissue_saturation  # noqa: F401, E402, I001
 
 log = logging.getLogger(__name__)
 
