@@ -83,6 +83,8 @@ def test_real_cmu_slide_gives_tissue_patches_and_a_qc_picture(cmu_slide, tmp_pat
     # 1.1 x 1.5 mm of skin with ~0.6 mm² of tissue; a 256 px patch at 0.5 µm/px covers 0.0164 mm²,
     # so at most ~40 patches can be half tissue and the wide central strip alone holds more than 20.
     assert 20 <= result.n_patches <= 45
+    # Real H&E without marker ink: nothing is excluded as ink (keratin flakes and colour fringes included).
+    assert not result.tissue.ink_contours and not result.tissue.ink.any()
     group = zarr.open_group(str(store), mode="r")
     coords = group["coords"][:]
     attrs = dict(group.attrs)
