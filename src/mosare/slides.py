@@ -245,8 +245,8 @@ class Slide:
             self._reopen()
         downsample = self.level_downsamples[level]
         tile_width, tile_height = self._tile_px(level)
-        # Level px of the region, on the level's own tile grid so each read touches exactly one tile.
-        left, top = round(x / downsample), round(y / downsample)
+        # Level px of the region (floored, as OpenSlide does), split on the level's tile grid: one tile per read.
+        left, top = math.floor(x / downsample), math.floor(y / downsample)
         rgb = np.empty((height, width, 3), np.uint8)
         for row in range(top // tile_height * tile_height, top + height, tile_height):
             for col in range(left // tile_width * tile_width, left + width, tile_width):
