@@ -29,7 +29,6 @@ from workflow_runs import (
     make_workdir,
     planned_jobs,
     snakemake as run_snakemake,
-    snapshot_workflow,
     tiny_demo_config,
     write_config,
 )
@@ -336,6 +335,11 @@ def test_a_finished_run_with_nothing_changed_plans_zero_jobs_within_seconds(fini
     assert time.monotonic() - started < 60
 
 
+def copy_of_runs_workflow(run: FinishedRun, tmp_path: Path) -> Path:
+    """The workflow exactly as the finished run used it (not the repository now, which may have moved on)."""
+    return Path(shutil.copytree(run.repo, tmp_path / "workflow"))  # copy2 keeps mtimes: no script looks newer
+
+
 @pytest.mark.slow  # the shared tiny run takes minutes on 2 cores
 def test_changing_gmm_components_plans_the_gmm_stage_and_downstream_only(finished_tiny_run):
     run = finished_tiny_run
@@ -357,7 +361,7 @@ def test_changing_gmm_components_plans_the_gmm_stage_and_downstream_only(finishe
 @pytest.mark.slow  # the shared tiny run takes minutes on 2 cores
 def test_editing_one_stages_source_plans_that_stage_and_downstream_only(finished_tiny_run, tmp_path):
     run = finished_tiny_run
-    edited = snapshot_workflow(tmp_path / "workflow")
+    edited = copy_of_runs_workflow(run, tmp_path)
     with (edited / "src" / "mosare" / "tiling.py").open("a") as source:
         source.write("\nEDITED = True\n")
 
@@ -372,7 +376,7 @@ def test_editing_one_stages_source_plans_that_stage_and_downstream_only(finished
 @pytest.mark.slow  # the shared tiny run takes minutes on 2 cores
 def test_comment_and_docstring_edits_plan_zero_jobs(finished_tiny_run, tmp_path):
     run = finished_tiny_run
-    edited = snapshot_workflow(tmp_path / "workflow")
+    edited = copy_of_runs_workflow(run, tmp_path)
     tiling = edited / "src" / "mosare" / "tiling.py"
     source = tiling.read_text()
     module_docstring = ast.get_docstring(ast.parse(source), clean=False)
