@@ -81,6 +81,21 @@ def without_reports(tmp_path_factory):
     return run_stage(tmp_path_factory.mktemp("no-reports"), with_text=False)
 
 
+@pytest.mark.parametrize(
+    "kept, options",
+    [("rna", {"with_text": False}), ("text", {"with_rna": False}), ("rna+text", {})],
+    ids=["rna-only", "report-only", "no-slides"],
+)
+def test_cohort_without_any_slide_trains_end_to_end_with_the_models_that_apply(tmp_path, kept, options):
+    table, summary, root = run_stage(tmp_path, without_wsi=tuple(range(12)), missing_rna=0.0, missing_text=0.0, **options)
+    runnable = {"mosare", "late_fusion"} | {"rna": {"rna_mlp"}, "text": {"report_mlp"}, "rna+text": {"rna_mlp", "report_mlp"}}[kept]
+    assert set(table["model"]) == runnable
+    assert "- abmil: reads only WSI, which no patient of the cohort has" in summary
+    assert np.isfinite(table.loc[table["metric"] == "auc", "pooled"]).all()
+    state = torch.load(root / "train" / "mosare" / "complete" / "fold0" / "checkpoint.pt", weights_only=True)
+    assert not [key for key in state if key.startswith(("wsi_global.", "wsi_local."))]
+
+
 def model_rows(table: pd.DataFrame) -> dict[str, set[str]]:
     return {model: set(rows["scenario"]) for model, rows in table.groupby("model")}
 
@@ -103,7 +118,7 @@ def test_cohort_without_rna_names_the_rna_baseline_as_not_run_in_the_summary(wit
 def test_cohort_without_rna_writes_no_rna_baseline_outputs_and_fusion_models_have_no_rna_encoder(without_rna):
     _, _, root = without_rna
     assert not (root / "train" / "rna_mlp").exists()
-    for model, prefixes in (("mosare", ("rna_global.", "rna_local.")), ("late_fusion", ("rna.",))):
+    for model, prefixes in (("mosare", ("rna_global.", "rna_local.")), ("late_fusion", ("encoders.1.",))):
         state = torch.load(root / "train" / model / "complete" / "fold0" / "checkpoint.pt", weights_only=True)
         assert not [key for key in state if key.startswith(prefixes)], model
         history = pd.read_csv(root / "train" / model / "masked_train_test-0.5" / "fold1" / "history.tsv", sep="\t")
@@ -183,7 +198,7 @@ def test_fusion_model_never_reads_a_modality_absent_from_the_cohort(one_torch_th
 
 @pytest.mark.parametrize(("name", "dims"), [("rna_mlp", (6, 0, 7)), ("report_mlp", (6, 5, 0))])
 def test_single_modality_baseline_without_its_modality_cannot_be_built(name, dims):
-    with pytest.raises(ValueError, match=f"{name} reads only .* leave it out of train.models"):
+    with pytest.raises(ValueError, match=f"{name}: the baseline reads only .* leave it out of train.models"):
         build_model(name, ModelDims(*dims), 2, {})
 
 

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from tqdm import tqdm
 
+from mosare.cohort import CohortTable
 from mosare.stores import open_store
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ class CohortData:
         """The same cohort restricted to patients ``rows`` (in that order)."""
         counts = self.patch_counts[rows]
         patches = np.concatenate(
-            [self.patches[self.patch_offsets[i] : self.patch_offsets[i + 1]] for i in rows]
+            [self.patches[self.patch_offsets[i] : self.patch_offsets[i + 1]] for i in rows] or [self.patches[:0]]
         )
         return dataclasses.replace(
             self,
@@ -63,24 +63,6 @@ class CohortData:
     @property
     def patch_counts(self) -> np.ndarray:
         return np.diff(self.patch_offsets)
-
-
-def _read_cohort_table(path: Path, classes: Sequence[str]) -> pd.DataFrame:
-    table = pd.read_csv(path, sep="\t", dtype={"patient_id": str, "slide_ids": str, "label": str})
-    required = {"patient_id", "label", "slide_ids", "has_wsi", "has_rna", "has_text"}
-    missing = required - set(table.columns)
-    if missing:
-        raise ValueError(f"{path} lacks columns {sorted(missing)}; rerun the cohort stage that writes it")
-    unknown = sorted(set(table["label"]) - set(classes))
-    if unknown:
-        raise ValueError(
-            f"{path}: labels {unknown} are not among the cohort's classes {list(classes)}; "
-            "fix the sample sheet or the cohort's 'classes' in config.yaml"
-        )
-    for flag in ("has_wsi", "has_rna", "has_text"):
-        table[flag] = table[flag].astype(str).str.lower().isin(["true", "1"])
-    table["slide_ids"] = table["slide_ids"].fillna("")
-    return table.reset_index(drop=True)
 
 
 def merge_slide_components(
@@ -118,6 +100,10 @@ def _aligned_store(path: Path, patient_ids: np.ndarray, arrays: Sequence[str]) -
     return present, out
 
 
+class CohortDataError(ValueError):
+    """The training inputs disagree with each other; the message names the files and the stage to rerun."""
+
+
 def load_cohort_data(
     cohort_table: str | Path,
     features_dir: str | Path,
@@ -128,57 +114,70 @@ def load_cohort_data(
 ) -> CohortData:
     """Read the cohort table and every store of its patients into memory, once.
 
-    A modality counts as available when ``cohort.tsv`` flags it and its store has it; a disagreement is logged.
+    Which modalities a patient has is decided once, by ``cohort.tsv``; a store that disagrees with it (an RNA or
+    report flag its store does not hold, a flagged slide without features) is an error, as is a slide GMM whose
+    number of components differs from the report tokens'. A cohort may lack any modality, slides included.
     """
     cohort_table, features_dir, gmm_dir = Path(cohort_table), Path(features_dir), Path(gmm_dir)
-    table = _read_cohort_table(cohort_table, classes)
-    patient_ids = table["patient_id"].to_numpy(dtype=str)
-    labels = table["label"].map({name: i for i, name in enumerate(classes)}).to_numpy(dtype=np.int64, copy=True)
+    table = CohortTable.read(cohort_table, classes)
+    patient_ids = np.asarray(table.patient_ids, dtype=str)
+    labels = np.array([list(classes).index(label) for label in table.labels], dtype=np.int64)
 
     text_present, (text_global, text_local) = _aligned_store(Path(text_store), patient_ids, ("global", "local"))
     rna_present, (rna,) = _aligned_store(Path(rna_store), patient_ids, ("values",))
+    for modality, store, store_present in (("rna", rna_store, rna_present), ("text", text_store, text_present)):
+        flagged_only = patient_ids[table.has(modality) & ~store_present]
+        if len(flagged_only):
+            raise CohortDataError(
+                f"{cohort_table} says patients {list(flagged_only[:10])} have {modality}, but {store} does not hold "
+                "it for them; the stores changed after the cohort table was written: rerun rule assemble_cohort"
+            )
+    n_components = text_local.shape[1]
 
     patch_blocks: list[np.ndarray] = []
     counts = np.zeros(len(table), dtype=np.int64)
     local_tokens: dict[int, np.ndarray] = {}
-    wsi_dim = n_components = None
-    for i, row in enumerate(tqdm(table.itertuples(index=False), total=len(table), desc="loading slides")):
-        slides = [s for s in row.slide_ids.split(",") if s] if row.has_wsi else []
+    wsi_dim = 0
+    has_wsi = table.has("wsi")
+    for i in tqdm(range(len(table)), desc="loading slides"):
         features, weights, means = [], [], []
-        for slide_id in slides:
-            feature_path = features_dir / f"{slide_id}.zarr"
-            gmm_path = gmm_dir / f"{slide_id}.zarr"
+        for slide_id in table.slide_ids[i] if has_wsi[i] else ():
+            feature_path, gmm_path = features_dir / f"{slide_id}.zarr", gmm_dir / f"{slide_id}.zarr"
             slide_features = np.asarray(open_store(feature_path)["features"][...], dtype=np.float16)
             if len(slide_features) == 0:  # no tissue patch: the slide adds nothing (the patient may have others)
-                log.warning("slide %s of patient %s has no patches (%s); skipped", slide_id, row.patient_id, feature_path)
+                log.warning("slide %s of patient %s has no patches (%s); skipped", slide_id, patient_ids[i], feature_path)
                 continue
             gmm = open_store(gmm_path)
+            slide_means = np.asarray(gmm["means"][...], dtype=np.float32)
+            if slide_means.shape[0] != n_components:
+                raise CohortDataError(
+                    f"{gmm_path} has {slide_means.shape[0]} GMM components but the report tokens in {text_store} have "
+                    f"{n_components}; both follow gmm.components: rerun the stage written with the other value"
+                )
             features.append(slide_features)
             weights.append(np.asarray(gmm["weights"][...], dtype=np.float64))
-            means.append(np.asarray(gmm["means"][...], dtype=np.float32))
+            means.append(slide_means)
         if features:
-            n_components = n_components or means[0].shape[0]
             wsi_dim = wsi_dim or features[0].shape[1]
             patch_blocks.append(np.concatenate(features))
             counts[i] = len(patch_blocks[-1])
             local_tokens[i] = merge_slide_components(weights, means, [len(f) for f in features], n_components)
-    if wsi_dim is None:
-        raise ValueError(f"{cohort_table}: no patient has a slide with features; the WSI modality is required")
+        elif has_wsi[i]:
+            raise CohortDataError(
+                f"{cohort_table} says patient {patient_ids[i]} has slides, but none of {list(table.slide_ids[i])} has "
+                f"a patch in {features_dir}; rerun rule assemble_cohort"
+            )
 
     wsi_local = np.zeros((len(table), n_components, wsi_dim), dtype=np.float32)
     for i, tokens in local_tokens.items():
         wsi_local[i] = tokens
-    available = np.stack([counts > 0, table["has_rna"].to_numpy() & rna_present, table["has_text"].to_numpy() & text_present], 1)
-    for name, flag, store_flag in (("rna", "has_rna", rna_present), ("text", "has_text", text_present)):
-        disagree = patient_ids[table[flag].to_numpy() != store_flag]
-        if len(disagree):
-            log.warning("%s: %s flag and %s store disagree for %s; treated as missing", cohort_table, flag, name, list(disagree))
+    available = np.stack([counts > 0, table.has("rna"), table.has("text")], axis=1)
     data = CohortData(
         patient_ids=patient_ids,
         labels=labels,
         classes=list(classes),
         available=available,
-        patches=np.concatenate(patch_blocks),
+        patches=np.concatenate(patch_blocks) if patch_blocks else np.zeros((0, 0), np.float16),
         patch_offsets=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
         wsi_local=wsi_local,
         rna=rna,

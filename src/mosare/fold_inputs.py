@@ -150,7 +150,10 @@ def make_batch(
         rows = tensors.eval_patches[index]
         patch_mask = rows >= 0
     patch_mask &= present[:, :1]
-    patches = tensors.patches[rows.clamp(min=0)].float()
+    if len(tensors.patches) == 0:  # a cohort without slides: nothing to index, the models read no patch
+        patches = torch.zeros(*rows.shape, tensors.patches.shape[1])
+    else:
+        patches = tensors.patches[rows.clamp(min=0)].float()
     patches = (patches - tensors.patch_mean) / tensors.patch_std
     patches = patches * patch_mask[..., None]
     wsi, rna, text = (present[:, m : m + 1].float() for m in range(3))

@@ -14,11 +14,10 @@ from typing import Any
 import numpy as np
 
 from mosare.modalities import MODALITIES
+from mosare.model_specs import single_modality_models
 from mosare.splits import derived_seed
 
 MODALITY_TITLES: tuple[str, ...] = ("WSI", "RNA", "reports")
-# Baselines that read one modality; index into MODALITIES.
-SINGLE_MODALITY_MODELS: dict[str, int] = {"abmil": 0, "rna_mlp": 1, "report_mlp": 2}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,7 +140,7 @@ def plan_evaluation(
     skipped: dict[str, str] = {}
     run_models = []
     for name in models:
-        required = SINGLE_MODALITY_MODELS.get(name)
+        required = single_modality_models().get(name)
         if required is not None and not in_cohort[required]:
             skipped[name] = f"reads only {MODALITY_TITLES[required]}, which no patient of the cohort has"
         else:

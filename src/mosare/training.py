@@ -46,10 +46,10 @@ from mosare.evaluation_results import ResultTables, evaluation_tables, write_res
 from mosare.fold_inputs import eval_patch_rows, fit_normalisation, fold_tensors
 from mosare.metrics import METRICS, classification_metrics
 from mosare.modalities import MODALITIES
+from mosare.model_specs import single_modality_models
 from mosare.resources import usable_cores
 from mosare.scenarios import (
     MODALITY_TITLES,
-    SINGLE_MODALITY_MODELS,
     MNARSetting,
     Scenario,
     plan_evaluation,
@@ -164,7 +164,7 @@ def run_unit(
     }
     metric_rows, predictions = [], []
     for model_name in tqdm(config["models"], desc=f"repeat {repeat}, fold {fold}, {scenario.slug}", disable=not progress):
-        required = SINGLE_MODALITY_MODELS.get(model_name)
+        required = single_modality_models().get(model_name)
         row_keys = {**keys, "model": model_name, "repeat": repeat, "fold": fold}
         if required is not None and not any(shown[fit_index, required].any() for shown in draws):
             log.warning(

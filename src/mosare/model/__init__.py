@@ -8,36 +8,28 @@ in the order [wsi, rna, text], `label` (B,) long. `model(batch)` returns a dict 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from functools import partial
+from collections.abc import Mapping
 from typing import Any
 
 from torch import nn
 
-from mosare.model.baselines import ABMILBaseline, LateFusionBaseline, ReportBaseline, RNABaseline
-from mosare.model.common import MODALITIES, ModelDims, ModelHParams
-from mosare.model.mosare import MoSARe
+from mosare.model.common import ModelDims, ModelHParams
+from mosare.model_specs import MODEL_SPECS
 
-_BUILDERS: dict[str, Callable[[ModelDims, int, ModelHParams], nn.Module]] = {
-    "mosare": MoSARe,
-    "mosare_no_mcl": partial(MoSARe, use_mcl=False),
-    "mosare_no_reconstruction": partial(MoSARe, reconstruct=False),
-    "mosare_no_moe": partial(MoSARe, use_moe=False),
-    "abmil": ABMILBaseline,
-    "rna_mlp": RNABaseline,
-    "report_mlp": ReportBaseline,
-    "late_fusion": LateFusionBaseline,
-}
-MODEL_NAMES: tuple[str, ...] = tuple(_BUILDERS)
+MODEL_NAMES: tuple[str, ...] = tuple(MODEL_SPECS)
 
 
 def build_model(name: str, dims: ModelDims, n_classes: int, hparams: Mapping[str, Any]) -> nn.Module:
-    """The model `name` (one of MODEL_NAMES); `hparams` is the config's train section, unknown keys ignored."""
-    if name not in _BUILDERS:
-        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
+    """The model `name` (a registered ``ModelSpec``); `hparams` is the config's train section, unknown keys ignored."""
+    if name not in MODEL_SPECS:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_SPECS)}")
     if n_classes < 2:
         raise ValueError(f"a classifier needs at least 2 classes, got {n_classes}")
-    return _BUILDERS[name](dims, n_classes, ModelHParams.from_mapping(hparams))
+    spec = MODEL_SPECS[name]
+    try:
+        return spec.load_builder()(dims, n_classes, ModelHParams.from_mapping(hparams), **spec.options)
+    except ValueError as error:
+        raise ValueError(f"{name}: {error}") from error
 
 
-__all__ = ["MODALITIES", "MODEL_NAMES", "ModelDims", "ModelHParams", "build_model"]
+__all__ = ["MODEL_NAMES", "ModelDims", "ModelHParams", "build_model"]

@@ -1,4 +1,5 @@
-"""Baselines on the same batch format: ABMIL (WSI only), RNA MLP, report MLP, late fusion of global features."""
+"""Baselines on the same batch format: one single-modality baseline (ABMIL on slides, RNA MLP, report MLP; see
+``mosare.model_specs``) and late fusion of the global features."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from mosare.model.abmil import GatedAttentionMIL
-from mosare.model.common import MODALITIES, ModelDims, ModelHParams, TokenProjection, zero_missing
+from mosare.modalities import MODALITIES
+from mosare.model.common import ModelDims, ModelHParams, TokenProjection, zero_missing
 from mosare.model.rna import RNAGlobalMLP
 
 Batch = dict[str, torch.Tensor]
@@ -40,55 +42,47 @@ class SupervisedBaseline(nn.Module, abc.ABC):
         return loss, {"ce": float(loss.detach()), "total": float(loss.detach())}
 
 
-class ABMILBaseline(SupervisedBaseline):
-    """WSI only: gated attention MIL over the patches; a patient without a slide gets a zero feature."""
-
-    def __init__(self, dims: ModelDims, n_classes: int, hparams: ModelHParams) -> None:
-        super().__init__()
-        self.hidden_dim = dims.hidden
-        self.encoder = GatedAttentionMIL(dims.wsi_dim, dims.hidden, hparams.abmil_attention_hidden, hparams.dropout)
-        self.classifier = nn.Linear(dims.hidden, n_classes)
-
-    def features(self, batch: Batch) -> torch.Tensor:
-        slide, _ = self.encoder(batch["wsi_patches"], real_patches(batch))
-        return zero_missing(slide, batch["present"][:, 0].bool())
-
-
-def require_modality(dims: ModelDims, modality: int, model: str) -> None:
+def require_modality(dims: ModelDims, modality: int) -> None:
     """A single-modality baseline cannot be built for a cohort that lacks its modality altogether."""
     if not dims.in_cohort[modality]:
         raise ValueError(
-            f"{model} reads only {MODALITIES[modality]}, which this cohort lacks altogether (size 0 in ModelDims); "
-            "leave it out of train.models"
+            f"the baseline reads only {MODALITIES[modality]}, which this cohort lacks altogether (size 0 in "
+            "ModelDims); leave it out of train.models"
         )
 
 
-class RNABaseline(SupervisedBaseline):
-    """RNA only: the global RNA MLP (genes -> h -> h -> D) and a linear classifier."""
+def modality_encoder(modality: int, dims: ModelDims, hparams: ModelHParams) -> nn.Module:
+    """The global encoder of one modality: gated attention MIL (slides), the RNA MLP, or a projection of the report
+    embedding."""
+    if modality == 0:
+        return GatedAttentionMIL(dims.wsi_dim, dims.hidden, hparams.abmil_attention_hidden, hparams.dropout)
+    if modality == 1:
+        return RNAGlobalMLP(dims.rna_genes, hparams.rna_hidden, dims.hidden)
+    return TokenProjection(dims.text_dim, dims.hidden, hparams.dropout)
 
-    def __init__(self, dims: ModelDims, n_classes: int, hparams: ModelHParams) -> None:
+
+def encode_modality(encoder: nn.Module, modality: int, batch: Batch) -> torch.Tensor:
+    """(B, hidden) global feature of ``modality`` from ``batch`` (not yet zeroed for absent patients)."""
+    if modality == 0:
+        return encoder(batch["wsi_patches"], real_patches(batch))[0]
+    return encoder(batch["rna"] if modality == 1 else batch["text_global"])
+
+
+class SingleModalityBaseline(SupervisedBaseline):
+    """One modality only (ABMIL, RNA MLP, report MLP): its global encoder and a linear classifier; a patient without
+    the modality gets a zero feature."""
+
+    def __init__(self, dims: ModelDims, n_classes: int, hparams: ModelHParams, *, modality: str) -> None:
         super().__init__()
-        require_modality(dims, 1, "rna_mlp")
+        self.modality = MODALITIES.index(modality)
+        require_modality(dims, self.modality)
         self.hidden_dim = dims.hidden
-        self.encoder = RNAGlobalMLP(dims.rna_genes, hparams.rna_hidden, dims.hidden)
+        self.encoder = modality_encoder(self.modality, dims, hparams)
         self.classifier = nn.Linear(dims.hidden, n_classes)
 
     def features(self, batch: Batch) -> torch.Tensor:
-        return zero_missing(self.encoder(batch["rna"]), batch["present"][:, 1].bool())
-
-
-class ReportBaseline(SupervisedBaseline):
-    """Report only: a two-layer MLP on the whole-report embedding."""
-
-    def __init__(self, dims: ModelDims, n_classes: int, hparams: ModelHParams) -> None:
-        super().__init__()
-        require_modality(dims, 2, "report_mlp")
-        self.hidden_dim = dims.hidden
-        self.encoder = TokenProjection(dims.text_dim, dims.hidden, hparams.dropout)
-        self.classifier = nn.Linear(dims.hidden, n_classes)
-
-    def features(self, batch: Batch) -> torch.Tensor:
-        return zero_missing(self.encoder(batch["text_global"]), batch["present"][:, 2].bool())
+        feature = encode_modality(self.encoder, self.modality, batch)
+        return zero_missing(feature, batch["present"][:, self.modality].bool())
 
 
 class LateFusionBaseline(SupervisedBaseline):
@@ -99,14 +93,16 @@ class LateFusionBaseline(SupervisedBaseline):
     def __init__(self, dims: ModelDims, n_classes: int, hparams: ModelHParams) -> None:
         super().__init__()
         self.hidden_dim = dims.hidden
-        self.wsi = GatedAttentionMIL(dims.wsi_dim, dims.hidden, hparams.abmil_attention_hidden, hparams.dropout)
-        self.rna = RNAGlobalMLP(dims.rna_genes, hparams.rna_hidden, dims.hidden) if dims.rna_genes else None
-        self.report = TokenProjection(dims.text_dim, dims.hidden, hparams.dropout) if dims.text_dim else None
+        self.encoders = nn.ModuleList(
+            modality_encoder(m, dims, hparams) if dims.in_cohort[m] else nn.Identity() for m in range(3)
+        )
+        self.in_cohort = dims.in_cohort
         self.classifier = nn.Linear(3 * dims.hidden, n_classes)
 
     def features(self, batch: Batch) -> torch.Tensor:
-        slide, _ = self.wsi(batch["wsi_patches"], real_patches(batch))
-        rna = self.rna(batch["rna"]) if self.rna is not None else torch.zeros_like(slide)
-        report = self.report(batch["text_global"]) if self.report is not None else torch.zeros_like(slide)
-        stacked = torch.stack([slide, rna, report], dim=1)
+        batch_size = batch["present"].shape[0]
+        zeros = batch["present"].new_zeros((batch_size, self.hidden_dim), dtype=torch.float32)
+        stacked = torch.stack(
+            [encode_modality(self.encoders[m], m, batch) if self.in_cohort[m] else zeros for m in range(3)], dim=1
+        )
         return zero_missing(stacked, batch["present"].bool()).flatten(1)

@@ -10,17 +10,15 @@ from typing import Any
 import torch
 from torch import nn
 
-# Order of the modalities in `batch["present"]` and in every (B, 3, ...) tensor the models return.
-MODALITIES: tuple[str, str, str] = ("wsi", "rna", "text")
 
 
 @dataclass(frozen=True)
 class ModelDims:
     """Input sizes (from the encoders and the RNA matrix) and the common hidden size every feature is projected to.
 
-    A size of 0 says that no patient of the cohort has the modality (no ``rna:`` matrix, no reports): the models
-    build no encoder for it, its features are zeros and it is never reconstructed; the batch's tensors for it are
-    not read. WSI is always required.
+    A size of 0 says that no patient of the cohort has the modality (no slides, no ``rna:`` matrix, no reports):
+    the models build no encoder for it, its features are zeros and it is never reconstructed; the batch's tensors
+    for it are not read. At least one modality must exist.
     """
 
     wsi_dim: int
@@ -30,15 +28,15 @@ class ModelDims:
     hidden: int = 256
 
     def __post_init__(self) -> None:
-        if self.wsi_dim < 1:
-            raise ValueError(f"wsi_dim must be at least 1 (every cohort has slides), got {self.wsi_dim}")
-        if self.rna_genes < 0 or self.text_dim < 0:
-            raise ValueError(f"rna_genes and text_dim must be >= 0, got {self.rna_genes} and {self.text_dim}")
+        if min(self.wsi_dim, self.rna_genes, self.text_dim) < 0:
+            raise ValueError(f"input sizes must be >= 0, got {self.wsi_dim}, {self.rna_genes}, {self.text_dim}")
+        if not any(self.in_cohort):
+            raise ValueError("a model needs at least one modality; every input size is 0")
 
     @property
     def in_cohort(self) -> tuple[bool, bool, bool]:
         """Whether the cohort has each modality at all, in MODALITIES order."""
-        return (True, self.rna_genes > 0, self.text_dim > 0)
+        return (self.wsi_dim > 0, self.rna_genes > 0, self.text_dim > 0)
 
 
 @dataclass(frozen=True)

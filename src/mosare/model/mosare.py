@@ -43,9 +43,12 @@ class MoSARe(nn.Module):
         dim = dims.hidden
         self.hidden_dim = dim
         self.hparams = hparams
-        self.wsi_global = GatedAttentionMIL(dims.wsi_dim, dim, hparams.abmil_attention_hidden, hparams.dropout)
-        self.wsi_local = TokenProjection(dims.wsi_dim, dim, hparams.dropout)
+        self.local_tokens = dims.local_tokens
         # No encoder for a modality the cohort lacks altogether (size 0): its features are zeros.
+        self.wsi_global = (
+            GatedAttentionMIL(dims.wsi_dim, dim, hparams.abmil_attention_hidden, hparams.dropout) if dims.wsi_dim else None
+        )
+        self.wsi_local = TokenProjection(dims.wsi_dim, dim, hparams.dropout) if dims.wsi_dim else None
         self.rna_global = RNAGlobalMLP(dims.rna_genes, hparams.rna_hidden, dim) if dims.rna_genes else None
         self.rna_local = (
             GeneAttentionTokens(
@@ -98,6 +101,14 @@ class MoSARe(nn.Module):
         keep = present | ~self.in_cohort
         return torch.where(keep.unsqueeze(-1), features, reconstructed), reconstructed
 
+    def _wsi_features(self, batch: Batch, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Global (B, D) and local (B, T, D) WSI features and the patch attention; zeros (and None) without slides."""
+        if self.wsi_global is None or self.wsi_local is None:
+            return like.new_zeros(like.shape[0], like.shape[2]), torch.zeros_like(like), None
+        patch_mask = batch["wsi_patch_mask"].bool() & batch["present"].bool()[:, :1]  # a missing slide has no patch
+        wsi_global, attention = self.wsi_global(batch["wsi_patches"], patch_mask)
+        return wsi_global, self.wsi_local(batch["wsi_local"]), attention
+
     def _rna_features(self, expression: torch.Tensor, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Global (B, D) and local (B, T, D) RNA features; zeros shaped like the WSI local tokens without RNA."""
         if self.rna_global is None or self.rna_local is None:
@@ -112,11 +123,10 @@ class MoSARe(nn.Module):
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
         present = batch["present"].bool()
-        patch_mask = batch["wsi_patch_mask"].bool() & present[:, :1]  # a missing slide has no real patch
-        wsi_global, wsi_attention = self.wsi_global(batch["wsi_patches"], patch_mask)
-        wsi_local = self.wsi_local(batch["wsi_local"])
-        rna_global, rna_local = self._rna_features(batch["rna"], wsi_local)
-        text_global, text_local = self._text_features(batch, wsi_local)
+        like = self.classifier.weight.new_zeros(present.shape[0], self.local_tokens, self.hidden_dim)
+        wsi_global, wsi_local, wsi_attention = self._wsi_features(batch, like)
+        rna_global, rna_local = self._rna_features(batch["rna"], like)
+        text_global, text_local = self._text_features(batch, like)
         global_tokens = zero_missing(torch.stack([wsi_global, rna_global, text_global], 1), present)
         local_tokens = zero_missing(torch.stack([wsi_local, rna_local, text_local], 1), present)
 
@@ -143,11 +153,12 @@ class MoSARe(nn.Module):
             "local_features": local_features,
             "global_logits": self.global_head(global_features),
             "local_logits": self.local_head(local_features),
-            "wsi_attention": wsi_attention,
             "local_token_indices": torch.stack(kept_indices, dim=1),
             "local_routing": torch.stack(local_routing, dim=1),
             "final_routing": final_routing,
         }
+        if wsi_attention is not None:
+            outputs["wsi_attention"] = wsi_attention
         if global_reconstruction is not None and local_reconstruction is not None:
             outputs["global_reconstruction"] = global_reconstruction
             outputs["local_reconstruction"] = local_reconstruction
