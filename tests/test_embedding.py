@@ -5,6 +5,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -14,9 +17,11 @@ import tifffile
 import torch
 import zarr
 from synthetic_slides import tissue_image, write_slide
+from workflow_runs import make_workdir, planned_jobs
 from torchvision.transforms import v2
 
 from mosare import embedding, weights_fingerprint
+from mosare.embedding_chunks import chunk_count, embedding_chunks
 from mosare.embedding import EmbeddingError, FeatureWriter, SlideJob, embed_slide, embed_slides, embed_slides_with_config
 from mosare.encoders import Encoder, create_encoder
 from mosare.slides import open_slide
@@ -374,3 +379,75 @@ def test_a_failing_slide_stops_its_job_naming_it_and_leaves_no_store_of_its_own(
     # The slide before it is complete, nothing of it or after it exists (Snakemake deletes a failed job's outputs).
     assert [path.name for path in (tmp_path / "out").iterdir()] == ["0.zarr"]
     assert open_store(jobs[0].output).attrs["n_patches"] == 16
+
+
+# ---------------------------------------------------------------- which slides share a job, and what a change reruns
+
+
+def test_a_slides_chunk_depends_only_on_its_id_and_the_chunk_count_in_any_process():
+    ids = [f"P{index:03d}-{suffix}" for index in range(40) for suffix in "AB"]
+    chunks = embedding_chunks(ids, slides_per_job=16)
+
+    assert len(chunks) == 8  # 80 / 16 = 5, rounded up to a power of two
+    assert sorted(slide for chunk in chunks for slide in chunk.slide_ids) == sorted(ids)
+    assert all(list(chunk.slide_ids) == [s for s in ids if s in chunk.slide_ids] for chunk in chunks)  # sheet order
+    # Adding slides (without doubling the count) moves none of the others.
+    grown = embedding_chunks([*ids, "new-1", "new-2"], slides_per_job=16)
+    where = {slide: chunk.index for chunk in chunks for slide in chunk.slide_ids}
+    assert all(where[slide] == chunk.index for chunk in grown for slide in chunk.slide_ids if slide in where)
+    # Not Python's salted hash(): another interpreter with another hash seed chunks the same way.
+    code = f"from mosare.embedding_chunks import embedding_chunks; print([c.slide_ids for c in embedding_chunks({ids!r}, 16)])"
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": "12345"})
+    assert other.stdout.strip() == str([chunk.slide_ids for chunk in chunks])
+    assert [len(c.slide_ids) for c in embedding_chunks(ids[:3], 16)] == [3] and chunk_count(0, 16) == 1
+
+
+def _fake_finished_embedding(workdir: Path, slide_ids: list[str]) -> None:
+    """Slide files, patch stores, fingerprint and feature stores as a finished run leaves them, oldest first."""
+    results = workdir / "results"
+    for slide_id in slide_ids:
+        (workdir / "slides" / f"{slide_id}.svs").write_bytes(b"slide")
+    time.sleep(0.05)
+    for slide_id in slide_ids:
+        (results / "c" / "patches" / f"{slide_id}.zarr").mkdir(parents=True, exist_ok=True)
+    (results / "encoders").mkdir(parents=True, exist_ok=True)
+    (results / "encoders" / "efficientnet-lite0.json").write_text("{}")
+    time.sleep(0.05)
+    for slide_id in slide_ids:
+        (results / "c" / "features" / "efficientnet-lite0" / f"{slide_id}.zarr").mkdir(parents=True, exist_ok=True)
+
+
+@pytest.mark.slow  # three dry runs of the workflow (about 20 s)
+def test_changing_or_adding_one_slide_plans_only_its_chunks_embedding_job(tmp_path):
+    slide_ids = [f"s{index:02d}" for index in range(12)]
+    workdir = tmp_path / "work"
+    (workdir / "slides").mkdir(parents=True)
+
+    def write_sheet(ids: list[str]) -> None:
+        rows = [f"p{slide_id}\t{slide_id}\tslides/{slide_id}.svs\t{'AB'[index % 2]}" for index, slide_id in enumerate(ids)]
+        (workdir / "samples.tsv").write_text("patient_id\tslide_id\tslide_path\tlabel\n" + "\n".join(rows) + "\n")
+
+    write_sheet(slide_ids)
+    config = {"cohorts": {"c": {"classes": ["A", "B"], "samples": "samples.tsv"}},
+              "encoder": {"name": "efficientnet-lite0", "slides_per_job": 4}}
+    make_workdir(workdir, config)
+    _fake_finished_embedding(workdir, slide_ids)
+    chunk_of = {slide: chunk.index for chunk in embedding_chunks(slide_ids, 4) for slide in chunk.slide_ids}
+
+    def features(ids: list[str]) -> list[str]:
+        return [f"results/c/features/efficientnet-lite0/{slide_id}.zarr" for slide_id in ids]
+
+    assert planned_jobs(workdir, *features(slide_ids)) == {}
+    time.sleep(0.05)
+    (workdir / "results" / "c" / "patches" / "s05.zarr" / "retiled").write_text("")  # s05's patch store changed
+    assert planned_jobs(workdir, *features(slide_ids)) == {f"embed_slides_c_{chunk_of['s05']}": 1}
+
+    time.sleep(0.05)
+    for store in (workdir / "results" / "c" / "features" / "efficientnet-lite0").iterdir():
+        os.utime(store)  # s05's chunk embedded again
+    (workdir / "slides" / "s12.svs").write_bytes(b"slide")
+    (workdir / "results" / "c" / "patches" / "s12.zarr").mkdir()  # ... and a new slide tiled
+    write_sheet([*slide_ids, "s12"])
+    [new_chunk] = [chunk.index for chunk in embedding_chunks([*slide_ids, "s12"], 4) if "s12" in chunk.slide_ids]
+    assert planned_jobs(workdir, *features([*slide_ids, "s12"])) == {f"embed_slides_c_{new_chunk}": 1}

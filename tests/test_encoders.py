@@ -226,6 +226,7 @@ register_encoder(
         mem_mb=1234,
         gpus=0,
         threads=1,
+        decode_workers=1,
     )
 )
 

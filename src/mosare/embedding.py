@@ -443,13 +443,14 @@ def embed_slides_with_config(
         check_weights_unchanged(fingerprint, encoder.weights_path, weights_fingerprint)
         return encoder
 
+    workers = encoder_config.get("num_workers")
     # A timm architecture's input size is known only once built; every registered spec states it.
     encoder = PendingEncoder(spec, load) if spec.input_px is not None else load()
     return embed_slides(
         jobs,
         encoder,
         batch_size=int(encoder_config.get("batch_size", 64)),
-        num_workers=int(encoder_config.get("num_workers", 2)),
+        num_workers=spec.decode_workers if workers is None else int(workers),
         max_failed_fraction=float(encoder_config.get("max_failed_fraction", 0.01)),
         weights_sha256=fingerprint.sha256,
     )

@@ -55,7 +55,8 @@ class EncoderSpec:
     weights_mb: int  # size of the float32 weights (memory planning)
     mem_mb: int  # memory one embedding job asks for: measured peak (benchmarks/bench_embedding_memory.py) + margin
     gpus: int  # GPUs one embedding job asks for (SLURM --gpus); jobs use CUDA whenever it is visible
-    threads: int  # CPU threads per embedding job
+    threads: int  # CPUs one embedding job asks for (torch threads on a CPU; on a GPU, the decode workers' cores)
+    decode_workers: int  # DataLoader workers when encoder.num_workers is not set: enough to keep the model busy
     package_weights: str | None = None
 
 
@@ -122,6 +123,7 @@ def timm_spec(architecture: str) -> EncoderSpec:
         mem_mb=8000,
         gpus=1,
         threads=4,
+        decode_workers=3,
     )
 
 
@@ -213,7 +215,8 @@ register_encoder(
         weights_mb=1210,
         mem_mb=8000,
         gpus=1,
-        threads=4,
+        threads=10,
+        decode_workers=8,
     )
 )
 register_encoder(
@@ -232,7 +235,8 @@ register_encoder(
         weights_mb=2730,
         mem_mb=12000,
         gpus=1,
-        threads=4,
+        threads=10,
+        decode_workers=8,
     )
 )
 register_encoder(
@@ -254,6 +258,9 @@ register_encoder(
         # A small CNN's batches are too small for intra-op threads to pay off: on 2 cores the demo spent 60% more
         # CPU per slide with 2 threads than with 1, so its jobs run one thread each, side by side.
         threads=1,
+        # The model, not decoding, sets the pace on a CPU (~20 patches/s against ~200 per worker): one worker keeps
+        # it fed and reads ahead across slides; each extra one costs ~175 MB for nothing.
+        decode_workers=1,
         package_weights="mosare.encoder_specs:efficientnet_lite0_weights_path",
     )
 )
