@@ -348,7 +348,8 @@ def train_and_evaluate(
 ) -> ResultTables:
     """The whole training stage of one cohort: load the stores, cross-validate every model in every scenario,
     write the tables and figures. ``inputs``: cohort_table, features_dir, gmm_dir, text, rna; ``outputs``:
-    splits, metrics, summary, comparisons, train_dir, roc, training_curves, comparisons_plot, calibration.
+    splits, metrics, summary, comparisons, train_dir, roc, training_curves, comparisons_plot, calibration and, to
+    train and save the final models on the whole cohort (:mod:`mosare.final_models`), models.
     ``rna_top_genes``: the config's ``rna.top_genes``, chosen inside each fold's training part."""
     data = load_cohort_data(
         inputs["cohort_table"], inputs["features_dir"], inputs["gmm_dir"], inputs["text"], inputs["rna"], classes
@@ -372,7 +373,24 @@ def train_and_evaluate(
         run.splits, tables, run.predictions, train_config, outputs["train_dir"], outputs,
         excluded=data.excluded, skipped=plan.skipped, report_notes=report_encoding_note(inputs["text"]),
     )  # fmt: skip
+    if "models" in outputs:
+        from mosare.final_models import InputFacts, write_final_models
+        from mosare.model import build_model
+
+        log.info("%s: training the final models on all %d patients", cohort, data.n_patients)
+        write_final_models(
+            data, {**train_config, "models": plan.models}, cohort, outputs["models"],
+            InputFacts.read(data, inputs["features_dir"], inputs["text"], inputs["rna"]), tables.metrics,
+            tables.comparisons, rna_gene_ids(inputs["rna"]), build_model, model_dims(data, train_config), device,
+        )  # fmt: skip
     return tables
+
+
+def rna_gene_ids(rna_store: str | Path) -> list[str]:
+    """The gene ids of an RNA store, in column order."""
+    from mosare.stores import open_store
+
+    return [str(gene) for gene in open_store(rna_store)["gene_ids"][...].tolist()]
 
 
 def report_encoding_note(text_store: str | Path) -> str:

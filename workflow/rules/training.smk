@@ -22,6 +22,7 @@ rule train_and_evaluate:
         comparisons=f"{RESULTS}/{{cohort}}/comparisons.tsv",
         splits=f"{RESULTS}/{{cohort}}/splits.tsv",
         train_dir=directory(f"{RESULTS}/{{cohort}}/train"),
+        models=directory(f"{RESULTS}/{{cohort}}/models"),
         roc=report(
             f"{RESULTS}/{{cohort}}/roc.png",
             caption="../report/roc.rst",

@@ -25,6 +25,7 @@ if __name__ == "__main__":
                 "summary": snakemake.output.summary,  # noqa: F821
                 "comparisons": snakemake.output.comparisons,  # noqa: F821
                 "train_dir": snakemake.output.train_dir,  # noqa: F821
+                "models": snakemake.output.models,  # noqa: F821
                 "roc": snakemake.output.roc,  # noqa: F821
                 "training_curves": snakemake.output.training_curves,  # noqa: F821
                 "comparisons_plot": snakemake.output.comparisons_plot,  # noqa: F821

@@ -1,0 +1,94 @@
+"""Final models: trained on the whole cohort after cross-validation, saved with their facts, loaded back only for
+inputs made the same way."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+from synthetic_cohort import small_train_config, write_synthetic_cohort
+
+from mosare.cohort_data import load_cohort_data
+from mosare.final_models import InputFacts, ModelMismatchError, load_final_model
+from mosare.fold_inputs import eval_patch_rows, fold_tensors
+from mosare.stores import open_store, write_store
+from mosare.train_loop import predict_probabilities
+from mosare.training import train_and_evaluate
+
+CLASSES = ["A", "B"]
+MODELS = ["mosare", "late_fusion", "rna_mlp"]
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("final")
+    paths = write_synthetic_cohort(root, n_patients=18, without_wsi=(17,))
+    for store in paths.features_dir.glob("*.zarr"):  # what the embedding stage records
+        arrays = {name: open_store(store)[name][...] for name in ("features", "coords")}
+        write_store(store, arrays, {"encoder": "efficientnet-lite0", "weights_sha256": "ab" * 32})
+    outputs = {name: root / file for name, file in [
+        ("splits", "splits.tsv"), ("metrics", "metrics.tsv"), ("summary", "metrics.md"), ("comparisons", "comparisons.tsv"),
+        ("roc", "roc.png"), ("training_curves", "training_curves.png"), ("train_dir", "train"), ("models", "models"),
+    ]}  # fmt: skip
+    inputs = {"cohort_table": paths.cohort_table, "features_dir": paths.features_dir, "gmm_dir": paths.gmm_dir,
+              "text": paths.text_store, "rna": paths.rna_store}  # fmt: skip
+    config = small_train_config(models=MODELS, missing_rates=[], hidden=8, prototypes_per_class=2, epochs=3)
+    train_and_evaluate("toy", CLASSES, config, inputs, outputs, threads=1, rna_top_genes=10)
+    data = load_cohort_data(paths.cohort_table, paths.features_dir, paths.gmm_dir, paths.text_store, paths.rna_store, CLASSES)
+    return root / "models", data, InputFacts.read(data, paths.features_dir, paths.text_store, paths.rna_store), config
+
+
+def test_every_model_is_saved_with_weights_only_state_preprocessing_facts_and_card(trained):
+    models_dir, data, facts, _ = trained
+    for name in MODELS:
+        folder = models_dir / name
+        assert sorted(p.name for p in folder.iterdir()) == ["model.json", "model_card.md", "preprocessing.npz", "state_dict.pt"]
+        torch.load(folder / "state_dict.pt", weights_only=True)
+        saved = json.loads((folder / "model.json").read_text())
+        assert saved["classes"] == CLASSES and saved["model"] == name and saved["dims"]["hidden"] == 8
+        assert saved["inputs"]["encoder"] == "efficientnet-lite0" and saved["inputs"]["encoder_weights_sha256"] == "ab" * 32
+        assert len(saved["rna_genes"]) == 10 and saved["package_version"]
+        card = (folder / "model_card.md").read_text()
+        assert "| A | 9 | 9 |" in card and "| B | 9 | 8 |" in card, "patients per class and with WSI"
+        assert "[" in card and "Intended use and limits" in card
+
+
+def test_a_loaded_model_predicts_from_its_saved_preprocessing(trained):
+    models_dir, data, facts, _ = trained
+    loaded = load_final_model(models_dir / "mosare", facts, [f"G{g}" for g in range(24)])
+    assert not loaded.model.training and loaded.facts.model == "mosare"
+    tensors = fold_tensors(data, loaded.normalisation, eval_patch_rows(data, 8, seed=0))
+    shown = torch.from_numpy(data.available)
+    probabilities = predict_probabilities(
+        loaded.model, tensors, np.arange(data.n_patients), shown, 8, torch.device("cpu"), np.array([0.5, 0.5]), None
+    )
+    assert probabilities.shape == (18, 2) and np.allclose(probabilities.sum(axis=1), 1)
+    again = load_final_model(models_dir / "mosare")
+    repeat = predict_probabilities(again.model, tensors, np.arange(18), shown, 8, torch.device("cpu"), np.array([0.5, 0.5]), None)
+    np.testing.assert_array_equal(probabilities, repeat)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"encoder": "uni"}, "encoder: model 'efficientnet-lite0', data 'uni'"),
+        ({"encoder_weights_sha256": "cd" * 32}, "encoder_weights_sha256: model 'abab"),
+        ({"gmm_components": 8}, "gmm_components: model 4, data 8 (set gmm.components"),
+        ({"drop_sections": ("Diagnosis",)}, "drop_sections"),
+    ],
+)
+def test_loading_refuses_inputs_made_differently_naming_the_mismatch_and_fix(trained, change, message):
+    models_dir, _, facts, _ = trained
+    with pytest.raises(ModelMismatchError, match=message.replace("(", r"\(")):
+        load_final_model(models_dir / "late_fusion", dataclasses.replace(facts, **change))
+
+
+def test_loading_refuses_another_hidden_size_and_missing_genes(trained):
+    models_dir, _, facts, config = trained
+    with pytest.raises(ModelMismatchError, match=r"hidden: model 8, config train.hidden 64") as error:
+        load_final_model(models_dir / "rna_mlp", facts, ["G0", "G1"], {**config, "hidden": 64})
+    assert "of the model's 10 genes are not in the data" in str(error.value)
