@@ -3,6 +3,7 @@ in src/mosare/cohort_figures/ (shown here by adding one, drawing it and planning
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -10,7 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
-from workflow_runs import COHORT, make_workdir, planned_jobs, snapshot_workflow, tiny_demo_config
+from workflow_runs import COHORT, make_workdir, planned_jobs, snakemake, snapshot_workflow, tiny_demo_config
+from workflow_runs import finished_tiny_run  # noqa: F401 (session fixture shared with test_orchestration)
 
 from mosare import cohort_figures
 from mosare.cohort import CohortTable
@@ -144,3 +146,16 @@ def test_the_docs_show_how_to_add_a_cohort_figure():
     assert "src/mosare/cohort_figures/" in how_to and "register_cohort_figure(CohortFigure(" in how_to
     for name in cohort_figures.registered_figures():
         assert f"`{name}`" in docs, f"docs/architecture.md does not name the built-in figure {name}"
+
+
+@pytest.mark.slow  # the shared tiny run takes minutes on 2 cores
+def test_the_workflow_draws_every_registered_figure_after_a_real_training_run(finished_tiny_run, tmp_path):
+    run = finished_tiny_run
+    targets = [RESULTS_LAYOUT.cohort_figure(COHORT, name) for name in cohort_figures.registered_figures()]
+    assert planned_jobs(run.workdir, *targets, repo=run.repo) == {"draw_cohort_figure": len(targets)}
+
+    workdir = tmp_path / "work"
+    shutil.copytree(run.workdir, workdir)  # a copy: the shared run stays as it was
+    snakemake(workdir, *targets, "--allowed-rules", "draw_cohort_figure", repo=run.repo)
+    for target in targets:
+        assert_drawn(workdir / target)
