@@ -7,6 +7,7 @@ import dataclasses
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from synthetic_cohort import small_train_config, write_synthetic_cohort
@@ -92,3 +93,60 @@ def test_loading_refuses_another_hidden_size_and_missing_genes(trained):
     with pytest.raises(ModelMismatchError, match=r"hidden: model 8, config train.hidden 64") as error:
         load_final_model(models_dir / "rna_mlp", facts, ["G0", "G1"], {**config, "hidden": 64})
     assert "of the model's 10 genes are not in the data" in str(error.value)
+
+
+def deploy_inputs(root, data, labels: list[str] | None = None, genes: int = 24) -> dict:
+    """The trained cohort's own stores as a deploy target, optionally relabelled and with fewer RNA genes."""
+    from mosare.cohort import CohortTable
+
+    table = CohortTable.read(root / "cohort.tsv", CLASSES)
+    target = root / f"target-{genes}-{'unlabelled' if labels else 'labelled'}"
+    target.mkdir(exist_ok=True)
+    dataclasses.replace(table, labels=tuple(labels) if labels else table.labels).write(target / "cohort.tsv")
+    store = open_store(root / "rna.zarr")
+    arrays = {name: store[name][...] for name in ("patient_ids", "gene_ids", "values", "present")}
+    arrays["gene_ids"], arrays["values"] = arrays["gene_ids"][:genes], arrays["values"][:, :genes]
+    write_store(target / "rna.zarr", arrays, dict(store.attrs))
+    return {"cohort_table": target / "cohort.tsv", "features_dir": root / "features" / "enc", "gmm_dir": root / "gmm" / "enc",
+            "text": root / "text.zarr", "rna": target / "rna.zarr"}  # fmt: skip
+
+
+def test_deploying_to_a_labelled_cohort_writes_predictions_and_external_validation(trained, tmp_path):
+    from mosare.deploy import deploy_cohort
+
+    models_dir, data, _, _ = trained
+    root = models_dir.parent
+    outputs = {"predictions": tmp_path / "predictions.tsv", "metrics": tmp_path / "metrics.tsv", "roc": tmp_path / "roc.png"}
+    predictions = deploy_cohort(models_dir, deploy_inputs(root, data), CLASSES, outputs, n_resamples=1000)
+    assert sorted(predictions["model"].unique()) == sorted(MODELS) and len(predictions) == 3 * 18
+    mosare = predictions[predictions["model"] == "mosare"]
+    assert np.isfinite(mosare[["logit_share_wsi", "logit_share_rna", "logit_share_text"]]).all().all()
+    assert predictions.loc[predictions["model"] == "late_fusion", "logit_share_wsi"].isna().all()
+    assert set(mosare.loc[mosare["patient_id"] == "P017", "modalities_used"]) <= {"rna+text", "rna", "text"}
+    assert set(predictions.loc[predictions["model"] == "rna_mlp", "modalities_used"]) <= {"rna", "none"}
+    metrics = pd.read_csv(outputs["metrics"], sep="\t")
+    auc = metrics[(metrics["model"] == "mosare") & (metrics["metric"] == "auc")].iloc[0]
+    assert auc["n_patients"] == 18 and auc["ci_low"] <= auc["value"] <= auc["ci_high"]
+    assert outputs["roc"].stat().st_size > 0
+
+
+def test_deploying_to_an_unlabelled_cohort_predicts_without_metrics(trained, tmp_path):
+    from mosare.deploy import deploy_cohort
+
+    models_dir, data, _, _ = trained
+    outputs = {"predictions": tmp_path / "predictions.tsv", "metrics": tmp_path / "metrics.tsv"}
+    predictions = deploy_cohort(models_dir, deploy_inputs(models_dir.parent, data, labels=[""] * 18), CLASSES, outputs)
+    assert (predictions["label"] == "").all() and predictions["predicted"].isin(CLASSES).all()
+    assert pd.read_csv(outputs["metrics"], sep="\t").empty
+
+
+def test_missing_rna_genes_are_an_error_unless_zero_filled_and_counted(trained, tmp_path):
+    from mosare.deploy import MissingGenesError, deploy_cohort
+
+    models_dir, data, _, _ = trained
+    inputs = deploy_inputs(models_dir.parent, data, genes=6)
+    with pytest.raises(MissingGenesError, match=r"lacks \d+ of the 10 genes .* deploy.missing_genes: zero"):
+        deploy_cohort(models_dir, inputs, CLASSES, {"predictions": tmp_path / "p.tsv"})
+    predictions = deploy_cohort(models_dir, inputs, CLASSES, {"predictions": tmp_path / "p.tsv"}, missing_genes="zero")
+    filled = predictions.groupby("model")["genes_zero_filled"].first()
+    assert filled["rna_mlp"] > 0 and filled["rna_mlp"] == filled["mosare"]

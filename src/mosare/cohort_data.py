@@ -111,17 +111,20 @@ def load_cohort_data(
     text_store: str | Path,
     rna_store: str | Path,
     classes: Sequence[str],
+    allow_unlabelled: bool = False,
 ) -> CohortData:
     """Read the cohort table and every store of its patients into memory, once.
+
+    ``allow_unlabelled`` (applying a saved model to new patients): an empty label is allowed and read as -1.
 
     Which modalities a patient has is decided once, by ``cohort.tsv``; a store that disagrees with it (an RNA or
     report flag its store does not hold, a flagged slide without features) is an error, as is a slide GMM whose
     number of components differs from the report tokens'. A cohort may lack any modality, slides included.
     """
     cohort_table, features_dir, gmm_dir = Path(cohort_table), Path(features_dir), Path(gmm_dir)
-    table = CohortTable.read(cohort_table, classes)
+    table = CohortTable.read(cohort_table, [*classes, ""] if allow_unlabelled else classes)
     patient_ids = np.asarray(table.patient_ids, dtype=str)
-    labels = np.array([list(classes).index(label) for label in table.labels], dtype=np.int64)
+    labels = np.array([list(classes).index(label) if label else -1 for label in table.labels], dtype=np.int64)
 
     text_present, (text_global, text_local) = _aligned_store(Path(text_store), patient_ids, ("global", "local"))
     rna_present, (rna,) = _aligned_store(Path(rna_store), patient_ids, ("values",))

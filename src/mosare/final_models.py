@@ -94,6 +94,7 @@ class FinalModelFacts:
     hparams: Mapping[str, Any]
     selected_epoch: int
     rna_genes: tuple[str, ...]
+    class_prior: tuple[float, ...]  # what a single-modality model predicts for a patient without its modality
     package_version: str
 
     def to_json(self) -> str:
@@ -105,9 +106,8 @@ class FinalModelFacts:
         inputs = raw.pop("inputs")
         for key in ("leak_patterns", "drop_sections"):
             inputs[key] = tuple(inputs[key])
-        return cls(
-            **{**raw, "classes": tuple(raw["classes"]), "rna_genes": tuple(raw["rna_genes"])}, inputs=InputFacts(**inputs)
-        )
+        tuples = {key: tuple(raw[key]) for key in ("classes", "rna_genes", "class_prior")}
+        return cls(**{**raw, **tuples}, inputs=InputFacts(**inputs))
 
 
 def mismatches(saved: FinalModelFacts, given: InputFacts, given_rna_genes: Sequence[str] | None = None) -> list[str]:
@@ -328,6 +328,7 @@ def write_final_models(
             hparams={k: v for k, v in train_config.items() if k != "models"},
             selected_epoch=epoch,
             rna_genes=tuple(np.asarray(rna_gene_ids)[stats.rna_genes].tolist()) if data.available[:, 1].any() else (),
+            class_prior=tuple(float(p) for p in np.bincount(data.labels, minlength=len(data.classes)) / data.n_patients),
             package_version=mosare.__version__,
         )
         directory = Path(models_dir) / model_name

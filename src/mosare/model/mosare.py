@@ -156,6 +156,9 @@ class MoSARe(nn.Module):
             "local_token_indices": torch.stack(kept_indices, dim=1),
             "local_routing": torch.stack(local_routing, dim=1),
             "final_routing": final_routing,
+            # Each modality's share of the logits: fused is the sum of the six final tokens and the classifier is
+            # linear, so logits = bias + sum over modalities of W @ (its local + global token), exactly.
+            "modality_logits": torch.einsum("kd,bmd->bmk", self.classifier.weight, final_tokens[:, :3] + final_tokens[:, 3:]),
         }
         if wsi_attention is not None:
             outputs["wsi_attention"] = wsi_attention

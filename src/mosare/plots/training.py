@@ -65,7 +65,9 @@ def plot_history_grid(panels: Mapping[str, Mapping[int, pd.DataFrame]], path: st
     save_png(figure, path, dpi=90)
 
 
-def plot_roc(predictions: pd.DataFrame, probability_columns: Sequence[str], path: str | Path) -> None:
+def plot_roc(
+    predictions: pd.DataFrame, probability_columns: Sequence[str], path: str | Path, title: str | None = None
+) -> None:
     """ROC of each model's test predictions pooled over folds (two classes: the second class is positive;
     more classes: micro-average one-vs-rest). ``predictions`` has ``model``, ``label`` and the probability columns."""
     classes = [c.removeprefix("prob_") for c in probability_columns]
@@ -85,7 +87,8 @@ def plot_roc(predictions: pd.DataFrame, probability_columns: Sequence[str], path
         axis.plot(fpr, tpr, lw=2 if model_name == "mosare" else 1.2, label=f"{model_name} (AUC {roc_auc_score(truth, score):.3f})")
     axis.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
     positive = classes[1] if len(classes) == 2 else "micro-average"
-    axis.set(xlabel="false positive rate", ylabel="true positive rate", title=f"complete data, test folds pooled ({positive})")
+    title = title or f"complete data, test folds pooled ({positive})"
+    axis.set(xlabel="false positive rate", ylabel="true positive rate", title=title)
     axis.legend(fontsize=7, loc="lower right")
     figure.tight_layout()
     save_png(figure, path, dpi=90)
