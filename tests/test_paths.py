@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import inspect
-
 import pytest
 
-from mosare.paths import RESULTS_LAYOUT, ResultsLayout, encoder_dir_name
-
-WILDCARDS = {"cohort": "{cohort}", "encoder": "{encoder}", "slide_id": "{slide_id}"}
+from mosare.paths import RESULTS_LAYOUT, ResultsLayout, _Location, encoder_dir_name
 
 
-def layout_methods() -> dict[str, list[str]]:
-    """{method: its parameter names} for every path the layout knows."""
-    return {
-        name: list(inspect.signature(member).parameters)[1:]
-        for name, member in inspect.getmembers(ResultsLayout, inspect.isfunction)
-        if not name.startswith("_")
-    }
+def layout_locations() -> dict[str, tuple[str, ...]]:
+    """{method: its argument names} for every path the layout knows."""
+    return {name: value.fields for name, value in vars(ResultsLayout).items() if isinstance(value, _Location)}
 
 
 def test_concrete_paths_and_rule_patterns_come_from_the_same_method():
@@ -25,14 +17,16 @@ def test_concrete_paths_and_rule_patterns_come_from_the_same_method():
     assert RESULTS_LAYOUT.patch_store("{cohort}", "{slide_id}") == "results/{cohort}/patches/{slide_id}.zarr"
     assert ResultsLayout("/data/out").gmm_store("rcc", "uni", "S2") == "/data/out/rcc/gmm/uni/S2.zarr"
     assert RESULTS_LAYOUT.demo_sample_sheet("brca") == "results/demo/brca/samples.tsv"
+    assert RESULTS_LAYOUT.demo_dir("brca").startswith(RESULTS_LAYOUT.demo_root + "/")
+    with pytest.raises(TypeError, match=r"gmm_store\(\) takes cohort, encoder, slide_id; got 2"):
+        RESULTS_LAYOUT.gmm_store("rcc", "S2")
 
 
 @pytest.mark.parametrize("root", ["results", "/scratch/run 1/results"])
 def test_no_two_artefacts_share_a_path_and_every_path_lies_under_the_root(root):
     layout = ResultsLayout(root)
     paths = {
-        name: getattr(layout, name)(*(WILDCARDS[p] if p in WILDCARDS else "{cohort}" for p in parameters))
-        for name, parameters in layout_methods().items()
+        name: getattr(layout, name)(*(f"{{{field}}}" for field in fields)) for name, fields in layout_locations().items()
     }
     assert all(path.startswith(f"{root}/") for path in paths.values()), paths
     by_path = {}

@@ -9,11 +9,37 @@ Pass concrete names to get a path, or Snakemake wildcards to get a rule's patter
 from __future__ import annotations
 
 import dataclasses
+import re
+from typing import Any
 
 
 def encoder_dir_name(encoder: str) -> str:
     """An encoder name as a path component (``timm:resnet50`` -> ``timm-resnet50``)."""
     return encoder.replace(":", "-")
+
+
+class _Location:
+    """One artefact's place below the results root: ``template``'s fields are the method's arguments, in order."""
+
+    def __init__(self, template: str) -> None:
+        self.template = template
+        self.fields = tuple(re.findall(r"{(\w+)}", template))
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, layout: Any, owner: type | None = None) -> Any:
+        if layout is None:
+            return self
+
+        def path(*names: str) -> str:
+            if len(names) != len(self.fields):
+                raise TypeError(f"{self.name}() takes {', '.join(self.fields)}; got {len(names)} value(s)")
+            return f"{layout.root}/" + self.template.format(**dict(zip(self.fields, names)))
+
+        path.__name__ = path.__qualname__ = self.name
+        path.__doc__ = f"``{{root}}/{self.template}``"
+        return path
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,75 +48,34 @@ class ResultsLayout:
 
     root: str = "results"
 
-    def cohort_dir(self, cohort: str) -> str:
-        return f"{self.root}/{cohort}"
+    # Generated demo cohorts.
+    demo_dir = _Location("demo/{cohort}")
+    demo_sample_sheet = _Location("demo/{cohort}/samples.tsv")
+    demo_rna_matrix = _Location("demo/{cohort}/rna.tsv")
+    demo_reports = _Location("demo/{cohort}/reports")
+    demo_overview = _Location("demo/{cohort}/overview.png")
+    # Per slide, and the encoder's weights fingerprint.
+    patch_store = _Location("{cohort}/patches/{slide_id}.zarr")
+    tissue_qc = _Location("{cohort}/qc/tissue/{slide_id}.png")
+    encoder_fingerprint = _Location("encoders/{encoder}.json")
+    feature_dir = _Location("{cohort}/features/{encoder}")
+    feature_store = _Location("{cohort}/features/{encoder}/{slide_id}.zarr")
+    gmm_dir = _Location("{cohort}/gmm/{encoder}")
+    gmm_store = _Location("{cohort}/gmm/{encoder}/{slide_id}.zarr")
+    gmm_qc = _Location("{cohort}/qc/gmm/{encoder}/{slide_id}.png")
+    # Per cohort.
+    cohort_dir = _Location("{cohort}")
+    text_store = _Location("{cohort}/text.zarr")
+    rna_store = _Location("{cohort}/rna.zarr")
+    cohort_table = _Location("{cohort}/cohort.tsv")
+    modality_qc = _Location("{cohort}/qc/modalities.png")
+    metrics = _Location("{cohort}/metrics.tsv")
+    train_dir = _Location("{cohort}/train")
+    cohort_figure = _Location("{cohort}/figures/{figure}.png")
 
-    # ---- generated demo cohorts
     @property
     def demo_root(self) -> str:
         return f"{self.root}/demo"
-
-    def demo_dir(self, cohort: str) -> str:
-        return f"{self.demo_root}/{cohort}"
-
-    def demo_sample_sheet(self, cohort: str) -> str:
-        return f"{self.demo_dir(cohort)}/samples.tsv"
-
-    def demo_rna_matrix(self, cohort: str) -> str:
-        return f"{self.demo_dir(cohort)}/rna.tsv"
-
-    def demo_reports(self, cohort: str) -> str:
-        return f"{self.demo_dir(cohort)}/reports"
-
-    def demo_overview(self, cohort: str) -> str:
-        return f"{self.demo_dir(cohort)}/overview.png"
-
-    # ---- per slide
-    def patch_store(self, cohort: str, slide_id: str) -> str:
-        return f"{self.root}/{cohort}/patches/{slide_id}.zarr"
-
-    def tissue_qc(self, cohort: str, slide_id: str) -> str:
-        return f"{self.root}/{cohort}/qc/tissue/{slide_id}.png"
-
-    def encoder_fingerprint(self, encoder: str) -> str:
-        return f"{self.root}/encoders/{encoder}.json"
-
-    def feature_dir(self, cohort: str, encoder: str) -> str:
-        return f"{self.root}/{cohort}/features/{encoder}"
-
-    def feature_store(self, cohort: str, encoder: str, slide_id: str) -> str:
-        return f"{self.feature_dir(cohort, encoder)}/{slide_id}.zarr"
-
-    def gmm_dir(self, cohort: str, encoder: str) -> str:
-        return f"{self.root}/{cohort}/gmm/{encoder}"
-
-    def gmm_store(self, cohort: str, encoder: str, slide_id: str) -> str:
-        return f"{self.gmm_dir(cohort, encoder)}/{slide_id}.zarr"
-
-    def gmm_qc(self, cohort: str, encoder: str, slide_id: str) -> str:
-        return f"{self.root}/{cohort}/qc/gmm/{encoder}/{slide_id}.png"
-
-    # ---- per cohort
-    def text_store(self, cohort: str) -> str:
-        return f"{self.root}/{cohort}/text.zarr"
-
-    def rna_store(self, cohort: str) -> str:
-        return f"{self.root}/{cohort}/rna.zarr"
-
-    def cohort_table(self, cohort: str) -> str:
-        return f"{self.root}/{cohort}/cohort.tsv"
-
-    def modality_qc(self, cohort: str) -> str:
-        return f"{self.root}/{cohort}/qc/modalities.png"
-
-    def metrics(self, cohort: str) -> str:
-        return f"{self.root}/{cohort}/metrics.tsv"
-
-    def train_dir(self, cohort: str) -> str:
-        return f"{self.root}/{cohort}/train"
-
-    def cohort_figure(self, cohort: str, figure: str) -> str:
-        return f"{self.root}/{cohort}/figures/{figure}.png"
 
 
 RESULTS_LAYOUT = ResultsLayout()
