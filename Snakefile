@@ -19,6 +19,7 @@ include: "workflow/rules/embedding.smk"
 include: "workflow/rules/local_features.smk"
 include: "workflow/rules/modalities.smk"
 include: "workflow/rules/training.smk"
+include: "workflow/rules/deploy.smk"
 include: "workflow/rules/figures.smk"
 
 

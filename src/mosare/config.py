@@ -94,3 +94,23 @@ def cohort_train_config(config: dict[str, Any], cohort: str) -> dict[str, Any]:
     merged = dict(config["train"])
     merged.update(config["cohorts"][cohort].get("train", {}))
     return merged
+
+
+def deploy_pairs(config: dict[str, Any], *, source: str = WORKFLOW_CONFIG) -> list[tuple[str, str]]:
+    """(from, to) cohort pairs of the ``deploy`` section; every cohort named must be configured, with the source's
+    classes in the same order (the saved models predict those)."""
+    deploy = config.get("deploy")
+    if not deploy:
+        return []
+    cohorts = config["cohorts"]
+    problems = [f"'{name}' is not under cohorts" for name in [deploy["from"], *deploy["to"]] if name not in cohorts]
+    if not problems:
+        classes = cohorts[deploy["from"]]["classes"]
+        problems = [
+            f"'{name}' has classes {cohorts[name]['classes']}, the models of '{deploy['from']}' predict {classes}"
+            for name in deploy["to"]
+            if cohorts[name]["classes"] != classes
+        ]
+    if problems:
+        raise ConfigError(f"{source}: deploy: {'; '.join(problems)}; fix the deploy section or the cohorts")
+    return [(deploy["from"], target) for target in deploy["to"]]

@@ -29,6 +29,7 @@ STAGE_SOURCES: dict[str, tuple[str, ...]] = {
     "cohort": ("cohort.py", "plots/cohort.py", "samples.py"),
     "figures": ("cohort_figures",),
     "training": ("training.py", "metrics.py", "plots/training.py", "model"),
+    "deploy": ("deploy.py", "plots/training.py", "model"),
 }
 
 # Modules that never change a stage's outputs (log plumbing, thread counts, this file); editing them reruns nothing.

@@ -11,7 +11,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from mosare.cohort_figures import registered_figures
-from mosare.config import check_encoder_weights_configured, cohort_train_config, validate_config
+from mosare.config import check_encoder_weights_configured, cohort_train_config, deploy_pairs, validate_config
 from mosare.embedding_chunks import embedding_chunks
 from mosare.encoder_specs import checkpoint_hint, encoder_spec
 from mosare.paths import ResultsLayout, encoder_dir_name
@@ -82,7 +82,8 @@ def encoder_slug() -> str:
 def get_final_output() -> list[str]:
     """Every cohort's metrics and its cohort-level figures."""
     figures = [LAYOUT.cohort_figure(cohort, name) for cohort in COHORTS for name in COHORT_FIGURES]
-    return [LAYOUT.metrics(cohort) for cohort in COHORTS] + figures
+    deployed = [f"{RESULTS}/{source}/deploy/{target}/predictions.tsv" for source, target in deploy_pairs(config)]
+    return [LAYOUT.metrics(cohort) for cohort in COHORTS] + figures + deployed
 
 
 def code_hash(stage: str) -> str:
@@ -342,3 +343,27 @@ def end_of_run_summary() -> str:
     except Exception as error:  # a renamed rule must not fail a finished run
         return f"Run summary unavailable ({type(error).__name__}: {error})"
     return run_summary(LAYOUT.root, COHORTS, paths)
+
+
+# ---- Deploy and external validation (deploy.smk) -------------------------------------------------
+# The target cohort's stores, by the same input functions as its own training uses.
+
+
+def deploy_feature_stores(wildcards) -> list[str]:
+    return slide_feature_stores(wildcards.target)
+
+
+def deploy_gmm_stores(wildcards) -> list[str]:
+    return slide_gmm_stores(wildcards.target)
+
+
+def deploy_features_dir(wildcards) -> str:
+    return feature_dir(wildcards.target)
+
+
+def deploy_gmm_dir(wildcards) -> str:
+    return gmm_dir(wildcards.target)
+
+
+def deploy_classes(wildcards) -> list[str]:
+    return config["cohorts"][wildcards.target]["classes"]
