@@ -416,3 +416,20 @@ def test_rna_genes_are_chosen_by_variance_among_the_fit_patients_only(tmp_path):
     expected = (cohort.rna[:, stats.rna_genes] - stats.rna[0]) / stats.rna[1]
     np.testing.assert_allclose(tensors.rna.numpy(), expected, rtol=1e-5, atol=1e-5)
     assert len(fit_normalisation(cohort, fit).rna_genes) == cohort.rna.shape[1], "None keeps every stored gene"
+
+
+def test_repeated_cross_validation_draws_new_folds_and_keeps_every_repeats_predictions(tmp_path, cohort):
+    config = small_train_config(models=["late_fusion"], missing_rates=[0.5], repeats=2, mask_repeats=2)
+    run = cross_validate(cohort, config, "toy", tmp_path / "train", torch.device("cpu"), stand_in_factory(DIMS), dims=DIMS)
+    assert list(run.splits.columns) == ["patient_id", "label", "fold", "fold_repeat1"]
+    assert not np.array_equal(run.splits["fold"], run.splits["fold_repeat1"])
+    for (repeat, scenario), rows in run.predictions.groupby(["repeat", "scenario"]):
+        assert sorted(rows["patient_id"]) == sorted(cohort.patient_ids), (repeat, scenario)
+    unit = tmp_path / "train" / "late_fusion" / "masked_train_test-0.5"
+    assert (unit / "fold0" / "checkpoint-draw1.pt").exists() and (unit / "repeat1" / "fold2" / "history-draw1.tsv").exists()
+    assert not (tmp_path / "train" / "late_fusion" / "complete" / "fold0" / "checkpoint-draw1.pt").exists()
+    tables = evaluation_tables(run.fold_metrics, run.predictions, config, CLASSES, run.realised_rates)
+    assert [c for c in tables.metrics.columns if "fold" in c] == [
+        "fold0", "fold1", "fold2", "repeat1_fold0", "repeat1_fold1", "repeat1_fold2",
+    ]  # fmt: skip
+    assert len(tables.pooled) == 3 * cohort.n_patients, "one pooled row per patient and scenario, averaged over repeats"
