@@ -208,3 +208,34 @@ def test_overview_picture_shows_the_slides_in_colour(tiny_cohort, tmp_path):
     picture = cv2.imread(str(tmp_path / "overview.png"))
     saturation = cv2.cvtColor(picture, cv2.COLOR_BGR2HSV)[..., 1]
     assert (saturation > 40).mean() > 0.05, "tissue thumbnails, not an empty grid"
+
+
+def test_an_external_cohort_shares_the_class_biology_through_biology_seed_and_differs_in_patients(tmp_path):
+    def class_signal(settings: dict) -> tuple[pd.Series, pd.DataFrame]:
+        plan = make_demo_plan("nsclc", {"patients": 120, "genes": 300, **settings}, CLASSES, tmp_path)
+        rna = np.log2(demo_rna_matrix(plan) + 1.0)
+        labels = pd.Series({p.patient_id: p.label for p in plan.patients})[rna.columns]
+        return rna.loc[:, labels == "LUSC"].mean(axis=1) - rna.loc[:, labels == "LUAD"].mean(axis=1), rna
+
+    internal, internal_rna = class_signal({"seed": 1})
+    external, external_rna = class_signal({"seed": 11, "biology_seed": 1})
+    unrelated, _ = class_signal({"seed": 11})
+    assert np.corrcoef(internal, external)[0, 1] > 0.6, "the same genes mark the classes"
+    assert abs(np.corrcoef(internal, unrelated)[0, 1]) < 0.3, "another biology_seed is another disease"
+    assert not np.array_equal(internal_rna.to_numpy()[:, :5], external_rna.to_numpy()[:, :5])
+    same, _ = class_signal({"seed": 1, "biology_seed": 1})
+    pd.testing.assert_series_equal(same, internal)  # biology_seed equal to seed changes nothing
+
+
+def test_stain_shift_changes_the_colours_not_the_tissue():
+    phenotype = patient_phenotype(4, 0, 0.0)
+    plain = render_tissue(4, 0, phenotype, 768.0, pen=False).astype(float)
+    shifted = render_tissue(4, 0, phenotype, 768.0, pen=False, stain_shift=0.2).astype(float)
+    tissue = plain.mean(axis=2) < 200
+    glass = plain.mean(axis=2) > 235
+    assert tissue.mean() > 0.2
+    assert np.percentile(np.abs(shifted[glass] - plain[glass]), 99) <= 1, "glass stays glass: only stained pixels change"
+    # Stronger haematoxylin absorbs more red; weaker eosin lets more green through.
+    assert shifted[tissue, 0].mean() < plain[tissue, 0].mean() - 3
+    assert shifted[tissue, 1].mean() > plain[tissue, 1].mean() + 3
+    np.testing.assert_array_equal(render_tissue(4, 0, phenotype, 768.0, pen=False, stain_shift=0.0), plain.astype(np.uint8))

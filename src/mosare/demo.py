@@ -26,14 +26,19 @@ def demo_rna_matrix(plan: DemoPlan) -> pd.DataFrame:
     up-regulated module per class whose activity varies by patient, two nuisance programmes and two
     sequencing batches with gene-wise offsets. Counts, so the RNA stage's ``log_transform: auto`` logs them.
     """
-    rng = random_stream(int(plan.settings["seed"]), 2)
+    seed = int(plan.settings["seed"])
+    biology_seed = seed if plan.settings.get("biology_seed") is None else int(plan.settings["biology_seed"])
+    # What defines the classes (gene baselines, class modules) comes from biology_seed, so an external cohort of the
+    # same cancer shares it; patients, batches and noise come from seed (one stream when the two are equal).
+    biology = random_stream(biology_seed, 2)
     n_genes, n_patients, n_classes = int(plan.settings["genes"]), len(plan.patients), len(plan.classes)
-    baseline = rng.normal(2.0, 1.6, n_genes)  # natural-log mean count at library size 1
+    baseline = biology.normal(2.0, 1.6, n_genes)  # natural-log mean count at library size 1
     module_size = max(5, n_genes // 30)
-    modules = rng.permutation(n_genes)[: module_size * (n_classes + 2)].reshape(n_classes + 2, module_size)
+    modules = biology.permutation(n_genes)[: module_size * (n_classes + 2)].reshape(n_classes + 2, module_size)
     loadings = np.zeros((n_classes + 2, n_genes))
     for k, genes in enumerate(modules):
-        loadings[k, genes] = rng.uniform(0.3, 1.0, module_size)
+        loadings[k, genes] = biology.uniform(0.3, 1.0, module_size)
+    rng = biology if biology_seed == seed else random_stream(seed, 2)
     class_index = np.array([round(p.class_position * (n_classes - 1)) for p in plan.patients])
     # A patient's own-class module is up on average, with spread that blurs the classes.
     activity = rng.normal(0.0, 0.6, (n_patients, n_classes + 2))
@@ -76,6 +81,7 @@ def write_planned_slide(plan: DemoPlan, slide_id: str, *, workers: int = 1) -> P
         mpp=slide.mpp,
         slide_px=int(plan.settings["slide_px"]),
         pen=slide.pen,
+        stain_shift=float(plan.settings.get("stain_shift", 0.0)),
         workers=workers,
     )
     return path

@@ -236,17 +236,20 @@ def _pen_stroke(rng: np.random.Generator, side: int) -> np.ndarray:
     return ink * (0.85 + 0.1 * np.clip(_smooth_noise(rng, (side, side), side / 60), -1.5, 1.5))
 
 
-def _stain_lut(rng: np.random.Generator) -> np.ndarray:
-    """RGB for every quantised (haematoxylin, eosin) pair, with this slide's stain hue and strength."""
-    h_vector = HEMATOXYLIN_OD * rng.uniform(0.92, 1.08, size=3).astype(np.float32)
-    e_vector = EOSIN_OD * rng.uniform(0.92, 1.08, size=3).astype(np.float32)
+def _stain_lut(rng: np.random.Generator, stain_shift: float = 0.0) -> np.ndarray:
+    """RGB for every quantised (haematoxylin, eosin) pair, with this slide's stain hue and strength; ``stain_shift``
+    is a site's systematic difference: haematoxylin ``1 + shift`` times stronger, eosin ``1 - shift`` times."""
+    h_vector = HEMATOXYLIN_OD * rng.uniform(0.92, 1.08, size=3).astype(np.float32) * np.float32(1.0 + stain_shift)
+    e_vector = EOSIN_OD * rng.uniform(0.92, 1.08, size=3).astype(np.float32) * np.float32(1.0 - stain_shift)
     h = np.arange(256, dtype=np.float32)[:, None, None] / H_STEPS
     e = np.arange(256, dtype=np.float32)[None, :, None] / E_STEPS
     density = h * h_vector + e * e_vector + GLASS_OD
     return np.clip(255.0 * np.power(10.0, -density) + 0.5, 0, 255).astype(np.uint8).reshape(-1, 3)
 
 
-def render_tissue(seed: int, slide_index: int, phenotype: Phenotype, field_um: float, *, pen: bool) -> np.ndarray:
+def render_tissue(
+    seed: int, slide_index: int, phenotype: Phenotype, field_um: float, *, pen: bool, stain_shift: float = 0.0
+) -> np.ndarray:
     """An H&E-like RGB picture (uint8) of ``field_um`` x ``field_um`` at :data:`RENDER_MPP`.
 
     Stain fields (stroma, cytoplasm, lumens) are painted at :data:`STAIN_UM` and nuclei at full
@@ -282,7 +285,7 @@ def render_tissue(seed: int, slide_index: int, phenotype: Phenotype, field_um: f
     eosin *= 1.0 - nuclei * np.float32(0.5 / 255)
     index = cv2.convertScaleAbs(hematoxylin, alpha=H_STEPS).astype(np.uint16) << 8
     index |= cv2.convertScaleAbs(eosin, alpha=E_STEPS)
-    rgb = _stain_lut(rng)[index]
+    rgb = _stain_lut(rng, stain_shift)[index]
     if pen:
         _apply_pen(rng, rgb, stain_side)
     return rgb
@@ -415,14 +418,16 @@ def write_demo_slide(
     mpp: float,
     slide_px: int,
     pen: bool = False,
+    stain_shift: float = 0.0,
     workers: int = 1,
 ) -> np.ndarray:
     """Render one demo slide and write it at ``mpp`` (0.25 or 0.5); return the 0.5 µm/px picture.
 
     ``slide_px`` is the level-0 side of a 40x slide; every slide covers the same ``slide_px * 0.25`` µm.
+    ``stain_shift``: a site's stain difference (see :func:`_stain_lut`).
     """
     field_um = slide_px * 0.25
-    picture = render_tissue(seed, slide_index, phenotype, field_um, pen=pen)
+    picture = render_tissue(seed, slide_index, phenotype, field_um, pen=pen, stain_shift=stain_shift)
     side = int(round(field_um / mpp))
     level0 = picture if side == picture.shape[0] else cv2.resize(picture, (side, side), interpolation=cv2.INTER_CUBIC)
     write_aperio_tiff(path, level0, mpp, workers=workers)
