@@ -7,7 +7,8 @@ A cohort of generated slides (default 44, 200-2,000 patches each, log-uniform) i
     checkpoint, weights check, decode workers, atomic stores), one after another as on one GPU;
   - as the ideal: this process, model already loaded, decoding and forwarding the same patches in the same
     batches with the same workers and threads, writing nothing.
-It prints both wall times and the efficiency ideal / stage (target >= 0.85). The encoder stands in for a GPU:
+It prints both wall times and the efficiency ideal / stage (target >= 0.85), and the same for CPU seconds (the
+jobs' and their workers' user + system time), which a machine shared with other work disturbs less. The encoder stands in for a GPU:
 ``timm:test_vit`` (a tiny ViT) with random weights through the real registry path (a checkpoint file), batch 64,
 so decoding, not the model, sets the pace, as with UNI on an H100. ``--slides-per-job 1`` is the old layout, one
 job per slide.
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import resource
 import subprocess
 import sys
 import tempfile
@@ -91,6 +93,12 @@ def random_checkpoint(folder: Path) -> Path:
     return path
 
 
+def cpu_seconds() -> float:
+    """User + system CPU of this process and of its finished children (the jobs, and their decode workers)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def run_stage(stores: list[Path], folder: Path, encoder_config: dict, fingerprint: Path, *, slides_per_job: int,
               threads: int) -> dict:
     """The stage as the workflow runs it: one fresh process per chunk, one after another."""
@@ -98,7 +106,7 @@ def run_stage(stores: list[Path], folder: Path, encoder_config: dict, fingerprin
     chunks = embedding_chunks(list(by_id), slides_per_job)
     output = folder / f"features-{slides_per_job}"
     job_seconds = []
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), cpu_seconds()
     for chunk in chunks:
         jobs = [(str(by_id[slide_id]), str(output / f"{slide_id}.zarr")) for slide_id in chunk.slide_ids]
         argument = json.dumps({"jobs": jobs, "encoder": encoder_config, "threads": threads,
@@ -106,21 +114,24 @@ def run_stage(stores: list[Path], folder: Path, encoder_config: dict, fingerprin
         job_start = time.perf_counter()
         subprocess.run([sys.executable, "-c", JOB, argument], check=True, capture_output=True)
         job_seconds.append(time.perf_counter() - job_start)
-    return {"seconds": time.perf_counter() - start, "jobs": len(chunks),
+    return {"seconds": time.perf_counter() - start, "cpu_seconds": cpu_seconds() - start_cpu, "jobs": len(chunks),
             "slides_per_job_max": max(len(chunk.slide_ids) for chunk in chunks), "job_seconds": job_seconds}
 
 
-def run_ideal(stores: list[Path], encoder_config: dict, checkpoint: Path, *, workers: int, threads: int) -> float:
+def run_ideal(stores: list[Path], encoder_config: dict, checkpoint: Path, *, workers: int, threads: int
+              ) -> tuple[float, float]:
     """One process, model loaded once (not timed): decode and forward every patch in the same batches."""
     torch.set_num_threads(threads)
     encoder = create_encoder(encoder_config["name"], checkpoint=checkpoint, device="cpu")
     encoder.embed(torch.zeros((encoder_config["batch_size"], 3, encoder.input_px, encoder.input_px), dtype=torch.uint8))
     dataset = PatchDataset([read_patch_grid(store) for store in stores], encoder.resize_crop, encoder.input_px)
     loader = patch_loader(dataset, batch_size=encoder_config["batch_size"], num_workers=workers, pin_memory=False)
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), cpu_seconds()
     for _, _, images, _ in loader:
         encoder.embed(images)
-    return time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    del loader  # the workers exit, so their CPU time is counted
+    return seconds, cpu_seconds() - start_cpu
 
 
 def main() -> None:
@@ -144,9 +155,9 @@ def main() -> None:
         n_patches = sum(read_patch_grid(store).coords.shape[0] for store in stores)
         # Warm the page cache and the interpreter's files for both sides alike.
         run_ideal(stores[:2], encoder_config, checkpoint, workers=args.workers, threads=args.threads)
-        ideal = run_ideal(stores, encoder_config, checkpoint, workers=args.workers, threads=args.threads)
-        print(json.dumps({"measure": "ideal", "slides": len(stores), "patches": n_patches,
-                          "seconds": round(ideal, 1), "patches_per_s": round(n_patches / ideal, 1)}), flush=True)
+        ideal, ideal_cpu = run_ideal(stores, encoder_config, checkpoint, workers=args.workers, threads=args.threads)
+        print(json.dumps({"measure": "ideal", "slides": len(stores), "patches": n_patches, "seconds": round(ideal, 1),
+                          "cpu_seconds": round(ideal_cpu, 1), "patches_per_s": round(n_patches / ideal, 1)}), flush=True)
         results = []
         for slides_per_job in args.slides_per_job:
             stage = run_stage(stores, folder, encoder_config, fingerprint, slides_per_job=slides_per_job,
@@ -154,15 +165,20 @@ def main() -> None:
             result = {"measure": "stage", "slides_per_job": slides_per_job, "jobs": stage["jobs"],
                       "largest_job_slides": stage["slides_per_job_max"], "seconds": round(stage["seconds"], 1),
                       "ideal_seconds": round(ideal, 1), "efficiency": round(ideal / stage["seconds"], 3),
-                      "overhead_per_job_s": round((stage["seconds"] - ideal) / stage["jobs"], 2)}
+                      "overhead_per_job_s": round((stage["seconds"] - ideal) / stage["jobs"], 2),
+                      "cpu_seconds": round(stage["cpu_seconds"], 1), "ideal_cpu_seconds": round(ideal_cpu, 1),
+                      "cpu_efficiency": round(ideal_cpu / stage["cpu_seconds"], 3),
+                      "cpu_overhead_per_job_s": round((stage["cpu_seconds"] - ideal_cpu) / stage["jobs"], 2)}
             print(json.dumps(result), flush=True)
             results.append(result)
     print(f"\nsummary: {len(stores)} slides, {n_patches} patches, {ARCHITECTURE} (random weights) batch {args.batch}, "
           f"{args.workers} decode workers, {args.threads} torch thread(s)")
-    print(f"  ideal (one process, model loaded once): {ideal:.1f} s")
+    print(f"  ideal (one process, model loaded once): {ideal:.1f} s wall, {ideal_cpu:.1f} s CPU")
     for result in results:
         print(f"  stage, {result['slides_per_job']:>3} slides per job ({result['jobs']} jobs): {result['seconds']} s, "
-              f"efficiency {result['efficiency']} (target >= 0.85), {result['overhead_per_job_s']} s overhead per job")
+              f"efficiency {result['efficiency']} (target >= 0.85), {result['overhead_per_job_s']} s overhead per job; "
+              f"CPU {result['cpu_seconds']} s, CPU efficiency {result['cpu_efficiency']} "
+              f"({result['cpu_overhead_per_job_s']} CPU s per job)")
 
 
 if __name__ == "__main__":
