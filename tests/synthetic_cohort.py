@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mosare.gmm import GMMResult
+from mosare.gmm_store import SlideGMMStore
 from mosare.stores import write_store
 
 
@@ -74,9 +76,10 @@ def write_synthetic_cohort(
             shift[:4] = strength[0] * direction[i]
             x = rng.normal(size=(n, wsi_dim)) + shift + rng.normal(size=wsi_dim)  # slide-level noise, like RNA's and text's
             write_store(features_dir / f"{slide}.zarr", {"features": x.astype(np.float16), "coords": np.zeros((n, 2), np.int64)})
-            weights = np.full(components, 1.0 / components)
+            weights = np.full(components, 1.0 / components, dtype=np.float32)
             means = np.stack([x[k::components].mean(0) for k in range(components)]).astype(np.float32)
-            write_store(gmm_dir / f"{slide}.zarr", {"weights": weights.astype(np.float32), "means": means, "variances": np.ones_like(means)})
+            tokens = GMMResult(weights, means, np.ones_like(means), 0.0, 1, True, components, n, True, n)
+            SlideGMMStore(slide, "enc", 0, tokens).write(gmm_dir / f"{slide}.zarr")
         gene_shift = np.zeros(genes)
         gene_shift[:4] = strength[1] * direction[i]
         rna.append(rng.normal(size=genes) + gene_shift)

@@ -199,7 +199,7 @@ def test_fusion_model_never_reads_a_modality_absent_from_the_cohort(one_torch_th
 @pytest.mark.parametrize(("name", "dims"), [("rna_mlp", (6, 0, 7)), ("report_mlp", (6, 5, 0))])
 def test_single_modality_baseline_without_its_modality_cannot_be_built(name, dims):
     with pytest.raises(ValueError, match=f"{name}: the baseline reads only .* leave it out of train.models"):
-        build_model(name, ModelDims(*dims), 2, {})
+        build_model(name, ModelDims(*dims, local_tokens=4, hidden=8), 2, {})
 
 
 def test_masks_of_a_cohort_without_rna_never_drop_a_slide_and_drop_reports_at_about_the_rate():

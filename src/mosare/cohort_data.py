@@ -16,6 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from mosare.cohort import CohortTable
+from mosare.gmm_store import SlideGMMStore
 from mosare.stores import open_store
 
 log = logging.getLogger(__name__)
@@ -150,16 +151,15 @@ def load_cohort_data(
             if len(slide_features) == 0:  # no tissue patch: the slide adds nothing (the patient may have others)
                 log.warning("slide %s of patient %s has no patches (%s); skipped", slide_id, patient_ids[i], feature_path)
                 continue
-            gmm = open_store(gmm_path)
-            slide_means = np.asarray(gmm["means"][...], dtype=np.float32)
-            if slide_means.shape[0] != n_components:
+            gmm = SlideGMMStore.read(gmm_path)
+            if gmm.n_components != n_components:
                 raise CohortDataError(
-                    f"{gmm_path} has {slide_means.shape[0]} GMM components but the report tokens in {text_store} have "
+                    f"{gmm_path} has {gmm.n_components} GMM components but the report tokens in {text_store} have "
                     f"{n_components}; both follow gmm.components: rerun the stage written with the other value"
                 )
             features.append(slide_features)
-            weights.append(np.asarray(gmm["weights"][...], dtype=np.float64))
-            means.append(slide_means)
+            weights.append(np.asarray(gmm.tokens.weights, dtype=np.float64))
+            means.append(np.asarray(gmm.tokens.means, dtype=np.float32))
         if features:
             wsi_dim = wsi_dim or features[0].shape[1]
             patch_blocks.append(np.concatenate(features))

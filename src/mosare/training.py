@@ -78,7 +78,9 @@ def model_dims(data: CohortData, train_config: dict[str, Any]) -> Any:
     width is the number of genes each fold keeps (``rna_top_genes``, at most the genes stored)."""
     from mosare.model import ModelDims
 
-    sizes = {"hidden": train_config["hidden"]} if "hidden" in train_config else {}
+    from mosare.config_schema import schema_defaults
+
+    hidden = train_config.get("hidden", schema_defaults("train")["hidden"])
     in_cohort = data.available.any(axis=0)
     top_genes = train_config.get("rna_top_genes")
     stored_genes = data.rna.shape[1]
@@ -87,7 +89,7 @@ def model_dims(data: CohortData, train_config: dict[str, Any]) -> Any:
         rna_genes=(min(top_genes, stored_genes) if top_genes else stored_genes) if in_cohort[1] else 0,
         text_dim=data.text_global.shape[1] if in_cohort[2] else 0,
         local_tokens=data.wsi_local.shape[1],
-        **sizes,
+        hidden=hidden,
     )
 
 

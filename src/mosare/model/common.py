@@ -24,8 +24,8 @@ class ModelDims:
     wsi_dim: int
     rna_genes: int
     text_dim: int
-    local_tokens: int = 16
-    hidden: int = 256
+    local_tokens: int  # C, the GMM components (gmm.components)
+    hidden: int  # train.hidden
 
     def __post_init__(self) -> None:
         if min(self.wsi_dim, self.rna_genes, self.text_dim) < 0:
