@@ -70,8 +70,18 @@ class ResultsLayout:
     cohort_table = _Location("{cohort}/cohort.tsv")
     modality_qc = _Location("{cohort}/qc/modalities.png")
     metrics = _Location("{cohort}/metrics.tsv")
+    metrics_summary = _Location("{cohort}/metrics.md")
+    comparisons = _Location("{cohort}/comparisons.tsv")
+    splits = _Location("{cohort}/splits.tsv")
     train_dir = _Location("{cohort}/train")
+    models_dir = _Location("{cohort}/models")
+    evaluation_figure = _Location("{cohort}/{figure}.png")  # roc, training_curves, comparisons, calibration
     cohort_figure = _Location("{cohort}/figures/{figure}.png")
+    # Deploy: one cohort's final models applied to another.
+    deploy_dir = _Location("{source}/deploy/{target}")
+    deploy_predictions = _Location("{source}/deploy/{target}/predictions.tsv")
+    deploy_metrics = _Location("{source}/deploy/{target}/metrics.tsv")
+    deploy_roc = _Location("{source}/deploy/{target}/roc.png")
 
     @property
     def demo_root(self) -> str:

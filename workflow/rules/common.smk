@@ -82,7 +82,7 @@ def encoder_slug() -> str:
 def get_final_output() -> list[str]:
     """Every cohort's metrics and its cohort-level figures."""
     figures = [LAYOUT.cohort_figure(cohort, name) for cohort in COHORTS for name in COHORT_FIGURES]
-    deployed = [f"{RESULTS}/{source}/deploy/{target}/predictions.tsv" for source, target in deploy_pairs(config)]
+    deployed = [LAYOUT.deploy_predictions(source, target) for source, target in deploy_pairs(config)]
     return [LAYOUT.metrics(cohort) for cohort in COHORTS] + figures + deployed
 
 

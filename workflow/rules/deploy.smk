@@ -3,17 +3,17 @@
 
 rule deploy_models:
     input:
-        models=f"{RESULTS}/{{source}}/models",
-        cohort_table=f"{RESULTS}/{{target}}/cohort.tsv",
+        models=LAYOUT.models_dir("{source}"),
+        cohort_table=LAYOUT.cohort_table("{target}"),
         features=deploy_feature_stores,
         gmms=deploy_gmm_stores,
-        text=f"{RESULTS}/{{target}}/text.zarr",
-        rna=f"{RESULTS}/{{target}}/rna.zarr",
+        text=LAYOUT.text_store("{target}"),
+        rna=LAYOUT.rna_store("{target}"),
     output:
-        predictions=f"{RESULTS}/{{source}}/deploy/{{target}}/predictions.tsv",
-        metrics=f"{RESULTS}/{{source}}/deploy/{{target}}/metrics.tsv",
+        predictions=LAYOUT.deploy_predictions("{source}", "{target}"),
+        metrics=LAYOUT.deploy_metrics("{source}", "{target}"),
         roc=report(
-            f"{RESULTS}/{{source}}/deploy/{{target}}/roc.png",
+            LAYOUT.deploy_roc("{source}", "{target}"),
             caption="../report/deploy_roc.rst",
             category="External validation",
             subcategory="{source} -> {target}",

@@ -7,7 +7,7 @@ rule encode_reports:
         samples=modality_sample_sheet,
         reports=report_files,
     output:
-        directory(f"{RESULTS}/{{cohort}}/text.zarr"),
+        directory(LAYOUT.text_store("{cohort}")),
     log:
         f"{RESULTS}/logs/encode_reports/{{cohort}}.log",
     benchmark:
@@ -33,7 +33,7 @@ rule select_rna_genes:
         unpack(rna_matrix_input),
         samples=modality_sample_sheet,
     output:
-        directory(f"{RESULTS}/{{cohort}}/rna.zarr"),
+        directory(LAYOUT.rna_store("{cohort}")),
     log:
         f"{RESULTS}/logs/select_rna_genes/{{cohort}}.log",
     benchmark:
@@ -56,12 +56,12 @@ rule assemble_cohort:
     input:
         samples=modality_sample_sheet,
         features=cohort_feature_stores,
-        text=f"{RESULTS}/{{cohort}}/text.zarr",
-        rna=f"{RESULTS}/{{cohort}}/rna.zarr",
+        text=LAYOUT.text_store("{cohort}"),
+        rna=LAYOUT.rna_store("{cohort}"),
     output:
-        table=f"{RESULTS}/{{cohort}}/cohort.tsv",
+        table=LAYOUT.cohort_table("{cohort}"),
         qc=report(
-            f"{RESULTS}/{{cohort}}/qc/modalities.png",
+            LAYOUT.modality_qc("{cohort}"),
             caption="../report/modalities.rst",
             category="Cohort",
             subcategory="{cohort}",
