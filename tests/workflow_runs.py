@@ -23,7 +23,6 @@ TARGETS_BY_RULE = (
     ("train_and_evaluate", "metrics.tsv"),
     ("assemble_cohort", "cohort.tsv"),
     ("fit_slide_gmm", "gmm/{encoder}/{slide}.zarr"),
-    ("embed_slide", "features/{encoder}/{slide}.zarr"),
     ("tile_slide", "patches/{slide}.zarr"),
 )
 
