@@ -451,3 +451,11 @@ def test_changing_or_adding_one_slide_plans_only_its_chunks_embedding_job(tmp_pa
     write_sheet([*slide_ids, "s12"])
     [new_chunk] = [chunk.index for chunk in embedding_chunks([*slide_ids, "s12"], 4) if "s12" in chunk.slide_ids]
     assert planned_jobs(workdir, *features([*slide_ids, "s12"])) == {f"embed_slides_c_{new_chunk}": 1}
+
+
+def test_embedding_jobs_fork_their_decode_workers_before_timm_is_imported():
+    """The workers are forked as soon as the job has read its patch stores; the model (timm) is built after, while
+    they decode, so they never carry timm and the model's load overlaps the first slide's reads."""
+    code = "import sys, mosare.embedding; print(sorted(m for m in ('timm', 'mosare.encoders') if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
