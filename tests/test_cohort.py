@@ -125,3 +125,14 @@ def test_presence_picture_is_written(tmp_path, cohort):
     image = plt.imread(tmp_path / "qc" / "modalities.png")
     assert image.shape[0] > 200 and image.shape[1] > 800
     assert image[..., :3].std() > 0.05, "the picture is not blank"
+
+
+def test_a_sheet_row_without_a_slide_gives_a_patient_with_no_slides_and_no_wsi(tmp_path):
+    sheet = pd.DataFrame({"patient_id": ["p1", "p2"], "slide_id": ["s1", ""], "label": ["LUAD", "LUSC"]})
+    slides = {"s1": feature_store(tmp_path / "s1.zarr", 5)}
+    text = presence_store(tmp_path / "text.zarr", ["p1", "p2"], [False, True])
+    rna = presence_store(tmp_path / "rna.zarr", ["p1", "p2"], [True, True])
+    table = build_cohort_table(sheet, slides, text, rna, tmp_path / "cohort.tsv")
+    assert table.slide_ids == (("s1",), ())
+    assert table.present.tolist() == [[True, True, False], [False, True, True]]
+    assert CohortTable.read(tmp_path / "cohort.tsv").slide_ids == (("s1",), ())

@@ -402,3 +402,25 @@ def test_a_successful_run_ends_with_a_summary_of_each_cohorts_outputs(finished_t
     output = result.stdout + result.stderr
     assert "Run summary (read from results/, nothing rerun):" in output
     assert re.search(r"^  tiny: 8 slides, 8 patients", output, re.M)
+
+
+def test_patients_without_slides_plan_no_slide_jobs_and_reach_every_other_stage(tmp_path):
+    config = tiny_demo_config()
+    data = tmp_path / "cohort"
+    (data / "slides").mkdir(parents=True)
+    (data / "reports").mkdir()
+    rows = ["patient_id\tslide_id\tslide_path\tlabel\treport_path"]
+    for i in range(1, 9):
+        label = "AB"[i % 2]
+        (data / "reports" / f"P{i}.txt").write_text("Microscopic description: tumour cells.\n")
+        if i in (1, 5, 8):  # first, middle and last rows without a slide
+            rows.append(f"P{i}\t\t\t{label}\treports/P{i}.txt")
+        else:
+            (data / "slides" / f"S{i}.svs").write_bytes(b"")
+            rows.append(f"P{i}\tS{i}\tslides/S{i}.svs\t{label}\treports/P{i}.txt")
+    (data / "samples.tsv").write_text("\n".join(rows) + "\n")
+    config["cohorts"] = {"mixed": {"classes": ["A", "B"], "samples": str(data / "samples.tsv")}}
+    workdir = make_workdir(tmp_path / "work", config)
+    jobs = planned_jobs(workdir, "results/mixed/metrics.tsv")
+    assert jobs["tile_slide"] == 5 and jobs["fit_slide_gmm"] == 5
+    assert jobs["encode_reports"] == 1 and jobs["assemble_cohort"] == 1 and jobs["train_and_evaluate"] == 1

@@ -159,3 +159,38 @@ def test_a_patient_may_have_several_slides(tmp_path: Path) -> None:
     rows = [row("P1", "S1"), row("P1", "S2"), row("P2", "S3")]
     sheet = load_sample_sheet(write_sheet(tmp_path, rows), CLASSES)
     assert sheet["patient_id"].tolist() == ["P1", "P1", "P2"]
+
+
+def slideless(patient: str, label: str = "LUAD", **extra: object) -> dict:
+    return {"patient_id": patient, "slide_id": "", "slide_path": "", "label": label} | extra
+
+
+@pytest.mark.parametrize("position", ["first", "middle", "last"])
+def test_a_patient_without_a_slide_is_a_row_with_empty_slide_columns_anywhere_in_the_sheet(tmp_path: Path, position) -> None:
+    rows = [row("P1", "S1"), row("P2", "S2", "LUSC"), row("P3", "S3")]
+    at = {"first": 0, "middle": 2, "last": 3}[position]
+    rows.insert(at, slideless("P9", "LUSC", report_path="reports/P9.txt"))
+    sheet = load_sample_sheet(write_sheet(tmp_path, rows), CLASSES)
+    assert sheet.loc[at, "slide_id"] == "" and pd.isna(sheet.loc[at, "slide_path"])
+    assert sheet.loc[at, "report_path"].endswith("P9.txt")
+    from mosare.samples import slide_rows
+
+    assert slide_rows(sheet)["slide_id"].tolist() == ["S1", "S2", "S3"]
+
+
+def test_slideless_rows_that_contradict_themselves_are_all_listed(tmp_path: Path) -> None:
+    rows = [
+        row("P1", "S1"),
+        slideless("P1"),  # P1 has a slide already
+        {"patient_id": "P2", "slide_id": "S2", "slide_path": "", "label": "LUAD"},  # half empty
+        slideless("P3", mpp=0.5),  # a resolution without a slide
+        slideless("P4"),
+        slideless("P5"),
+    ]
+    with pytest.raises(SampleSheetError) as error:
+        load_sample_sheet(write_sheet(tmp_path, rows), CLASSES)
+    text = str(error.value)
+    assert "these patients have slides on other lines: line(s) 3" in text
+    assert "both be empty for a patient without a slide: line(s) 4" in text
+    assert "'mpp' is set on row(s) without a slide: line(s) 5" in text
+    assert "slide_id must be unique" not in text, "empty slide ids of different patients are not duplicates"

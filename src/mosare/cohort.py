@@ -153,7 +153,7 @@ def assemble_cohort(
     patches = {slide: slide_patch_count(path) for slide, path in slide_stores.items()}
     groups = list(sheet.groupby("patient_id", sort=False))
     patient_ids = [str(pid) for pid, _ in groups]
-    slide_ids = [tuple(group["slide_id"].astype(str)) for _, group in groups]
+    slide_ids = [tuple(slide for slide in group["slide_id"].astype(str) if slide) for _, group in groups]
     has_wsi = np.array([any(patches.get(slide, 0) > 0 for slide in slides) for slides in slide_ids], dtype=bool)
     present = {
         "wsi": has_wsi, "rna": store_presence(rna_store, patient_ids), "text": store_presence(text_store, patient_ids)

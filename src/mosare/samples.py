@@ -1,5 +1,6 @@
 """Cohort sample sheets: one row per slide (patient_id, slide_id, slide_path, label[, report_path, mpp]).
 
+A patient without a slide (RNA and/or a report only) is one row with ``slide_id`` and ``slide_path`` both empty.
 Every check reports every offending row at once, so a user fixes a sheet in one pass.
 """
 
@@ -49,19 +50,34 @@ def validate_sample_sheet(
     for column in OPTIONAL_COLUMNS:
         if column not in sheet.columns:
             sheet[column] = None
+    blank = {column: sheet[column].isna() | (sheet[column].astype(str).str.strip() == "") for column in REQUIRED_COLUMNS}
+    slideless = blank["slide_id"] & blank["slide_path"]
     for column in REQUIRED_COLUMNS:
-        empty = sheet[sheet[column].isna() | (sheet[column].astype(str).str.strip() == "")]
+        empty = sheet[blank[column] & ~(slideless if column in ("slide_id", "slide_path") else False)]
         if len(empty):
             problems.append(f"empty '{column}' on line(s) {_rows(empty)}")
+    half = sheet[blank["slide_id"] != blank["slide_path"]]
+    if len(half):
+        problems.append(
+            f"slide_id and slide_path must both be set, or both be empty for a patient without a slide: line(s) "
+            f"{_rows(half)}"
+        )
+    with_slides = set(sheet.loc[~slideless, "patient_id"].astype(str))
+    redundant = sheet[slideless & sheet["patient_id"].astype(str).isin(with_slides)]
+    if len(redundant):
+        problems.append(
+            f"a row without a slide is for a patient with no slide at all, but these patients have slides on other "
+            f"lines: line(s) {_rows(redundant)}; delete those rows (the report_path can go on a slide row)"
+        )
     for column in ("patient_id", "slide_id"):
         values = sheet[column].astype(str)
-        bad = sheet[~values.str.fullmatch(ID_PATTERN.pattern)]
+        bad = sheet[~values.str.fullmatch(ID_PATTERN.pattern) & ~(slideless if column == "slide_id" else False)]
         if len(bad):
             listed = "; ".join(f"line {i + 2}: {v!r}" for i, v in bad[column].items())
             problems.append(
                 f"'{column}' values must match {ID_PATTERN.pattern} (they become file names): {listed}"
             )
-    duplicated = sheet[sheet["slide_id"].duplicated(keep=False)]
+    duplicated = sheet[sheet["slide_id"].duplicated(keep=False) & ~slideless]
     if len(duplicated):
         listed = "; ".join(f"{sid!r} on lines {_rows(rows)}" for sid, rows in duplicated.groupby("slide_id"))
         problems.append(f"slide_id must be unique: {listed}")
@@ -82,6 +98,9 @@ def validate_sample_sheet(
     bad_mpp = sheet[(sheet["mpp"].notna() & mpp.isna()) | (mpp <= 0)]
     if len(bad_mpp):
         problems.append(f"'mpp' must be a positive number (µm per level-0 pixel) on line(s) {_rows(bad_mpp)}")
+    stray_mpp = sheet[slideless & mpp.notna()]
+    if len(stray_mpp):
+        problems.append(f"'mpp' is set on row(s) without a slide: line(s) {_rows(stray_mpp)}; leave it empty there")
     sheet["mpp"] = mpp
 
     def resolve(value: object) -> str | None:
@@ -103,7 +122,13 @@ def validate_sample_sheet(
         raise SampleSheetError(f"{source} has {len(problems)} problem(s):\n" + "\n".join(f"  - {p}" for p in problems))
     for column in ("patient_id", "slide_id", "label"):
         sheet[column] = sheet[column].astype(str)
+    sheet.loc[slideless, "slide_id"] = ""
     return sheet.reset_index(drop=True)
+
+
+def slide_rows(sheet: pd.DataFrame) -> pd.DataFrame:
+    """The rows that name a slide (patients without one have an empty ``slide_id``)."""
+    return sheet[sheet["slide_id"] != ""]
 
 
 def _conflicting_report_paths(sheet: pd.DataFrame) -> list[str]:

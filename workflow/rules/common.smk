@@ -15,7 +15,7 @@ from mosare.config import check_encoder_weights_configured, cohort_train_config,
 from mosare.embedding_chunks import embedding_chunks
 from mosare.encoder_specs import checkpoint_hint, encoder_spec
 from mosare.paths import ResultsLayout, encoder_dir_name
-from mosare.samples import ID_PATTERN, load_sample_sheet
+from mosare.samples import ID_PATTERN, load_sample_sheet, slide_rows
 from mosare.weights_fingerprint import read_fingerprint
 
 validate_config(config)
@@ -54,7 +54,8 @@ def cohort_classes(wildcards) -> list[str]:
 
 
 def slide_ids(cohort: str) -> list[str]:
-    return cohort_sheet(cohort)["slide_id"].tolist()
+    """The cohort's slides (patients without a slide have none)."""
+    return slide_rows(cohort_sheet(cohort))["slide_id"].tolist()
 
 
 def slide_row(cohort: str, slide_id: str) -> pd.Series:
@@ -110,7 +111,7 @@ def demo_config(wildcards) -> dict:
 
 def demo_slide_paths(wildcards) -> list[str]:
     """Every planned slide of a demo cohort (absolute paths, as in its planned sample sheet)."""
-    return cohort_sheet(wildcards.cohort)["slide_path"].tolist()
+    return slide_rows(cohort_sheet(wildcards.cohort))["slide_path"].tolist()
 
 
 # ---- Tiling (tiling.smk) -------------------------------------------------------------------------

@@ -32,7 +32,7 @@ rule fingerprint_encoder:
 
 
 for _cohort in COHORTS:
-    _slide_paths = dict(zip(cohort_sheet(_cohort)["slide_id"], cohort_sheet(_cohort)["slide_path"].astype(str)))
+    _slide_paths = dict(zip(slide_ids(_cohort), slide_rows(cohort_sheet(_cohort))["slide_path"].astype(str)))
     for _chunk in cohort_embedding_chunks(_cohort):
 
         rule:
