@@ -241,3 +241,16 @@ def test_features_from_another_encoder_and_a_missing_model_are_refused(cohort, t
         list(cohort_attention(loaded, root / "models" / "mosare", table, tmp_path / "features", root / "patches"))
     with pytest.raises(AttentionError, match=r"no final model 'abmil' .*found: \['mosare'\]"):
         write_cohort_attention(root / "models", root / "cohort.tsv", root / "features", root / "patches", {}, CLASSES, "abmil")
+
+
+def test_drawing_processes_write_the_same_pictures_to_the_same_slides(cohort, tmp_path):
+    root, outputs, _ = cohort
+    table = CohortTable(("P0",), ("A",), (PATIENTS["P0"],), np.array([[True, False, False]]))
+    table.write(tmp_path / "cohort.tsv")
+    parallel = {name: tmp_path / name for name in ("attention", "heatmaps", "montages")}
+    write_cohort_attention(
+        root / "models", tmp_path / "cohort.tsv", root / "features", root / "patches", parallel, CLASSES, workers=2
+    )
+    for name in ("heatmaps", "montages"):
+        for slide_id in PATIENTS["P0"]:
+            assert (parallel[name] / f"{slide_id}.png").read_bytes() == (outputs[name] / f"{slide_id}.png").read_bytes()

@@ -23,7 +23,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import multiprocessing
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -155,7 +157,7 @@ def cohort_attention(
                 _check_features(loaded, model_dir, store_path, slide_features)
             features.append(slide_features)
             coords.append(slide_coords)
-            footprints.append(int(open_store(patches_dir / f"{slide_id}.zarr").attrs["footprint_px"]))
+            footprints.append(PatchReading.of(patches_dir / f"{slide_id}.zarr").footprint_px)
         weights = patient_attention(loaded.model, loaded.normalisation, features) if slides else []
         for slide_id, slide_coords, slide_weights, footprint in zip(slides, coords, weights, footprints):
             yield SlideAttention(str(slide_id), str(patient_id), slide_coords, slide_weights, footprint)
@@ -233,28 +235,62 @@ def extreme_rows(attention: np.ndarray, count: int = MONTAGE_PATCHES) -> tuple[n
     return top, bottom
 
 
+@dataclasses.dataclass(frozen=True)
+class PatchReading:
+    """How the tiling stage reads a slide's patches (its patch store's attrs): where, at which level and size."""
+
+    slide_id: str
+    slide_path: str
+    mpp_level0: float
+    read_level: int
+    read_px: int
+    patch_px: int
+    footprint_px: int
+
+    @classmethod
+    def of(cls, patch_store: str | Path) -> PatchReading:
+        # Read here rather than through mosare.embedding.read_patch_grid: importing that module costs ~6 s of
+        # torchvision in every drawing worker.
+        attrs = dict(open_store(patch_store).attrs)
+        return cls(
+            slide_id=str(attrs.get("slide_id", Path(patch_store).name.removesuffix(".zarr"))),
+            slide_path=str(attrs["slide_path"]),
+            mpp_level0=float(attrs["mpp_level0"]),
+            read_level=int(attrs["read_level"]),
+            read_px=int(attrs["read_px"]),
+            patch_px=int(attrs["patch_px"]),
+            footprint_px=int(attrs["footprint_px"]),
+        )
+
+
 def read_extreme_patches(attention: SlideAttention, patch_store: str | Path) -> ExtremePatches:
     """Read the montage's patches from the slide, at the patch store's read level and size."""
-    from mosare.embedding import read_patch_grid
-
-    grid = read_patch_grid(patch_store)
+    reading = PatchReading.of(patch_store)
     top, bottom = extreme_rows(attention.attention)
     images: dict[int, np.ndarray] = {}
     if len(top):
-        with open_slide(grid.slide_path, slide_id=grid.slide_id, mpp_override=grid.mpp_level0) as slide:
+        with open_slide(reading.slide_path, slide_id=reading.slide_id, mpp_override=reading.mpp_level0) as slide:
             for row in [*top, *bottom]:
                 x, y = attention.coords[row]
-                images[int(row)] = slide.read_patch(int(x), int(y), grid.read_level, grid.read_px, grid.patch_px)
+                images[int(row)] = slide.read_patch(int(x), int(y), reading.read_level, reading.read_px, reading.patch_px)
     return ExtremePatches(top, [images[int(r)] for r in top], bottom, [images[int(r)] for r in bottom])
 
 
 def slide_thumbnail(patch_store: str | Path, max_px: int = THUMBNAIL_PX) -> tuple[np.ndarray, tuple[int, int]]:
     """The slide's thumbnail (longer side at most ``max_px``) and its level-0 dimensions."""
-    from mosare.embedding import read_patch_grid
-
-    grid = read_patch_grid(patch_store)
-    with open_slide(grid.slide_path, slide_id=grid.slide_id, mpp_override=grid.mpp_level0) as slide:
+    reading = PatchReading.of(patch_store)
+    with open_slide(reading.slide_path, slide_id=reading.slide_id, mpp_override=reading.mpp_level0) as slide:
         return slide.thumbnail(max_px), slide.dimensions
+
+
+def draw_slide_attention(attention: SlideAttention, patch_store: Path, heatmap: Path, montage: Path) -> str:
+    """Both pictures of one slide (reads its thumbnail and extreme patches); returns the slide id."""
+    from mosare.plots.attention import plot_attention_heatmap, plot_attention_montage
+
+    thumbnail, dimensions = slide_thumbnail(patch_store)
+    plot_attention_heatmap(attention, thumbnail, dimensions, heatmap)
+    plot_attention_montage(attention, read_extreme_patches(attention, patch_store), montage)
+    return attention.slide_id
 
 
 def write_cohort_attention(
@@ -265,12 +301,11 @@ def write_cohort_attention(
     outputs: Mapping[str, str | Path],
     classes: Sequence[str],
     model_name: str = ATTENTION_MODEL,
+    workers: int = 1,
 ) -> list[SlideAttention]:
     """Map ``model_name``'s patch attention over every slide of the cohort in ``cohort_table``; write, per slide,
     ``outputs["attention"]/{slide}.zarr`` and ``.geojson``, ``outputs["heatmaps"]/{slide}.png`` and
-    ``outputs["montages"]/{slide}.png``. Returns the slides' attention."""
-    from mosare.plots.attention import plot_attention_heatmap, plot_attention_montage
-
+    ``outputs["montages"]/{slide}.png`` (pictures drawn by ``workers`` processes). Returns the slides' attention."""
     model_dir = Path(models_dir) / model_name
     if not (model_dir / "model.json").exists():
         available = sorted(p.parent.name for p in Path(models_dir).glob("*/model.json"))
@@ -285,17 +320,27 @@ def write_cohort_attention(
     for folder in folders.values():
         folder.mkdir(parents=True, exist_ok=True)
     attrs = {"model": model_name, "model_dir": str(model_dir), "source_cohort": loaded.facts.cohort}
-    written = []
+    slides = []
     for slide in cohort_attention(loaded, model_dir, table, Path(features_dir), Path(patches_dir)):
-        patch_store = Path(patches_dir) / f"{slide.slide_id}.zarr"
         write_attention_store(slide, folders["attention"] / f"{slide.slide_id}.zarr", attrs)
         write_geojson(top_patch_geojson(slide), folders["attention"] / f"{slide.slide_id}.geojson")
-        thumbnail, dimensions = slide_thumbnail(patch_store)
-        plot_attention_heatmap(slide, thumbnail, dimensions, folders["heatmaps"] / f"{slide.slide_id}.png")
-        plot_attention_montage(slide, read_extreme_patches(slide, patch_store), folders["montages"] / f"{slide.slide_id}.png")
         log.info(
             "slide %s (patient %s): %d patches, %.3f of the patient's attention", slide.slide_id, slide.patient_id,
             slide.n_patches, slide.patient_share,
         )  # fmt: skip
-        written.append(slide)
-    return written
+        slides.append(slide)
+    jobs = [
+        (slide, Path(patches_dir) / f"{slide.slide_id}.zarr", folders["heatmaps"] / f"{slide.slide_id}.png",
+         folders["montages"] / f"{slide.slide_id}.png")
+        for slide in slides
+    ]  # fmt: skip
+    if workers > 1 and len(jobs) > 1:
+        # Drawing dominates (~2 s a slide); spawned workers, as forking a process that has run torch can hang.
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context) as pool:
+            for slide_id in pool.map(draw_slide_attention, *zip(*jobs)):
+                log.info("slide %s: heatmap and montage drawn", slide_id)
+    else:
+        for job in jobs:
+            draw_slide_attention(*job)
+    return slides
