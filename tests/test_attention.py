@@ -87,7 +87,7 @@ def cohort(tmp_path_factory):
     save_untrained_mosare(root / "models" / "mosare")
     outputs = {name: root / "out" / name for name in ("attention", "heatmaps", "montages")}
     slides = write_cohort_attention(
-        root / "models", root / "cohort.tsv", root / "features", root / "patches", outputs, CLASSES
+        root / "models", root / "cohort.tsv", root / "features", root / "patches", outputs, CLASSES, "mosare"
     )
     return root, outputs, {slide.slide_id: slide for slide in slides}
 
@@ -249,7 +249,7 @@ def test_drawing_processes_write_the_same_pictures_to_the_same_slides(cohort, tm
     table.write(tmp_path / "cohort.tsv")
     parallel = {name: tmp_path / name for name in ("attention", "heatmaps", "montages")}
     write_cohort_attention(
-        root / "models", tmp_path / "cohort.tsv", root / "features", root / "patches", parallel, CLASSES, workers=2
+        root / "models", tmp_path / "cohort.tsv", root / "features", root / "patches", parallel, CLASSES, "mosare", workers=2
     )
     for name in ("heatmaps", "montages"):
         for slide_id in PATIENTS["P0"]:

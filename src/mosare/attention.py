@@ -43,7 +43,6 @@ from mosare.stores import open_store, write_store
 
 log = logging.getLogger(__name__)
 
-ATTENTION_MODEL = "mosare"  # the final model whose patch attention is mapped (the full MoSARe model)
 SCORE_COLUMNS = ("attention", "attention_rank")
 GEOJSON_TOP_PATCHES = 100
 MONTAGE_PATCHES = 8  # highest and lowest each
@@ -300,7 +299,7 @@ def write_cohort_attention(
     patches_dir: str | Path,
     outputs: Mapping[str, str | Path],
     classes: Sequence[str],
-    model_name: str = ATTENTION_MODEL,
+    model_name: str,
     workers: int = 1,
 ) -> list[SlideAttention]:
     """Map ``model_name``'s patch attention over every slide of the cohort in ``cohort_table``; write, per slide,

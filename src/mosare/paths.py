@@ -55,6 +55,7 @@ class ResultsLayout:
     demo_reports = _Location("demo/{cohort}/reports")
     demo_overview = _Location("demo/{cohort}/overview.png")
     # Per slide, and the encoder's weights fingerprint.
+    patch_dir = _Location("{cohort}/patches")
     patch_store = _Location("{cohort}/patches/{slide_id}.zarr")
     tissue_qc = _Location("{cohort}/qc/tissue/{slide_id}.png")
     encoder_fingerprint = _Location("encoders/{encoder}.json")
@@ -82,6 +83,9 @@ class ResultsLayout:
     deploy_predictions = _Location("{source}/deploy/{target}/predictions.tsv")
     deploy_metrics = _Location("{source}/deploy/{target}/metrics.tsv")
     deploy_roc = _Location("{source}/deploy/{target}/roc.png")
+    deploy_attention = _Location("{source}/deploy/{target}/attention")  # {slide}.zarr, {slide}.geojson
+    deploy_attention_heatmaps = _Location("{source}/deploy/{target}/attention_heatmaps")  # {slide}.png
+    deploy_attention_montages = _Location("{source}/deploy/{target}/attention_montages")  # {slide}.png
 
     @property
     def demo_root(self) -> str:

@@ -84,7 +84,7 @@ def get_final_output() -> list[str]:
     """Every cohort's metrics and its cohort-level figures."""
     figures = [LAYOUT.cohort_figure(cohort, name) for cohort in COHORTS for name in COHORT_FIGURES]
     deployed = [LAYOUT.deploy_predictions(source, target) for source, target in deploy_pairs(config)]
-    return [LAYOUT.metrics(cohort) for cohort in COHORTS] + figures + deployed
+    return [LAYOUT.metrics(cohort) for cohort in COHORTS] + figures + deployed + deployed_attention()
 
 
 def code_hash(stage: str) -> str:
@@ -368,3 +368,24 @@ def deploy_gmm_dir(wildcards) -> str:
 
 def deploy_classes(wildcards) -> list[str]:
     return config["cohorts"][wildcards.target]["classes"]
+
+
+def deploy_patch_stores(wildcards) -> list[str]:
+    return [LAYOUT.patch_store(wildcards.target, slide_id) for slide_id in slide_ids(wildcards.target)]
+
+
+def deploy_patches_dir(wildcards) -> str:
+    return LAYOUT.patch_dir(wildcards.target)
+
+
+ATTENTION_MODEL = "mosare"  # the final model whose patch attention rule deploy_attention maps
+
+
+def deployed_attention() -> list[str]:
+    """Attention folders of every deploy pair whose source trains the mapped model and whose target has slides
+    (about 1-2 s of drawing per slide, on rule deploy_attention's threads)."""
+    return [
+        LAYOUT.deploy_attention(source, target)
+        for source, target in deploy_pairs(config)
+        if ATTENTION_MODEL in cohort_train_config(config, source)["models"] and slide_ids(target)
+    ]
