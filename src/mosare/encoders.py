@@ -27,7 +27,7 @@ from mosare.encoder_specs import (
     load_object,
     with_model_facts,
 )
-from mosare.patch_preprocessing import INTERPOLATIONS, resize_crop_transform
+from mosare.patch_preprocessing import resize_crop_transform
 
 UNI_KWARGS: dict[str, object] = dict(
     img_size=224, patch_size=16, init_values=1e-5, num_classes=0, dynamic_img_size=True
@@ -257,7 +257,7 @@ def create_encoder(
         input_px=spec.input_px,
         mean=spec.mean,
         std=spec.std,
-        interpolation=INTERPOLATIONS[spec.interpolation],
+        interpolation=v2.InterpolationMode(spec.interpolation),
         autocast_dtype=getattr(torch, spec.cuda_dtype),
         weights_path=str(weights),
         device=device,
