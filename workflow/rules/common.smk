@@ -153,8 +153,9 @@ def tissue_qc_pictures(cohort: str) -> list[str]:
 # threads) all come from it (mosare.encoder_specs), so adding an encoder needs no edit here.
 EMBEDDING_SPEC = encoder_spec(config["encoder"]["name"])
 EMBEDDING_LOG = f"{RESULTS}/logs/embed_slide/{{cohort}}/{encoder_slug()}/{{slide_id}}.log"
-# Settings that decide which slides share a job or where it runs, not what it computes: changing them reruns nothing.
-EMBEDDING_PLACEMENT_KEYS = ("slides_per_job", "job_resources")
+# Settings that decide which slides share a job, how it reads or where it runs, not what it computes (features are
+# bit-identical whatever the workers or the chunk, tests/test_embedding.py): changing them reruns nothing.
+EMBEDDING_PLACEMENT_KEYS = ("slides_per_job", "job_resources", "num_workers")
 
 
 def cohort_embedding_chunks(cohort: str) -> list:
