@@ -6,14 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mosare.report_cleaning import ReportError, clean_report, compile_leak_patterns, leak_patterns
 from mosare.stores import open_store
 from mosare.text import (
-    ReportError,
     build_text_store,
-    clean_report,
-    compile_leak_patterns,
     encode_reports,
-    leak_patterns,
     load_text_model,
     read_report,
     read_reports,
