@@ -20,6 +20,7 @@ import numpy as np
 from mosare import tissue_saturation  # noqa: F401
 from mosare.patch_geometry import PatchGeometry, patch_geometry
 from mosare.patch_grid import grid_starts, mask_cell_fractions
+from mosare.slide_qc import FinePassQC, slide_qc_metrics
 from mosare.slides import DEFAULT_MAX_UNREADABLE_FRACTION, Slide, SlideError, UnreadableTile, open_slide
 from mosare.stores import write_store
 from mosare.tissue import TissueMask, TissueParams, detect_tissue, fine_cell_fractions
@@ -29,6 +30,11 @@ log = logging.getLogger(__name__)
 THUMBNAIL_PX = 1600  # longer side of the QC picture's thumbnail
 
 
+def kept_cells(fractions: np.ndarray, min_tissue_fraction: float) -> np.ndarray:
+    """Grid cells kept as patches: at least ``min_tissue_fraction`` tissue, and some tissue at all."""
+    return (fractions >= min_tissue_fraction) & (fractions > 0)
+
+
 def patch_coords(
     fractions: np.ndarray, xs: np.ndarray, ys: np.ndarray, min_tissue_fraction: float
 ) -> np.ndarray:
@@ -36,7 +42,7 @@ def patch_coords(
 
     A cell without any tissue is never kept, even at ``min_tissue_fraction`` 0.
     """
-    rows, cols = np.nonzero((fractions >= min_tissue_fraction) & (fractions > 0))
+    rows, cols = np.nonzero(kept_cells(fractions, min_tissue_fraction))
     return np.stack([xs[cols], ys[rows]], axis=1).astype(np.int64)
 
 
@@ -147,7 +153,8 @@ def tile_slide(
         patch_area_um2 = (patch_px * target_mpp) ** 2
         tissue = detect_tissue(slide, params, params.min_piece_um2(patch_area_um2))
         xs, ys = grid_starts(slide.dimensions, geometry.footprint_px)
-        fractions = fine_cell_fractions(slide, tissue, params, xs, ys, geometry.footprint_px)
+        fine_qc = FinePassQC()
+        fractions = fine_cell_fractions(slide, tissue, params, xs, ys, geometry.footprint_px, fine_qc.add)
         coords = patch_coords(fractions, xs, ys, min_fraction)
         _log_tissue(slide_id, label, tissue, coords, params, slide, geometry, min_fraction, fractions)
         image = slide.thumbnail(THUMBNAIL_PX) if thumbnail else None
@@ -180,6 +187,11 @@ def tile_slide(
             "tissue_area_um2": tissue.area_um2,
             "level_dimensions": [list(d) for d in slide.level_dimensions],
             "unreadable_tiles": [tile.as_dict() for tile in unreadable],
+            "qc": slide_qc_metrics(
+                fine=fine_qc, tissue_mask=tissue.mask, tissue_mpp=tissue.mpp, ink=tissue.ink,
+                fractions=fractions, kept=kept_cells(fractions, min_fraction),
+                unreadable_fraction=slide.unreadable_fraction,
+            ),
         }
         write_store(store_path, {"coords": coords}, attrs)
         return TilingResult(

@@ -19,7 +19,7 @@ from __future__ import annotations
 import importlib
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -243,6 +243,7 @@ def fine_cell_fractions(
     xs: np.ndarray,
     ys: np.ndarray,
     footprint_px: int,
+    observer: Callable[[np.ndarray, np.ndarray], None] | None = None,
 ) -> np.ndarray:
     """Each grid cell's tissue fraction from the fine pass, shape (len(ys), len(xs)); refines ``tissue.mask``.
 
@@ -251,6 +252,7 @@ def fine_cell_fractions(
     and specks dropped on the coarse pass stay out. The coarse mask is then redrawn from the fine pixels (a
     coarse pixel is tissue when at least half of it is), so the QC outline and the tissue area follow the fine
     pass too. When the coarse pass is not coarser than ``fraction_mpp``, the coarse mask's fractions are used.
+    ``observer`` is called with each region's RGB pixels and fine tissue mask (the slide QC metrics).
     """
     coarse = mask_cell_fractions(tissue.mask, tissue.downsample, xs, ys, footprint_px)
     level, factor, fine_downsample = _fine_read(slide, params.fraction_mpp)
@@ -291,7 +293,10 @@ def fine_cell_fractions(
                 region, slide.mpp * fine_downsample, tissue, near_ink[np.ix_(region_row, region_col)]
             )[top : top + height, left : left + width]
             coarse_row, coarse_col = region_row[top : top + height], region_col[left : left + width]
-            fine = (fine & allowed[np.ix_(coarse_row, coarse_col)]).astype(np.int32)
+            fine = fine & allowed[np.ix_(coarse_row, coarse_col)]
+            if observer is not None:
+                observer(region[top : top + height, left : left + width], fine)
+            fine = fine.astype(np.int32)
             centre_x = x + (np.arange(width) + 0.5) * fine_downsample
             cell_col = ((centre_x - x) // footprint_px).astype(np.int64)
             _, cols, tissue_px = bin_sums(fine.sum(axis=0, keepdims=True), np.zeros(1, np.int64), cell_col)

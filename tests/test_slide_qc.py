@@ -1,0 +1,175 @@
+"""mosare.slide_qc: slide quality metrics move the right way on generated tiles and slides."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from qc_slides import EOSIN, HEMATOXYLIN, INKS, blurred, folded, he_tile, stained_rgb, write_qc_slide
+
+from mosare.slide_qc import (
+    QC_METRICS,
+    FinePassQC,
+    brightness_contrast,
+    dark_fraction,
+    ink_fraction,
+    macenko_stain_vectors,
+    patch_coverage,
+    piece_count,
+    sharpness,
+    stain_densities,
+)
+from mosare.stores import open_store
+from mosare.tiling import tile_slide
+
+ALL = np.ones((512, 512), bool)
+TILING = {"target_mpp": 0.5, "patch_px": 256, "min_tissue_fraction": 0.5, "tissue": {"min_tissue_area_um2": 50_000.0}}
+
+
+def angle_deg(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.degrees(np.arccos(np.clip(a @ b / np.linalg.norm(a) / np.linalg.norm(b), -1, 1))))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_sharpness_falls_with_every_step_of_blur(seed):
+    tile = he_tile(seed=seed)
+    scores = [sharpness(tile if sigma == 0 else blurred(tile, sigma), ALL) for sigma in (0, 0.7, 1.5, 3, 6)]
+    assert all(later < earlier for earlier, later in zip(scores, scores[1:])), scores
+    assert scores[-1] < 0.05 * scores[0]
+
+
+def test_sharpness_ignores_the_tissue_edge_and_glass():
+    tile = he_tile()
+    half = np.zeros_like(ALL)
+    half[:, :256] = True
+    glassy = tile.copy()
+    glassy[:, 256:] = 243  # a hard tissue/glass edge at the mask's border must not add "detail"
+    assert sharpness(glassy, half) == pytest.approx(sharpness(tile[:, :256], ALL[:, :256]), rel=0.05)
+    assert np.isnan(sharpness(tile, np.zeros_like(ALL)))
+
+
+@pytest.mark.parametrize("h_scale", [0.8, 0.5, 0.2])
+def test_faded_hematoxylin_lowers_h_optical_density_only(h_scale):
+    normal, faded = he_tile(), he_tile(h_scale=h_scale)
+    h_normal, e_normal = stain_densities(normal.reshape(-1, 3))
+    h_faded, e_faded = stain_densities(faded.reshape(-1, 3))
+    assert h_faded < h_normal
+    assert abs(e_faded - e_normal) < abs(h_faded - h_normal)
+
+
+def test_faded_eosin_lowers_e_optical_density():
+    h_normal, e_normal = stain_densities(he_tile().reshape(-1, 3))
+    h_faded, e_faded = stain_densities(he_tile(e_scale=0.4).reshape(-1, 3))
+    assert e_faded < e_normal
+    assert abs(h_faded - h_normal) < abs(e_faded - e_normal)
+
+
+def test_brightness_rises_and_contrast_falls_when_the_stain_fades():
+    bright, contrast = brightness_contrast(he_tile(), ALL)
+    faded_bright, faded_contrast = brightness_contrast(he_tile(h_scale=0.4, e_scale=0.4), ALL)
+    assert faded_bright > bright and faded_contrast < contrast
+
+
+def test_a_fold_raises_the_dark_fraction():
+    tile = he_tile()
+    assert dark_fraction(folded(tile, 0.5), ALL) > dark_fraction(tile, ALL) + 0.05
+    assert dark_fraction(np.full((8, 8, 3), 243, np.uint8), np.ones((8, 8), bool)) == 0.0
+
+
+@pytest.mark.parametrize("order", ["as drawn", "shuffled", "reversed"])
+def test_macenko_recovers_the_stain_vectors_of_a_known_mixture(order):
+    rng = np.random.default_rng(0)
+    # Independent concentrations: some pixels are nearly pure hematoxylin, some nearly pure eosin, as in tissue.
+    hematoxylin = rng.exponential(0.5, (300, 300)).astype(np.float32)
+    eosin = rng.exponential(0.5, (300, 300)).astype(np.float32)
+    pixels = stained_rgb(hematoxylin, eosin).reshape(-1, 3)
+    if order == "shuffled":
+        pixels = pixels[rng.permutation(len(pixels))]
+    elif order == "reversed":
+        pixels = pixels[::-1]
+    stains = macenko_stain_vectors(pixels)
+    assert stains.shape == (2, 3)
+    np.testing.assert_allclose(np.linalg.norm(stains, axis=1), 1.0)
+    assert angle_deg(stains[0], HEMATOXYLIN) < 5
+    assert angle_deg(stains[1], EOSIN) < 5
+
+
+def test_macenko_on_glass_alone_is_nan():
+    assert np.isnan(macenko_stain_vectors(np.full((100, 3), 243, np.uint8))).all()
+
+
+def test_ink_fraction_counts_ink_outside_tissue():
+    tissue = np.zeros((10, 10), bool)
+    tissue[:, :5] = True
+    ink = np.zeros_like(tissue)
+    ink[:, 4:6] = True  # one column overlaps tissue and is counted as tissue
+    assert ink_fraction(ink, tissue) == pytest.approx(10 / 60)
+    assert ink_fraction(None, tissue) == 0.0
+    assert ink_fraction(None, np.zeros_like(tissue)) == 0.0
+
+
+def test_patch_coverage_and_pieces():
+    fractions = np.array([[1.0, 0.6, 0.2], [0.0, 0.1, 0.1]])
+    kept = fractions >= 0.5
+    assert patch_coverage(fractions, kept) == pytest.approx(1.6 / 2.0)
+    assert np.isnan(patch_coverage(np.zeros((2, 2)), np.zeros((2, 2), bool)))
+    mask = np.zeros((9, 9), bool)
+    mask[1:3, 1:3] = mask[5:8, 5:8] = mask[0, 8] = True
+    assert piece_count(mask) == 3
+
+
+def test_fine_pass_accumulation_equals_the_whole_image_metrics():
+    tile = blurred(he_tile(), 0.5)
+    tissue = np.ones(tile.shape[:2], bool)
+    tissue[:, 300:] = False
+    whole = FinePassQC()
+    whole.add(tile, tissue)
+    values = whole.metrics()
+    assert values["sharpness"] == pytest.approx(sharpness(tile, tissue), rel=1e-6)
+    assert (values["brightness"], values["contrast"]) == pytest.approx(brightness_contrast(tile, tissue), rel=1e-6)
+    assert values["dark_fraction"] == pytest.approx(dark_fraction(tile, tissue))
+    assert (values["od_hematoxylin"], values["od_eosin"]) == pytest.approx(stain_densities(tile[tissue]), rel=0.02)
+    # Split into regions, brightness and dark area are exact sums; the stain means come from a sample.
+    pieces = FinePassQC()
+    for rows in (slice(0, 200), slice(200, 512)):
+        pieces.add(tile[rows], tissue[rows])
+    split = pieces.metrics()
+    assert split["brightness"] == pytest.approx(values["brightness"], rel=1e-9)
+    assert split["dark_fraction"] == pytest.approx(values["dark_fraction"], rel=1e-9)
+    assert split["od_hematoxylin"] == pytest.approx(values["od_hematoxylin"], rel=0.02)
+    assert np.isnan(FinePassQC().metrics()["sharpness"])
+
+
+@pytest.fixture(scope="module")
+def tiled_qc(tmp_path_factory):
+    """The patch-store ``qc`` of a normal slide and of its altered copies, tiled as the workflow does."""
+    folder = tmp_path_factory.mktemp("qc_slides")
+    variants = {
+        "normal": {}, "blurred": {"blur_sigma": 3.0}, "faded": {"h_scale": 0.4}, "folded": {"fold": True},
+        **{f"{ink}_pen": {"ink": ink} for ink in INKS},
+    }
+    found = {}
+    for name, alteration in variants.items():
+        slide = write_qc_slide(folder / f"{name}.svs", **alteration)
+        tile_slide(slide, folder / f"{name}.zarr", slide_id=name, tiling=TILING)
+        found[name] = dict(open_store(folder / f"{name}.zarr").attrs)["qc"]
+    return found
+
+
+def test_tiling_stores_every_qc_metric(tiled_qc):
+    qc = tiled_qc["normal"]
+    assert list(qc) == list(QC_METRICS)
+    assert qc["n_pieces"] == 2 and qc["n_patches"] > 0
+    # Two discs of radius 0.22 mm on a 1 mm slide.
+    assert qc["tissue_area_mm2"] == pytest.approx(2 * np.pi * 0.22**2, rel=0.1)
+    assert 0.5 < qc["patch_coverage"] <= 1.0
+    assert qc["ink_fraction"] == 0.0 and qc["unreadable_fraction"] == 0.0
+    assert all(value is not None for value in qc.values())
+
+
+def test_tiled_copies_move_their_metric_the_right_way(tiled_qc):
+    normal = tiled_qc["normal"]
+    assert tiled_qc["blurred"]["sharpness"] < 0.5 * normal["sharpness"]
+    assert tiled_qc["faded"]["od_hematoxylin"] < 0.7 * normal["od_hematoxylin"]
+    assert tiled_qc["folded"]["dark_fraction"] > normal["dark_fraction"] + 0.03
+    for ink in INKS:
+        assert tiled_qc[f"{ink}_pen"]["ink_fraction"] > 0.1, ink
