@@ -199,7 +199,7 @@ UNI_HINT = (
 
 # Job memory: efficientnet-lite0's measured peak is ~1.9 GB PSS at batch 64 on a CPU (most of it the batch's
 # activations); the ViTs hold fp32 weights on the host while loading (1.2 / 2.7 GB) plus decode workers.
-register_encoder(
+UNI = register_encoder(
     EncoderSpec(
         name="uni",
         description="UNI v1 (MahmoodLab), ViT-L/16, 1024-d; access-gated weights given by the user",
@@ -219,24 +219,18 @@ register_encoder(
         decode_workers=8,
     )
 )
+# UNI2-h keeps UNI's preprocessing, weight rules and job shape; it is wider, larger and runs in bfloat16.
 register_encoder(
-    EncoderSpec(
+    replace(
+        UNI,
         name="uni2-h",
         description="UNI2-h, ViT-g/14 with 8 register tokens and SwiGLU, 1536-d; same weight rules as uni",
         builder="mosare.encoders:build_uni2_h",
         dim=1536,
-        input_px=224,
-        mean=IMAGENET_MEAN,
-        std=IMAGENET_STD,
-        interpolation="bilinear",
         cuda_dtype="bfloat16",
-        weights="checkpoint",
         weights_hint=UNI_HINT.format(repo="MahmoodLab/UNI2-h"),
         weights_mb=2730,
         mem_mb=12000,
-        gpus=1,
-        threads=10,
-        decode_workers=8,
     )
 )
 register_encoder(
