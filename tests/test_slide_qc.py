@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from qc_slides import EOSIN, HEMATOXYLIN, INKS, blurred, folded, he_tile, stained_rgb, write_qc_slide
 
@@ -18,6 +19,7 @@ from mosare.slide_qc import (
     sharpness,
     stain_densities,
 )
+from mosare.slide_qc_table import read_flagged_slides, slide_flags, slide_qc_table, write_slide_qc_table
 from mosare.stores import open_store
 from mosare.tiling import tile_slide
 
@@ -140,19 +142,24 @@ def test_fine_pass_accumulation_equals_the_whole_image_metrics():
 
 
 @pytest.fixture(scope="module")
-def tiled_qc(tmp_path_factory):
-    """The patch-store ``qc`` of a normal slide and of its altered copies, tiled as the workflow does."""
+def tiled_stores(tmp_path_factory):
+    """Patch stores of eight normal slides and of altered copies of the first, tiled as the workflow does."""
     folder = tmp_path_factory.mktemp("qc_slides")
     variants = {
-        "normal": {}, "blurred": {"blur_sigma": 3.0}, "faded": {"h_scale": 0.4}, "folded": {"fold": True},
+        "normal": {}, **{f"normal_{seed}": {"seed": seed} for seed in range(1, 8)}, "blurred": {"blur_sigma": 3.0}, "faded": {"h_scale": 0.4}, "folded": {"fold": True},
         **{f"{ink}_pen": {"ink": ink} for ink in INKS},
     }
-    found = {}
+    stores = {}
     for name, alteration in variants.items():
         slide = write_qc_slide(folder / f"{name}.svs", **alteration)
-        tile_slide(slide, folder / f"{name}.zarr", slide_id=name, tiling=TILING)
-        found[name] = dict(open_store(folder / f"{name}.zarr").attrs)["qc"]
-    return found
+        stores[name] = folder / f"{name}.zarr"
+        tile_slide(slide, stores[name], slide_id=name, tiling=TILING)
+    return stores
+
+
+@pytest.fixture(scope="module")
+def tiled_qc(tiled_stores):
+    return {name: dict(open_store(store).attrs)["qc"] for name, store in tiled_stores.items()}
 
 
 def test_tiling_stores_every_qc_metric(tiled_qc):
@@ -173,3 +180,67 @@ def test_tiled_copies_move_their_metric_the_right_way(tiled_qc):
     assert tiled_qc["folded"]["dark_fraction"] > normal["dark_fraction"] + 0.03
     for ink in INKS:
         assert tiled_qc[f"{ink}_pen"]["ink_fraction"] > 0.1, ink
+
+
+def test_flags_catch_every_altered_copy_in_a_cohort_of_normal_ones(tiled_stores, tmp_path):
+    table = slide_qc_table(tiled_stores)
+    write_slide_qc_table(table, tmp_path / "slide_qc.tsv")
+    flagged = read_flagged_slides(tmp_path / "slide_qc.tsv")
+    normals = {name for name in tiled_stores if name.startswith("normal")}
+    assert not normals & set(flagged), {name: flagged[name] for name in normals & set(flagged)}
+    assert set(flagged) == set(tiled_stores) - normals
+    assert "sharpness low" in flagged["blurred"]
+    assert "od_hematoxylin low" in flagged["faded"]
+    assert "dark_fraction high" in flagged["folded"]
+    for ink in INKS:
+        assert "ink_fraction high" in flagged[f"{ink}_pen"], ink
+    assert list(table.columns) == ["slide_id", *QC_METRICS, "flags"]
+
+
+def qc_rows(n: int, **columns) -> pd.DataFrame:
+    """``n`` identical, unremarkable slides, with the given columns overridden."""
+    rng = np.random.default_rng(0)
+    base = {metric: 1.0 + 0.01 * rng.standard_normal(n) for metric in QC_METRICS}
+    base.update(n_patches=np.full(n, 100.0), unreadable_fraction=np.zeros(n), ink_fraction=np.zeros(n))
+    base.update(dark_fraction=np.zeros(n))
+    base.update(columns)
+    return pd.DataFrame({"slide_id": [f"s{i}" for i in range(n)], **base})
+
+
+def test_identical_slides_flag_nothing_even_with_zero_mad():
+    assert (slide_flags(qc_rows(10)) == "").all()
+
+
+@pytest.mark.parametrize("position", [0, 4, 9])
+def test_few_patches_are_flagged_at_any_position_and_cohort_size(position):
+    for n in (1, 3, 10):
+        if position >= n:
+            continue
+        patches = np.full(n, 100.0)
+        patches[position] = 15
+        flags = slide_flags(qc_rows(n, n_patches=patches), min_patches=16)
+        assert flags.iloc[position].startswith("n_patches 15 < 16")
+        assert (flags.drop(flags.index[position]) == "").all()
+
+
+def test_small_cohorts_get_only_the_absolute_floors():
+    sharpness_values = np.array([1.0, 1.0, 1.0, 0.01])
+    assert (slide_flags(qc_rows(4, sharpness=sharpness_values)) == "").all()
+    flags = slide_flags(qc_rows(5, sharpness=np.append(sharpness_values, 1.0)))
+    assert flags.iloc[3].startswith("sharpness low")
+
+
+def test_mad_k_sets_how_far_is_too_far():
+    brightness = np.array([100.0, 101, 99, 100, 102, 98, 100, 112])  # MAD 1 -> spread 2 (the floor): z +6
+    assert "brightness high" in slide_flags(qc_rows(8, brightness=brightness), mad_k=3.5).iloc[-1]
+    assert slide_flags(qc_rows(8, brightness=brightness), mad_k=7).iloc[-1] == ""
+
+
+def test_unreadable_area_and_missing_metrics_are_flagged():
+    unreadable = np.zeros(6)
+    unreadable[2] = 0.02
+    table = qc_rows(6, unreadable_fraction=unreadable)
+    table.loc[4, list(QC_METRICS)] = np.nan
+    flags = slide_flags(table)
+    assert "unreadable_fraction 0.020 > 0.01" in flags.iloc[2]
+    assert flags.iloc[4] == "no QC metrics"
