@@ -12,18 +12,13 @@ import torch
 from synthetic_slides import write_slide, tissue_image
 
 import mosare
-from mosare.attention import (
-    AttentionError,
-    cohort_attention,
-    extreme_rows,
-    read_extreme_patches,
-    write_cohort_attention,
-)
+from mosare.attention import AttentionError, cohort_attention, write_cohort_attention
 from mosare.cohort import CohortTable
 from mosare.final_models import FinalModelFacts, InputFacts, ModelMismatchError, load_final_model, save_final_model
 from mosare.fold_inputs import Normalisation
 from mosare.model import ModelDims, build_model
 from mosare.plots.attention import attention_grid
+from mosare.slide_attention import extreme_rows, read_extreme_patches
 from mosare.slides import open_slide
 from mosare.stores import open_store, write_store
 from mosare.tiling import tile_slide

@@ -1,5 +1,6 @@
 """Where the model looked: the patch attention heatmap over a slide's thumbnail, and the montage of its highest- and
-lowest-attention patches, drawn from what :mod:`mosare.attention` computed."""
+lowest-attention patches, drawn from what :mod:`mosare.attention` computed and
+:mod:`mosare.slide_attention` read from the slide."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import numpy as np
 from mosare.plots import save_png
 
 if TYPE_CHECKING:
-    from mosare.attention import ExtremePatches, SlideAttention
+    from mosare.slide_attention import ExtremePatches, SlideAttention
 
 COLOUR_MAP = "turbo"
 OVERLAY_ALPHA = 0.55
