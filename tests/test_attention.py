@@ -28,8 +28,9 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 CLASSES = ["A", "B"]
 WSI_DIM = 16
 TILING = {"target_mpp": 0.5, "patch_px": 32, "min_tissue_fraction": 0.5}  # read at level 1 (2x)
-# Patient -> slides: two slides, one slide, a slide with no tissue (zero patches), no slide at all.
-PATIENTS = {"P0": ("P0-a", "P0-b"), "P1": ("P1-a",), "P2": ("P2-blank",), "P3": ()}
+# Patient -> slides: two slides, one slide, a slide with no tissue (zero patches), no slide at all, an empty slide
+# listed before a slide with patches.
+PATIENTS = {"P0": ("P0-a", "P0-b"), "P1": ("P1-a",), "P2": ("P2-blank",), "P3": (), "P4": ("P4-blank", "P4-a")}
 
 
 def save_untrained_mosare(directory, seed: int = 0) -> None:
@@ -76,8 +77,8 @@ def cohort(tmp_path_factory):
             path = write_slide(root / "slides" / f"{slide_id}.svs", image, mpp=0.25, downsamples=(1, 2, 4))
             result = tile_slide(path, root / "patches" / f"{slide_id}.zarr", slide_id=slide_id, tiling=TILING)
             write_features(root / "features" / f"{slide_id}.zarr", result.coords, seed=10 * k + j)
-    present = np.array([[bool(s) and not s[0].endswith("blank"), False, False] for s in PATIENTS.values()])
-    table = CohortTable(tuple(PATIENTS), ("A", "B", "A", ""), tuple(PATIENTS.values()), present)
+    present = np.array([[any(not s.endswith("blank") for s in slides), False, False] for slides in PATIENTS.values()])
+    table = CohortTable(tuple(PATIENTS), ("A", "B", "A", "", "B"), tuple(PATIENTS.values()), present)
     table.write(root / "cohort.tsv")
     save_untrained_mosare(root / "models" / "mosare")
     outputs = {name: root / "out" / name for name in ("attention", "heatmaps", "montages")}
@@ -97,7 +98,8 @@ def test_every_slide_gets_a_store_geojson_heatmap_and_montage_and_the_generated_
     for name in ("heatmaps", "montages"):
         assert sorted(p.name for p in outputs[name].iterdir()) == [f"{s}.png" for s in every_slide]
         assert all(p.stat().st_size > 1000 for p in outputs[name].iterdir())
-    assert all(slides[s].n_patches >= 10 for s in ("P0-a", "P0-b", "P1-a")), "tiling found too little tissue"
+    assert all(slides[s].n_patches >= 10 for s in ("P0-a", "P0-b", "P1-a", "P4-a")), "tiling found too little tissue"
+    assert slides["P2-blank"].n_patches == slides["P4-blank"].n_patches == 0
 
 
 def test_stored_coords_are_the_feature_stores_and_scores_sum_to_one_per_patient(cohort):
@@ -118,6 +120,7 @@ def test_stored_coords_are_the_feature_stores_and_scores_sum_to_one_per_patient(
                 assert scores[:, 1].min() == 0 and scores[:, 1].max() == 1
                 assert (np.argsort(scores[:, 0], kind="stable") == np.argsort(scores[:, 1], kind="stable")).all()
     assert np.isclose(totals["P0"], 1) and np.isclose(totals["P1"], 1) and totals["P2"] == 0
+    assert np.isclose(totals["P4"], 1), "an empty slide takes no attention from its patient's other slide"
     shares = [open_store(outputs["attention"] / f"{s}.zarr").attrs["patient_share"] for s in PATIENTS["P0"]]
     assert 0 < min(shares) and max(shares) < 1, "a two-slide patient's attention is shared between its slides"
 
