@@ -383,10 +383,10 @@ ATTENTION_MODEL = "mosare"  # the final model whose patch attention rule deploy_
 
 
 def deployed_attention() -> list[str]:
-    """Attention folders of every deploy pair whose source trains the mapped model and whose target has slides
-    (about 1-2 s of drawing per slide, on rule deploy_attention's threads)."""
+    """Attention folders of every deploy pair whose source trains the mapped model on slides and whose target has
+    slides (about 1-2 s of drawing per slide, on rule deploy_attention's threads)."""
     return [
         LAYOUT.deploy_attention(source, target)
         for source, target in deploy_pairs(config)
-        if ATTENTION_MODEL in cohort_train_config(config, source)["models"] and slide_ids(target)
+        if ATTENTION_MODEL in cohort_train_config(config, source)["models"] and slide_ids(source) and slide_ids(target)
     ]
