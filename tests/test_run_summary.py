@@ -115,3 +115,38 @@ def test_an_unreadable_output_becomes_one_line_and_other_cohorts_are_still_summa
 
 def test_without_any_outputs_the_summary_says_so(tmp_path):
     assert run_summary(tmp_path / "results", ["a", "b"], PATHS).splitlines()[1] == "  no cohort outputs yet"
+
+
+def test_summary_lists_slides_flagged_by_slide_qc_with_their_reasons(tmp_path):
+    import pandas as pd
+
+    results = tmp_path / "results"
+    slides = [f"s{i:02d}" for i in range(14)]
+    for slide in slides:
+        write_patch_store(results, "lung", slide, 50)
+    flags = ["" if i < 2 else f"sharpness low (z -{i}.0)" for i in range(14)]
+    flags[2] = "ink_fraction high (z +9.0); n_patches 3 < 16"
+    pd.DataFrame({"slide_id": slides, "sharpness": 1.0, "flags": flags}).to_csv(
+        results / "lung" / "slide_qc.tsv", sep="\t", index=False
+    )
+
+    lines = run_summary(results, ["lung"], PATHS).splitlines()
+
+    head = next(i for i, line in enumerate(lines) if "flagged by slide QC" in line)
+    assert lines[head] == (
+        f"    12 slide(s) flagged by slide QC ({results}/lung/slide_qc.tsv; pictures: "
+        "results/lung/qc/tissue/{slide_id}.png):"
+    )
+    assert lines[head + 1] == "      s02: ink_fraction high (z +9.0); n_patches 3 < 16"
+    assert lines[head + 10] == "      s11: sharpness low (z -11.0)"
+    assert lines[head + 11] == "      ... (2 more)"
+    assert not any(line.startswith(("      s00", "      s01")) for line in lines)
+
+
+def test_summary_without_flagged_slides_says_nothing_is_missing(tmp_path):
+    import pandas as pd
+
+    results = tmp_path / "results"
+    write_patch_store(results, "lung", "s1", 50)
+    pd.DataFrame({"slide_id": ["s1"], "flags": [""]}).to_csv(results / "lung" / "slide_qc.tsv", sep="\t", index=False)
+    assert run_summary(results, ["lung"], PATHS).splitlines()[1:] == ["  lung: 1 slides tiled, none without patches"]

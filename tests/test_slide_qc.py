@@ -8,7 +8,6 @@ import pytest
 from qc_slides import EOSIN, HEMATOXYLIN, INKS, blurred, folded, he_tile, stained_rgb, write_qc_slide
 
 from mosare.slide_qc import (
-    QC_METRICS,
     FinePassQC,
     brightness_contrast,
     dark_fraction,
@@ -19,6 +18,7 @@ from mosare.slide_qc import (
     sharpness,
     stain_densities,
 )
+from mosare.slide_qc_fields import QC_METRICS
 from mosare.slide_qc_table import read_flagged_slides, slide_flags, slide_qc_table, write_slide_qc_table
 from mosare.stores import open_store
 from mosare.tiling import tile_slide
@@ -244,3 +244,40 @@ def test_unreadable_area_and_missing_metrics_are_flagged():
     flags = slide_flags(table)
     assert "unreadable_fraction 0.020 > 0.01" in flags.iloc[2]
     assert flags.iloc[4] == "no QC metrics"
+
+
+def test_schema_defaults_are_the_flagging_defaults():
+    from mosare.config import config_schema
+    from mosare.slide_qc_table import DEFAULT_MAD_K, DEFAULT_MIN_PATCHES
+
+    qc = config_schema()["properties"]["qc"]["properties"]
+    assert (qc["mad_k"]["default"], qc["min_patches"]["default"]) == (DEFAULT_MAD_K, DEFAULT_MIN_PATCHES)
+    assert qc["exclude_flagged"]["default"] is False
+
+
+@pytest.mark.parametrize("flagged_position", [0, 1, 2])
+def test_excluded_slides_become_absent_but_their_patients_stay(flagged_position, caplog):
+    from mosare.slide_qc_table import exclude_flagged_slides
+
+    sheet = pd.DataFrame({
+        "patient_id": ["P1", "P1", "P2", "P3"],
+        "slide_id": ["a", "b", "c", ""],
+        "slide_path": ["a.svs", "b.svs", "c.svs", ""],
+        "label": ["x", "x", "y", "y"],
+    })
+    slide = ["a", "b", "c"][flagged_position]
+    with caplog.at_level("WARNING"):
+        kept = exclude_flagged_slides(sheet, {slide: "sharpness low (z -9.0)"}, "lung")
+    assert list(kept["patient_id"]) == list(sheet["patient_id"])  # every patient keeps its rows
+    assert list(kept["slide_id"]) == [("" if s == slide else s) for s in sheet["slide_id"]]
+    assert kept.loc[kept["slide_id"] == "", "slide_path"].eq("").all()
+    assert list(sheet["slide_id"]) == ["a", "b", "c", ""]  # the caller's sheet is untouched
+    assert f"slide {slide} of patient" in caplog.text and "sharpness low (z -9.0)" in caplog.text
+    assert "1 flagged slide(s) left out of training" in caplog.text
+
+
+def test_exclusion_of_slides_not_in_the_sheet_changes_nothing():
+    from mosare.slide_qc_table import exclude_flagged_slides
+
+    sheet = pd.DataFrame({"patient_id": ["P1"], "slide_id": ["a"], "slide_path": ["a.svs"], "label": ["x"]})
+    assert exclude_flagged_slides(sheet, {"zz": "n_patches 0 < 16"}, "lung").equals(sheet)

@@ -70,6 +70,7 @@ class ResultsLayout:
     rna_store = _Location("{cohort}/rna.zarr")
     cohort_table = _Location("{cohort}/cohort.tsv")
     modality_qc = _Location("{cohort}/qc/modalities.png")
+    slide_qc = _Location("{cohort}/slide_qc.tsv")  # per-slide quality metrics and flags (mosare.slide_qc_table)
     metrics = _Location("{cohort}/metrics.tsv")
     metrics_summary = _Location("{cohort}/metrics.md")
     comparisons = _Location("{cohort}/comparisons.tsv")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from mosare.cohort import CohortTable, slide_patch_count
 from mosare.paths import ResultsLayout
+from mosare.slide_qc_table import read_flagged_slides
 
 MAX_LISTED = 10  # ids listed per problem; the count says how many there are
 
@@ -28,11 +29,14 @@ class CohortSummary:
     patients_without_wsi: list[str]  # they have slides, none of which gave a feature row
     patients_without_rna: list[str]
     patients_without_report: list[str]
+    flagged_slides: dict[str, str] = dataclasses.field(default_factory=dict)  # slide QC: slide id -> its flags
+    slide_qc_table: str = ""  # where they were read from
 
     @property
     def has_problems(self) -> bool:
         return bool(
             self.empty_slides or self.patients_without_wsi or self.patients_without_rna or self.patients_without_report
+            or self.flagged_slides
         )
 
 
@@ -69,6 +73,7 @@ def summarise_cohort(results_dir: str | Path, cohort: str) -> CohortSummary | No
     counts = {slide: n for slide, n in counts.items() if n is not None}
     if table is None and not counts:
         return None
+    qc_table = layout.slide_qc(cohort)
     return CohortSummary(
         cohort=cohort,
         n_slides=len(slides),
@@ -77,6 +82,8 @@ def summarise_cohort(results_dir: str | Path, cohort: str) -> CohortSummary | No
         patients_without_wsi=[] if table is None else _lacking(table, "wsi", among_those_with_slides=True),
         patients_without_rna=[] if table is None else _lacking(table, "rna"),
         patients_without_report=[] if table is None else _lacking(table, "text"),
+        flagged_slides=read_flagged_slides(qc_table) if Path(qc_table).is_file() else {},
+        slide_qc_table=qc_table,
     )
 
 
@@ -99,6 +106,15 @@ def format_cohort_summary(summary: CohortSummary, paths: Mapping[str, str]) -> l
             f"    {len(summary.empty_slides)} slide(s) with 0 tissue patches: {_listed(summary.empty_slides)}"
             f" (pictures: {where['tissue_qc']}; logs: {where['tiling_log']})"
         )
+    if summary.flagged_slides:
+        flagged = list(summary.flagged_slides)
+        lines.append(
+            f"    {len(flagged)} slide(s) flagged by slide QC ({summary.slide_qc_table}; pictures: "
+            f"{where['tissue_qc']}):"
+        )
+        lines.extend(f"      {slide}: {summary.flagged_slides[slide]}" for slide in flagged[:MAX_LISTED])
+        if len(flagged) > MAX_LISTED:
+            lines.append(f"      ... ({len(flagged) - MAX_LISTED} more)")
     if summary.patients_without_wsi:
         lines.append(
             f"    {len(summary.patients_without_wsi)} patient(s) with slides but no WSI features, trained as WSI "

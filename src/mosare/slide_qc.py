@@ -11,7 +11,7 @@ One pure function per metric group, each on an RGB image (uint8) and a boolean t
 
 ``FinePassQC`` gathers the first four over the fine pass's regions (moments, plus a bounded, seeded sample of
 tissue pixels for the stain statistics) and ``slide_qc_metrics`` turns everything into the flat ``qc`` dict stored
-in the patch store's attributes. Keys are ``QC_METRICS``, written once here and read by the cohort table.
+in the patch store's attributes. Keys are ``mosare.slide_qc_fields.QC_METRICS``, also read by the cohort table.
 """
 
 from __future__ import annotations
@@ -22,9 +22,8 @@ import cv2
 import numpy as np
 from skimage.color import rgb2hed
 
-# Grey level below which a tissue pixel counts as dark: 0.15 of white, HistoQC's dark-tissue threshold. Stained
-# nuclei sit above it; a fold doubles the optical density (squares the light let through) and pushes them below.
-DARK_GREY = 38
+from mosare.slide_qc_fields import DARK_GREY, QC_METRICS
+
 # Tissue pixels kept for the stain statistics: enough for stable percentiles, bounded memory on any slide.
 STAIN_SAMPLE_PX = 200_000
 STAIN_SAMPLE_PER_REGION = 20_000
@@ -36,27 +35,6 @@ MACENKO_IO = 255.0
 MACENKO_BETA = 0.15
 MACENKO_ALPHA = 1.0
 
-# Every metric in the patch store's ``qc`` dict, with its meaning (the slide_qc.tsv columns, in order).
-QC_METRICS: dict[str, str] = {
-    "tissue_area_mm2": "tissue area after the fine pass (mm²)",
-    "n_pieces": "separate tissue pieces kept",
-    "n_patches": "patches kept",
-    "patch_coverage": "share of the tissue inside kept patches",
-    "ink_fraction": "share of stained area classed as pen ink or near-black",
-    "unreadable_fraction": "share of the slide that could not be decoded",
-    "sharpness": "variance of the Laplacian of grey on tissue at the fine pass (higher = sharper)",
-    "brightness": "mean grey on tissue (0-255)",
-    "contrast": "standard deviation of grey on tissue",
-    "od_hematoxylin": "mean hematoxylin optical density on tissue (rgb2hed)",
-    "od_eosin": "mean eosin optical density on tissue (rgb2hed)",
-    "stain_h_r": "Macenko hematoxylin vector, red OD component",
-    "stain_h_g": "Macenko hematoxylin vector, green OD component",
-    "stain_h_b": "Macenko hematoxylin vector, blue OD component",
-    "stain_e_r": "Macenko eosin vector, red OD component",
-    "stain_e_g": "Macenko eosin vector, green OD component",
-    "stain_e_b": "Macenko eosin vector, blue OD component",
-    "dark_fraction": f"share of tissue with grey below {DARK_GREY} (folds, dark areas)",
-}
 
 
 def _grey(rgb: np.ndarray) -> np.ndarray:

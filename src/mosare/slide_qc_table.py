@@ -15,12 +15,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import logging
+
 import numpy as np
 import pandas as pd
 
 from mosare.atomic_files import atomic_file
-from mosare.slide_qc import QC_METRICS
+from mosare.slide_qc_fields import QC_METRICS
 from mosare.stores import open_store
+
+log = logging.getLogger(__name__)
 
 MAD_TO_SD = 1.4826  # MAD x this = standard deviation for normal data
 MIN_SLIDES_FOR_OUTLIERS = 5
@@ -115,3 +119,22 @@ def read_flagged_slides(path: str | Path) -> dict[str, str]:
     """Flagged slides of a written ``slide_qc.tsv``: slide id -> its flags."""
     table = pd.read_csv(path, sep="\t", usecols=["slide_id", "flags"], dtype=str).fillna({"flags": ""})
     return {slide: flags for slide, flags in zip(table["slide_id"], table["flags"]) if flags}
+
+
+def exclude_flagged_slides(sheet: pd.DataFrame, flagged: Mapping[str, str], cohort: str) -> pd.DataFrame:
+    """The sample sheet with flagged slides made absent (``qc.exclude_flagged``), each exclusion logged.
+
+    A flagged slide's row keeps its patient but loses its slide id, as a patient without a slide has: a patient
+    whose every slide is flagged stays in the cohort with WSI missing, one with another slide keeps that one.
+    """
+    excluded = sheet["slide_id"].isin(list(flagged)) & (sheet["slide_id"] != "")
+    if not excluded.any():
+        log.info("%s: qc.exclude_flagged is on; no slide is flagged", cohort)
+        return sheet
+    for slide_id, patient_id in zip(sheet.loc[excluded, "slide_id"], sheet.loc[excluded, "patient_id"]):
+        log.warning("%s: slide %s of patient %s left out (qc.exclude_flagged): %s", cohort, slide_id, patient_id,
+                    flagged[slide_id])
+    log.warning("%s: %d flagged slide(s) left out of training (qc.exclude_flagged)", cohort, int(excluded.sum()))
+    kept = sheet.copy()
+    kept.loc[excluded, ["slide_id", "slide_path"]] = ""
+    return kept

@@ -81,10 +81,11 @@ def encoder_slug() -> str:
 
 
 def get_final_output() -> list[str]:
-    """Every cohort's metrics and its cohort-level figures."""
+    """Every cohort's metrics, its cohort-level figures and, when it has slides, its slide QC table."""
     figures = [LAYOUT.cohort_figure(cohort, name) for cohort in COHORTS for name in COHORT_FIGURES]
     deployed = [LAYOUT.deploy_predictions(source, target) for source, target in deploy_pairs(config)]
-    return [LAYOUT.metrics(cohort) for cohort in COHORTS] + figures + deployed + deployed_attention()
+    slide_qc = [LAYOUT.slide_qc(cohort) for cohort in COHORTS if slide_ids(cohort)]
+    return [LAYOUT.metrics(cohort) for cohort in COHORTS] + figures + deployed + deployed_attention() + slide_qc
 
 
 def code_hash(stage: str) -> str:
@@ -255,6 +256,11 @@ def modality_sample_sheet(wildcards) -> str:
 def configured_leak_patterns(wildcards) -> list[str] | None:
     """The cohort's report_leak_patterns, or None for the built-in NSCLC/RCC/BRCA lists (class names always added)."""
     return config["cohorts"][wildcards.cohort].get("report_leak_patterns")
+
+
+def excluded_slides_table(wildcards) -> list[str]:
+    """The cohort's slide QC table when qc.exclude_flagged leaves its flagged slides out of training, else none."""
+    return [LAYOUT.slide_qc(wildcards.cohort)] if config["qc"]["exclude_flagged"] else []
 
 
 def report_files(wildcards) -> list[str]:

@@ -58,6 +58,7 @@ rule assemble_cohort:
         features=cohort_feature_stores,
         text=LAYOUT.text_store("{cohort}"),
         rna=LAYOUT.rna_store("{cohort}"),
+        slide_qc=excluded_slides_table,
     output:
         table=LAYOUT.cohort_table("{cohort}"),
         qc=report(
@@ -72,6 +73,7 @@ rule assemble_cohort:
         f"{RESULTS}/benchmarks/assemble_cohort/{{cohort}}.tsv"
     params:
         classes=cohort_classes,
+        exclude_flagged=config["qc"]["exclude_flagged"],
         code=code_hash("cohort"),
     threads: 1
     resources:

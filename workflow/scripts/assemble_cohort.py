@@ -8,10 +8,15 @@ from mosare.cohort import build_cohort_table
 from mosare.logs import log_to_file
 from mosare.plots.cohort import plot_modality_presence
 from mosare.samples import load_sample_sheet
+from mosare.slide_qc_table import exclude_flagged_slides, read_flagged_slides
 
 with log_to_file(snakemake.log[0]):  # noqa: F821 (injected by Snakemake)
+    sheet = load_sample_sheet(snakemake.input.samples, snakemake.params.classes)  # noqa: F821
+    if snakemake.params.exclude_flagged:  # noqa: F821
+        flagged = read_flagged_slides(snakemake.input.slide_qc[0])  # noqa: F821
+        sheet = exclude_flagged_slides(sheet, flagged, snakemake.wildcards.cohort)  # noqa: F821
     table = build_cohort_table(
-        load_sample_sheet(snakemake.input.samples, snakemake.params.classes),  # noqa: F821
+        sheet,
         {Path(store).name.removesuffix(".zarr"): store for store in snakemake.input.features},  # noqa: F821
         snakemake.input.text,  # noqa: F821
         snakemake.input.rna,  # noqa: F821

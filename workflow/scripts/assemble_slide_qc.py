@@ -1,0 +1,19 @@
+"""Snakemake wrapper: one cohort's slide QC table with outlier flags (see mosare.slide_qc_table)."""
+
+from pathlib import Path
+
+import checkout_src  # noqa: F401 (puts this checkout's src/ first on sys.path, so mosare comes from here)
+
+from mosare.logs import log_to_file
+from mosare.slide_qc_table import slide_qc_table, write_slide_qc_table
+
+with log_to_file(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
+    qc = snakemake.params.qc  # noqa: F821
+    stores = {Path(store).name.removesuffix(".zarr"): store for store in snakemake.input.stores}  # noqa: F821
+    table = slide_qc_table(stores, mad_k=qc["mad_k"], min_patches=qc["min_patches"])
+    write_slide_qc_table(table, snakemake.output.table)  # noqa: F821
+    flagged = table[table["flags"] != ""]
+    log.info("%d of %d slide(s) flagged (qc.mad_k %g, qc.min_patches %d)", len(flagged), len(table), qc["mad_k"],
+             qc["min_patches"])
+    for slide_id, flags in zip(flagged["slide_id"], flagged["flags"]):
+        log.warning("slide %s flagged: %s", slide_id, flags)
