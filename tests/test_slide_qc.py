@@ -281,3 +281,25 @@ def test_exclusion_of_slides_not_in_the_sheet_changes_nothing():
 
     sheet = pd.DataFrame({"patient_id": ["P1"], "slide_id": ["a"], "slide_path": ["a.svs"], "label": ["x"]})
     assert exclude_flagged_slides(sheet, {"zz": "n_patches 0 < 16"}, "lung").equals(sheet)
+
+
+def test_contact_sheets_hold_48_slides_a_page_and_frame_flagged_ones_in_red(tmp_path):
+    from PIL import Image
+
+    from mosare.plots.slide_qc import contact_sheet_name, plot_contact_sheets, plot_qc_overview
+
+    table = qc_rows(50)
+    table["flags"] = ["" for _ in range(50)]
+    table.loc[49, "flags"] = "sharpness low (z -9.0); ink_fraction high (z +5.0); dark_fraction high (z +4.0)"
+    pictures = {}
+    for slide in table["slide_id"][:-1]:  # the last slide has no picture: an empty, captioned cell
+        pictures[slide] = tmp_path / f"{slide}.png"
+        Image.fromarray(np.full((300, 400, 3), 230, np.uint8)).save(pictures[slide])
+    pages = plot_contact_sheets(table, pictures, tmp_path / "sheets")
+    assert [page.name for page in pages] == [contact_sheet_name(1), contact_sheet_name(2)]
+    second = np.asarray(Image.open(pages[1]).convert("RGB")).astype(int)
+    first = np.asarray(Image.open(pages[0]).convert("RGB")).astype(int)
+    red = lambda image: ((image[..., 0] > 180) & (image[..., 1] < 90) & (image[..., 2] < 90)).sum()  # noqa: E731
+    assert red(second) > 200 and red(first) == 0  # only the page with the flagged slide has a red frame
+    plot_qc_overview(table, tmp_path / "overview.png")
+    assert red(np.asarray(Image.open(tmp_path / "overview.png").convert("RGB")).astype(int)) > 0

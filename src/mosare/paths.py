@@ -71,6 +71,8 @@ class ResultsLayout:
     cohort_table = _Location("{cohort}/cohort.tsv")
     modality_qc = _Location("{cohort}/qc/modalities.png")
     slide_qc = _Location("{cohort}/slide_qc.tsv")  # per-slide quality metrics and flags (mosare.slide_qc_table)
+    slide_qc_overview = _Location("{cohort}/qc/slide_qc_overview.png")
+    contact_sheets = _Location("{cohort}/qc/contact_sheets")  # page_001.png, ... (mosare.plots.slide_qc)
     metrics = _Location("{cohort}/metrics.tsv")
     metrics_summary = _Location("{cohort}/metrics.md")
     comparisons = _Location("{cohort}/comparisons.tsv")

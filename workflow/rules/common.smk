@@ -81,10 +81,14 @@ def encoder_slug() -> str:
 
 
 def get_final_output() -> list[str]:
-    """Every cohort's metrics, its cohort-level figures and, when it has slides, its slide QC table."""
+    """Every cohort's metrics, its cohort-level figures and, when it has slides, its slide QC table and pictures."""
     figures = [LAYOUT.cohort_figure(cohort, name) for cohort in COHORTS for name in COHORT_FIGURES]
     deployed = [LAYOUT.deploy_predictions(source, target) for source, target in deploy_pairs(config)]
-    slide_qc = [LAYOUT.slide_qc(cohort) for cohort in COHORTS if slide_ids(cohort)]
+    slide_qc = [
+        path
+        for cohort in COHORTS if slide_ids(cohort)
+        for path in (LAYOUT.slide_qc(cohort), LAYOUT.slide_qc_overview(cohort), LAYOUT.contact_sheets(cohort))
+    ]
     return [LAYOUT.metrics(cohort) for cohort in COHORTS] + figures + deployed + deployed_attention() + slide_qc
 
 

@@ -22,3 +22,37 @@ rule slide_qc:
         "../../envs/wsi.yaml"
     script:
         "../scripts/assemble_slide_qc.py"
+
+
+rule slide_qc_pictures:
+    input:
+        table=LAYOUT.slide_qc("{cohort}"),
+        pictures=lambda wildcards: tissue_qc_pictures(wildcards.cohort),
+    output:
+        overview=report(
+            LAYOUT.slide_qc_overview("{cohort}"),
+            caption="../report/slide_qc_overview.rst",
+            category="Slide QC",
+            subcategory="{cohort}",
+        ),
+        sheets=report(
+            directory(LAYOUT.contact_sheets("{cohort}")),
+            patterns=["{page}.png"],
+            caption="../report/contact_sheet.rst",
+            category="Slide QC",
+            subcategory="{cohort}",
+        ),
+    log:
+        f"{RESULTS}/logs/slide_qc_pictures/{{cohort}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/slide_qc_pictures/{{cohort}}.tsv"
+    params:
+        code=code_hash("slide_qc"),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    conda:
+        "../../envs/wsi.yaml"
+    script:
+        "../scripts/draw_slide_qc.py"

@@ -1,0 +1,16 @@
+"""Snakemake wrapper: a cohort's slide QC contact sheets and metrics overview (see mosare.plots.slide_qc)."""
+
+from pathlib import Path
+
+import checkout_src  # noqa: F401 (puts this checkout's src/ first on sys.path, so mosare comes from here)
+import pandas as pd
+
+from mosare.logs import log_to_file
+from mosare.plots.slide_qc import plot_contact_sheets, plot_qc_overview
+
+with log_to_file(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
+    table = pd.read_csv(snakemake.input.table, sep="\t", dtype={"slide_id": str, "flags": str})  # noqa: F821
+    pictures = {Path(path).stem: path for path in snakemake.input.pictures}  # noqa: F821
+    pages = plot_contact_sheets(table, pictures, snakemake.output.sheets)  # noqa: F821
+    plot_qc_overview(table, snakemake.output.overview)  # noqa: F821
+    log.info("%d contact sheet page(s) for %d slides", len(pages), len(table))
