@@ -23,7 +23,8 @@ from mosare.gmm import (
 )
 from mosare.gmm_store import GMMStoreError, SlideGMMStore
 from mosare.plots.gmm import plot_slide_mixture
-from mosare.slide_gmm import SlideMixture, fit_slide_gmm
+from mosare.logs import log_to_file
+from mosare.slide_gmm import SlideGMMJob, SlideGMMJobError, SlideMixture, fit_slide_gmm, fit_slide_gmms
 from mosare.stores import open_store, write_store
 
 GMM_CONFIG = {
@@ -322,6 +323,37 @@ def test_misaligned_feature_store_names_the_file_and_the_fix(tmp_path):
     assert not (tmp_path / "gmm.zarr").exists()
 
 
+def test_a_chunk_job_fits_every_slide_it_can_and_names_the_one_it_cannot(tmp_path):
+    """One GMM job fits a chunk of slides: a broken store in the middle stops neither the slides before nor after it;
+    each slide logs to its own file; a slide fitted in a chunk equals the same slide fitted alone."""
+    slide, patches, features = write_slide_inputs(tmp_path, n_patches_per_region=20)
+    write_store(tmp_path / "bad.zarr", {"features": np.zeros((4, 8), np.float16), "coords": np.zeros((3, 2), np.int64)})
+    write_store(tmp_path / "empty.zarr", {"features": np.zeros((0, 16), np.float16), "coords": np.zeros((0, 2), np.int64)})
+    inputs = {"first": features, "broken": tmp_path / "bad.zarr", "empty": tmp_path / "empty.zarr"}
+    jobs = [
+        SlideGMMJob(slide_id, store, tmp_path / f"{slide_id}.gmm.zarr", patches, slide, tmp_path / f"{slide_id}.png",
+                    tmp_path / "logs" / f"{slide_id}.log")
+        for slide_id, store in inputs.items()
+    ]
+    drawn = []
+    with pytest.raises(SlideGMMJobError, match=r"1 of 3 slides.*\nslide broken: .*bad\.zarr.*rerun the embedding") as error:
+        with log_to_file(tmp_path / "logs" / "chunk.log"):  # as the rule's script does
+            fit_slide_gmms(jobs, GMM_CONFIG, draw=lambda mixture, job: drawn.append(job.slide_id))
+    assert "first" not in str(error.value) and "empty" not in str(error.value)
+    assert drawn == ["first", "empty"]
+    assert SlideGMMStore.read(tmp_path / "empty.gmm.zarr").tokens.present is False
+    assert not (tmp_path / "broken.gmm.zarr").exists()
+    logs = {job.slide_id: Path(job.log).read_text() for job in jobs}
+    assert "slide first: 60 patches" in logs["first"] and "broken" not in logs["first"]
+    assert "bad.zarr" in logs["broken"] and "no patches" in logs["empty"]
+    assert all(line in (tmp_path / "logs" / "chunk.log").read_text() for log in logs.values() for line in log.splitlines())
+
+    alone = fit_slide_gmm(features, tmp_path / "alone.zarr", GMM_CONFIG, slide_id="first").store.tokens
+    in_chunk = SlideGMMStore.read(tmp_path / "first.gmm.zarr").tokens
+    for name in ("weights", "means", "variances"):
+        np.testing.assert_array_equal(getattr(in_chunk, name), getattr(alone, name))
+
+
 def stored_mixture(encoder: str | None = "uni", **token_changes) -> SlideGMMStore:
     rng = np.random.default_rng(0)
     tokens = GMMResult(
@@ -355,7 +387,7 @@ def test_an_incomplete_gmm_store_is_an_error_naming_the_store_the_part_and_the_f
     group = open_store(tmp_path / "full.zarr")
     arrays = {name: group[name][...] for name in ("weights", "means", "variances") if name != dropped}
     write_store(tmp_path / "old.zarr", arrays, {k: v for k, v in group.attrs.items() if k != dropped})
-    with pytest.raises(GMMStoreError, match=rf"old\.zarr lacks {dropped}.*rerun rule fit_slide_gmm"):
+    with pytest.raises(GMMStoreError, match=rf"old\.zarr lacks {dropped}.*rerun its GMM job"):
         SlideGMMStore.read(tmp_path / "old.zarr")
 
 

@@ -26,6 +26,7 @@ from mosare import provenance
 from workflow_runs import (
     REPO,
     FinishedRun,
+    chunk_jobs,
     make_workdir,
     planned_jobs,
     snakemake as run_snakemake,
@@ -351,12 +352,13 @@ def test_changing_gmm_components_plans_the_gmm_stage_and_downstream_only(finishe
     finally:
         write_config(run.workdir, tiny_demo_config())
 
-    slides = planned_jobs(run.workdir, "--forceall", *run.targets, repo=run.repo)["demo_slide"]
-    assert planned.get("fit_slide_gmm") == slides
+    every_job = planned_jobs(run.workdir, "--forceall", *run.targets, repo=run.repo)
+    gmm_jobs = chunk_jobs(planned, "fit_slide_gmms")
+    assert gmm_jobs and gmm_jobs == chunk_jobs(every_job, "fit_slide_gmms")  # every chunk's GMMs, one job a chunk
     assert not {"demo_slide", "demo_cohort", "tile_slide", "select_rna_genes"} & set(planned)
-    assert not [rule for rule in planned if rule.startswith("embed_slides_")]  # embedding rules: one per chunk
+    assert not chunk_jobs(planned, "embed_slides")
     # The report encoder fits its own GMM over sentence embeddings, so it follows gmm.components too.
-    assert set(planned) == _expected_after(run, {"fit_slide_gmm", "encode_reports"})
+    assert set(planned) == _expected_after(run, {*gmm_jobs, "encode_reports"})
 
 
 @pytest.mark.slow  # the shared tiny run takes minutes on 2 cores
@@ -422,5 +424,5 @@ def test_patients_without_slides_plan_no_slide_jobs_and_reach_every_other_stage(
     config["cohorts"] = {"mixed": {"classes": ["A", "B"], "samples": str(data / "samples.tsv")}}
     workdir = make_workdir(tmp_path / "work", config)
     jobs = planned_jobs(workdir, "results/mixed/metrics.tsv")
-    assert jobs["tile_slide"] == 5 and jobs["fit_slide_gmm"] == 5
+    assert jobs["tile_slide"] == 5 and sum(chunk_jobs(jobs, "fit_slide_gmms").values()) == 1  # 5 slides: one chunk
     assert jobs["encode_reports"] == 1 and jobs["assemble_cohort"] == 1 and jobs["train_and_evaluate"] == 1

@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 CLUSTER_SCRIPT = REPO / "tests" / "slurm" / "local_cluster.sh"
 SLURM_PROFILE = REPO / "profiles" / "slurm" / "config.yaml"
 # Per-slide work only: the demo job plus one grouped job keep the (slowly polled) SLURM run to two rounds.
-PER_SLIDE_RULES = ("fit_slide_gmm", "tile_slide")
+PER_SLIDE_RULES = ("fit_slide_gmms", "tile_slide")
 
 
 def cluster_running() -> bool:
@@ -85,7 +85,7 @@ def test_every_job_went_through_sbatch_and_completed(slurm_and_local_runs):
 
 def test_per_slide_rules_share_one_grouped_slurm_job(slurm_and_local_runs):
     slurm_dir, _, targets, log = slurm_and_local_runs
-    per_slide_jobs = len(re.findall(r"^\s*rule (?:demo_slide|tile_slide|embed_slides_\w+|fit_slide_gmm):", log, re.M))
+    per_slide_jobs = len(re.findall(r"^\s*rule (?:demo_slide|tile_slide|embed_slides_\w+|fit_slide_gmms_\w+):", log, re.M))
 
     group_submissions = re.findall(r"SLURM jobid \d+ \(log: [^)]*group_per_slide", log)
     assert per_slide_jobs >= len(targets)

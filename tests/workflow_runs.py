@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,7 @@ COHORT = "tiny"
 TARGETS_BY_RULE = (
     ("train_and_evaluate", "metrics.tsv"),
     ("assemble_cohort", "cohort.tsv"),
-    ("fit_slide_gmm", "gmm/{encoder}/{slide}.zarr"),
+    ("fit_slide_gmms", "gmm/{encoder}/{slide}.zarr"),
     ("tile_slide", "patches/{slide}.zarr"),
 )
 
@@ -106,6 +107,11 @@ def planned_jobs(workdir: Path, *args: str, repo: Path = REPO) -> dict[str, int]
     return parse_job_stats(result.stdout + result.stderr)
 
 
+def chunk_jobs(planned: dict[str, int], stage: str) -> dict[str, int]:
+    """The planned jobs of the rules generated per chunk of slides for ``stage`` (``<stage>_<cohort>_<k>``)."""
+    return {rule: jobs for rule, jobs in planned.items() if rule.startswith(f"{stage}_")}
+
+
 def workflow_rules(workdir: Path, repo: Path = REPO) -> set[str]:
     result = snakemake(workdir, "--list-rules", repo=repo)
     return {line.split()[0] for line in result.stdout.splitlines() if line.strip()}
@@ -120,6 +126,11 @@ def _buildable(workdir: Path, targets: list[str], repo: Path) -> bool:
     return True
 
 
+def _has_rule(rules: Iterable[str], rule: str) -> bool:
+    """Whether ``rule`` is among ``rules``, itself or as the rules generated per chunk (``<rule>_<cohort>_<k>``)."""
+    return any(name == rule or name.startswith(f"{rule}_") for name in rules)
+
+
 def deepest_targets(
     workdir: Path, cohort: str = COHORT, rules: tuple[str, ...] | None = None, repo: Path = REPO
 ) -> list[str]:
@@ -132,7 +143,7 @@ def deepest_targets(
     encoder = config["encoder"]["name"].replace(":", "-")
     available = workflow_rules(workdir, repo)
     for rule, target in TARGETS_BY_RULE:
-        if rule in available and (rules is None or rule in rules):
+        if _has_rule(available, rule) and (rules is None or _has_rule(rules, rule)):
             pattern = f"results/{cohort}/{target}"
             targets = sorted({pattern.format(encoder=encoder, slide=slide) for slide in sheet["slide_id"]})
             if _buildable(workdir, targets, repo):

@@ -59,7 +59,7 @@ class SlideGMMStore:
         if missing:
             raise GMMStoreError(
                 f"GMM store {path} lacks {', '.join(missing)}; it was written by another version of the workflow: "
-                "delete it and rerun rule fit_slide_gmm"
+                "delete it and rerun its GMM job (snakemake --forcerun with this store as the target)"
             )
         tokens = GMMResult(
             **{name: np.asarray(group[name][...], dtype=np.float32) for name in ARRAYS},

@@ -28,3 +28,28 @@ def log_to_file(path: str | Path) -> Iterator[logging.Logger]:
             raise
         finally:
             root.removeHandler(handler)
+
+
+@contextlib.contextmanager
+def slide_log(path: str | Path | None) -> Iterator[None]:
+    """Copy what is logged while one slide of a multi-slide job is processed into that slide's own log file.
+
+    A job that handles a chunk of slides logs to its chunk log (``log_to_file``); this adds the slide's own file for
+    the duration, so ``results/logs/{rule}/{cohort}/{slide_id}.log`` stays the place to look for one slide.
+    """
+    if path is None:
+        yield
+        return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, mode="a", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield
+    except BaseException:
+        logging.getLogger("mosare").exception("failed")
+        raise
+    finally:
+        root.removeHandler(handler)
+        handler.close()

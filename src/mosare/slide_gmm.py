@@ -1,13 +1,16 @@
 """The per-slide GMM stage: a slide's feature store in, its GMM store out, and the data its QC picture shows.
 
-It returns data and draws nothing: the rule's script hands the result to ``mosare.plots.gmm.plot_slide_mixture``.
+``fit_slide_gmm`` fits one slide and draws nothing; ``fit_slide_gmms`` runs a job's chunk of slides (the same chunks
+as the embedding jobs, ``mosare.embedding_chunks``) in one process, so the imports (torch alone takes 3-4 s) are
+paid once per chunk instead of once per slide. The rule's script passes the drawing
+(``mosare.plots.gmm.plot_slide_mixture``) as a callback.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,7 @@ import torch
 
 from mosare.gmm import fit_gmm_tokens, padding_sources
 from mosare.gmm_store import SlideGMMStore
+from mosare.logs import slide_log
 from mosare.stores import open_store
 
 logger = logging.getLogger(__name__)
@@ -84,3 +88,44 @@ def fit_slide_gmm(
     )
     labels = result.predict(features, device=device)
     return SlideMixture(store, coords, labels, padding_sources(result.means, result.variances), title)
+
+
+@dataclasses.dataclass(frozen=True)
+class SlideGMMJob:
+    """One slide of a GMM job: the stores it reads and writes, its QC picture and its own log file."""
+
+    slide_id: str
+    feature_store: str | Path
+    gmm_store: str | Path
+    patch_store: str | Path
+    slide_path: str | Path
+    qc_picture: str | Path
+    log: str | Path | None = None
+
+
+class SlideGMMJobError(RuntimeError):
+    """Some slides of a GMM job failed; the message names each with its error."""
+
+
+def fit_slide_gmms(
+    jobs: Sequence[SlideGMMJob],
+    gmm_config: Mapping[str, Any],
+    *,
+    draw: Callable[[SlideMixture, SlideGMMJob], None],
+    device: str | torch.device | None = None,
+) -> None:
+    """Fit, store and draw every slide of a job, each logged to its own file as well as the job's.
+
+    A failing slide does not stop the others: every slide is tried, then one error names all that failed (Snakemake
+    removes a failed job's outputs, so they all rerun once the cause is fixed; the message says what to fix).
+    """
+    failures: list[str] = []
+    for job in jobs:
+        try:
+            with slide_log(job.log):
+                mixture = fit_slide_gmm(job.feature_store, job.gmm_store, gmm_config, slide_id=job.slide_id, device=device)
+                draw(mixture, job)
+        except Exception as error:  # noqa: BLE001 (collected and raised below, after the other slides)
+            failures.append(f"slide {job.slide_id}: {error}")
+    if failures:
+        raise SlideGMMJobError(f"{len(failures)} of {len(jobs)} slides of this GMM job failed:\n" + "\n".join(failures))

@@ -168,9 +168,14 @@ def cohort_embedding_chunks(cohort: str) -> list:
     return embedding_chunks(slide_ids(cohort), config["encoder"]["slides_per_job"])
 
 
-def embedding_rule_name(cohort: str, chunk) -> str:
-    """``embed_slides_<cohort>_<chunk>``: one generated rule per chunk (``--forcerun`` takes it, or a feature store)."""
-    return re.sub(r"\W", "_", f"embed_slides_{cohort}_{chunk.index}")
+def chunk_rule_name(stage: str, cohort: str, chunk) -> str:
+    """``<stage>_<cohort>_<chunk>``: one generated rule per chunk (``--forcerun`` takes it, or one of its outputs)."""
+    return re.sub(r"\W", "_", f"{stage}_{cohort}_{chunk.index}")
+
+
+def cohort_slide_paths(cohort: str) -> dict[str, str]:
+    """{slide_id: slide file} of the cohort's slides, in sample-sheet order."""
+    return dict(zip(slide_ids(cohort), slide_rows(cohort_sheet(cohort))["slide_path"].astype(str)))
 
 
 def embedding_settings() -> dict:
@@ -234,6 +239,9 @@ def slide_feature_stores(cohort: str) -> list[str]:
 
 
 # ---- Per-slide GMMs (local_features.smk) ---------------------------------------------------------
+
+GMM_LOG = f"{RESULTS}/logs/fit_slide_gmm/{{cohort}}/{encoder_slug()}/{{slide_id}}.log"
+
 
 def gmm_dir(cohort: str) -> str:
     """Where a cohort's per-slide GMM stores for the configured encoder live."""

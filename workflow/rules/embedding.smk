@@ -32,12 +32,12 @@ rule fingerprint_encoder:
 
 
 for _cohort in COHORTS:
-    _slide_paths = dict(zip(slide_ids(_cohort), slide_rows(cohort_sheet(_cohort))["slide_path"].astype(str)))
+    _slide_paths = cohort_slide_paths(_cohort)
     for _chunk in cohort_embedding_chunks(_cohort):
 
         rule:
             name:
-                embedding_rule_name(_cohort, _chunk)
+                chunk_rule_name("embed_slides", _cohort, _chunk)
             input:
                 patches=[f"{RESULTS}/{_cohort}/patches/{slide_id}.zarr" for slide_id in _chunk.slide_ids],
                 slides=[_slide_paths[slide_id] for slide_id in _chunk.slide_ids],

@@ -1,34 +1,42 @@
 # WSI local representation: one C-component diagonal Gaussian mixture per slide over its patch features.
 # Logic: src/mosare/slide_gmm.py (the stage), src/mosare/gmm.py (estimator: EM, padding, BIC),
-# src/mosare/gmm_store.py (the store), src/mosare/plots/gmm.py (QC). The slide file comes from the
-# tiling rule's input function (tiling_slide_input), only for the QC thumbnail.
+# src/mosare/gmm_store.py (the store), src/mosare/plots/gmm.py (QC). The slide file comes from the sample sheet,
+# only for the QC thumbnail.
+# One job fits a chunk of slides, the same chunks as the embedding jobs (mosare.embedding_chunks), so torch and the
+# rest are imported once per chunk rather than once per slide (a rule per chunk, generated below, as in
+# embedding.smk); changing or adding a slide refits its chunk only.
 
 
-rule fit_slide_gmm:
-    input:
-        features=LAYOUT.feature_store("{cohort}", "{encoder}", "{slide_id}"),
-        patches=LAYOUT.patch_store("{cohort}", "{slide_id}"),
-        slide=tiling_slide_input,
-    output:
-        gmm=directory(LAYOUT.gmm_store("{cohort}", "{encoder}", "{slide_id}")),
-        qc=report(
-            LAYOUT.gmm_qc("{cohort}", "{encoder}", "{slide_id}"),
-            caption="../report/gmm_qc.rst",
-            category="GMM QC",
-            subcategory="{cohort}",
-        ),
-    log:
-        f"{RESULTS}/logs/fit_slide_gmm/{{cohort}}/{{encoder}}/{{slide_id}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/fit_slide_gmm/{{cohort}}/{{encoder}}/{{slide_id}}.tsv"
-    params:
-        gmm=config["gmm"],
-        code=code_hash("gmm"),
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=30,
-    conda:
-        "../../envs/features.yaml"
-    script:
-        "../scripts/fit_slide_gmm.py"
+for _cohort in COHORTS:
+    _slide_paths = cohort_slide_paths(_cohort)
+    for _chunk in cohort_embedding_chunks(_cohort):
+
+        rule:
+            name:
+                chunk_rule_name("fit_slide_gmms", _cohort, _chunk)
+            input:
+                features=[LAYOUT.feature_store(_cohort, encoder_slug(), slide_id) for slide_id in _chunk.slide_ids],
+                patches=[LAYOUT.patch_store(_cohort, slide_id) for slide_id in _chunk.slide_ids],
+                slides=[_slide_paths[slide_id] for slide_id in _chunk.slide_ids],
+            output:
+                gmm=[directory(LAYOUT.gmm_store(_cohort, encoder_slug(), slide_id)) for slide_id in _chunk.slide_ids],
+                qc=[LAYOUT.gmm_qc(_cohort, encoder_slug(), slide_id) for slide_id in _chunk.slide_ids],
+            log:
+                chunk=f"{RESULTS}/logs/fit_slide_gmms/{_cohort}/{encoder_slug()}/chunk{_chunk.index}.log",
+                slides=[GMM_LOG.format(cohort=_cohort, slide_id=slide_id) for slide_id in _chunk.slide_ids],
+            benchmark:
+                f"{RESULTS}/benchmarks/fit_slide_gmms/{_cohort}/{encoder_slug()}/chunk{_chunk.index}.tsv"
+            params:
+                slide_ids=list(_chunk.slide_ids),
+                gmm=config["gmm"],
+                code=code_hash("gmm"),
+            threads: 1
+            resources:
+                mem_mb=4000,
+                runtime=10 + 2 * len(_chunk.slide_ids),
+            group:
+                "per_slide"
+            conda:
+                "../../envs/features.yaml"
+            script:
+                "../scripts/fit_slide_gmm.py"

@@ -1,5 +1,5 @@
-"""Snakemake wrapper: one slide's Gaussian mixture over its patch features (mosare.slide_gmm), GMM store and QC
-picture (mosare.plots.gmm)."""
+"""Snakemake wrapper: one chunk of slides' Gaussian mixtures over their patch features (mosare.slide_gmm), with
+their GMM stores and QC pictures (mosare.plots.gmm), imports paid once per chunk."""
 
 import torch
 
@@ -8,15 +8,25 @@ import checkout_src  # noqa: F401 (puts this checkout's src/ first on sys.path, 
 from mosare.logs import log_to_file
 from mosare.plots.gmm import plot_slide_mixture
 from mosare.resources import usable_cores
-from mosare.slide_gmm import fit_slide_gmm
+from mosare.slide_gmm import SlideGMMJob, fit_slide_gmms
 
-with log_to_file(snakemake.log[0]):  # noqa: F821 (injected by Snakemake)
-    # One thread per slide job: slides run side by side, and a shared core makes torch's thread pool stall.
+with log_to_file(snakemake.log.chunk):  # noqa: F821 (injected by Snakemake)
+    # One thread: GMM jobs run side by side with other jobs, and a shared core makes torch's thread pool stall.
     torch.set_num_threads(usable_cores(snakemake.threads))  # noqa: F821
-    mixture = fit_slide_gmm(
-        snakemake.input.features,  # noqa: F821
-        snakemake.output.gmm,  # noqa: F821
+    fit_slide_gmms(
+        [
+            SlideGMMJob(*paths)
+            for paths in zip(
+                snakemake.params.slide_ids,  # noqa: F821
+                snakemake.input.features,  # noqa: F821
+                snakemake.output.gmm,  # noqa: F821
+                snakemake.input.patches,  # noqa: F821
+                snakemake.input.slides,  # noqa: F821
+                snakemake.output.qc,  # noqa: F821
+                snakemake.log.slides,  # noqa: F821
+                strict=True,
+            )
+        ],
         snakemake.params.gmm,  # noqa: F821
-        slide_id=snakemake.wildcards.slide_id,  # noqa: F821
+        draw=lambda mixture, job: plot_slide_mixture(mixture, job.patch_store, job.slide_path, job.qc_picture),
     )
-    plot_slide_mixture(mixture, snakemake.input.patches, snakemake.input.slide, snakemake.output.qc)  # noqa: F821
