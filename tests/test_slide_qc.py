@@ -303,3 +303,77 @@ def test_contact_sheets_hold_48_slides_a_page_and_frame_flagged_ones_in_red(tmp_
     assert red(second) > 200 and red(first) == 0  # only the page with the flagged slide has a red frame
     plot_qc_overview(table, tmp_path / "overview.png")
     assert red(np.asarray(Image.open(tmp_path / "overview.png").convert("RGB")).astype(int)) > 0
+
+
+# ---- Which slides' pictures the report embeds (mosare.slide_qc_report) ---------------------------------------------
+
+SHEET = [f"s{i:03d}" for i in range(100)]
+
+
+def test_report_takes_every_flagged_slide_then_fills_the_cap_with_others_spread_over_the_sheet():
+    from mosare.slide_qc_report import select_report_slides
+
+    flagged = {"s097", "s003", "s050"}
+    selection = select_report_slides(SHEET, flagged, 7)
+    assert selection.flagged == ["s003", "s050", "s097"]  # sheet order, whatever order the flags came in
+    assert len(selection.unflagged) == 4 and not set(selection.unflagged) & flagged
+    unflagged = [slide for slide in SHEET if slide not in flagged]
+    # One from the middle of each quarter of the 97 unflagged slides, not the first four of the sheet.
+    assert [unflagged.index(slide) // 24 for slide in selection.unflagged] == [0, 1, 2, 3]
+    assert selection.flagged_left_out == []
+    assert select_report_slides(SHEET, sorted(flagged, reverse=True), 7) == selection
+
+
+@pytest.mark.parametrize("cap", [1, 2, 33, 99, 100, 150])
+def test_report_selection_has_min_of_cap_and_cohort_distinct_slides(cap):
+    from mosare.slide_qc_report import select_report_slides
+
+    selection = select_report_slides(SHEET, {"s010"}, cap)
+    chosen = selection.flagged + selection.unflagged
+    assert len(chosen) == len(set(chosen)) == min(cap, len(SHEET))
+    assert selection.flagged == ["s010"]  # the flagged slide is always the first in
+
+
+def test_flagged_slides_beyond_the_cap_are_named_not_embedded():
+    from mosare.slide_qc_report import select_report_slides
+
+    flagged = {f"s{i:03d}" for i in range(0, 100, 10)}
+    selection = select_report_slides(SHEET, flagged, 4)
+    assert selection.flagged == ["s000", "s010", "s020", "s030"] and selection.unflagged == []
+    assert selection.flagged_left_out == [f"s{i:03d}" for i in range(40, 100, 10)]
+    none = select_report_slides(SHEET, flagged, 0)
+    assert (none.flagged, none.unflagged, len(none.flagged_left_out)) == ([], [], 10)
+
+
+def test_report_selection_ignores_flags_of_slides_not_in_the_sheet_and_refuses_a_negative_cap():
+    from mosare.slide_qc_report import select_report_slides
+
+    assert select_report_slides(["a", "b"], {"zz"}, 5).flagged == []
+    assert select_report_slides([], {"zz"}, 5).unflagged == []
+    with pytest.raises(ValueError, match="max_slide_pictures"):
+        select_report_slides(SHEET, set(), -1)
+
+
+def test_report_copies_are_jpegs_of_at_most_the_report_size_in_status_folders(tmp_path):
+    from PIL import Image
+
+    from mosare.slide_qc_report import REPORT_PICTURE_MAX_SIDE, select_report_slides, write_report_copies
+
+    rng = np.random.default_rng(0)
+    pictures = {}
+    for slide, shape in {"big": (1500, 3000), "small": (300, 200), "other": (50, 50)}.items():
+        pixels = np.zeros((*shape, 3), np.uint8)
+        pixels[..., 2] = 200  # blue, plus noise that PNG cannot compress
+        pixels[..., 1] = rng.integers(0, 60, shape)
+        pictures[slide] = tmp_path / f"{slide}.png"
+        Image.fromarray(pixels).save(pictures[slide])
+    selection = select_report_slides(["other", "small", "big"], {"small"}, 2)  # the middle of [other, big]: big
+    written = write_report_copies(selection, pictures, tmp_path / "report")
+    assert sorted(path.relative_to(tmp_path / "report").as_posix() for path in written) == [
+        "flagged/small.jpg", "unflagged/big.jpg"
+    ]
+    big = Image.open(tmp_path / "report/unflagged/big.jpg")
+    assert big.format == "JPEG" and big.size == (REPORT_PICTURE_MAX_SIDE, REPORT_PICTURE_MAX_SIDE // 2)
+    assert Image.open(tmp_path / "report/flagged/small.jpg").size == (200, 300)  # never enlarged
+    assert np.asarray(big)[..., 2].mean() > 180  # still the picture's colour
+    assert (tmp_path / "report/unflagged/big.jpg").stat().st_size < (tmp_path / "big.png").stat().st_size

@@ -73,6 +73,8 @@ class ResultsLayout:
     slide_qc = _Location("{cohort}/slide_qc.tsv")  # per-slide quality metrics and flags (mosare.slide_qc_table)
     slide_qc_overview = _Location("{cohort}/qc/slide_qc_overview.png")
     contact_sheets = _Location("{cohort}/qc/contact_sheets")  # page_001.png, ... (mosare.plots.slide_qc)
+    # tissue/ and gmm/: {flagged,unflagged}/{slide_id}.jpg, the per-slide pictures the report embeds
+    report_slide_pictures = _Location("{cohort}/qc/report_slides/{kind}")
     metrics = _Location("{cohort}/metrics.tsv")
     metrics_summary = _Location("{cohort}/metrics.md")
     comparisons = _Location("{cohort}/comparisons.tsv")

@@ -26,7 +26,7 @@ STAGE_SOURCES: dict[str, tuple[str, ...]] = {
     "gmm": ("slide_gmm.py", "plots/gmm.py"),
     "text": ("text.py", "samples.py"),
     "rna": ("rna.py", "samples.py"),
-    "slide_qc": ("slide_qc_table.py", "plots/slide_qc.py"),
+    "slide_qc": ("slide_qc_table.py", "plots/slide_qc.py", "slide_qc_report.py"),
     "cohort": ("cohort.py", "plots/cohort.py", "samples.py", "slide_qc_table.py"),
     "figures": ("cohort_figures",),
     "training": ("training.py", "metrics.py", "plots/training.py", "model"),

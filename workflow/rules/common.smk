@@ -87,7 +87,8 @@ def get_final_output() -> list[str]:
     slide_qc = [
         path
         for cohort in COHORTS if slide_ids(cohort)
-        for path in (LAYOUT.slide_qc(cohort), LAYOUT.slide_qc_overview(cohort), LAYOUT.contact_sheets(cohort))
+        for path in (LAYOUT.slide_qc(cohort), LAYOUT.slide_qc_overview(cohort), LAYOUT.contact_sheets(cohort),
+                     *report_slide_pictures(cohort))
     ]
     return [LAYOUT.metrics(cohort) for cohort in COHORTS] + figures + deployed + deployed_attention() + slide_qc
 
@@ -150,6 +151,11 @@ def tiled_slides(cohort: str) -> list[str]:
 def tissue_qc_pictures(cohort: str) -> list[str]:
     """Every tissue QC picture of a cohort."""
     return [LAYOUT.tissue_qc(cohort, slide_id) for slide_id in slide_ids(cohort)]
+
+
+def report_slide_pictures(cohort: str) -> list[str]:
+    """The folders of the per-slide QC pictures the report embeds (rule report_slide_pictures, qc.smk)."""
+    return [LAYOUT.report_slide_pictures(cohort, kind) for kind in ("tissue", "gmm")]
 
 
 # ---- Embedding (embedding.smk) ---------------------------------------------------------------------

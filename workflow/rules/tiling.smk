@@ -8,12 +8,8 @@ rule tile_slide:
         slide=tiling_slide_input,
     output:
         patches=directory(f"{RESULTS}/{{cohort}}/patches/{{slide_id}}.zarr"),
-        qc=report(
-            f"{RESULTS}/{{cohort}}/qc/tissue/{{slide_id}}.png",
-            caption="../report/tissue_qc.rst",
-            category="Tissue QC",
-            subcategory="{cohort}",
-        ),
+        # Browsable per slide; the report embeds a capped selection (rule report_slide_pictures, qc.smk).
+        qc=f"{RESULTS}/{{cohort}}/qc/tissue/{{slide_id}}.png",
     log:
         f"{RESULTS}/logs/tile_slide/{{cohort}}/{{slide_id}}.log",
     benchmark:
