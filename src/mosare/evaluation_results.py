@@ -205,6 +205,24 @@ def comparisons_markdown(comparisons: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+def excluded_slides_markdown(slide_qc_table: str | Path | None) -> str:
+    """metrics.md's count of the slides ``qc.exclude_flagged`` left out of training (``slide_qc_table``: the cohort's
+    slide_qc.tsv when it is on, None when it is off), naming each with its flags."""
+    if slide_qc_table is None:
+        return "\nSlides left out by slide QC: 0 (`qc.exclude_flagged` is off).\n"
+    from mosare.slide_qc_table import read_flagged_slides
+
+    flagged = read_flagged_slides(slide_qc_table)
+    markdown = f"\nSlides left out by slide QC (`qc.exclude_flagged`): {len(flagged)}.\n"
+    return markdown + "".join(f"- {slide}: {flags}\n" for slide, flags in flagged.items())
+
+
+def append_to_summary(path: str | Path, markdown: str) -> None:
+    """Add ``markdown`` at the end of a written metrics.md (atomically: a reader sees the old or the new file)."""
+    with atomic_file(path) as tmp:
+        tmp.write_text(Path(path).read_text(encoding="utf-8") + markdown, encoding="utf-8")
+
+
 def write_results(
     splits: pd.DataFrame,
     tables: ResultTables,

@@ -11,6 +11,7 @@ rule train_and_evaluate:
         gmms=cohort_gmm_stores,
         text=LAYOUT.text_store("{cohort}"),
         rna=LAYOUT.rna_store("{cohort}"),
+        slide_qc=excluded_slides_table,  # counted in metrics.md when qc.exclude_flagged is on
     output:
         metrics=report(
             LAYOUT.metrics("{cohort}"),
@@ -57,6 +58,7 @@ rule train_and_evaluate:
         rna_top_genes=config["rna"]["top_genes"],
         features_dir=training_features_dir,
         gmm_dir=training_gmm_dir,
+        exclude_flagged=config["qc"]["exclude_flagged"],
         code=code_hash("training"),
     threads: 16
     resources:

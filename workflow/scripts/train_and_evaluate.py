@@ -2,6 +2,7 @@
 
 import checkout_src  # noqa: F401 (puts this checkout's src/ first on sys.path, so mosare comes from here)
 
+from mosare.evaluation_results import append_to_summary, excluded_slides_markdown
 from mosare.logs import log_to_file
 from mosare.training import train_and_evaluate
 
@@ -34,3 +35,5 @@ if __name__ == "__main__":
             snakemake.threads,  # noqa: F821
             rna_top_genes=snakemake.params.rna_top_genes,  # noqa: F821
         )
+        slide_qc = snakemake.input.slide_qc[0] if snakemake.params.exclude_flagged else None  # noqa: F821
+        append_to_summary(snakemake.output.summary, excluded_slides_markdown(slide_qc))  # noqa: F821
