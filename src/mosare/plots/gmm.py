@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.patches import Patch
 
-from mosare.plots import save_png
+from mosare.plots import save_png, shrink_to_axes
 from mosare.slide_gmm import SlideMixture
 from mosare.slides import open_slide
 from mosare.stores import open_store
@@ -63,7 +63,7 @@ def plot_component_map(
     counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=len(weights))
     fig_width = 10.0
     fig, ax = plt.subplots(figsize=(fig_width, max(3.0, fig_width * 0.75 * height / width) + 0.8))
-    ax.imshow(overlay, interpolation="nearest")
+    shown = ax.imshow(overlay)
     ax.set_axis_off()
     ax.set_title(title, fontsize=9)
     copy_of = np.arange(len(weights)) if copy_of is None else np.asarray(copy_of)
@@ -79,6 +79,7 @@ def plot_component_map(
     if handles:
         ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=7, frameon=False)
     fig.tight_layout()
+    shrink_to_axes(shown, dpi=120)
     save_png(fig, path, dpi=120, tight=True, palette=True, key_colours=colours)
 
 

@@ -13,7 +13,7 @@ from matplotlib.colors import to_rgb
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
-from mosare.plots import save_png
+from mosare.plots import save_png, shrink_to_axes
 
 if TYPE_CHECKING:
     from mosare.tiling import TilingResult
@@ -38,7 +38,7 @@ def plot_tissue_qc(result: TilingResult, path: str | Path) -> None:
     aspect = thumbnail.shape[0] / thumbnail.shape[1]
     fig_width = 9.0
     fig, ax = plt.subplots(figsize=(fig_width, max(3.0, fig_width * aspect) + 0.8))
-    ax.imshow(thumbnail, extent=(0, width * scale, height * scale, 0), interpolation="lanczos")
+    shown = ax.imshow(thumbnail, extent=(0, width * scale, height * scale, 0))
     footprint = geometry.footprint_px * scale
     ax.add_collection(
         PatchCollection(
@@ -113,4 +113,5 @@ def plot_tissue_qc(result: TilingResult, path: str | Path) -> None:
         framealpha=0.8,
     )
     fig.tight_layout()
+    shrink_to_axes(shown, dpi=130)
     save_png(fig, path, dpi=130, palette=True, key_colours=[to_rgb(c) for c in OUTLINE_COLOURS])
