@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from PIL import Image
 
 from mosare.paths import ResultsLayout
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.slow  # the shared tiny run takes minutes on 2 cores
 LAYOUT = ResultsLayout()
 REPORT_CAP = 3  # report.max_slide_pictures, below the tiny cohort's 8 slides
 # The tiny slides have 7-11 patches, all under the default qc.min_patches: with 4, only outliers are flagged.
-QC_OVERRIDES = ("--config", f"report={{max_slide_pictures: {REPORT_CAP}}}", "qc={min_patches: 4}")
+QC_OVERRIDES = {"report": {"max_slide_pictures": REPORT_CAP}, "qc": {"min_patches": 4}}
 QC_TARGETS = (
     LAYOUT.slide_qc(COHORT), LAYOUT.slide_qc_overview(COHORT), LAYOUT.contact_sheets(COHORT),
     LAYOUT.report_slide_pictures(COHORT, "tissue"), LAYOUT.report_slide_pictures(COHORT, "gmm"),
@@ -32,9 +33,12 @@ QC_TARGETS = (
 def report_html(finished_tiny_run) -> Path:
     run = finished_tiny_run
     report = run.workdir / "report.html"
-    # Targets first: --config takes every value after it.
-    snakemake(run.workdir, *QC_TARGETS, *QC_OVERRIDES, repo=run.repo)
-    snakemake(run.workdir, *run.targets, *QC_TARGETS, "--report", str(report), *QC_OVERRIDES, repo=run.repo)
+    # Extends config.yaml (--config would pass the numbers as strings); targets first, as --configfile takes a list.
+    overrides = run.workdir / "report_overrides.yaml"
+    overrides.write_text(yaml.safe_dump(QC_OVERRIDES))
+    snakemake(run.workdir, *QC_TARGETS, "--configfile", overrides.name, repo=run.repo)
+    snakemake(run.workdir, *run.targets, *QC_TARGETS, "--report", str(report), "--configfile", overrides.name,
+              repo=run.repo)
     return report
 
 
