@@ -97,7 +97,7 @@ class Encoder:
     @torch.inference_mode()
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 (B, 3, input_px, input_px) on the device -> float32 (B, dim) features."""
-        inputs = self.normalize(images)
+        inputs = self.normalize(images).contiguous(memory_format=memory_format(self.model))
         use_autocast = self.device.type == "cuda" and self.autocast_dtype is not None
         with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=use_autocast):
             features = self.model(inputs)
@@ -235,6 +235,14 @@ def build_timm(spec: EncoderSpec, weights: Path) -> tuple[nn.Module, EncoderSpec
     return model, with_model_facts(spec, **facts)
 
 
+def memory_format(model: nn.Module) -> torch.memory_format:
+    """Channels-last for convolutional networks: oneDNN's convolutions run them about 2x faster on the CPU in this
+    layout (efficientnet-lite0, 1 thread, batch 64; features within 1e-5 of channels-first). A ViT's only
+    convolution is its patch embedding, so it stays as it is, bit for bit."""
+    convolutions = sum(isinstance(module, nn.Conv2d) for module in model.modules())
+    return torch.channels_last if convolutions > 1 else torch.contiguous_format
+
+
 def create_encoder(
     name: str, checkpoint: str | Path | None = None, device: str | torch.device | None = None
 ) -> Encoder:
@@ -252,7 +260,7 @@ def create_encoder(
         raise ValueError(f"encoder {name!r}: its spec says {spec.dim}-d features, the model gives {pooled_dim(model)}")
     return Encoder(
         name=spec.name,
-        model=model.to(device).eval(),
+        model=model.to(device, memory_format=memory_format(model)).eval(),
         dim=pooled_dim(model),
         input_px=spec.input_px,
         mean=spec.mean,
