@@ -7,9 +7,11 @@ summed RSS (what Snakemake's benchmark `max_rss` adds up, shared pages counted i
 main process and its decode workers, and the main process's PSS before the first batch. Variants:
   --workers N           decode workers (default: unset in the config, so the encoder spec's decode_workers, 1);
   --batch N             batch size (default 64, the config default);
-  --no-heap-reuse       leave glibc's mmap threshold alone (mosare.embedding.reuse_batch_buffers off).
+  --no-heap-reuse       leave glibc's mmap threshold alone (mosare.embedding.reuse_batch_buffers off);
+  --whole-batches       run each batch through the model at once (the spec's cpu_forward_rows ignored), as before.
 
     .venv/bin/python benchmarks/bench_embedding_memory.py [--patches 240] [--workers N] [--batch 64] [--no-heap-reuse]
+        [--whole-batches]
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ args = json.loads(sys.argv[1])
 from mosare import embedding
 if not args["heap_reuse"]:
     embedding.reuse_batch_buffers = lambda: None
+if args["whole_batches"]:
+    embedding.forward_pieces = lambda n_rows, piece_rows: [n_rows]
 from mosare.embedding import SlideJob, embed_slides_with_config
 embed_slides_with_config([SlideJob(args["patches"], args["output"])], args["encoder"], threads=1,
                          weights_fingerprint=args["fingerprint"])
@@ -63,7 +67,8 @@ def run_job(args: argparse.Namespace, folder: Path) -> dict:
     fingerprint = folder / "fingerprint.json"
     fingerprint_encoder_weights(encoder, fingerprint)
     argument = json.dumps({"patches": str(patch_store(folder, args.patches)), "output": str(folder / "out.zarr"),
-                           "encoder": encoder, "fingerprint": str(fingerprint), "heap_reuse": not args.no_heap_reuse})
+                           "encoder": encoder, "fingerprint": str(fingerprint), "heap_reuse": not args.no_heap_reuse,
+                           "whole_batches": args.whole_batches})
     start = time.perf_counter()
     process = subprocess.Popen([sys.executable, "-c", JOB, argument], stderr=subprocess.DEVNULL)
     peak = {"tree_pss": 0.0, "tree_rss": 0.0, "main_pss": 0.0, "workers_pss": 0.0, "main_pss_anon": 0.0}
@@ -89,11 +94,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--no-heap-reuse", action="store_true")
+    parser.add_argument("--whole-batches", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-embedding-memory-") as tmp:
         result = run_job(args, Path(tmp))
     print(json.dumps({"encoder": "efficientnet-lite0", "device": "cpu", "patches": args.patches, "batch": args.batch,
-                      "workers": args.workers, "heap_reuse": not args.no_heap_reuse, **result}), flush=True)
+                      "workers": args.workers, "heap_reuse": not args.no_heap_reuse,
+                      "whole_batches": args.whole_batches, **result}), flush=True)
 
 
 if __name__ == "__main__":

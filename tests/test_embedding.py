@@ -23,6 +23,7 @@ from torchvision.transforms import v2
 from mosare import embedding, weights_fingerprint
 from mosare.embedding_chunks import chunk_count, embedding_chunks
 from mosare.embedding import EmbeddingError, FeatureWriter, SlideJob, embed_slide, embed_slides, embed_slides_with_config
+from mosare.encoder_specs import encoder_spec
 from mosare.encoders import Encoder, create_encoder
 from mosare.slides import open_slide
 from mosare.stores import open_store, write_store
@@ -363,6 +364,30 @@ def test_slides_embedded_together_are_bit_identical_to_each_slide_embedded_alone
     logs = [Path(job.log).read_text() for job in jobs]
     assert ["skipped: " in text for text in logs] == [False, False, True, False]
     assert [text.count("features written") for text in logs] == [1, 1, 1, 1]
+
+
+@pytest.mark.parametrize(
+    ("n_rows", "piece_rows", "sizes"),
+    [(64, 16, [16, 16, 16, 16]), (37, 16, [16, 21]), (31, 16, [31]), (48, 16, [16, 16, 16]), (5, 16, [5]),
+     (64, None, [64])],
+)
+def test_a_batch_runs_in_pieces_of_at_least_the_given_rows_the_remainder_joining_the_last(n_rows, piece_rows, sizes):
+    assert embedding.forward_pieces(n_rows, piece_rows) == sizes
+
+
+def test_efficientnet_lite0_features_are_bit_identical_whether_a_batch_runs_whole_or_in_its_specs_pieces(
+    one_torch_thread,
+):
+    """The memory fix (issue 13) must not change features: the spec's cpu_forward_rows holds only while oneDNN gives
+    every row of a piece of >= that many rows the bits it has in the whole batch. 37 rows: pieces of 16 and 21."""
+    lite0 = create_encoder("efficientnet-lite0", device="cpu")
+    rows = encoder_spec("efficientnet-lite0").cpu_forward_rows
+    images = torch.randint(0, 256, (37, 3, 224, 224), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+
+    pieces = embedding.embed_in_pieces(lite0, images, rows)
+
+    assert embedding.forward_pieces(37, rows) == [16, 21]
+    np.testing.assert_array_equal(pieces.view(np.uint32), lite0.embed(images).numpy().view(np.uint32))
 
 
 def test_a_failing_slide_stops_its_job_naming_it_and_leaves_no_store_of_its_own(tmp_path):

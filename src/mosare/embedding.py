@@ -237,6 +237,22 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+def forward_pieces(n_rows: int, piece_rows: int | None) -> list[int]:
+    """Sizes of the pieces a batch of ``n_rows`` runs through the model in: ``piece_rows`` each, with the remainder
+    joined to the last piece so that no piece is smaller (a batch under twice ``piece_rows`` stays whole)."""
+    if piece_rows is None or n_rows < 2 * piece_rows:
+        return [n_rows]
+    sizes = [piece_rows] * (n_rows // piece_rows)
+    sizes[-1] += n_rows % piece_rows
+    return sizes
+
+
+def embed_in_pieces(encoder: Encoder, images: torch.Tensor, piece_rows: int | None) -> np.ndarray:
+    """``encoder.embed`` of a batch, run ``forward_pieces`` at a time (the batch's activations are never all live)."""
+    pieces = torch.split(images, forward_pieces(len(images), piece_rows))
+    return np.concatenate([encoder.embed(piece).cpu().numpy() for piece in pieces])
+
+
 def patch_loader(
     dataset: PatchDataset, *, batch_size: int, num_workers: int, pin_memory: bool, prefetch_batches: int = 4
 ) -> DataLoader:
@@ -300,13 +316,16 @@ def embed_slides(
     max_failed_fraction: float = 0.01,
     chunk_rows: int = CHUNK_ROWS,
     weights_sha256: str | None = None,
+    forward_rows: int | None = None,
 ) -> list[dict[str, Any]]:
     """Embed every patch of each job's patch store into its feature store, slide after slide; returns their attrs.
 
     A ``PendingEncoder`` is built only once the decode workers have started, so loading the model overlaps the
     first slide's decoding. ``weights_sha256`` is the sha256 of the weights already known (the workflow's
-    fingerprint); without it the file is hashed here. Raises EmbeddingError naming the slide when more than
-    ``max_failed_fraction`` of its patches fail to decode; that slide's output is then not created.
+    fingerprint); without it the file is hashed here. ``forward_rows`` (the spec's ``cpu_forward_rows``) runs the
+    model on pieces of each batch on a CPU (``forward_pieces``); the batches, and so the features, stay the same.
+    Raises EmbeddingError naming the slide when more than ``max_failed_fraction`` of its patches fail to decode;
+    that slide's output is then not created.
     """
     reuse_batch_buffers()
     grids = [read_patch_grid(job.patch_store) for job in jobs]
@@ -328,6 +347,7 @@ def embed_slides(
                         job, grid, slide_index, (next(batches) for _ in range(n_batches)), encoder,
                         batch_size=batch_size, num_workers=num_workers, max_failed_fraction=max_failed_fraction,
                         chunk_rows=chunk_rows, weights_sha256=weights_sha256,
+                        forward_rows=None if device.type == "cuda" else forward_rows,
                     )
                 )
         return results
@@ -348,6 +368,7 @@ def _embed_one_slide(
     max_failed_fraction: float,
     chunk_rows: int,
     weights_sha256: str,
+    forward_rows: int | None,
 ) -> dict[str, Any]:
     n_patches = len(grid.coords)
     allowed_failures = int(np.floor(max_failed_fraction * n_patches))
@@ -380,8 +401,7 @@ def _embed_one_slide(
                 if ok.any():
                     # Indexing copies out of pinned memory, so only do it when a patch actually failed.
                     batch = (images if ok.all() else images[ok]).to(encoder.device, non_blocking=on_cuda)
-                    features = encoder.embed(batch).cpu().numpy()
-                    writer.append(grid.coords[rows[ok].numpy()], features)
+                    writer.append(grid.coords[rows[ok].numpy()], embed_in_pieces(encoder, batch, forward_rows))
                 progress.update(len(rows))
         finally:
             progress.close()
@@ -453,4 +473,5 @@ def embed_slides_with_config(
         num_workers=spec.decode_workers if workers is None else int(workers),
         max_failed_fraction=float(encoder_config.get("max_failed_fraction", 0.01)),
         weights_sha256=fingerprint.sha256,
+        forward_rows=spec.cpu_forward_rows,
     )

