@@ -52,7 +52,7 @@ def test_report_holds_every_cohort_level_picture_of_the_run_with_a_caption(repor
     results, categories = embedded_results(html), embedded_categories(html)
     workdir = report_html.parent
     pictures = {
-        str(p.relative_to(workdir)) for p in (workdir / "results").rglob("*.png") if not per_slide(p.relative_to(workdir))
+        str(path) for path in (p.relative_to(workdir) for p in (workdir / "results").rglob("*.png")) if not per_slide(path)
     }
 
     in_report = {name for name, r in results.items() if r["mime_type"].startswith("image/")}
