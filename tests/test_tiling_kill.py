@@ -1,12 +1,13 @@
-"""kill -9 at random points of a per-slide stage (tiling, GMM): no partial store is ever taken as complete, and a
-rerun gives the store of an uninterrupted run.
+"""kill -9 at random points of a per-slide stage (tiling, a chunk of slides' embedding or GMMs): no partial store is
+ever taken as complete, and a rerun gives the stores of an uninterrupted run.
 
 Each run is a forked child of the test process (so the imports are paid once) that SIGKILL stops at a random moment;
-the kills are spread over the whole run, store writing included.
+the kills are spread over the whole run, store writing included, and for a chunk job between and inside its slides.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 import zarr
 from synthetic_slides import tissue_image, write_slide
@@ -54,30 +56,49 @@ def _forked(run: Callable[[Path], object], store: Path, in_child: Callable[[], o
     return pid
 
 
+def _assert_gone_soon(processes: list[psutil.Process]) -> None:
+    """A killed job's helpers (decode workers) must die with it, not linger as orphans."""
+    deadline = time.monotonic() + 10
+
+    def running() -> list[psutil.Process]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            return [p for p in processes if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        return running()
+
+    while running() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not running(), f"processes of the killed job outlive it: {running()}"
+
+
 def _kill_at_random_points(run: Callable[[Path], object], tmp_path: Path) -> None:
-    reference_store = tmp_path / "reference.zarr"
+    """``run(folder)`` writes a job's stores into ``folder``; each store found after a kill must equal its reference."""
     start = time.perf_counter()
-    run(reference_store)
+    run(tmp_path / "reference")
     full_run = time.perf_counter() - start
-    reference = _contents(reference_store)
-    store = tmp_path / "out" / "slide.zarr"
+    references = {store.name: _contents(store) for store in (tmp_path / "reference").glob("*.zarr")}
+    folder = tmp_path / "out"
     finished = []
     for index, delay in enumerate(np.random.default_rng(0).uniform(0, 1.2 * full_run, size=KILLS)):
-        # Half the kills hit a first run (no store yet), half a rerun over a finished store.
+        # Half the kills hit a first run (no stores yet), half a rerun over finished stores.
         if index == KILLS // 2:
-            run(store)
-        pid = _forked(run, store)
+            run(folder)
+        pid = _forked(run, folder)
         time.sleep(delay)
+        helpers = psutil.Process(pid).children(recursive=True)  # decode workers
         os.kill(pid, signal.SIGKILL)
         _, status = os.waitpid(pid, 0)
+        _assert_gone_soon(helpers)
         finished.append(os.WIFEXITED(status))
         assert not os.WIFEXITED(status) or os.WEXITSTATUS(status) == 0, "the stage failed in the child"
-        if store.exists():
-            _assert_same(store, reference)  # the earlier complete store, or the new complete one
-        else:
-            assert index < KILLS // 2, "a killed rerun removed the earlier complete store"
-    run(store)
-    _assert_same(store, reference)
+        for name, reference in references.items():
+            if (folder / name).exists():
+                _assert_same(folder / name, reference)  # the earlier complete store, or the new complete one
+            else:
+                assert index < KILLS // 2, f"a killed rerun removed the earlier complete store {name}"
+        assert {store.name for store in folder.glob("*.zarr")} <= references.keys()
+    run(folder)
+    for name, reference in references.items():
+        _assert_same(folder / name, reference)
     assert not all(finished), "every kill came after the run had finished; the delays test nothing"
 
 
@@ -119,18 +140,69 @@ def slide(tmp_path_factory):
 
 
 def test_tiling_killed_at_random_points_never_leaves_a_store_that_looks_complete(slide, tmp_path):
-    _kill_at_random_points(lambda store: tile_slide(slide, store, slide_id="killed", tiling=TILING), tmp_path)
+    _kill_at_random_points(
+        lambda folder: tile_slide(slide, folder / "killed.zarr", slide_id="killed", tiling=TILING), tmp_path
+    )
 
 
-def test_gmm_killed_at_random_points_never_leaves_a_store_that_looks_complete(tmp_path):
+def test_a_chunk_of_slides_gmms_killed_at_random_points_never_leaves_a_store_that_looks_complete(tmp_path):
+    """The GMM job fits a chunk of slides one after another (mosare.slide_gmm.fit_slide_gmms)."""
     torch = pytest.importorskip("torch")
-    from mosare.slide_gmm import fit_slide_gmm
+    from mosare.slide_gmm import SlideGMMJob, fit_slide_gmms
 
     torch.set_num_threads(1)  # a forked child must not wait on the parent's thread pool
-    rng = np.random.default_rng(0)
-    centres = rng.normal(0, 4, (4, 32))
-    features = (centres[rng.integers(0, 4, 4000)] + rng.normal(0, 1, (4000, 32))).astype(np.float16)
-    coords = np.stack([np.arange(4000) % 64, np.arange(4000) // 64], axis=1).astype(np.int64) * 256
-    feature_store = tmp_path / "features.zarr"
-    write_store(feature_store, {"features": features, "coords": coords}, {"encoder": "test"})
-    _kill_at_random_points(lambda store: fit_slide_gmm(feature_store, store, GMM, slide_id="killed"), tmp_path)
+    feature_stores = []
+    for slide in range(3):
+        rng = np.random.default_rng(slide)
+        centres = rng.normal(0, 4, (4, 32))
+        features = (centres[rng.integers(0, 4, 4000)] + rng.normal(0, 1, (4000, 32))).astype(np.float16)
+        coords = np.stack([np.arange(4000) % 64, np.arange(4000) // 64], axis=1).astype(np.int64) * 256
+        feature_stores.append(tmp_path / "features" / f"slide{slide}.zarr")
+        write_store(feature_stores[-1], {"features": features, "coords": coords}, {"encoder": "test"})
+
+    def run(folder: Path) -> None:
+        jobs = [SlideGMMJob(store.stem, store, folder / store.name, "-", "-", "-") for store in feature_stores]
+        fit_slide_gmms(jobs, GMM, draw=lambda mixture, job: None, device="cpu")
+
+    _kill_at_random_points(run, tmp_path)
+
+
+def test_a_chunk_of_slides_embedding_killed_at_random_points_never_leaves_a_store_that_looks_complete(tmp_path):
+    """The embedding job writes one feature store per slide of its chunk, chunk by chunk of rows, with a decode worker
+    reading ahead across slides; kills land between and inside the slides' stores."""
+    torch = pytest.importorskip("torch")
+    from torchvision.transforms import v2
+
+    from mosare.embedding import SlideJob, embed_slides
+    from mosare.encoders import Encoder
+
+    class SlowMeanColour(torch.nn.Module):
+        """Each patch's mean colour, 50 ms a batch, so the slides' stores take most of the job's time."""
+
+        def forward(self, images: torch.Tensor) -> torch.Tensor:
+            time.sleep(0.05)
+            return images.mean(dim=(2, 3)) + 1.0
+
+    torch.set_num_threads(1)
+    (tmp_path / "weights.bin").write_bytes(b"no weights")
+    encoder = Encoder(
+        name="mean-colour", model=SlowMeanColour(), dim=3, input_px=32, mean=(0.0,) * 3, std=(1.0,) * 3,
+        interpolation=v2.InterpolationMode.BILINEAR, autocast_dtype=None, weights_path=str(tmp_path / "weights.bin"),
+        device=torch.device("cpu"),
+    )
+    patch_stores = []
+    for slide in range(3):
+        image = tissue_image(1024, 1024, blobs=[(0.5, 0.5, 0.45, 0.45)], seed=slide)
+        path = write_slide(tmp_path / f"slide{slide}.svs", image, mpp=0.5)
+        coords = np.array([(x, y) for y in range(0, 512, 256) for x in range(0, 1024, 256)], dtype=np.int64)
+        patch_stores.append(tmp_path / "patches" / f"slide{slide}.zarr")
+        write_store(patch_stores[-1], {"coords": coords}, {
+            "slide_id": f"slide{slide}", "slide_path": str(path), "mpp_level0": 0.5, "target_mpp": 0.5,
+            "patch_px": 256, "read_level": 0, "read_px": 256, "n_patches": len(coords),
+        })
+
+    def run(folder: Path) -> None:
+        jobs = [SlideJob(store, folder / store.name) for store in patch_stores]
+        embed_slides(jobs, encoder, batch_size=4, num_workers=1, chunk_rows=4, weights_sha256="0" * 64)
+
+    _kill_at_random_points(run, tmp_path)

@@ -24,6 +24,7 @@ import importlib.metadata
 import logging
 import math
 import os
+import signal
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,7 @@ log = logging.getLogger(__name__)
 CHUNK_ROWS = 1024
 # glibc's mallopt parameter number for the mmap threshold, and the buffer size below which the heap serves.
 M_MMAP_THRESHOLD = -3
+PR_SET_PDEATHSIG = 1  # Linux prctl: the signal a process gets when the thread that forked it dies
 HEAP_BUFFER_LIMIT_BYTES = 1 << 30
 VERSIONED_PACKAGES = ("torch", "torchvision", "timm", "openslide-python", "openslide-bin", "zarr", "numpy")
 
@@ -253,6 +255,19 @@ def embed_in_pieces(encoder: Encoder, images: torch.Tensor, piece_rows: int | No
     return np.concatenate([encoder.embed(piece).cpu().numpy() for piece in pieces])
 
 
+def die_with_the_job(job_pid: int, worker_id: int) -> None:
+    """A decode worker's ``worker_init_fn``: the kernel SIGKILLs it when its job dies, even of a SIGKILL (Linux).
+
+    PyTorch's own watchdog notes the worker's parent only after this runs, so a job killed while its workers were
+    starting left them polling for work forever (found by tests/test_tiling_kill.py).
+    """
+    libc = _glibc()
+    if libc is not None:
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != job_pid:  # the job died before the signal was armed
+        os._exit(1)
+
+
 def patch_loader(
     dataset: PatchDataset, *, batch_size: int, num_workers: int, pin_memory: bool, prefetch_batches: int = 4
 ) -> DataLoader:
@@ -262,6 +277,7 @@ def patch_loader(
         num_workers=num_workers,
         pin_memory=pin_memory,
         prefetch_factor=prefetch_batches if num_workers > 0 else None,
+        worker_init_fn=functools.partial(die_with_the_job, os.getpid()),
     )
 
 
