@@ -383,3 +383,27 @@ def test_fine_pass_read_in_pieces_equals_the_one_read_per_row(tmp_path, monkeypa
         pieces = fine_cell_fractions(slide, detect_tissue(slide, params), params, xs, ys, 256)
     assert (whole >= 0.5).sum() > 20
     np.testing.assert_allclose(pieces, whole, atol=1e-9)
+
+
+def test_a_dark_stroke_broken_by_tissue_colour_into_pieces_each_under_the_stroke_area_is_still_ink():
+    """Dark ink over tissue takes the stain's hue in places, so the ink rule sees a stroke as fragments (nsclc-035-A).
+    Fragments a few pixels apart count as one stroke; ink-coloured debris specks spread over tissue do not."""
+    from mosare.tissue_saturation import MIN_STROKE_AREA_UM2, STROKE_GAP_UM, ink_mask
+
+    mpp = 8.0
+    rgb = np.full((120, 400, 3), (215, 140, 200), np.uint8)  # eosin-pink tissue
+    for start in range(10, 380, 38):  # a 6 px (48 µm) dark stroke in 34 px pieces, 4 px (32 µm) of purple between
+        rgb[20:26, start:start + 34] = (40, 40, 48)
+        rgb[20:26, start + 34:start + 38] = (120, 60, 130)
+    for y in range(60, 110, 25):  # dark debris specks, 4x4 px, 24 px apart
+        for x in range(20, 380, 24):
+            rgb[y:y + 4, x:x + 4] = (40, 40, 48)
+    hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
+    min_px, gap_px = MIN_STROKE_AREA_UM2 / mpp**2, round(STROKE_GAP_UM / mpp)
+    assert 6 * 34 < min_px  # each piece alone is below the area of a stroke
+
+    ink = ink_mask(rgb, hsv, min_px, gap_px)
+    unlinked = ink_mask(rgb, hsv, min_px, 0)
+
+    assert ink[20:26, 10:380].mean() > 0.8 and not unlinked[20:26].any()
+    assert not ink[55:].any()  # the specks stay tissue
