@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -12,17 +11,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from mosare.gmm import GMMResult
+from mosare.cohort_data import CohortInputs
 from mosare.gmm_store import SlideGMMStore
 from mosare.stores import write_store
-
-
-@dataclasses.dataclass
-class SyntheticPaths:
-    cohort_table: Path
-    features_dir: Path
-    gmm_dir: Path
-    text_store: Path
-    rna_store: Path
 
 
 def write_synthetic_cohort(
@@ -44,7 +35,7 @@ def write_synthetic_cohort(
     with_rna: bool = True,
     with_text: bool = True,
     without_wsi: tuple[int, ...] = (),
-) -> SyntheticPaths:
+) -> CohortInputs:
     """Write cohort.tsv and feature / GMM / text / RNA stores under ``root``.
 
     Each modality carries the class as a mean shift of size ``signal[m]`` along a few dimensions, plus unit noise.
@@ -119,7 +110,7 @@ def write_synthetic_cohort(
             "present": has_rna,
         },
     )
-    return SyntheticPaths(cohort_table, features_dir, gmm_dir, text_store, rna_store)
+    return CohortInputs(cohort_table, features_dir, gmm_dir, text_store, rna_store)
 
 
 class StandInModel(nn.Module):

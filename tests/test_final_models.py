@@ -12,7 +12,7 @@ import pytest
 import torch
 from synthetic_cohort import small_train_config, write_synthetic_cohort
 
-from mosare.cohort_data import load_cohort_data
+from mosare.cohort_data import CohortInputs
 from mosare.final_models import InputFacts, ModelMismatchError, load_final_model
 from mosare.fold_inputs import eval_patch_rows, fold_tensors
 from mosare.stores import open_store, write_store
@@ -35,12 +35,10 @@ def trained(tmp_path_factory):
         ("splits", "splits.tsv"), ("metrics", "metrics.tsv"), ("summary", "metrics.md"), ("comparisons", "comparisons.tsv"),
         ("roc", "roc.png"), ("training_curves", "training_curves.png"), ("train_dir", "train"), ("models", "models"),
     ]}  # fmt: skip
-    inputs = {"cohort_table": paths.cohort_table, "features_dir": paths.features_dir, "gmm_dir": paths.gmm_dir,
-              "text": paths.text_store, "rna": paths.rna_store}  # fmt: skip
     config = small_train_config(models=MODELS, missing_rates=[], hidden=8, prototypes_per_class=2, epochs=3)
-    train_and_evaluate("toy", CLASSES, config, inputs, outputs, threads=1, rna_top_genes=10)
-    data = load_cohort_data(paths.cohort_table, paths.features_dir, paths.gmm_dir, paths.text_store, paths.rna_store, CLASSES)
-    return root / "models", data, InputFacts.read(data, paths.features_dir, paths.text_store, paths.rna_store), config
+    train_and_evaluate("toy", CLASSES, config, paths, outputs, threads=1, rna_top_genes=10)
+    data = paths.load(CLASSES)
+    return root / "models", data, InputFacts.read(data, paths.features_dir, paths.text, paths.rna), config
 
 
 def test_every_model_is_saved_with_weights_only_state_preprocessing_facts_and_card(trained):
@@ -95,7 +93,7 @@ def test_loading_refuses_another_hidden_size_and_missing_genes(trained):
     assert "of the model's 10 genes are not in the data" in str(error.value)
 
 
-def deploy_inputs(root, data, labels: list[str] | None = None, genes: int = 24) -> dict:
+def deploy_inputs(root, data, labels: list[str] | None = None, genes: int = 24) -> CohortInputs:
     """The trained cohort's own stores as a deploy target, optionally relabelled and with fewer RNA genes."""
     from mosare.cohort import CohortTable
 
@@ -107,8 +105,8 @@ def deploy_inputs(root, data, labels: list[str] | None = None, genes: int = 24) 
     arrays = {name: store[name][...] for name in ("patient_ids", "gene_ids", "values", "present")}
     arrays["gene_ids"], arrays["values"] = arrays["gene_ids"][:genes], arrays["values"][:, :genes]
     write_store(target / "rna.zarr", arrays, dict(store.attrs))
-    return {"cohort_table": target / "cohort.tsv", "features_dir": root / "features" / "enc", "gmm_dir": root / "gmm" / "enc",
-            "text": root / "text.zarr", "rna": target / "rna.zarr"}  # fmt: skip
+    return CohortInputs(target / "cohort.tsv", root / "features" / "enc", root / "gmm" / "enc", root / "text.zarr",
+                        target / "rna.zarr")
 
 
 def test_deploying_to_a_labelled_cohort_writes_predictions_and_external_validation(trained, tmp_path):

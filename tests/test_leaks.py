@@ -10,7 +10,6 @@ import pytest
 import torch
 from synthetic_cohort import small_train_config, write_synthetic_cohort
 
-from mosare.cohort_data import load_cohort_data
 from mosare.model import build_model
 from mosare.scenarios import scenarios
 from mosare.splits import make_folds
@@ -22,7 +21,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def test_permuting_a_test_folds_labels_leaves_every_test_prediction_bitwise_identical(tmp_path):
     paths = write_synthetic_cohort(tmp_path, n_patients=30, missing_rna=0.2, missing_text=0.2, without_wsi=(29,))
-    data = load_cohort_data(paths.cohort_table, paths.features_dir, paths.gmm_dir, paths.text_store, paths.rna_store, CLASSES)
+    data = paths.load(CLASSES)
     config = small_train_config(
         models=["mosare", "abmil", "rna_mlp", "late_fusion"], epochs=3, hidden=8, prototypes_per_class=2,
         missing_rates=[0.5], mask_repeats=2, rna_top_genes=10,

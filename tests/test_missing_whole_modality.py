@@ -22,7 +22,6 @@ from mosare.samples import load_sample_sheet
 from mosare.splits import make_folds
 from mosare.stores import write_store
 from mosare.text import TextFeatures, patient_reports, write_text_store
-from mosare.cohort_data import load_cohort_data
 from mosare.scenarios import Scenario, plan_evaluation, scenario_presence, scenarios
 from mosare.training import cross_validate, train_and_evaluate
 
@@ -59,13 +58,9 @@ def run_stage(root, **cohort_options):
         ("splits", "splits.tsv"), ("metrics", "metrics.tsv"), ("summary", "metrics.md"),
         ("roc", "roc.png"), ("training_curves", "training_curves.png"), ("train_dir", "train"),
     ]}  # fmt: skip
-    inputs = {
-        "cohort_table": paths.cohort_table, "features_dir": paths.features_dir, "gmm_dir": paths.gmm_dir,
-        "text": paths.text_store, "rna": paths.rna_store,
-    }  # fmt: skip
     threads = torch.get_num_threads()
     try:
-        train_and_evaluate("toy", CLASSES, tiny_config(), inputs, outputs, threads=1)
+        train_and_evaluate("toy", CLASSES, tiny_config(), paths, outputs, threads=1)
     finally:
         torch.set_num_threads(threads)
     return pd.read_csv(outputs["metrics"], sep="\t"), outputs["summary"].read_text(encoding="utf-8"), root
@@ -141,7 +136,7 @@ def test_cohort_without_reports_reports_every_model_but_the_report_baseline(with
 
 def test_rna_baseline_trains_only_in_folds_whose_training_part_shows_rna_and_the_summary_says_so(tmp_path):
     paths = write_synthetic_cohort(tmp_path, n_patients=18, missing_rna=0.0)
-    data = load_cohort_data(paths.cohort_table, paths.features_dir, paths.gmm_dir, paths.text_store, paths.rna_store, CLASSES)
+    data = paths.load(CLASSES)
     config = tiny_config(folds=3, missing_rates=[], models=["late_fusion", "rna_mlp"])
     folds = make_folds(data.patient_ids, data.labels, 3, config["seed"])
     data.available[:, 1] = folds == 0  # only fold 0's patients have RNA: folds 1 and 2 train on it, fold 0 cannot
@@ -170,7 +165,7 @@ def test_slides_only_cohort_runs_the_complete_scenario_alone_and_says_why():
 
 def test_no_configured_model_able_to_run_fails_naming_the_fix(tmp_path):
     paths = write_synthetic_cohort(tmp_path, n_patients=6, with_rna=False)
-    data = load_cohort_data(paths.cohort_table, paths.features_dir, paths.gmm_dir, paths.text_store, paths.rna_store, CLASSES)
+    data = paths.load(CLASSES)
     with pytest.raises(ValueError, match="none of train.models.*add abmil or a fusion model"):
         cross_validate(data, tiny_config(models=["rna_mlp"]), "toy", tmp_path / "train", torch.device("cpu"))
 

@@ -12,7 +12,7 @@ from synthetic_cohort import write_synthetic_cohort
 
 from mosare.evaluation_results import comparison_table, pooled_predictions
 from mosare.metrics import auc_score
-from mosare.cohort_data import CohortData, load_cohort_data
+from mosare.cohort_data import CohortData
 from mosare.training import cross_validate
 
 CLASSES = ["A", "B"]
@@ -37,7 +37,7 @@ CONFIG = {
 
 
 def load(paths) -> CohortData:
-    return load_cohort_data(paths.cohort_table, paths.features_dir, paths.gmm_dir, paths.text_store, paths.rna_store, CLASSES)
+    return paths.load(CLASSES)
 
 
 def mean_auc(fold_metrics: pd.DataFrame, model: str, scenario: str = "complete") -> float:

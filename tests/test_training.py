@@ -9,7 +9,7 @@ import torch
 from synthetic_cohort import StandInModel, small_train_config, stand_in_factory, write_synthetic_cohort
 
 from mosare.splits import check_cohort_splits, fold_validation_split, make_folds, validation_split
-from mosare.cohort_data import CohortData, load_cohort_data, merge_slide_components
+from mosare.cohort_data import CohortData, merge_slide_components
 from mosare.evaluation_results import evaluation_tables, write_results
 from mosare.fold_inputs import eval_patch_rows, fit_normalisation, fold_tensors, make_batch
 from mosare.scenarios import (
@@ -31,7 +31,7 @@ DIMS = (16, 24, 12)
 @pytest.fixture
 def cohort(tmp_path) -> CohortData:
     paths = write_synthetic_cohort(tmp_path, n_patients=24)
-    return load_cohort_data(paths.cohort_table, paths.features_dir, paths.gmm_dir, paths.text_store, paths.rna_store, CLASSES)
+    return paths.load(CLASSES)
 
 
 def test_folds_are_patient_level_stratified_and_cover_every_patient_once():
@@ -198,7 +198,7 @@ def test_merged_local_tokens_keep_the_heaviest_components_weighted_by_patch_shar
 def test_loading_pools_a_patients_slides_and_flags_missing_modalities(tmp_path):
     paths = write_synthetic_cohort(tmp_path, n_patients=12, two_slide_fraction=0.5, missing_rna=0.3)
     table = pd.read_csv(paths.cohort_table, sep="\t")
-    data = load_cohort_data(paths.cohort_table, paths.features_dir, paths.gmm_dir, paths.text_store, paths.rna_store, CLASSES)
+    data = paths.load(CLASSES)
     two = table.index[table["slide_ids"].str.contains(",")][0]
     expected = sum(
         len(np.asarray(__import__("zarr").open_group(str(paths.features_dir / f"{s}.zarr"))["features"]))
@@ -213,7 +213,7 @@ def test_loading_pools_a_patients_slides_and_flags_missing_modalities(tmp_path):
 def test_loading_names_the_file_when_a_label_is_not_a_cohort_class(tmp_path):
     paths = write_synthetic_cohort(tmp_path, n_patients=6)
     with pytest.raises(ValueError, match="cohort.tsv.*not among the cohort's classes"):
-        load_cohort_data(paths.cohort_table, paths.features_dir, paths.gmm_dir, paths.text_store, paths.rna_store, ["A", "C"])
+        paths.load(["A", "C"])
 
 
 def test_normalisation_statistics_come_from_the_training_part_only(cohort):
@@ -281,7 +281,7 @@ def cross_validated(tmp_path_factory):
     """One small cross-validation shared by the output tests (it is the slow part)."""
     tmp_path = tmp_path_factory.mktemp("cv")
     paths = write_synthetic_cohort(tmp_path, n_patients=24)
-    cohort = load_cohort_data(paths.cohort_table, paths.features_dir, paths.gmm_dir, paths.text_store, paths.rna_store, CLASSES)
+    cohort = paths.load(CLASSES)
     built = []
     config = small_train_config()
     run = cross_validate(
@@ -381,7 +381,7 @@ def test_cross_validation_is_deterministic_given_the_seed(tmp_path, cohort):
 @pytest.mark.parametrize("without_wsi", [(0,), (11,), (23,), (0, 11, 23)], ids=["first", "middle", "last", "all-three"])
 def test_patients_without_slides_anywhere_in_the_table_train_and_are_predicted(tmp_path, without_wsi):
     paths = write_synthetic_cohort(tmp_path, n_patients=24, without_wsi=without_wsi)
-    cohort = load_cohort_data(paths.cohort_table, paths.features_dir, paths.gmm_dir, paths.text_store, paths.rna_store, CLASSES)
+    cohort = paths.load(CLASSES)
     assert not cohort.available[list(without_wsi), 0].any() and cohort.patch_counts[list(without_wsi)].sum() == 0
     tensors = fold_tensors(cohort, fit_normalisation(cohort, np.arange(24)), eval_patch_rows(cohort, 8, seed=0))
     shown = torch.from_numpy(cohort.available)
@@ -401,7 +401,7 @@ def test_patients_without_slides_anywhere_in_the_table_train_and_are_predicted(t
 
 def test_rna_genes_are_chosen_by_variance_among_the_fit_patients_only(tmp_path):
     paths = write_synthetic_cohort(tmp_path, n_patients=24, missing_rna=0.0)
-    cohort = load_cohort_data(paths.cohort_table, paths.features_dir, paths.gmm_dir, paths.text_store, paths.rna_store, CLASSES)
+    cohort = paths.load(CLASSES)
     fit, others = np.arange(12), np.arange(12, 24)
     # Gene 5 varies only among the patients outside the fit part; gene 7 only inside it.
     cohort.rna[:, 5] = 0.0

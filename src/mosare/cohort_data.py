@@ -11,6 +11,7 @@ import dataclasses
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -20,6 +21,33 @@ from mosare.gmm_store import SlideGMMStore
 from mosare.stores import open_store
 
 log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class CohortInputs:
+    """Where a cohort's model inputs are: its cohort table (rule assemble_cohort), the folders of its slides' feature
+    and GMM stores, and its report and RNA stores. Training, deploying and attention read a cohort through this."""
+
+    cohort_table: Path
+    features_dir: Path
+    gmm_dir: Path
+    text: Path
+    rna: Path
+
+    @classmethod
+    def from_rule(cls, rule_input: Any, rule_params: Any) -> CohortInputs:
+        """From a rule's ``input`` (cohort_table, text, rna) and ``params`` (features_dir, gmm_dir: folders, passed as
+        params because the rule already lists their stores as inputs)."""
+        return cls(
+            Path(rule_input.cohort_table), Path(rule_params.features_dir), Path(rule_params.gmm_dir),
+            Path(rule_input.text), Path(rule_input.rna),
+        )  # fmt: skip
+
+    def load(self, classes: Sequence[str], *, allow_unlabelled: bool = False) -> CohortData:
+        """Every patient's inputs in memory (:func:`load_cohort_data`)."""
+        return load_cohort_data(
+            self.cohort_table, self.features_dir, self.gmm_dir, self.text, self.rna, classes, allow_unlabelled
+        )
 
 
 @dataclasses.dataclass

@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 
 from mosare.atomic_files import atomic_file
-from mosare.cohort_data import CohortData, load_cohort_data
+from mosare.cohort_data import CohortData, CohortInputs
 from mosare.evidence import auc_with_interval
 from mosare.final_models import InputFacts, LoadedModel, load_final_model
 from mosare.fold_inputs import eval_patch_rows, fold_tensors
@@ -123,21 +123,17 @@ def external_validation(predictions: pd.DataFrame, classes: Sequence[str], n_res
 
 def deploy_cohort(
     models_dir: str | Path,
-    target: Mapping[str, str | Path],
+    target: CohortInputs,
     classes: Sequence[str],
     outputs: Mapping[str, str | Path],
     missing_genes: str = "error",
     n_resamples: int = 2000,
 ) -> pd.DataFrame:
-    """Apply every saved model under ``models_dir`` to the target cohort (``target``: cohort_table, features_dir,
-    gmm_dir, text, rna); write ``outputs["predictions"]`` and, when some target patients have labels,
+    """Apply every saved model under ``models_dir`` to the ``target`` cohort; write ``outputs["predictions"]`` and, when some target patients have labels,
     ``outputs["metrics"]`` and ``outputs["roc"]``. Returns the predictions."""
-    data = load_cohort_data(
-        target["cohort_table"], target["features_dir"], target["gmm_dir"], target["text"], target["rna"], classes,
-        allow_unlabelled=True,
-    )  # fmt: skip
-    given = InputFacts.read(data, target["features_dir"], target["text"], target["rna"])
-    target_genes = [str(g) for g in open_store(target["rna"])["gene_ids"][...].tolist()]
+    data = target.load(classes, allow_unlabelled=True)
+    given = InputFacts.read(data, target.features_dir, target.text, target.rna)
+    target_genes = [str(g) for g in open_store(target.rna)["gene_ids"][...].tolist()]
     frames = []
     for model_dir in sorted(p for p in Path(models_dir).iterdir() if (p / "model.json").exists()):
         loaded = load_final_model(model_dir, given)

@@ -40,7 +40,7 @@ import torch
 from tqdm import tqdm
 
 from mosare.atomic_files import atomic_file
-from mosare.cohort_data import CohortData, load_cohort_data
+from mosare.cohort_data import CohortData, CohortInputs
 from mosare.devices import resolve_device
 from mosare.evaluation_results import ResultTables, evaluation_tables, write_results
 from mosare.fold_inputs import eval_patch_rows, fit_normalisation, fold_tensors
@@ -343,19 +343,17 @@ def train_and_evaluate(
     cohort: str,
     classes: list[str],
     train_config: dict[str, Any],
-    inputs: dict[str, str | Path],
+    inputs: CohortInputs,
     outputs: dict[str, str | Path],
     threads: int,
     rna_top_genes: int | None = None,
 ) -> ResultTables:
     """The whole training stage of one cohort: load the stores, cross-validate every model in every scenario,
-    write the tables and figures. ``inputs``: cohort_table, features_dir, gmm_dir, text, rna; ``outputs``:
+    write the tables and figures. ``outputs``:
     splits, metrics, summary, comparisons, train_dir, roc, training_curves, comparisons_plot, calibration and, to
     train and save the final models on the whole cohort (:mod:`mosare.final_models`), models.
     ``rna_top_genes``: the config's ``rna.top_genes``, chosen inside each fold's training part."""
-    data = load_cohort_data(
-        inputs["cohort_table"], inputs["features_dir"], inputs["gmm_dir"], inputs["text"], inputs["rna"], classes
-    )
+    data = inputs.load(classes)
     train_config = {**train_config, "rna_top_genes": rna_top_genes}
     device = resolve_device()
     cores = usable_cores(threads)
@@ -373,7 +371,7 @@ def train_and_evaluate(
     tables = evaluation_tables(run.fold_metrics, run.predictions, train_config, classes, run.realised_rates)
     write_results(
         run.splits, tables, run.predictions, train_config, outputs["train_dir"], outputs,
-        excluded=data.excluded, skipped=plan.skipped, report_notes=report_encoding_note(inputs["text"]),
+        excluded=data.excluded, skipped=plan.skipped, report_notes=report_encoding_note(inputs.text),
     )  # fmt: skip
     if "models" in outputs:
         from mosare.final_models import InputFacts, write_final_models
@@ -382,8 +380,8 @@ def train_and_evaluate(
         log.info("%s: training the final models on all %d patients", cohort, data.n_patients)
         write_final_models(
             data, {**train_config, "models": plan.models}, cohort, outputs["models"],
-            InputFacts.read(data, inputs["features_dir"], inputs["text"], inputs["rna"]), tables.metrics,
-            tables.comparisons, rna_gene_ids(inputs["rna"]), build_model, model_dims(data, train_config), device,
+            InputFacts.read(data, inputs.features_dir, inputs.text, inputs.rna), tables.metrics,
+            tables.comparisons, rna_gene_ids(inputs.rna), build_model, model_dims(data, train_config), device,
         )  # fmt: skip
     return tables
 

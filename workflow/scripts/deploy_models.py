@@ -2,19 +2,14 @@
 
 import checkout_src  # noqa: F401 (puts this checkout's src/ first on sys.path, so mosare comes from here)
 
+from mosare.cohort_data import CohortInputs
 from mosare.deploy import deploy_cohort
 from mosare.logs import log_to_file
 
 with log_to_file(snakemake.log[0]):  # noqa: F821 (injected by Snakemake)
     deploy_cohort(
         snakemake.input.models,  # noqa: F821
-        {
-            "cohort_table": snakemake.input.cohort_table,  # noqa: F821
-            "features_dir": snakemake.params.features_dir,  # noqa: F821
-            "gmm_dir": snakemake.params.gmm_dir,  # noqa: F821
-            "text": snakemake.input.text,  # noqa: F821
-            "rna": snakemake.input.rna,  # noqa: F821
-        },
+        CohortInputs.from_rule(snakemake.input, snakemake.params),  # noqa: F821
         snakemake.params.classes,  # noqa: F821
         {
             "predictions": snakemake.output.predictions,  # noqa: F821

@@ -2,6 +2,7 @@
 
 import checkout_src  # noqa: F401 (puts this checkout's src/ first on sys.path, so mosare comes from here)
 
+from mosare.cohort_data import CohortInputs
 from mosare.evaluation_results import append_to_summary, excluded_slides_markdown
 from mosare.logs import log_to_file
 from mosare.training import train_and_evaluate
@@ -13,13 +14,7 @@ if __name__ == "__main__":
             snakemake.wildcards.cohort,  # noqa: F821
             snakemake.params.classes,  # noqa: F821
             snakemake.params.train,  # noqa: F821
-            {
-                "cohort_table": snakemake.input.cohort_table,  # noqa: F821
-                "features_dir": snakemake.params.features_dir,  # noqa: F821
-                "gmm_dir": snakemake.params.gmm_dir,  # noqa: F821
-                "text": snakemake.input.text,  # noqa: F821
-                "rna": snakemake.input.rna,  # noqa: F821
-            },
+            CohortInputs.from_rule(snakemake.input, snakemake.params),  # noqa: F821
             {
                 "splits": snakemake.output.splits,  # noqa: F821
                 "metrics": snakemake.output.metrics,  # noqa: F821
