@@ -17,7 +17,6 @@ when more than ``max_failed_fraction`` of a slide's patches fail, the job fails 
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import functools
 import importlib.metadata
@@ -38,6 +37,7 @@ from tqdm import tqdm
 
 from mosare.devices import resolve_device
 from mosare.encoder_specs import EncoderSpec, encoder_spec
+from mosare.logs import slide_log
 from mosare.patch_preprocessing import spec_resize_crop
 from mosare.resources import usable_cores
 from mosare.slides import Slide, SlideReadError, open_slide
@@ -300,27 +300,6 @@ class SlideJob:
     patch_store: str | Path
     output: str | Path
     log: str | Path | None = None
-
-
-@contextlib.contextmanager
-def slide_log(path: str | Path | None) -> Iterator[None]:
-    """Copy what is logged while one slide of a chunk is embedded into that slide's own log file."""
-    if path is None:
-        yield
-        return
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path, mode="a", encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    try:
-        yield
-    except BaseException:
-        log.exception("embedding failed")
-        raise
-    finally:
-        root.removeHandler(handler)
-        handler.close()
 
 
 def embed_slides(
