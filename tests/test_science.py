@@ -16,6 +16,9 @@ from mosare.cohort_data import CohortData
 from mosare.training import cross_validate
 
 CLASSES = ["A", "B"]
+# As the training rule runs (one single-threaded process per core); results do not depend on it (tested in
+# test_training), and the science runs are the suite's longest training.
+WORKERS = 2
 # Every modality carries the class with independent noise (slides a little less than RNA and reports), so each alone
 # reaches an AUC near 0.8 and only their combination gets close to the Bayes limit (about 0.93).
 SIGNAL = (0.315, 0.45, 0.45)
@@ -60,7 +63,9 @@ def paired_comparisons(predictions: pd.DataFrame) -> pd.DataFrame:
 def run(data: CohortData, tmp_path, models: list[str], missing_rates: list[float]) -> tuple[pd.DataFrame, pd.DataFrame]:
     torch.set_num_threads(1)
     config = {**CONFIG, "models": models, "missing_rates": missing_rates}
-    _, fold_metrics, predictions, _ = cross_validate(data, config, "synthetic", tmp_path, torch.device("cpu"))
+    _, fold_metrics, predictions, _ = cross_validate(
+        data, config, "synthetic", tmp_path, torch.device("cpu"), workers=WORKERS
+    )
     return fold_metrics, predictions
 
 
@@ -89,7 +94,9 @@ def test_permuted_labels_give_chance_auc_so_nothing_leaks_through_the_protocol(c
         shuffled = dataclasses.replace(cohort, labels=permuted)
         torch.set_num_threads(1)
         config = {**CONFIG, "epochs": 15, "models": ["mosare"], "missing_rates": []}
-        predictions = cross_validate(shuffled, config, "synthetic", tmp_path / f"p{permutation}", torch.device("cpu")).predictions
+        predictions = cross_validate(
+            shuffled, config, "synthetic", tmp_path / f"p{permutation}", torch.device("cpu"), workers=WORKERS
+        ).predictions
         labels = (predictions["label"] == "B").to_numpy().astype(int)
         pooled.append(auc_score(labels, predictions[["prob_A", "prob_B"]].to_numpy()))
     print("permuted labels: pooled test AUCs " + ", ".join(f"{auc:.3f}" for auc in pooled) + f"; mean {np.mean(pooled):.3f}")
