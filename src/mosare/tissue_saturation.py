@@ -79,9 +79,8 @@ class SaturationDetector(TissueDetector):
         return float(value), binary > 0
 
     def _classify(
-        self, rgb: np.ndarray, median_blur: int, closing: int, threshold: float | None, ink: np.ndarray
+        self, hsv: np.ndarray, median_blur: int, closing: int, threshold: float | None, ink: np.ndarray
     ) -> Segmentation:
-        hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
         saturation = cv2.medianBlur(np.ascontiguousarray(hsv[..., 1]), median_blur)
         threshold_used, stained = self._threshold(saturation, threshold)
         tissue = _close(stained & ~ink, closing) & ~ink
@@ -94,15 +93,16 @@ class SaturationDetector(TissueDetector):
             if self.params.exclude_pen
             else np.zeros(rgb.shape[:2], bool)
         )
-        return self._classify(rgb, self.params.median_blur, self.params.closing, self.params.saturation_threshold, ink)
+        return self._classify(hsv, self.params.median_blur, self.params.closing, self.params.saturation_threshold, ink)
 
     def fine_tissue(self, rgb: np.ndarray, mpp: float, coarse: TissueMask, near_ink: np.ndarray) -> np.ndarray:
         """The same classification at the fine mpp, with a light blur, a closing of the same width in pixels and
         ``fraction_saturation_threshold`` (null: the coarse pass's, e.g. Otsu's chosen on the whole slide). Ink is
         looked for only next to the strokes found on the coarse pass: at 2 µm/px single nuclei are near-black and
         debris ink-coloured."""
-        ink = ink_mask(rgb, cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)) & near_ink
+        hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
+        ink = ink_mask(rgb, hsv) & near_ink
         threshold = self.params.fraction_saturation_threshold
         return self._classify(
-            rgb, FINE_MEDIAN_BLUR, self.params.closing, coarse.threshold if threshold is None else threshold, ink
+            hsv, FINE_MEDIAN_BLUR, self.params.closing, coarse.threshold if threshold is None else threshold, ink
         ).tissue
