@@ -9,6 +9,7 @@ is any timm model with a local checkpoint, pooled features (``num_classes=0``).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,10 +95,15 @@ class Encoder:
         std = torch.tensor(self.std, device=images.device).view(1, 3, 1, 1)
         return (images.float().div_(255.0) - mean) / std
 
+    @functools.cached_property
+    def input_memory_format(self) -> torch.memory_format:
+        """The layout ``embed`` gives its batches: the model's (:func:`memory_format`), found once, not per batch."""
+        return memory_format(self.model)
+
     @torch.inference_mode()
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 (B, 3, input_px, input_px) on the device -> float32 (B, dim) features."""
-        inputs = self.normalize(images).contiguous(memory_format=memory_format(self.model))
+        inputs = self.normalize(images).contiguous(memory_format=self.input_memory_format)
         use_autocast = self.device.type == "cuda" and self.autocast_dtype is not None
         with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=use_autocast):
             features = self.model(inputs)
