@@ -99,6 +99,8 @@ def _kill_at_random_points(run: Callable[[Path], object], tmp_path: Path) -> Non
     run(folder)
     for name, reference in references.items():
         _assert_same(folder / name, reference)
+    # The killed runs' temporaries (mosare.atomic_files) are gone once the rerun has written their stores again.
+    assert sorted(p.name for p in folder.iterdir()) == sorted(references)
     assert not all(finished), "every kill came after the run had finished; the delays test nothing"
 
 

@@ -1,7 +1,8 @@
 """Zarr stores written atomically: a job that dies never leaves a store that looks complete.
 
-Every store is first built at ``<name>.tmp-<pid>`` beside its final path and renamed into place only
-after everything (arrays and attrs) is written. A rename within one directory is atomic on POSIX.
+Every store is first built at a hidden temporary sibling naming its writer (``.<name>.tmp-<host>-...-<pid>-...``,
+:mod:`mosare.atomic_files`) and renamed into place only after everything (arrays and attrs) is written. A rename
+within one directory is atomic on POSIX. The next write of a store removes what dead writers of it left behind.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 import zarr
 
-from mosare.atomic_files import temporary_sibling
+from mosare.atomic_files import remove_stale_temporaries, temporary_sibling
 
 # Snakemake marks finished directory() outputs with a `.snakemake_timestamp` file; inside a zarr store that file is
 # harmless, but zarr warns about it every time the group is listed.
@@ -33,6 +34,7 @@ def atomic_store(path: str | Path) -> Iterator[zarr.Group]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
     tmp = temporary_sibling(path)
     if tmp.exists():
         shutil.rmtree(tmp)
