@@ -252,3 +252,90 @@ def test_drawing_processes_write_the_same_pictures_to_the_same_slides(cohort, tm
     for name in ("heatmaps", "montages"):
         for slide_id in PATIENTS["P0"]:
             assert (parallel[name] / f"{slide_id}.png").read_bytes() == (outputs[name] / f"{slide_id}.png").read_bytes()
+
+
+# ---- The attention pictures the report embeds (mosare.attention_report) -----------------------------------------
+
+# The mapped model (mosare) gets P0 and P4 wrong, P1 and P2 right; P3 is unlabelled. abmil's rows must not count.
+PREDICTIONS = [
+    ("mosare", "P0", "A", "B"), ("mosare", "P1", "B", "B"), ("mosare", "P2", "A", "A"), ("mosare", "P3", "", "B"),
+    ("mosare", "P4", "B", "A"), ("abmil", "P1", "B", "A"), ("abmil", "P2", "A", "B"),
+]
+MISCLASSIFIED_SLIDES = ["P0-a", "P0-b", "P4-blank", "P4-a"]  # cohort order
+
+
+def write_predictions(path, rows=PREDICTIONS):  # noqa: ANN001, ANN201
+    import pandas as pd
+
+    frame = pd.DataFrame(rows, columns=["model", "patient_id", "label", "predicted"]).assign(prob_A=0.5, prob_B=0.5)
+    frame.to_csv(path, sep="\t", index=False)
+    return path
+
+
+def test_misclassified_patients_are_the_labelled_ones_the_mapped_model_got_wrong(tmp_path):
+    from mosare.attention_report import misclassified_patients
+
+    predictions = write_predictions(tmp_path / "predictions.tsv")
+    assert misclassified_patients(predictions, "mosare") == {"P0", "P4"}
+    assert misclassified_patients(predictions, "abmil") == {"P1", "P2"}
+    with pytest.raises(ValueError, match=r"predictions\.tsv holds no predictions of model 'late_fusion'.*abmil"):
+        misclassified_patients(predictions, "late_fusion")
+
+
+@pytest.mark.parametrize("cap", [0, 3, 5, 50])
+def test_report_slides_are_misclassified_patients_slides_first_then_others_up_to_the_cap(cohort, tmp_path, cap):
+    from mosare.attention_report import select_attention_slides
+
+    root, _, slides = cohort
+    predictions = write_predictions(tmp_path / "predictions.tsv")
+    selection = select_attention_slides(root / "cohort.tsv", predictions, "mosare", cap)
+
+    assert selection.flagged == MISCLASSIFIED_SLIDES[:cap]
+    assert selection.flagged_left_out == MISCLASSIFIED_SLIDES[cap:]
+    others = ["P1-a", "P2-blank"]
+    assert len(selection.unflagged) == min(max(cap - len(MISCLASSIFIED_SLIDES), 0), len(others))
+    assert set(selection.unflagged) <= set(others)
+    assert len(selection.flagged) + len(selection.unflagged) == min(cap, len(slides))
+
+
+def test_an_unlabelled_target_has_no_misclassified_slides_and_is_sampled_across_the_cohort(cohort, tmp_path):
+    from mosare.attention_report import select_attention_slides
+
+    root, _, _ = cohort
+    unlabelled = [("mosare", patient, "", "A") for patient in PATIENTS]
+    predictions = write_predictions(tmp_path / "p.tsv", unlabelled)
+    selection = select_attention_slides(root / "cohort.tsv", predictions, "mosare", 2)
+    assert selection.flagged == [] and selection.unflagged == ["P0-b", "P4-blank"]  # middles of 2 stretches of 6
+
+
+def test_report_copies_are_capped_jpegs_and_every_full_size_picture_stays(cohort, tmp_path):
+    import hashlib
+
+    from PIL import Image
+
+    from mosare.attention_report import select_attention_slides, write_attention_report_pictures
+    from mosare.slide_qc_report import REPORT_PICTURE_MAX_SIDE
+
+    root, outputs, slides = cohort
+
+    def full_size() -> dict:
+        return {
+            (name, p.name): hashlib.sha256(p.read_bytes()).hexdigest()
+            for name in ("heatmaps", "montages") for p in outputs[name].iterdir()
+        }
+
+    before = full_size()
+    selection = select_attention_slides(root / "cohort.tsv", write_predictions(tmp_path / "p.tsv"), "mosare", 5)
+    for name in ("heatmaps", "montages"):
+        written = write_attention_report_pictures(selection, outputs[name], tmp_path / "report" / name)
+        assert sorted(str(p.relative_to(tmp_path / "report" / name)) for p in written) == sorted(
+            [f"misclassified/{s}.jpg" for s in MISCLASSIFIED_SLIDES] + [f"other/{s}.jpg" for s in selection.unflagged]
+        )
+        assert sorted(p.name for p in (tmp_path / "report" / name).rglob("*.jpg")) == sorted(p.name for p in written)
+        for copy in written:
+            with Image.open(copy) as image:
+                assert image.format == "JPEG" and max(image.size) <= REPORT_PICTURE_MAX_SIDE
+    assert full_size() == before and len(before) == 2 * len(slides)
+
+    with pytest.raises(FileNotFoundError, match=r"lacks the attention pictures of slide\(s\) P0-a.*deploy_attention"):
+        write_attention_report_pictures(selection, tmp_path / "empty", tmp_path / "report2")

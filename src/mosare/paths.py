@@ -91,6 +91,8 @@ class ResultsLayout:
     deploy_attention = _Location("{source}/deploy/{target}/attention")  # {slide}.zarr, {slide}.geojson
     deploy_attention_heatmaps = _Location("{source}/deploy/{target}/attention_heatmaps")  # {slide}.png
     deploy_attention_montages = _Location("{source}/deploy/{target}/attention_montages")  # {slide}.png
+    # heatmaps/ and montages/: {misclassified,other}/{slide}.jpg, the attention pictures the report embeds
+    deploy_report_pictures = _Location("{source}/deploy/{target}/report_slides/{kind}")
 
     @property
     def demo_root(self) -> str:

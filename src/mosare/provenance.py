@@ -32,6 +32,7 @@ STAGE_SOURCES: dict[str, tuple[str, ...]] = {
     "training": ("training.py", "metrics.py", "plots/training.py", "model"),
     "deploy": ("deploy.py", "plots/training.py", "model"),
     "attention": ("attention.py", "plots/attention.py", "model"),
+    "attention_report": ("attention_report.py",),
 }
 
 # Modules that never change a stage's outputs (log plumbing, thread counts, this file); editing them reruns nothing.

@@ -407,10 +407,13 @@ ATTENTION_MODEL = "mosare"  # the final model whose patch attention rule deploy_
 
 
 def deployed_attention() -> list[str]:
-    """Attention folders of every deploy pair whose source trains the mapped model on slides and whose target has
-    slides (about 1-2 s of drawing per slide, on rule deploy_attention's threads)."""
+    """Attention folders, and the report's capped copies of their pictures, of every deploy pair whose source trains
+    the mapped model on slides and whose target has slides (about 1-2 s of drawing per slide, on rule deploy_attention's
+    threads)."""
     return [
-        LAYOUT.deploy_attention(source, target)
+        path
         for source, target in deploy_pairs(config)
         if ATTENTION_MODEL in cohort_train_config(config, source)["models"] and slide_ids(source) and slide_ids(target)
+        for path in (LAYOUT.deploy_attention(source, target),
+                     *(LAYOUT.deploy_report_pictures(source, target, kind) for kind in ("heatmaps", "montages")))
     ]

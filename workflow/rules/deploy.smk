@@ -48,20 +48,9 @@ rule deploy_attention:
         patches=deploy_patch_stores,
     output:
         attention=directory(LAYOUT.deploy_attention("{source}", "{target}")),
-        heatmaps=report(
-            directory(LAYOUT.deploy_attention_heatmaps("{source}", "{target}")),
-            patterns=["{slide}.png"],
-            caption="../report/attention_heatmap.rst",
-            category="Where the model looked",
-            subcategory="{source} -> {target}: heatmaps",
-        ),
-        montages=report(
-            directory(LAYOUT.deploy_attention_montages("{source}", "{target}")),
-            patterns=["{slide}.png"],
-            caption="../report/attention_montage.rst",
-            category="Where the model looked",
-            subcategory="{source} -> {target}: patches",
-        ),
+        # Browsable per slide; the report embeds a capped selection (rule report_attention_pictures, below).
+        heatmaps=directory(LAYOUT.deploy_attention_heatmaps("{source}", "{target}")),
+        montages=directory(LAYOUT.deploy_attention_montages("{source}", "{target}")),
     log:
         f"{RESULTS}/logs/deploy_attention/{{source}}/{{target}}.log",
     benchmark:
@@ -80,3 +69,47 @@ rule deploy_attention:
         "../../envs/train.yaml"
     script:
         "../scripts/deploy_attention.py"
+
+
+# One heatmap and one montage per slide of the target would put 2,000 pictures of a 1,000-slide cohort into the
+# one-file HTML report. It gets reduced copies for at most report.max_slide_pictures slides, as for slide QC: the
+# slides of patients the model got wrong first, then a spread of the others (logic: src/mosare/attention_report.py).
+rule report_attention_pictures:
+    input:
+        heatmaps=LAYOUT.deploy_attention_heatmaps("{source}", "{target}"),
+        montages=LAYOUT.deploy_attention_montages("{source}", "{target}"),
+        predictions=LAYOUT.deploy_predictions("{source}", "{target}"),
+        cohort_table=LAYOUT.cohort_table("{target}"),
+    output:
+        heatmaps=report(
+            directory(LAYOUT.deploy_report_pictures("{source}", "{target}", "heatmaps")),
+            patterns=["{status}/{slide_id}.jpg"],
+            caption="../report/attention_heatmap.rst",
+            category="Where the model looked",
+            subcategory="{source} -> {target}: heatmaps",
+            labels={"slide": "{slide_id}", "prediction": "{status}"},
+        ),
+        montages=report(
+            directory(LAYOUT.deploy_report_pictures("{source}", "{target}", "montages")),
+            patterns=["{status}/{slide_id}.jpg"],
+            caption="../report/attention_montage.rst",
+            category="Where the model looked",
+            subcategory="{source} -> {target}: patches",
+            labels={"slide": "{slide_id}", "prediction": "{status}"},
+        ),
+    log:
+        f"{RESULTS}/logs/report_attention_pictures/{{source}}/{{target}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/report_attention_pictures/{{source}}/{{target}}.tsv"
+    params:
+        max_pictures=config["report"]["max_slide_pictures"],
+        model=ATTENTION_MODEL,
+        code=code_hash("attention_report"),
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../../envs/train.yaml"
+    script:
+        "../scripts/report_attention_pictures.py"
