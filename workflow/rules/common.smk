@@ -174,6 +174,12 @@ def cohort_embedding_chunks(cohort: str) -> list:
     return embedding_chunks(slide_ids(cohort), config["encoder"]["slides_per_job"])
 
 
+# Which ready job a scheduler with few cores starts first (Snakemake's ``priority``, highest first): a rendered slide
+# is tiled before the next is rendered, and a chunk whose tiles are done is embedded at once, so the long embedding
+# jobs start early and overlap the rest instead of queueing at the end. It orders jobs only; outputs do not change.
+SCHEDULING_PRIORITY = {"demo_slide": 0, "tile_slide": 1, "fit_slide_gmms": 2, "embed_slides": 3, "encode_reports": 3}
+
+
 def chunk_rule_name(stage: str, cohort: str, chunk) -> str:
     """``<stage>_<cohort>_<chunk>``: one generated rule per chunk (``--forcerun`` takes it, or one of its outputs)."""
     return re.sub(r"\W", "_", f"{stage}_{cohort}_{chunk.index}")

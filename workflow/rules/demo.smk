@@ -20,6 +20,7 @@ rule demo_slide:
         demo=demo_config,
         classes=cohort_classes,
         code=code_hash("demo"),
+    priority: SCHEDULING_PRIORITY["demo_slide"]
     threads: 1
     resources:
         mem_mb=1500,

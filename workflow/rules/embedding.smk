@@ -52,6 +52,7 @@ for _cohort in COHORTS:
             params:
                 encoder=embedding_settings(),
                 code=code_hash("embedding"),
+            priority: SCHEDULING_PRIORITY["embed_slides"]
             threads: EMBEDDING_SPEC.threads
             resources:
                 **embedding_resources(len(_chunk.slide_ids)),

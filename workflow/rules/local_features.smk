@@ -30,6 +30,7 @@ for _cohort in COHORTS:
                 slide_ids=list(_chunk.slide_ids),
                 gmm=config["gmm"],
                 code=code_hash("gmm"),
+            priority: SCHEDULING_PRIORITY["fit_slide_gmms"]
             threads: 1
             resources:
                 mem_mb=4000,

@@ -18,6 +18,7 @@ rule tile_slide:
         tiling=config["tiling"],
         mpp_override=tiling_mpp_override,
         code=code_hash("tiling"),
+    priority: SCHEDULING_PRIORITY["tile_slide"]
     threads: 1
     resources:
         mem_mb=2000,
