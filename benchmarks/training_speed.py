@@ -52,11 +52,8 @@ def demo_sized_cohort(patients: int, patches: int, wsi_dim: int, genes: int, tex
 
 def run_grid(data: CohortData, train_config: dict, workers: int, out: Path) -> float:
     """Wall seconds of every model x scenario on fold 0."""
-    from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import get_context
-
     from mosare.model import build_model
-    from mosare.training import _run_unit_in_worker, _start_worker
+    from mosare.training import cohort_workers, submit
 
     folds = make_folds(data.patient_ids, data.labels, train_config["folds"], train_config["seed"])
     context = RunContext(folds[None], train_config, "bench", out, "cpu", build_model, model_dims(data, train_config))
@@ -67,8 +64,9 @@ def run_grid(data: CohortData, train_config: dict, workers: int, out: Path) -> f
         for scenario in units:
             run_unit(data, context, 0, 0, scenario, progress=False)
     else:
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_start_worker, initargs=(data, context)) as pool:
-            list(pool.map(_run_unit_in_worker, [0] * len(units), [0] * len(units), units))
+        with cohort_workers(data, workers, torch.device("cpu")) as pool:
+            for future in [submit(pool, data, run_unit, context, 0, 0, scenario, False) for scenario in units]:
+                future.result()
     return time.perf_counter() - start
 
 

@@ -24,9 +24,11 @@ MODELS = ["mosare", "late_fusion", "rna_mlp"]
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    root = tmp_path_factory.mktemp("final")
+FINAL_CONFIG = small_train_config(models=MODELS, missing_rates=[], hidden=8, prototypes_per_class=2, epochs=3)
+
+
+def run_training_stage(root, threads: int) -> CohortInputs:
+    """The whole training stage (cross-validation and final models) on an 18-patient cohort written under ``root``."""
     paths = write_synthetic_cohort(root, n_patients=18, without_wsi=(17,))
     for store in paths.features_dir.glob("*.zarr"):  # what the embedding stage records
         arrays = {name: open_store(store)[name][...] for name in ("features", "coords")}
@@ -35,10 +37,16 @@ def trained(tmp_path_factory):
         ("splits", "splits.tsv"), ("metrics", "metrics.tsv"), ("summary", "metrics.md"), ("comparisons", "comparisons.tsv"),
         ("roc", "roc.png"), ("training_curves", "training_curves.png"), ("train_dir", "train"), ("models", "models"),
     ]}  # fmt: skip
-    config = small_train_config(models=MODELS, missing_rates=[], hidden=8, prototypes_per_class=2, epochs=3)
-    train_and_evaluate("toy", CLASSES, config, paths, outputs, threads=1, rna_top_genes=10)
+    train_and_evaluate("toy", CLASSES, FINAL_CONFIG, paths, outputs, threads=threads, rna_top_genes=10)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("final")
+    paths = run_training_stage(root, threads=1)
     data = paths.load(CLASSES)
-    return root / "models", data, InputFacts.read(data, paths.features_dir, paths.text, paths.rna), config
+    return root / "models", data, InputFacts.read(data, paths.features_dir, paths.text, paths.rna), FINAL_CONFIG
 
 
 def test_every_model_is_saved_with_weights_only_state_preprocessing_facts_and_card(trained):
@@ -54,6 +62,21 @@ def test_every_model_is_saved_with_weights_only_state_preprocessing_facts_and_ca
         card = (folder / "model_card.md").read_text()
         assert "| A | 9 | 9 |" in card and "| B | 9 | 8 |" in card, "patients per class and with WSI"
         assert "[" in card and "Intended use and limits" in card
+
+
+def test_final_models_and_metrics_are_the_same_with_a_worker_pool(trained, tmp_path):
+    """With two cores the final models train in the cross-validation's worker pool, not in the job's own process:
+    every saved tensor and the metrics must be those of the one-process run."""
+    models_dir, _, _, _ = trained
+    torch.set_num_threads(2)  # what the job's own process had before the pool; must not matter now
+    run_training_stage(tmp_path, threads=2)
+    assert (tmp_path / "metrics.tsv").read_bytes() == (models_dir.parent / "metrics.tsv").read_bytes()
+    for name in MODELS:
+        ours = torch.load(tmp_path / "models" / name / "state_dict.pt", weights_only=True)
+        reference = torch.load(models_dir / name / "state_dict.pt", weights_only=True)
+        assert ours.keys() == reference.keys()
+        assert all(torch.equal(ours[key], reference[key]) for key in ours), name
+        assert (tmp_path / "models" / name / "model.json").read_text() == (models_dir / name / "model.json").read_text()
 
 
 def test_a_loaded_model_predicts_from_its_saved_preprocessing(trained):

@@ -217,12 +217,6 @@ def excluded_slides_markdown(slide_qc_table: str | Path | None) -> str:
     return markdown + "".join(f"- {slide}: {flags}\n" for slide, flags in flagged.items())
 
 
-def append_to_summary(path: str | Path, markdown: str) -> None:
-    """Add ``markdown`` at the end of a written metrics.md (atomically: a reader sees the old or the new file)."""
-    with atomic_file(path) as tmp:
-        tmp.write_text(Path(path).read_text(encoding="utf-8") + markdown, encoding="utf-8")
-
-
 def write_results(
     splits: pd.DataFrame,
     tables: ResultTables,
@@ -233,12 +227,14 @@ def write_results(
     excluded: Sequence[str] = (),
     skipped: Mapping[str, str] | None = None,
     report_notes: str = "",
+    slide_qc_table: str | Path | None = None,
 ) -> None:
     """Write splits.tsv, metrics.tsv, comparisons.tsv, metrics.md and the figures named in ``outputs``.
 
     ``excluded``: patients no model could classify (no modality at all), named in metrics.md. ``skipped``: models
     and scenarios not run, named with their reason in metrics.md. ``report_notes``: which parts of the reports were
-    encoded."""
+    encoded. ``slide_qc_table``: the slide_qc.tsv whose flagged slides ``qc.exclude_flagged`` left out (None when it
+    is off), counted in metrics.md."""
     from mosare.plots.evidence import plot_comparisons, plot_reliability
     from mosare.plots.training import plot_history_grid, plot_model_curves, plot_roc
 
@@ -257,6 +253,7 @@ def write_results(
         markdown += "\nNot run on this cohort:\n\n" + "".join(f"- {name}: {why}\n" for name, why in skipped.items())
     if excluded:
         markdown += f"\nLeft out of every model (no modality at all): {', '.join(excluded)}.\n"
+    markdown += excluded_slides_markdown(slide_qc_table)
     with atomic_file(outputs["summary"]) as tmp:
         tmp.write_text(markdown, encoding="utf-8")
     histories = _read_histories(train_dir, train_config)

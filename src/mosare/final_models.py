@@ -21,7 +21,7 @@ import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -149,6 +149,12 @@ def _normalisation_arrays(stats: Normalisation) -> dict[str, np.ndarray]:
     return arrays
 
 
+class TrainedFinalModel(NamedTuple):
+    state_dict: dict[str, torch.Tensor]
+    normalisation: Normalisation
+    selected_epoch: int
+
+
 def train_final_model(
     data: CohortData,
     model_name: str,
@@ -156,9 +162,9 @@ def train_final_model(
     build: Any,
     dims: Any,
     device: torch.device,
-) -> tuple[dict[str, torch.Tensor], Normalisation, int]:
+) -> TrainedFinalModel:
     """Train ``model_name`` on the whole cohort (epoch chosen on a seeded validation split, statistics fitted on the
-    rest); returns its state_dict, the normalisation and the selected epoch."""
+    rest). Seeded by ``train.seed`` alone, so it gives the same model in any process (a training worker or this one)."""
     seed = derived_seed(train_config["seed"], 424242)
     fit_index, val_index = validation_split(np.arange(data.n_patients), data.labels, train_config["val_fraction"], seed)
     stats = fit_normalisation(data, fit_index, train_config.get("rna_top_genes"))
@@ -169,7 +175,7 @@ def train_final_model(
     model = build(model_name, dims, len(data.classes), dict(train_config))
     required = single_modality_models().get(model_name)
     result = train_model(model, tensors, fit_index, val_index, shown, dict(train_config), device, derived_seed(seed, 3), prior, required)
-    return result.state_dict, stats, result.best_epoch
+    return TrainedFinalModel(result.state_dict, stats, result.best_epoch)
 
 
 def save_final_model(
@@ -311,14 +317,13 @@ def write_final_models(
     metrics: pd.DataFrame,
     comparisons: pd.DataFrame,
     rna_gene_ids: Sequence[str],
-    build: Any,
     dims: Any,
-    device: torch.device,
+    trained: Mapping[str, TrainedFinalModel],
 ) -> list[Path]:
-    """Train, describe and save every model of ``train_config["models"]`` the cohort can run; returns their folders."""
+    """Describe and save every model of ``trained`` (:func:`train_final_model` of each of ``train_config["models"]``
+    the cohort can run), with its card; returns their folders."""
     written = []
-    for model_name in train_config["models"]:
-        state, stats, epoch = train_final_model(data, model_name, train_config, build, dims, device)
+    for model_name, (state, stats, epoch) in trained.items():
         facts = FinalModelFacts(
             cohort=cohort,
             model=model_name,
@@ -335,4 +340,3 @@ def write_final_models(
         save_final_model(directory, state, stats, facts, model_card(facts, data, metrics, comparisons))
         written.append(directory)
     return written
-

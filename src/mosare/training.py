@@ -26,11 +26,14 @@ Protocol (see docs/architecture.md, "Training"):
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
+import functools
 import logging
 import multiprocessing
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -242,13 +245,39 @@ class CrossValidation(NamedTuple):
 _WORKER: dict[str, Any] = {}
 
 
-def _start_worker(data: CohortData, context: RunContext) -> None:
+def _start_worker(data: CohortData) -> None:
     torch.set_num_threads(1)  # one process per core beats intra-op threads on these small models
-    _WORKER.update(data=data, context=context)
+    _WORKER["data"] = data
 
 
-def _run_unit_in_worker(repeat: int, fold: int, scenario: Scenario) -> tuple[list[dict[str, Any]], list[pd.DataFrame]]:
-    return run_unit(_WORKER["data"], _WORKER["context"], repeat, fold, scenario, progress=False)
+def _call_in_worker(task: Callable[..., Any], *args: Any) -> Any:
+    return task(_WORKER["data"], *args)
+
+
+@contextlib.contextmanager
+def cohort_workers(data: CohortData, workers: int, device: torch.device) -> Iterator[Executor | None]:
+    """``workers`` single-threaded processes that hold ``data`` (sent once, at their start), or None where tasks run
+    in this process: on a GPU or with one worker. Pass the result to :func:`submit`."""
+    if workers > 1 and device.type == "cpu":
+        with concurrent.futures.ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_worker,
+            initargs=(data,),
+        ) as pool:
+            yield pool
+    else:
+        yield None
+
+
+def submit(pool: Executor | None, data: CohortData, task: Callable[..., Any], *args: Any) -> concurrent.futures.Future:
+    """``task(data, *args)`` in ``pool`` (``task`` and ``args`` picklable), or here and now without one; a future
+    either way. Tasks are seeded by their arguments, so the result does not depend on where or in which order it runs."""
+    if pool is not None:
+        return pool.submit(_call_in_worker, task, *args)
+    done: concurrent.futures.Future = concurrent.futures.Future()
+    done.set_result(task(data, *args))
+    return done
 
 
 def splits_table(data: CohortData, folds: np.ndarray) -> pd.DataFrame:
@@ -268,6 +297,7 @@ def cross_validate(
     build: ModelFactory | None = None,
     dims: Any = None,
     workers: int = 1,
+    pool: Executor | None = None,
 ) -> CrossValidation:
     """Every model x scenario x repeat x fold: splits, per-fold metrics, test predictions, realised missing rates.
 
@@ -275,8 +305,8 @@ def cross_validate(
     ``predictions.tsv`` (averaged over mask draws), and per mask draw ``history.tsv`` and ``checkpoint.pt`` (draws
     after the first: ``history-draw{d}.tsv``, ``checkpoint-draw{d}.pt``). ``build`` and ``dims`` default to
     ``mosare.model.build_model`` and the cohort's ``ModelDims``. With ``workers`` > 1 on the CPU, units run in that
-    many single-threaded processes (``build`` must then be picklable); results do not depend on the number of
-    workers. Models and scenarios the cohort cannot run (:func:`plan_evaluation`) are skipped with a log line.
+    many single-threaded processes (``build`` must then be picklable), or in ``pool`` (:func:`cohort_workers` of the
+    same ``data``) where one is given; results do not depend on the number of workers. Models and scenarios the cohort cannot run (:func:`plan_evaluation`) are skipped with a log line.
     """
     if build is None:
         from mosare.model import build_model as build
@@ -316,19 +346,16 @@ def cross_validate(
         for fold in range(train_config["folds"])
         for scenario in plan.scenarios
     ]
-    if workers > 1 and device.type == "cpu":
-        with concurrent.futures.ProcessPoolExecutor(
-            max_workers=min(workers, len(units)),
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_start_worker,
-            initargs=(data, context),
-        ) as pool:
-            futures = [pool.submit(_run_unit_in_worker, *unit) for unit in units]
-            for _ in tqdm(concurrent.futures.as_completed(futures), total=len(futures), desc="repeat x fold x scenario"):
-                pass
-            results = [future.result() for future in futures]
-    else:
-        results = [run_unit(data, context, *unit) for unit in units]
+    with contextlib.ExitStack() as stack:
+        if pool is None:
+            pool = stack.enter_context(cohort_workers(data, min(workers, len(units)), device))
+        unit_task = functools.partial(run_unit, progress=pool is None)
+        futures = [submit(pool, data, unit_task, context, *unit) for unit in units]
+        for _ in tqdm(
+            concurrent.futures.as_completed(futures), total=len(futures), desc="repeat x fold x scenario", disable=pool is None
+        ):
+            pass
+        results = [future.result() for future in futures]
     metric_rows = [row for rows, _ in results for row in rows]
     predictions = [frame for _, frames in results for frame in frames]
     return CrossValidation(
@@ -347,12 +374,19 @@ def train_and_evaluate(
     outputs: dict[str, str | Path],
     threads: int,
     rna_top_genes: int | None = None,
+    slide_qc_table: str | Path | None = None,
 ) -> ResultTables:
     """The whole training stage of one cohort: load the stores, cross-validate every model in every scenario,
     write the tables and figures. ``outputs``:
     splits, metrics, summary, comparisons, train_dir, roc, training_curves, comparisons_plot, calibration and, to
     train and save the final models on the whole cohort (:mod:`mosare.final_models`), models.
-    ``rna_top_genes``: the config's ``rna.top_genes``, chosen inside each fold's training part."""
+    ``rna_top_genes``: the config's ``rna.top_genes``, chosen inside each fold's training part. ``slide_qc_table``:
+    the slide_qc.tsv whose flagged slides ``qc.exclude_flagged`` left out (None when it is off), counted in
+    metrics.md. With several CPU cores, the cross-validation units and the final models share one pool of
+    single-threaded worker processes."""
+    from mosare.final_models import InputFacts, train_final_model, write_final_models
+    from mosare.model import build_model
+
     data = inputs.load(classes)
     train_config = {**train_config, "rna_top_genes": rna_top_genes}
     device = resolve_device()
@@ -367,22 +401,29 @@ def train_and_evaluate(
         train_config["folds"], train_config.get("repeats", 1), device, cores,
     )  # fmt: skip
     torch.set_num_threads(cores)
-    run = cross_validate(data, train_config, cohort, outputs["train_dir"], device, workers=cores)
-    tables = evaluation_tables(run.fold_metrics, run.predictions, train_config, classes, run.realised_rates)
-    write_results(
-        run.splits, tables, run.predictions, train_config, outputs["train_dir"], outputs,
-        excluded=data.excluded, skipped=plan.skipped, report_notes=report_encoding_note(inputs.text),
-    )  # fmt: skip
-    if "models" in outputs:
-        from mosare.final_models import InputFacts, write_final_models
-        from mosare.model import build_model
-
-        log.info("%s: training the final models on all %d patients", cohort, data.n_patients)
-        write_final_models(
-            data, {**train_config, "models": plan.models}, cohort, outputs["models"],
-            InputFacts.read(data, inputs.features_dir, inputs.text, inputs.rna), tables.metrics,
-            tables.comparisons, rna_gene_ids(inputs.rna), build_model, model_dims(data, train_config), device,
+    dims = model_dims(data, train_config)
+    final_config = {**train_config, "models": plan.models}
+    with cohort_workers(data, cores, device) as pool:
+        # In the same pool as the units (first in its queue), not one after another in this process afterwards.
+        final_models = (
+            {name: submit(pool, data, train_final_model, name, final_config, build_model, dims, device) for name in plan.models}
+            if "models" in outputs
+            else {}
+        )
+        run = cross_validate(data, train_config, cohort, outputs["train_dir"], device, dims=dims, pool=pool)
+        tables = evaluation_tables(run.fold_metrics, run.predictions, train_config, classes, run.realised_rates)
+        write_results(
+            run.splits, tables, run.predictions, train_config, outputs["train_dir"], outputs,
+            excluded=data.excluded, skipped=plan.skipped, report_notes=report_encoding_note(inputs.text),
+            slide_qc_table=slide_qc_table,
         )  # fmt: skip
+        if final_models:
+            log.info("%s: saving the final models, trained on all %d patients", cohort, data.n_patients)
+            write_final_models(
+                data, final_config, cohort, outputs["models"],
+                InputFacts.read(data, inputs.features_dir, inputs.text, inputs.rna), tables.metrics, tables.comparisons,
+                rna_gene_ids(inputs.rna), dims, {name: future.result() for name, future in final_models.items()},
+            )  # fmt: skip
     return tables
 
 

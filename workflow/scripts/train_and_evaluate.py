@@ -3,7 +3,6 @@
 import checkout_src  # noqa: F401 (puts this checkout's src/ first on sys.path, so mosare comes from here)
 
 from mosare.cohort_data import CohortInputs
-from mosare.evaluation_results import append_to_summary, excluded_slides_markdown
 from mosare.logs import log_to_file
 from mosare.training import train_and_evaluate
 
@@ -29,6 +28,6 @@ if __name__ == "__main__":
             },
             snakemake.threads,  # noqa: F821
             rna_top_genes=snakemake.params.rna_top_genes,  # noqa: F821
+            # counted in metrics.md; the input is there only when qc.exclude_flagged is on
+            slide_qc_table=snakemake.input.slide_qc[0] if snakemake.params.exclude_flagged else None,  # noqa: F821
         )
-        slide_qc = snakemake.input.slide_qc[0] if snakemake.params.exclude_flagged else None  # noqa: F821
-        append_to_summary(snakemake.output.summary, excluded_slides_markdown(slide_qc))  # noqa: F821
