@@ -20,7 +20,7 @@ import torch
 from mosare.config import cohort_train_config, load_config
 from mosare.splits import make_folds
 from mosare.cohort_data import CohortData
-from mosare.scenarios import scenarios
+from mosare.scenarios import scenarios, training_groups
 from mosare.training import RunContext, model_dims, run_unit
 
 REPO = Path(__file__).resolve().parents[1]
@@ -57,15 +57,15 @@ def run_grid(data: CohortData, train_config: dict, workers: int, out: Path) -> f
 
     folds = make_folds(data.patient_ids, data.labels, train_config["folds"], train_config["seed"])
     context = RunContext(folds[None], train_config, "bench", out, "cpu", build_model, model_dims(data, train_config))
-    units = scenarios(train_config["missing_rates"])
+    units = training_groups(scenarios(train_config["missing_rates"]))
     start = time.perf_counter()
     if workers == 1:
         torch.set_num_threads(1)
-        for scenario in units:
-            run_unit(data, context, 0, 0, scenario, progress=False)
+        for group in units:
+            run_unit(data, context, 0, 0, group, progress=False)
     else:
         with cohort_workers(data, workers, torch.device("cpu")) as pool:
-            for future in [submit(pool, data, run_unit, context, 0, 0, scenario, False) for scenario in units]:
+            for future in [submit(pool, data, run_unit, context, 0, 0, group, False) for group in units]:
                 future.result()
     return time.perf_counter() - start
 
@@ -79,7 +79,7 @@ def per_model_cpu_seconds(data: CohortData, train_config: dict, out: Path) -> di
     for name in train_config["models"]:
         context = RunContext(folds[None], {**train_config, "models": [name]}, "bench", out, "cpu", build_model, model_dims(data, train_config))
         start = time.process_time()
-        run_unit(data, context, 0, 0, scenarios([])[0], progress=False)
+        run_unit(data, context, 0, 0, scenarios([]), progress=False)
         seconds[name] = time.process_time() - start
     return seconds
 
@@ -104,7 +104,7 @@ def main() -> None:
             print(f"  {name:26s} {seconds:6.2f} CPU s per training (complete scenario, fold 0)")
         one = run_grid(data, train_config, 1, Path(tmp) / "w1")
         many = run_grid(data, train_config, args.workers, Path(tmp) / f"w{args.workers}")
-    units = len(train_config["models"]) * len(scenarios(train_config["missing_rates"]))
+    units = len(train_config["models"]) * len(training_groups(scenarios(train_config["missing_rates"])))
     print(f"one fold, {units} trainings: 1 worker {one:.1f} s, {args.workers} workers {many:.1f} s (speed-up x{one / many:.2f})")
     print(f"estimated stage: {train_config['folds']} folds x {units} trainings = {many * train_config['folds']:.0f} s wall with {args.workers} workers")
 

@@ -75,6 +75,19 @@ def scenarios(missing_rates: Sequence[float], mnar: MNARSetting | None = None) -
     return out
 
 
+def training_groups(scenario_list: Sequence[Scenario]) -> list[tuple[Scenario, ...]]:
+    """The scenarios grouped by what their training side sees, in first-appearance order.
+
+    ``masked_train`` and ``masked_train_test`` at one rate hide the same modalities from the same training patients
+    (the training side's uniforms depend on (seed, fold, side, draw) only, see :func:`scenario_presence`), so one model
+    trained per group and draw serves every scenario of the group: their test sides differ, their models do not.
+    """
+    groups: dict[tuple[bool, float, MNARSetting | None], list[Scenario]] = {}
+    for scenario in scenario_list:
+        groups.setdefault((scenario.masked, scenario.train_rate, scenario.mnar), []).append(scenario)
+    return [tuple(group) for group in groups.values()]
+
+
 def masks_from_draws(available: np.ndarray, rate: float, uniforms: np.ndarray) -> np.ndarray:
     """Which modalities each patient shows (N, 3): modality m is dropped where ``uniforms[:, m] < rate``.
 

@@ -9,7 +9,8 @@ Protocol (see docs/architecture.md, "Training"):
 - Every statistic fitted on data (z-scores of every input, the RNA genes kept) comes from the training part of the
   fold only (the training fold minus its validation split).
 - Scenarios and masks: :mod:`mosare.scenarios`. In a masked scenario, ``train.mask_repeats`` mask draws each train
-  a model; their test probabilities are averaged.
+  a model; their test probabilities are averaged. Scenarios whose training side sees the same masks (masked train /
+  complete test and masked train / masked test at one rate) share that model: it is trained once and tested in each.
 - Patients really lacking a modality (``cohort.tsv`` flags) have it masked in every scenario, "complete" included.
 - A single-modality baseline (ABMIL, RNA MLP, report MLP) cannot see a patient whose modality is absent: it is trained
   on the patients that have it and predicts the training fold's class prior for the others, so every model is
@@ -32,7 +33,7 @@ import functools
 import logging
 import multiprocessing
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -57,6 +58,7 @@ from mosare.scenarios import (
     Scenario,
     plan_evaluation,
     scenario_presence,
+    training_groups,
 )
 from mosare.splits import check_cohort_splits, derived_seed, fold_validation_split, repeat_seed
 from mosare.train_loop import predict_probabilities, train_model
@@ -139,12 +141,20 @@ def _draw_file(name: str, draw: int) -> str:
 
 
 def run_unit(
-    data: CohortData, context: RunContext, repeat: int, fold: int, scenario: Scenario, progress: bool = True
-) -> tuple[list[dict[str, Any]], list[pd.DataFrame]]:
-    """Train and test every model in one scenario of one fold of one repeat; write the per-fold outputs.
+    data: CohortData,
+    context: RunContext,
+    repeat: int,
+    fold: int,
+    group: Sequence[Scenario],
+    progress: bool = True,
+) -> dict[Scenario, tuple[list[dict[str, Any]], list[pd.DataFrame]]]:
+    """Train every model once per mask draw for a group of scenarios that share their training side
+    (:func:`~mosare.scenarios.training_groups`) in one fold of one repeat, test it in each scenario of the group, and
+    write the per-fold outputs of each.
 
-    Returns the metric rows and the test predictions (with key columns). Everything random is seeded from
-    (repeat seed, fold[, draw]), so a unit gives the same result in any process and in any order.
+    Returns, per scenario, the metric rows and the test predictions (with key columns). Everything random is seeded
+    from (repeat seed, fold[, draw]), so a unit gives the same result in any process and in any order, and the same as
+    training each scenario of the group on its own.
     """
     config = context.repeat_config(repeat)
     seed = config["seed"]
@@ -158,53 +168,64 @@ def run_unit(
     )
     training_labels = data.labels[folds != fold]
     prior = np.bincount(training_labels, minlength=len(data.classes)) / len(training_labels)
-    draws = scenario_presence(
-        data.available, data.labels, folds, fold, [scenario], seed, config.get("mask_repeats", 1)
-    )[scenario]
-    keys = {
-        "cohort": context.cohort,
-        "scenario": scenario.name,
-        "train_missing_rate": scenario.train_rate,
-        "test_missing_rate": scenario.test_rate,
-    }
-    metric_rows, predictions = [], []
-    for model_name in tqdm(config["models"], desc=f"repeat {repeat}, fold {fold}, {scenario.slug}", disable=not progress):
+    presence = scenario_presence(data.available, data.labels, folds, fold, group, seed, config.get("mask_repeats", 1))
+    draws = presence[group[0]]  # what the training side sees, the same in every scenario of the group
+    for scenario in group[1:]:
+        if not all(np.array_equal(a[folds != fold], b[folds != fold]) for a, b in zip(draws, presence[scenario], strict=True)):
+            raise ValueError(f"{scenario.slug} and {group[0].slug} hide different training modalities; they cannot share a model")
+    results: dict[Scenario, tuple[list[dict[str, Any]], list[pd.DataFrame]]] = {scenario: ([], []) for scenario in group}
+    slugs = "+".join(scenario.slug for scenario in group)
+    for model_name in tqdm(config["models"], desc=f"repeat {repeat}, fold {fold}, {slugs}", disable=not progress):
         required = single_modality_models().get(model_name)
-        row_keys = {**keys, "model": model_name, "repeat": repeat, "fold": fold}
+        row_keys = {
+            scenario: {
+                "cohort": context.cohort,
+                "scenario": scenario.name,
+                "train_missing_rate": scenario.train_rate,
+                "test_missing_rate": scenario.test_rate,
+                "model": model_name,
+                "repeat": repeat,
+                "fold": fold,
+            }
+            for scenario in group
+        }
         if required is not None and not any(shown[fit_index, required].any() for shown in draws):
             log.warning(
                 "%s: %s, repeat %d, fold %d, %s: no training patient shows %s; not trained, fold left out of its metrics",
-                context.cohort, model_name, repeat, fold, scenario.slug, MODALITY_TITLES[required],
+                context.cohort, model_name, repeat, fold, slugs, MODALITY_TITLES[required],
             )  # fmt: skip
-            metric_rows.append({**row_keys, **dict.fromkeys(METRICS, float("nan"))})
+            for scenario in group:
+                results[scenario][0].append({**row_keys[scenario], **dict.fromkeys(METRICS, float("nan"))})
             continue
-        unit_dir = context.unit_dir(model_name, scenario, repeat, fold)
-        per_draw = []
+        per_draw: dict[Scenario, list[np.ndarray]] = {scenario: [] for scenario in group}
         for draw, shown_array in enumerate(draws):
-            shown = torch.from_numpy(shown_array)
             # A model starts from the same weights in every scenario and mask draw of a fold.
             torch.manual_seed(derived_seed(seed, fold, 2))
             model = context.build(model_name, context.dims, len(data.classes), config)
             train_seed = derived_seed(seed, fold, 3) if draw == 0 else derived_seed(seed, fold, 3, draw)
             result = train_model(
-                model, tensors, fit_index, val_index, shown, config, device, train_seed, prior, required
+                model, tensors, fit_index, val_index, torch.from_numpy(shown_array), config, device, train_seed, prior, required
             )
-            per_draw.append(
-                predict_probabilities(model, tensors, test_index, shown, config["batch_size"], device, prior, required)
+            for scenario in group:
+                shown = torch.from_numpy(presence[scenario][draw])
+                per_draw[scenario].append(
+                    predict_probabilities(model, tensors, test_index, shown, config["batch_size"], device, prior, required)
+                )
+                unit_dir = context.unit_dir(model_name, scenario, repeat, fold)
+                _write_tsv(result.history, unit_dir / _draw_file("history.tsv", draw))
+                with atomic_file(unit_dir / _draw_file("checkpoint.pt", draw)) as tmp:
+                    torch.save(result.state_dict, tmp)
+        for scenario in group:
+            probabilities = np.mean(per_draw[scenario], axis=0)
+            results[scenario][0].append({**row_keys[scenario], **classification_metrics(data.labels[test_index], probabilities)})
+            frame = pd.DataFrame(
+                {"patient_id": data.patient_ids[test_index], "label": np.array(data.classes)[data.labels[test_index]]}
             )
-            _write_tsv(result.history, unit_dir / _draw_file("history.tsv", draw))
-            with atomic_file(unit_dir / _draw_file("checkpoint.pt", draw)) as tmp:
-                torch.save(result.state_dict, tmp)
-        probabilities = np.mean(per_draw, axis=0)
-        metric_rows.append({**row_keys, **classification_metrics(data.labels[test_index], probabilities)})
-        frame = pd.DataFrame(
-            {"patient_id": data.patient_ids[test_index], "label": np.array(data.classes)[data.labels[test_index]]}
-        )
-        for k, name in enumerate(data.classes):
-            frame[f"prob_{name}"] = probabilities[:, k]
-        _write_tsv(frame, unit_dir / "predictions.tsv")
-        predictions.append(frame.assign(**row_keys))
-    return metric_rows, predictions
+            for k, name in enumerate(data.classes):
+                frame[f"prob_{name}"] = probabilities[:, k]
+            _write_tsv(frame, context.unit_dir(model_name, scenario, repeat, fold) / "predictions.tsv")
+            results[scenario][1].append(frame.assign(**row_keys[scenario]))
+    return results
 
 
 def realised_rates_table(data: CohortData, context: RunContext, scenario_list: list[Scenario]) -> pd.DataFrame:
@@ -341,10 +362,10 @@ def cross_validate(
         dims=dims if dims is not None else model_dims(data, train_config),
     )
     units = [
-        (repeat, fold, scenario)
+        (repeat, fold, group)
         for repeat in range(repeats)
         for fold in range(train_config["folds"])
-        for scenario in plan.scenarios
+        for group in training_groups(plan.scenarios)
     ]
     with contextlib.ExitStack() as stack:
         if pool is None:
@@ -352,10 +373,14 @@ def cross_validate(
         unit_task = functools.partial(run_unit, progress=pool is None)
         futures = [submit(pool, data, unit_task, context, *unit) for unit in units]
         for _ in tqdm(
-            concurrent.futures.as_completed(futures), total=len(futures), desc="repeat x fold x scenario", disable=pool is None
+            concurrent.futures.as_completed(futures), total=len(futures), desc="repeat x fold x training group", disable=pool is None
         ):
             pass
-        results = [future.result() for future in futures]
+        by_unit = {(repeat, fold): {} for repeat, fold, _ in units}
+        for (repeat, fold, _), future in zip(units, futures, strict=True):
+            by_unit[repeat, fold].update(future.result())
+    # Rows in (repeat, fold, scenario, model) order, as the scenarios are listed.
+    results = [by_unit[repeat, fold][scenario] for (repeat, fold), per_scenario in by_unit.items() for scenario in plan.scenarios]
     metric_rows = [row for rows, _ in results for row in rows]
     predictions = [frame for _, frames in results for frame in frames]
     return CrossValidation(
