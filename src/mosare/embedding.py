@@ -230,6 +230,12 @@ def release_free_heap_memory() -> None:
 
 
 def package_versions() -> dict[str, str]:
+    """Installed versions of ``VERSIONED_PACKAGES``, read once per process (each lookup parses a metadata file)."""
+    return dict(_package_versions())
+
+
+@functools.cache
+def _package_versions() -> dict[str, str]:
     versions = {}
     for package in VERSIONED_PACKAGES:
         try:
@@ -422,7 +428,7 @@ def _embed_one_slide(
             "failed_patches": failed,
             "versions": package_versions(),
         }
-        group.attrs.update(attrs)
+        group.update_attributes(attrs)  # one metadata write; attrs.update writes once per key
     log.info("slide %s: %d features written, %d patches failed", grid.slide_id, n_rows, len(failed))
     return attrs
 

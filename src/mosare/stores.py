@@ -69,7 +69,7 @@ def write_store(
                 array[...] = values.astype(str)
             else:
                 group.create_array(name, data=values, overwrite=True)
-        group.attrs.update(dict(attrs or {}))
+        group.update_attributes(dict(attrs or {}))  # one metadata write; attrs.update writes once per key
 
 
 def open_store(path: str | Path) -> zarr.Group:
