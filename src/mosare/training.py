@@ -380,7 +380,7 @@ def cross_validate(
         for (repeat, fold, _), future in zip(units, futures, strict=True):
             by_unit[repeat, fold].update(future.result())
     # Rows in (repeat, fold, scenario, model) order, as the scenarios are listed.
-    results = [by_unit[repeat, fold][scenario] for (repeat, fold), per_scenario in by_unit.items() for scenario in plan.scenarios]
+    results = [by_unit[unit][scenario] for unit in by_unit for scenario in plan.scenarios]
     metric_rows = [row for rows, _ in results for row in rows]
     predictions = [frame for _, frames in results for frame in frames]
     return CrossValidation(
