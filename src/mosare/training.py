@@ -166,28 +166,29 @@ def run_unit(
         fit_normalisation(data, fit_index, config.get("rna_top_genes")),
         eval_patch_rows(data, config["patches_per_step"], seed),
     )
-    training_labels = data.labels[folds != fold]
+    training_rows = folds != fold
+    training_labels = data.labels[training_rows]
     prior = np.bincount(training_labels, minlength=len(data.classes)) / len(training_labels)
     presence = scenario_presence(data.available, data.labels, folds, fold, group, seed, config.get("mask_repeats", 1))
     draws = presence[group[0]]  # what the training side sees, the same in every scenario of the group
     for scenario in group[1:]:
-        if not all(np.array_equal(a[folds != fold], b[folds != fold]) for a, b in zip(draws, presence[scenario], strict=True)):
+        if not all(np.array_equal(a[training_rows], b[training_rows]) for a, b in zip(draws, presence[scenario], strict=True)):
             raise ValueError(f"{scenario.slug} and {group[0].slug} hide different training modalities; they cannot share a model")
+    scenario_keys = {
+        scenario: {
+            "cohort": context.cohort,
+            "scenario": scenario.name,
+            "train_missing_rate": scenario.train_rate,
+            "test_missing_rate": scenario.test_rate,
+        }
+        for scenario in group
+    }
     results: dict[Scenario, tuple[list[dict[str, Any]], list[pd.DataFrame]]] = {scenario: ([], []) for scenario in group}
     slugs = "+".join(scenario.slug for scenario in group)
     for model_name in tqdm(config["models"], desc=f"repeat {repeat}, fold {fold}, {slugs}", disable=not progress):
         required = single_modality_models().get(model_name)
         row_keys = {
-            scenario: {
-                "cohort": context.cohort,
-                "scenario": scenario.name,
-                "train_missing_rate": scenario.train_rate,
-                "test_missing_rate": scenario.test_rate,
-                "model": model_name,
-                "repeat": repeat,
-                "fold": fold,
-            }
-            for scenario in group
+            scenario: {**keys, "model": model_name, "repeat": repeat, "fold": fold} for scenario, keys in scenario_keys.items()
         }
         if required is not None and not any(shown[fit_index, required].any() for shown in draws):
             log.warning(
