@@ -2,7 +2,7 @@
 
 A cohort of generated slides (default 44, 200-2,000 patches each, log-uniform) is embedded
   - as the workflow's embedding stage runs it: the slides in chunks of ``--slides-per-job``
-    (``mosare.embedding_chunks``, as planned by ``common.smk``), each chunk one fresh Python process running
+    (``mosare.features.embedding_chunks``, as planned by ``common.smk``), each chunk one fresh Python process running
     ``embed_slides_with_config`` exactly as ``workflow/scripts/embed_slide.py`` does (imports, model load from its
     checkpoint, weights check, decode workers, atomic stores), one after another as on one GPU;
   - as the ideal: this process, model already loaded, decoding and forwarding the same patches in the same
@@ -32,12 +32,12 @@ import numpy as np
 import torch
 
 from bench_embedding import CACHE, PATCH_PX, bench_slide
-from mosare.demo_render import patient_phenotype, write_demo_slide
-from mosare.embedding import PatchDataset, patch_loader, read_patch_grid
-from mosare.embedding_chunks import embedding_chunks
-from mosare.encoders import create_encoder
-from mosare.stores import write_store
-from mosare.weights_fingerprint import fingerprint_encoder_weights
+from mosare.demo.render import patient_phenotype, write_demo_slide
+from mosare.features.embedding import PatchDataset, patch_loader, read_patch_grid
+from mosare.features.embedding_chunks import embedding_chunks
+from mosare.features.encoders import create_encoder
+from mosare.core.stores import write_store
+from mosare.features.weights_fingerprint import fingerprint_encoder_weights
 
 ARCHITECTURE = "test_vit"  # timm's tiny test ViT (160 px, 64-d): decoding, not the model, sets the pace
 SLIDE_FILES = 4  # distinct generated 8192 px slides; the patch stores spread over them
@@ -45,7 +45,7 @@ GRID = 8192 // PATCH_PX  # 32 x 32 patch positions per slide
 
 JOB = """
 import json, sys
-from mosare.embedding import SlideJob, embed_slides_with_config
+from mosare.features.embedding import SlideJob, embed_slides_with_config
 args = json.loads(sys.argv[1])
 embed_slides_with_config([SlideJob(p, o) for p, o in args["jobs"]], args["encoder"], threads=args["threads"],
                          weights_fingerprint=args["fingerprint"])

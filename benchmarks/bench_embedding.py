@@ -1,6 +1,6 @@
 """Embedding throughput (the pipeline against the bare model) and peak memory against the number of patches.
 
-1. Throughput, per encoder: ``mosare.embedding.embed_slide`` on a patch store of a generated demo slide
+1. Throughput, per encoder: ``mosare.features.embedding.embed_slide`` on a patch store of a generated demo slide
    (DataLoader workers reading through ``Slide.read_patch``, resizing, streaming to zarr) against the bare
    ``Encoder.embed`` on pre-made uint8 batches already on the device - same device, batch size, dtype and
    torch threads. Target: pipeline / bare >= 0.9 (reading is hidden behind compute).
@@ -30,11 +30,12 @@ import numpy as np
 import torch
 from torchvision.transforms import v2
 
-from mosare.demo import patient_phenotype, write_demo_slide
-from mosare.embedding import embed_slide
-from mosare.devices import resolve_device
-from mosare.encoders import Encoder, create_encoder, uni_architecture
-from mosare.stores import write_store
+from mosare.demo.writer import patient_phenotype, write_demo_slide
+from mosare.features.embedding import embed_slide
+from mosare.core.devices import resolve_device
+from mosare.features.encoder_plugins.uni import uni_architecture
+from mosare.features.encoders import Encoder, create_encoder
+from mosare.core.stores import write_store
 
 REPO = Path(__file__).resolve().parents[1]
 CACHE = REPO / ".cache" / "bench"

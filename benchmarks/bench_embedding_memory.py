@@ -7,7 +7,7 @@ summed RSS (what Snakemake's benchmark `max_rss` adds up, shared pages counted i
 main process and its decode workers, and the main process's PSS before the first batch. Variants:
   --workers N           decode workers (default: unset in the config, so the encoder spec's decode_workers, 1);
   --batch N             batch size (default 64, the config default);
-  --no-heap-reuse       leave glibc's mmap threshold alone (mosare.embedding.reuse_batch_buffers off);
+  --no-heap-reuse       leave glibc's mmap threshold alone (mosare.features.embedding.reuse_batch_buffers off);
   --whole-batches       run each batch through the model at once (the spec's cpu_forward_rows ignored), as before.
 
     .venv/bin/python benchmarks/bench_embedding_memory.py [--patches 240] [--workers N] [--batch 64] [--no-heap-reuse]
@@ -30,12 +30,12 @@ from bench_embedding import patch_store
 JOB = """
 import json, sys
 args = json.loads(sys.argv[1])
-from mosare import embedding
+from mosare.features import embedding
 if not args["heap_reuse"]:
     embedding.reuse_batch_buffers = lambda: None
 if args["whole_batches"]:
     embedding.forward_pieces = lambda n_rows, piece_rows: [n_rows]
-from mosare.embedding import SlideJob, embed_slides_with_config
+from mosare.features.embedding import SlideJob, embed_slides_with_config
 embed_slides_with_config([SlideJob(args["patches"], args["output"])], args["encoder"], threads=1,
                          weights_fingerprint=args["fingerprint"])
 """
@@ -61,7 +61,7 @@ def memory_mb(pid: int) -> dict[str, float]:
 
 
 def run_job(args: argparse.Namespace, folder: Path) -> dict:
-    from mosare.weights_fingerprint import fingerprint_encoder_weights
+    from mosare.features.weights_fingerprint import fingerprint_encoder_weights
 
     encoder = {"name": "efficientnet-lite0", "checkpoint": None, "batch_size": args.batch, "num_workers": args.workers}
     fingerprint = folder / "fingerprint.json"

@@ -1,6 +1,6 @@
 """Memory layout of the encoder's forward on the CPU: channels-first against channels-last, same process, same inputs.
 
-``mosare.encoders.memory_format`` runs convolutional encoders channels-last. This prints patches/s of the bare forward
+``mosare.features.encoders.memory_format`` runs convolutional encoders channels-last. This prints patches/s of the bare forward
 of a registered encoder (default efficientnet-lite0, the demo's) in both layouts, their ratio, and the largest
 difference between the two layouts' features.
 
@@ -14,7 +14,7 @@ import time
 
 import torch
 
-from mosare.encoders import create_encoder
+from mosare.features.encoders import create_encoder
 
 
 def patches_per_second(model: torch.nn.Module, images: torch.Tensor, repeats: int) -> tuple[float, torch.Tensor]:

@@ -1,4 +1,4 @@
-"""Our batched diagonal GMM (mosare.gmm.DiagonalGMM) against sklearn's GaussianMixture(covariance_type="diag").
+"""Our batched diagonal GMM (mosare.features.gmm.DiagonalGMM) against sklearn's GaussianMixture(covariance_type="diag").
 
 Same data, dtype (float32), C, tol, iteration cap, variance floor and k-means++ initialisation, on synthetic
 patch-like features (N x D float32: overlapping clusters in a low-dimensional latent space embedded in D
@@ -25,8 +25,8 @@ import torch
 from sklearn.mixture import GaussianMixture
 from threadpoolctl import threadpool_limits
 
-from mosare import gmm_em
-from mosare.gmm import DiagonalGMM, fit_gmm_tokens
+from mosare.features import gmm_em
+from mosare.features.gmm import DiagonalGMM, fit_gmm_tokens
 
 
 def synthetic_features(n_samples: int, dim: int, n_clusters: int, seed: int) -> np.ndarray:

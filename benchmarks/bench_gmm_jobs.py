@@ -28,15 +28,15 @@ from pathlib import Path
 import numpy as np
 
 from bench_embedding import bench_slide, patch_store
-from mosare.stores import open_store, write_store
+from mosare.core.stores import open_store, write_store
 
 FEATURE_DIM = 1280  # efficientnet-lite0
 
 JOB = """
 import json, sys
 import torch
-from mosare.plots.gmm import plot_slide_mixture
-from mosare.slide_gmm import SlideGMMJob, fit_slide_gmms
+from mosare.reporting.plots.gmm import plot_slide_mixture
+from mosare.features.slide_gmm import SlideGMMJob, fit_slide_gmms
 args = json.loads(sys.argv[1])
 torch.set_num_threads(1)
 fit_slide_gmms([SlideGMMJob(*job) for job in args["jobs"]], args["gmm"],
@@ -71,7 +71,7 @@ def main() -> None:
     parser.add_argument("--components", type=int, default=16)
     args = parser.parse_args()
 
-    from mosare.config_schema import schema_defaults
+    from mosare.core.config_schema import schema_defaults
 
     gmm = {**schema_defaults("gmm"), "components": args.components}
     rng = np.random.default_rng(0)

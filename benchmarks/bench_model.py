@@ -16,7 +16,10 @@ import time
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from mosare.model import MODEL_NAMES, ModelDims, build_model
+from mosare.model.factory import ModelDims, build_model
+from mosare.model.specs import model_specs
+
+MODEL_NAMES = tuple(model_specs())
 
 
 def demo_batch(args: argparse.Namespace, generator: torch.Generator) -> dict[str, torch.Tensor]:

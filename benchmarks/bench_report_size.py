@@ -27,7 +27,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from mosare.paths import ResultsLayout, encoder_dir_name
+from mosare.core.paths import ResultsLayout, encoder_dir_name
 
 LAYOUT = ResultsLayout()
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 import sys
 import time
 
-from mosare.patch_geometry import patch_geometry
-from mosare.patch_grid import grid_starts
-from mosare.slide_qc import FinePassQC
-from mosare.slides import open_slide
-from mosare.tissue import TissueParams, detect_tissue, fine_cell_fractions
+from mosare.slides.patch_geometry import patch_geometry
+from mosare.slides.patch_grid import grid_starts
+from mosare.slides.qc_metrics import FinePassQC
+from mosare.slides.reader import open_slide
+from mosare.slides.tissue import TissueParams, detect_tissue, fine_cell_fractions
 
 REPEATS = 3
 

@@ -4,10 +4,10 @@ The slide is an Aperio-style pyramidal tiled TIFF (JPEG tiles 256 px, levels 1/4
 tifffile from a small bank of tissue-like tiles laid out as two large tissue pieces and a pen stroke, and
 cached under .cache/bench/ (about a minute to build the first time).
 
-1. Tissue detection + patch coordinates (mosare.tissue.detect_tissue + fine_cell_fractions, then patch_coords:
+1. Tissue detection + patch coordinates (mosare.slides.tissue.detect_tissue + fine_cell_fractions, then patch_coords:
    the coarse pass, the fine pass around tissue and the grid), measured in a fresh
    subprocess: wall time (target < 2 s) and peak RSS (target < 1 GiB; imports alone are reported too).
-2. Patch reading: mosare.slides.Slide.read_patch (RGB, resized to 256 px) against a bare
+2. Patch reading: mosare.slides.reader.Slide.read_patch (RGB, resized to 256 px) against a bare
    ``openslide.OpenSlide.read_region`` loop (RGBA PIL image at the read size) over the same coordinates, each
    with its own handle, patch by patch in alternating order after a warm-up; best of ``--rounds`` rounds.
    Target: ratio (ours / bare throughput) >= 0.8.
@@ -29,9 +29,9 @@ import numpy as np
 import openslide
 import tifffile
 
-from mosare.patch_geometry import patch_geometry
-from mosare.slides import open_slide
-from mosare.tissue import TissueParams
+from mosare.slides.patch_geometry import patch_geometry
+from mosare.slides.reader import open_slide
+from mosare.slides.tissue import TissueParams
 
 REPO = Path(__file__).resolve().parents[1]
 SLIDE = REPO / ".cache" / "bench" / "bench-40k-0.25mpp.svs"
@@ -102,11 +102,11 @@ def build_slide(path: Path, downsamples: tuple[int, ...]) -> None:
 DETECTION_SCRIPT = """
 import json, resource, sys, time
 import numpy as np
-from mosare.patch_geometry import patch_geometry
-from mosare.patch_grid import grid_starts
-from mosare.slides import open_slide
-from mosare.tiling import patch_coords
-from mosare.tissue import TissueParams, detect_tissue, fine_cell_fractions
+from mosare.slides.patch_geometry import patch_geometry
+from mosare.slides.patch_grid import grid_starts
+from mosare.slides.reader import open_slide
+from mosare.slides.tiling import patch_coords
+from mosare.slides.tissue import TissueParams, detect_tissue, fine_cell_fractions
 baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 start = time.perf_counter()
 with open_slide(sys.argv[1]) as slide:

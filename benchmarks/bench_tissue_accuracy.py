@@ -44,7 +44,7 @@ import openslide
 import tifffile
 import zarr
 
-from mosare.tiling import tile_slide
+from mosare.slides.tiling import tile_slide
 
 REPO = Path(__file__).resolve().parents[1]
 CACHE = REPO / ".cache" / "bench" / "he"

@@ -7,7 +7,7 @@
    process running ``embed_slides_with_config`` exactly as the rule does (imports, weights load and check, decode
    workers, zarr store), with decode workers sized to keep up with the bare forward (measured decode rate per
    worker; ``--workers`` overrides). Prints patches/s end to end and the ratio to the bare forward (target >= 0.9).
-3. The batched diagonal GMM (``mosare.gmm.DiagonalGMM``, 16 components) on 20,000 x 1024 features, CUDA vs CPU.
+3. The batched diagonal GMM (``mosare.features.gmm.DiagonalGMM``, 16 components) on 20,000 x 1024 features, CUDA vs CPU.
 4. One training epoch of MoSARe (UNI-sized features) on CUDA with bf16 autocast, and the same in fp32.
 
     .venv/bin/python benchmarks/bench_uni_gpu.py [--checkpoint pytorch_model.bin] [--batch 256] [--workers N]
@@ -33,19 +33,20 @@ import numpy as np
 import tifffile
 import torch
 
-from mosare.embedding import PatchDataset, read_patch_grid
-from mosare.encoder_specs import encoder_spec
-from mosare.encoders import Encoder, create_encoder, uni_architecture
-from mosare.gmm import DiagonalGMM
-from mosare.model import ModelDims, build_model
-from mosare.patch_preprocessing import spec_resize_crop
-from mosare.stores import write_store
-from mosare.weights_fingerprint import fingerprint_encoder_weights
+from mosare.features.embedding import PatchDataset, read_patch_grid
+from mosare.features.encoder_specs import encoder_spec
+from mosare.features.encoder_plugins.uni import uni_architecture
+from mosare.features.encoders import Encoder, create_encoder
+from mosare.features.gmm import DiagonalGMM
+from mosare.model.factory import ModelDims, build_model
+from mosare.features.patch_preprocessing import spec_resize_crop
+from mosare.core.stores import write_store
+from mosare.features.weights_fingerprint import fingerprint_encoder_weights
 
 PATCH_PX = 256
 JOB = """
 import json, sys
-from mosare.embedding import SlideJob, embed_slides_with_config
+from mosare.features.embedding import SlideJob, embed_slides_with_config
 args = json.loads(sys.argv[1])
 embed_slides_with_config([SlideJob(args["patches"], args["output"])], args["encoder"], threads=args["threads"],
                          weights_fingerprint=args["fingerprint"])

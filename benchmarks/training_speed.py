@@ -18,10 +18,10 @@ import numpy as np
 import torch
 
 from mosare.config import cohort_train_config, load_config
-from mosare.splits import make_folds
-from mosare.cohort_data import CohortData
-from mosare.scenarios import scenarios, training_groups
-from mosare.training import RunContext, model_dims, run_unit
+from mosare.evaluation.splits import make_folds
+from mosare.cohort.data import CohortData
+from mosare.evaluation.scenarios import scenarios, training_groups
+from mosare.training.cross_validation import RunContext, model_dims, run_unit
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -52,8 +52,8 @@ def demo_sized_cohort(patients: int, patches: int, wsi_dim: int, genes: int, tex
 
 def run_grid(data: CohortData, train_config: dict, workers: int, out: Path) -> float:
     """Wall seconds of every model x scenario on fold 0."""
-    from mosare.model import build_model
-    from mosare.training import cohort_workers, submit
+    from mosare.model.factory import build_model
+    from mosare.training.cross_validation import cohort_workers, submit
 
     folds = make_folds(data.patient_ids, data.labels, train_config["folds"], train_config["seed"])
     context = RunContext(folds[None], train_config, "bench", out, "cpu", build_model, model_dims(data, train_config))
@@ -71,7 +71,7 @@ def run_grid(data: CohortData, train_config: dict, workers: int, out: Path) -> f
 
 
 def per_model_cpu_seconds(data: CohortData, train_config: dict, out: Path) -> dict[str, float]:
-    from mosare.model import build_model
+    from mosare.model.factory import build_model
 
     torch.set_num_threads(1)
     folds = make_folds(data.patient_ids, data.labels, train_config["folds"], train_config["seed"])

@@ -36,8 +36,8 @@ def cmu_slide() -> Path:
 @pytest.fixture(scope="session")
 def demo_slide(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small generated demo slide: Aperio SVS at 0.25 µm/px (40x), 2048 px square (512 µm), 3 levels,
-    tissue pieces on white glass with a pen stroke (written by mosare.demo.write_demo_slide)."""
-    from mosare.demo import patient_phenotype, write_demo_slide
+    tissue pieces on white glass with a pen stroke (written by mosare.demo.writer.write_demo_slide)."""
+    from mosare.demo.writer import patient_phenotype, write_demo_slide
 
     path = tmp_path_factory.mktemp("demo-slide") / "demo-40x.svs"
     phenotype = patient_phenotype(seed=3, patient_index=0, class_position=0.0)

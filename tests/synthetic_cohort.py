@@ -10,10 +10,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mosare.gmm import GMMResult
-from mosare.cohort_data import CohortInputs
-from mosare.gmm_store import SlideGMMStore
-from mosare.stores import write_store
+from mosare.features.gmm import GMMResult
+from mosare.cohort.data import CohortInputs
+from mosare.features.gmm_store import SlideGMMStore
+from mosare.core.stores import write_store
 
 
 def write_synthetic_cohort(

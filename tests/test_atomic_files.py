@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mosare.atomic_files import atomic_file, process_start, writer_may_be_alive, writer_tag
-from mosare.stores import atomic_store, open_store, write_store
+from mosare.core.atomic_files import atomic_file, process_start, writer_may_be_alive, writer_tag
+from mosare.core.stores import atomic_store, open_store, write_store
 
 
 def test_a_written_file_replaces_the_old_one_and_leaves_no_temporary_file(tmp_path):

@@ -12,16 +12,16 @@ import torch
 from synthetic_slides import write_slide, tissue_image
 
 import mosare
-from mosare.attention import AttentionError, cohort_attention, write_cohort_attention
-from mosare.cohort import CohortTable
-from mosare.final_models import FinalModelFacts, InputFacts, ModelMismatchError, load_final_model, save_final_model
-from mosare.fold_inputs import Normalisation
-from mosare.model import ModelDims, build_model
-from mosare.plots.attention import attention_grid
-from mosare.slide_attention import extreme_rows, read_extreme_patches
-from mosare.slides import open_slide
-from mosare.stores import open_store, write_store
-from mosare.tiling import tile_slide
+from mosare.deploy.attention import AttentionError, cohort_attention, write_cohort_attention
+from mosare.cohort.table import CohortTable
+from mosare.training.final_models import FinalModelFacts, InputFacts, ModelMismatchError, load_final_model, save_final_model
+from mosare.training.fold_inputs import Normalisation
+from mosare.model.factory import ModelDims, build_model
+from mosare.reporting.plots.attention import attention_grid
+from mosare.deploy.slide_attention import extreme_rows, read_extreme_patches
+from mosare.slides.reader import open_slide
+from mosare.core.stores import open_store, write_store
+from mosare.slides.tiling import tile_slide
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -254,7 +254,7 @@ def test_drawing_processes_write_the_same_pictures_to_the_same_slides(cohort, tm
             assert (parallel[name] / f"{slide_id}.png").read_bytes() == (outputs[name] / f"{slide_id}.png").read_bytes()
 
 
-# ---- The attention pictures the report embeds (mosare.attention_report) -----------------------------------------
+# ---- The attention pictures the report embeds (mosare.reporting.attention_report) -----------------------------------------
 
 # The mapped model (mosare) gets P0 and P4 wrong, P1 and P2 right; P3 is unlabelled. abmil's rows must not count.
 PREDICTIONS = [
@@ -273,7 +273,7 @@ def write_predictions(path, rows=PREDICTIONS):  # noqa: ANN001, ANN201
 
 
 def test_misclassified_patients_are_the_labelled_ones_the_mapped_model_got_wrong(tmp_path):
-    from mosare.attention_report import misclassified_patients
+    from mosare.reporting.attention_report import misclassified_patients
 
     predictions = write_predictions(tmp_path / "predictions.tsv")
     assert misclassified_patients(predictions, "mosare") == {"P0", "P4"}
@@ -284,7 +284,7 @@ def test_misclassified_patients_are_the_labelled_ones_the_mapped_model_got_wrong
 
 @pytest.mark.parametrize("cap", [0, 3, 5, 50])
 def test_report_slides_are_misclassified_patients_slides_first_then_others_up_to_the_cap(cohort, tmp_path, cap):
-    from mosare.attention_report import select_attention_slides
+    from mosare.reporting.attention_report import select_attention_slides
 
     root, _, slides = cohort
     predictions = write_predictions(tmp_path / "predictions.tsv")
@@ -299,7 +299,7 @@ def test_report_slides_are_misclassified_patients_slides_first_then_others_up_to
 
 
 def test_an_unlabelled_target_has_no_misclassified_slides_and_is_sampled_across_the_cohort(cohort, tmp_path):
-    from mosare.attention_report import select_attention_slides
+    from mosare.reporting.attention_report import select_attention_slides
 
     root, _, _ = cohort
     unlabelled = [("mosare", patient, "", "A") for patient in PATIENTS]
@@ -313,8 +313,8 @@ def test_report_copies_are_capped_jpegs_and_every_full_size_picture_stays(cohort
 
     from PIL import Image
 
-    from mosare.attention_report import select_attention_slides, write_attention_report_pictures
-    from mosare.slide_qc_report import REPORT_PICTURE_MAX_SIDE
+    from mosare.reporting.attention_report import select_attention_slides, write_attention_report_pictures
+    from mosare.reporting.slide_qc_report import REPORT_PICTURE_MAX_SIDE
 
     root, outputs, slides = cohort
 

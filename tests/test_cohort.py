@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mosare.cohort import CohortError, CohortTable, build_cohort_table, presence_summary
-from mosare.plots.cohort import plot_modality_presence
-from mosare.stores import write_store
+from mosare.cohort.table import CohortError, CohortTable, build_cohort_table, presence_summary
+from mosare.reporting.plots.cohort import plot_modality_presence
+from mosare.core.stores import write_store
 
 
 def feature_store(path, n_patches: int):

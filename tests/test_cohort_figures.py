@@ -1,5 +1,5 @@
-"""Cohort-level figures: the registry draws every figure from a finished cohort's files, and a new figure is one file
-in src/mosare/cohort_figures/ (shown here by adding one, drawing it and planning it)."""
+"""Cohort-level figures: the registry draws every figure from a finished cohort's files (a new figure is one file in
+src/mosare/reporting/figure_plugins/: tests/test_extending.py follows docs/extending.md's recipe)."""
 
 from __future__ import annotations
 
@@ -14,32 +14,13 @@ from PIL import Image
 from workflow_runs import COHORT, make_workdir, planned_jobs, snakemake, snapshot_workflow, tiny_demo_config
 from workflow_runs import finished_tiny_run  # noqa: F401 (session fixture shared with test_orchestration)
 
-from mosare import cohort_figures
-from mosare.cohort import CohortTable
-from mosare.cohort_figures import CohortFigure, CohortResults, draw_cohort_figure, register_cohort_figure
-from mosare.paths import RESULTS_LAYOUT
+from mosare.reporting import cohort_figures
+from mosare.cohort.table import CohortTable
+from mosare.reporting.cohort_figures import CohortFigure, CohortResults, draw_cohort_figure, register_cohort_figure
+from mosare.core.paths import RESULTS_LAYOUT
 
 CLASSES = ("A", "B")
 MODELS = ("mosare", "late_fusion")
-
-NEW_FIGURE = '''"""Patients per class: the cohort's class balance."""
-
-from mosare.cohort_figures import CohortFigure, register_cohort_figure
-
-
-def draw(results, path):
-    import matplotlib.pyplot as plt
-
-    from mosare.plots import save_png
-
-    figure, axes = plt.subplots(figsize=(4, 3))
-    axes.bar(results.classes, [results.table.labels.count(name) for name in results.classes], color="tab:blue")
-    save_png(figure, path, dpi=80)
-
-
-register_cohort_figure(CohortFigure("patients_per_class", "Patients per class.", draw))
-'''
-
 
 def finished_cohort(root: Path) -> CohortResults:
     """A cohort's results as training leaves them: cohort.tsv, metrics.tsv (long) and per-fold predictions."""
@@ -95,38 +76,6 @@ def test_results_offer_the_stacked_predictions_of_every_fold(tmp_path):
         results.predictions("abmil")
 
 
-@pytest.fixture
-def figure_plugin_dir(tmp_path, monkeypatch) -> Path:
-    """A second folder of the cohort_figures package (the registry is restored afterwards)."""
-    plugins = tmp_path / "plugins"
-    plugins.mkdir()
-    monkeypatch.setattr(cohort_figures, "__path__", [*cohort_figures.__path__, str(plugins)])
-    monkeypatch.setattr(cohort_figures, "_REGISTRY", dict(cohort_figures._REGISTRY))
-    yield plugins
-    sys.modules.pop("mosare.cohort_figures.patients_per_class", None)
-
-
-def test_a_new_cohort_figure_is_one_file_that_the_registry_finds_and_draws(tmp_path, figure_plugin_dir):
-    (figure_plugin_dir / "patients_per_class.py").write_text(NEW_FIGURE)
-    results = finished_cohort(tmp_path / "results")
-
-    assert "patients_per_class" in cohort_figures.registered_figures()
-    draw_cohort_figure("patients_per_class", results, tmp_path / "patients_per_class.png")
-    assert_drawn(tmp_path / "patients_per_class.png")
-
-
-def test_a_new_cohort_figure_file_is_planned_for_every_cohort(tmp_path):
-    repo = snapshot_workflow(tmp_path / "workflow")
-    (repo / "src" / "mosare" / "cohort_figures" / "patients_per_class.py").write_text(NEW_FIGURE)
-    workdir = make_workdir(tmp_path / "work", tiny_demo_config())
-    target = RESULTS_LAYOUT.cohort_figure(COHORT, "patients_per_class")
-
-    planned = planned_jobs(workdir, target, repo=repo)
-    assert planned.get("draw_cohort_figure") == 1 and "train_and_evaluate" in planned
-    everything = planned_jobs(workdir, repo=repo)
-    assert everything.get("draw_cohort_figure") == len(cohort_figures.registered_figures()) + 1
-
-
 def test_figure_names_are_file_names_and_unique():
     def draw(results, path):
         raise AssertionError("never drawn")
@@ -138,14 +87,6 @@ def test_figure_names_are_file_names_and_unique():
         register_cohort_figure(CohortFigure(existing.name, "", draw))
     with pytest.raises(KeyError, match="no cohort figure 'missing'"):
         draw_cohort_figure("missing", None, "unused.png")
-
-
-def test_the_docs_show_how_to_add_a_cohort_figure():
-    docs = (Path(__file__).resolve().parents[1] / "docs" / "architecture.md").read_text()
-    how_to = docs[docs.index("## How to extend"):]
-    assert "src/mosare/cohort_figures/" in how_to and "register_cohort_figure(CohortFigure(" in how_to
-    for name in cohort_figures.registered_figures():
-        assert f"`{name}`" in docs, f"docs/architecture.md does not name the built-in figure {name}"
 
 
 @pytest.mark.slow  # the shared tiny run takes minutes on 2 cores

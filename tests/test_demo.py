@@ -15,12 +15,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_predict
 from sklearn.metrics import roc_auc_score
 
-from mosare.demo import demo_rna_matrix, write_demo_cohort, write_demo_tables
-from mosare.demo_plan import demo_settings, make_demo_plan, plan_demo_cohort
-from mosare.demo_render import patient_phenotype, render_tissue, write_demo_slide
-from mosare.demo_texts import demo_report
-from mosare.plots.demo import write_demo_overview
-from mosare.samples import load_sample_sheet
+from mosare.demo.writer import demo_rna_matrix, write_demo_cohort, write_demo_tables
+from mosare.demo.plan import demo_settings, make_demo_plan, plan_demo_cohort
+from mosare.demo.render import patient_phenotype, render_tissue, write_demo_slide
+from mosare.demo.reports import demo_report
+from mosare.reporting.plots.demo import write_demo_overview
+from mosare.core.samples import load_sample_sheet
 
 CLASSES = ["LUAD", "LUSC"]
 TINY = {"patients": 6, "seed": 5, "slide_px": 2048, "genes": 60, "fraction_two_slides": 0.34}

@@ -20,14 +20,14 @@ from synthetic_slides import tissue_image, write_slide
 from workflow_runs import make_workdir, planned_jobs
 from torchvision.transforms import v2
 
-from mosare import embedding, weights_fingerprint
-from mosare.embedding_chunks import chunk_count, embedding_chunks
-from mosare.embedding import EmbeddingError, FeatureWriter, SlideJob, embed_slide, embed_slides, embed_slides_with_config
-from mosare.encoder_specs import encoder_spec
-from mosare.encoders import Encoder, create_encoder
-from mosare.slides import open_slide
-from mosare.stores import open_store, write_store
-from mosare.weights_fingerprint import WeightsChangedError, fingerprint_encoder_weights, write_fingerprint
+from mosare.features import embedding, weights_fingerprint
+from mosare.features.embedding_chunks import chunk_count, embedding_chunks
+from mosare.features.embedding import EmbeddingError, FeatureWriter, SlideJob, embed_slide, embed_slides, embed_slides_with_config
+from mosare.features.encoder_specs import encoder_spec
+from mosare.features.encoders import Encoder, create_encoder
+from mosare.slides.reader import open_slide
+from mosare.core.stores import open_store, write_store
+from mosare.features.weights_fingerprint import WeightsChangedError, fingerprint_encoder_weights, write_fingerprint
 
 SLIDE_PX = 1024
 TILE = 256
@@ -421,7 +421,7 @@ def test_a_slides_chunk_depends_only_on_its_id_and_the_chunk_count_in_any_proces
     where = {slide: chunk.index for chunk in chunks for slide in chunk.slide_ids}
     assert all(where[slide] == chunk.index for chunk in grown for slide in chunk.slide_ids if slide in where)
     # Not Python's salted hash(): another interpreter with another hash seed chunks the same way.
-    code = f"from mosare.embedding_chunks import embedding_chunks; print([c.slide_ids for c in embedding_chunks({ids!r}, 16)])"
+    code = f"from mosare.features.embedding_chunks import embedding_chunks; print([c.slide_ids for c in embedding_chunks({ids!r}, 16)])"
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                            env={**os.environ, "PYTHONHASHSEED": "12345"})
     assert other.stdout.strip() == str([chunk.slide_ids for chunk in chunks])
@@ -481,6 +481,6 @@ def test_changing_or_adding_one_slide_plans_only_its_chunks_embedding_job(tmp_pa
 def test_embedding_jobs_fork_their_decode_workers_before_timm_is_imported():
     """The workers are forked as soon as the job has read its patch stores; the model (timm) is built after, while
     they decode, so they never carry timm and the model's load overlaps the first slide's reads."""
-    code = "import sys, mosare.embedding; print(sorted(m for m in ('timm', 'mosare.encoders') if m in sys.modules))"
+    code = "import sys, mosare.features.embedding; print(sorted(m for m in ('timm', 'mosare.features.encoders') if m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"

@@ -7,7 +7,7 @@ import pytest
 from scipy.stats import norm
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
-from mosare.evidence import (
+from mosare.evaluation.evidence import (
     auc_with_interval,
     brier_score,
     delong_test,

@@ -12,12 +12,12 @@ import pytest
 import torch
 from synthetic_cohort import small_train_config, write_synthetic_cohort
 
-from mosare.cohort_data import CohortInputs
-from mosare.final_models import InputFacts, ModelMismatchError, load_final_model
-from mosare.fold_inputs import eval_patch_rows, fold_tensors
-from mosare.stores import open_store, write_store
-from mosare.train_loop import predict_probabilities
-from mosare.training import train_and_evaluate
+from mosare.cohort.data import CohortInputs
+from mosare.training.final_models import InputFacts, ModelMismatchError, load_final_model
+from mosare.training.fold_inputs import eval_patch_rows, fold_tensors
+from mosare.core.stores import open_store, write_store
+from mosare.training.loop import predict_probabilities
+from mosare.training.cross_validation import train_and_evaluate
 
 CLASSES = ["A", "B"]
 MODELS = ["mosare", "late_fusion", "rna_mlp"]
@@ -118,7 +118,7 @@ def test_loading_refuses_another_hidden_size_and_missing_genes(trained):
 
 def deploy_inputs(root, data, labels: list[str] | None = None, genes: int = 24) -> CohortInputs:
     """The trained cohort's own stores as a deploy target, optionally relabelled and with fewer RNA genes."""
-    from mosare.cohort import CohortTable
+    from mosare.cohort.table import CohortTable
 
     table = CohortTable.read(root / "cohort.tsv", CLASSES)
     target = root / f"target-{genes}-{'unlabelled' if labels else 'labelled'}"
@@ -133,7 +133,7 @@ def deploy_inputs(root, data, labels: list[str] | None = None, genes: int = 24) 
 
 
 def test_deploying_to_a_labelled_cohort_writes_predictions_and_external_validation(trained, tmp_path):
-    from mosare.deploy import deploy_cohort
+    from mosare.deploy.apply import deploy_cohort
 
     models_dir, data, _, _ = trained
     root = models_dir.parent
@@ -152,7 +152,7 @@ def test_deploying_to_a_labelled_cohort_writes_predictions_and_external_validati
 
 
 def test_deploying_to_an_unlabelled_cohort_predicts_without_metrics(trained, tmp_path):
-    from mosare.deploy import deploy_cohort
+    from mosare.deploy.apply import deploy_cohort
 
     models_dir, data, _, _ = trained
     outputs = {"predictions": tmp_path / "predictions.tsv", "metrics": tmp_path / "metrics.tsv"}
@@ -162,7 +162,7 @@ def test_deploying_to_an_unlabelled_cohort_predicts_without_metrics(trained, tmp
 
 
 def test_missing_rna_genes_are_an_error_unless_zero_filled_and_counted(trained, tmp_path):
-    from mosare.deploy import MissingGenesError, deploy_cohort
+    from mosare.deploy.apply import MissingGenesError, deploy_cohort
 
     models_dir, data, _, _ = trained
     inputs = deploy_inputs(models_dir.parent, data, genes=6)

@@ -13,19 +13,19 @@ from PIL import Image
 from sklearn.mixture import GaussianMixture
 from synthetic_slides import tissue_image, write_slide
 
-from mosare import gmm_em
-from mosare.gmm import (
+from mosare.features import gmm_em
+from mosare.features.gmm import (
     DiagonalGMM,
     GMMResult,
     fit_gmm_tokens,
     mixture_log_responsibilities,
     select_components_by_bic,
 )
-from mosare.gmm_store import GMMStoreError, SlideGMMStore
-from mosare.plots.gmm import plot_slide_mixture
-from mosare.logs import log_to_file
-from mosare.slide_gmm import SlideGMMJob, SlideGMMJobError, SlideMixture, fit_slide_gmm, fit_slide_gmms
-from mosare.stores import open_store, write_store
+from mosare.features.gmm_store import GMMStoreError, SlideGMMStore
+from mosare.reporting.plots.gmm import plot_slide_mixture
+from mosare.core.logs import log_to_file
+from mosare.features.slide_gmm import SlideGMMJob, SlideGMMJobError, SlideMixture, fit_slide_gmm, fit_slide_gmms
+from mosare.core.stores import open_store, write_store
 
 GMM_CONFIG = {
     "components": 16, "max_iter": 100, "tol": 1e-3, "reg_covar": 1e-6, "select_by_bic": False, "seed": 0, "max_samples": None,

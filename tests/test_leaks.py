@@ -10,10 +10,10 @@ import pytest
 import torch
 from synthetic_cohort import small_train_config, write_synthetic_cohort
 
-from mosare.model import build_model
-from mosare.scenarios import scenarios, training_groups
-from mosare.splits import make_folds
-from mosare.training import RunContext, model_dims, run_unit
+from mosare.model.factory import build_model
+from mosare.evaluation.scenarios import scenarios, training_groups
+from mosare.evaluation.splits import make_folds
+from mosare.training.cross_validation import RunContext, model_dims, run_unit
 
 CLASSES = ["A", "B"]
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

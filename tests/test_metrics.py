@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from mosare.metrics import auc_score, classification_metrics, metrics_markdown, summarise_folds
+from mosare.evaluation.metrics import auc_score, classification_metrics, metrics_markdown, summarise_folds
 
 
 def test_binary_metrics_match_hand_computed_values():

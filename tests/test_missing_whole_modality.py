@@ -13,17 +13,17 @@ import pytest
 import torch
 from synthetic_cohort import small_train_config, stand_in_factory, write_synthetic_cohort
 
-from mosare.cohort import assemble_cohort
+from mosare.cohort.table import assemble_cohort
 from mosare.config import validate_config
-from mosare.metrics import metrics_markdown, summarise_folds
-from mosare.model import ModelDims, build_model
-from mosare.rna import build_rna_store
-from mosare.samples import load_sample_sheet
-from mosare.splits import make_folds
-from mosare.stores import write_store
-from mosare.text import TextFeatures, patient_reports, write_text_store
-from mosare.scenarios import Scenario, plan_evaluation, scenario_presence, scenarios
-from mosare.training import cross_validate, train_and_evaluate
+from mosare.evaluation.metrics import metrics_markdown, summarise_folds
+from mosare.model.factory import ModelDims, build_model
+from mosare.features.expression import build_rna_store
+from mosare.core.samples import load_sample_sheet
+from mosare.evaluation.splits import make_folds
+from mosare.core.stores import write_store
+from mosare.features.reports import TextFeatures, patient_reports, write_text_store
+from mosare.evaluation.scenarios import Scenario, plan_evaluation, scenario_presence, scenarios
+from mosare.training.cross_validation import cross_validate, train_and_evaluate
 
 CLASSES = ["A", "B"]
 MODELS = ["mosare", "abmil", "rna_mlp", "report_mlp", "late_fusion"]

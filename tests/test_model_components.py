@@ -11,7 +11,7 @@ from mosare.model.cross_attention import CrossModalAttention, GuidedAttention
 from mosare.model.losses import MultiPrototypeContrast, sinkhorn, symmetric_alignment_loss, symmetric_info_nce
 from mosare.model.moe import LocalTokenGate, MixtureOfExperts
 from mosare.model.reconstruction import DecoupledReconstruction, reconstruction_loss
-from mosare.model.rna import GeneAttentionTokens
+from mosare.model.rna_encoders import GeneAttentionTokens
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

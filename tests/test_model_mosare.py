@@ -7,7 +7,10 @@ import io
 import pytest
 import torch
 
-from mosare.model import MODEL_NAMES, ModelDims, build_model
+from mosare.model.factory import ModelDims, build_model
+from mosare.model.specs import model_specs
+
+MODEL_NAMES = tuple(model_specs())
 
 DIMS = ModelDims(wsi_dim=12, rna_genes=30, text_dim=10, local_tokens=4, hidden=16)
 # small sizes; unknown keys (lr, epochs) are part of a real train section and must be ignored

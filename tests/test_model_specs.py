@@ -11,26 +11,27 @@ import torch
 import yaml
 from torch import nn
 
-from mosare.model import ModelDims, build_model
-from mosare.model_specs import MODEL_SPECS, ModelSpec, register_model, single_modality_models
-from mosare.scenarios import plan_evaluation
+from mosare.model.factory import ModelDims, build_model
+import dataclasses
+
+from mosare.model.specs import MODELS, ModelSpec, model_specs, register_model, single_modality_models
+from mosare.evaluation.scenarios import plan_evaluation
 from conftest import REPO
 
 
-def schema_models() -> list[str]:
-    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
-    return schema["$defs"]["train"]["properties"]["models"]["items"]["enum"]
+def test_the_schema_takes_its_model_names_from_the_registry_and_every_builder_loads():
+    from mosare.config import registry_schema
 
-
-def test_schema_model_list_is_the_registry_and_every_builder_loads():
-    assert schema_models() == list(MODEL_SPECS)
-    for spec in MODEL_SPECS.values():
+    assert registry_schema()["$defs"]["train"]["properties"]["models"]["items"]["enum"] == list(model_specs())
+    default = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    assert set(default["$defs"]["train"]["properties"]["models"]["default"]) == set(model_specs())
+    for spec in model_specs().values():
         assert callable(spec.load_builder()), spec.name
     assert single_modality_models() == {"abmil": 0, "rna_mlp": 1, "report_mlp": 2}
 
 
 def test_registry_loads_without_torch():
-    code = "import sys, mosare.model_specs, mosare.scenarios; assert 'torch' not in sys.modules, 'torch imported'"
+    code = "import sys, mosare.model.specs, mosare.evaluation.scenarios; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -63,6 +64,6 @@ def test_a_new_baseline_is_one_registration_and_the_plan_and_factory_see_it():
         plan = plan_evaluation(no_slides, ["mean_pool", "mosare"], [])
         assert plan.models == ["mosare"] and plan.skipped == {"mean_pool": "reads only WSI, which no patient of the cohort has"}
         with pytest.raises(ValueError, match="registered twice"):
-            register_model(spec)
+            register_model(dataclasses.replace(spec, builder="elsewhere:OtherModel"))
     finally:
-        del MODEL_SPECS["mean_pool"]
+        MODELS.unregister("mean_pool")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mosare.paths import RESULTS_LAYOUT, ResultsLayout, _Location, encoder_dir_name
+from mosare.core.paths import RESULTS_LAYOUT, ResultsLayout, _Location, encoder_dir_name
 
 
 def layout_locations() -> dict[str, tuple[str, ...]]:

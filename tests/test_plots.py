@@ -6,8 +6,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from PIL import Image
 
-from mosare.plots import save_png
-from mosare.plots.gmm import component_colours
+from mosare.reporting.plots import save_png
+from mosare.reporting.plots.gmm import component_colours
 
 
 def photo_with_colour_swatches(n_colours: int) -> tuple[plt.Figure, np.ndarray]:

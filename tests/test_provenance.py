@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from mosare import provenance
-from mosare.provenance import code_fingerprint
+from mosare.core import provenance
+from mosare.core.provenance import code_fingerprint
 
 SOURCE = '''"""Module docstring."""
 
@@ -111,7 +111,7 @@ def test_every_module_redocumented_and_reformatted_changes_no_stage_fingerprint(
 
 def test_editing_a_module_changes_the_fingerprint_of_exactly_the_stages_that_import_it(package_copy):
     before = fingerprints()
-    with (package_copy / "gmm.py").open("a") as source:
+    with (package_copy / "features" / "gmm.py").open("a") as source:
         source.write("\nEDITED = True\n")
     after = fingerprints()
 
@@ -122,18 +122,18 @@ def test_editing_a_module_changes_the_fingerprint_of_exactly_the_stages_that_imp
 
 
 def test_a_new_helper_module_is_fingerprinted_as_soon_as_a_stage_imports_it(package_copy):
-    (package_copy / "tiling_helpers.py").write_text("BORDER_PX = 2\n")
-    with (package_copy / "tiling.py").open("a") as source:
-        source.write("\nfrom mosare.tiling_helpers import BORDER_PX  # noqa: E402\n")
+    (package_copy / "slides" / "tiling_helpers.py").write_text("BORDER_PX = 2\n")
+    with (package_copy / "slides" / "tiling.py").open("a") as source:
+        source.write("\nfrom mosare.slides.tiling_helpers import BORDER_PX  # noqa: E402\n")
     before = fingerprints()
-    (package_copy / "tiling_helpers.py").write_text("BORDER_PX = 3\n")
+    (package_copy / "slides" / "tiling_helpers.py").write_text("BORDER_PX = 3\n")
 
     assert fingerprints()["tiling"] != before["tiling"]
 
 
 def test_log_plumbing_edits_change_no_fingerprint(package_copy):
     before = fingerprints()
-    with (package_copy / "logs.py").open("a") as source:
+    with (package_copy / "core" / "logs.py").open("a") as source:
         source.write("\nEDITED = True\n")
 
     assert fingerprints() == before
@@ -141,7 +141,7 @@ def test_log_plumbing_edits_change_no_fingerprint(package_copy):
 
 def test_a_comment_appended_to_tiling_changes_no_stage_fingerprint(package_copy):
     before = fingerprints()
-    with (package_copy / "tiling.py").open("a") as source:
+    with (package_copy / "slides" / "tiling.py").open("a") as source:
         source.write("\n# an edit\n")
 
     assert fingerprints() == before
@@ -149,7 +149,7 @@ def test_a_comment_appended_to_tiling_changes_no_stage_fingerprint(package_copy)
 
 def test_a_code_edit_in_tiling_changes_the_stages_that_import_it(package_copy):
     before = fingerprints()
-    with (package_copy / "tiling.py").open("a") as source:
+    with (package_copy / "slides" / "tiling.py").open("a") as source:
         source.write("\nEDITED = True\n")
     after = fingerprints()
 
@@ -157,7 +157,7 @@ def test_a_code_edit_in_tiling_changes_the_stages_that_import_it(package_copy):
     importing = {
         stage
         for stage in provenance.STAGE_SOURCES
-        if package_copy / "tiling.py" in provenance.stage_source_files(stage)
+        if package_copy / "slides" / "tiling.py" in provenance.stage_source_files(stage)
     }
     assert "tiling" in changed
     assert changed == importing

@@ -22,14 +22,14 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from mosare.cohort import build_cohort_table
-from mosare.cohort_data import load_cohort_data
-from mosare.config_schema import schema_defaults
-from mosare.evaluation_results import pooled_predictions
-from mosare.metrics import auc_score
-from mosare.rna import build_rna_store
-from mosare.text import TextFeatures, write_text_store
-from mosare.training import cross_validate
+from mosare.cohort.table import build_cohort_table
+from mosare.cohort.data import load_cohort_data
+from mosare.core.config_schema import schema_defaults
+from mosare.evaluation.results import pooled_predictions
+from mosare.evaluation.metrics import auc_score
+from mosare.features.expression import build_rna_store
+from mosare.features.reports import TextFeatures, write_text_store
+from mosare.training.cross_validation import cross_validate
 
 SCANPY_WHEEL = "scanpy==1.11.5"
 MEMBER = "scanpy/datasets/10x_pbmc68k_reduced.h5ad"

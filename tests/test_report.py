@@ -12,7 +12,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from mosare.paths import ResultsLayout
+from mosare.core.paths import ResultsLayout
 from report.render_report import CHROMIUM, embedded_categories, embedded_results, render_report
 from workflow_runs import COHORT, snakemake
 from workflow_runs import finished_tiny_run  # noqa: F401 (session fixture: a finished tiny demo run)

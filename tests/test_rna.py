@@ -8,14 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mosare.rna import (
+from mosare.features.expression import (
     RNAMatrixError,
     build_rna_store,
     read_expression_matrix,
     select_rna_features,
     should_log_transform,
 )
-from mosare.stores import open_store
+from mosare.core.stores import open_store
 
 
 def write_tsv(path, matrix: pd.DataFrame):

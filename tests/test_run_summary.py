@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mosare.cohort import CohortTable
-from mosare.run_summary import patch_store_count, run_summary, summarise_cohort
-from mosare.stores import write_store
+from mosare.cohort.table import CohortTable
+from mosare.reporting.run_summary import patch_store_count, run_summary, summarise_cohort
+from mosare.core.stores import write_store
 
 PATHS = {
     "tissue_qc": "results/{cohort}/qc/tissue/{slide_id}.png",

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mosare.samples import SampleSheetError, load_sample_sheet
+from mosare.core.samples import SampleSheetError, load_sample_sheet
 
 CLASSES = ["LUAD", "LUSC"]
 
@@ -173,7 +173,7 @@ def test_a_patient_without_a_slide_is_a_row_with_empty_slide_columns_anywhere_in
     sheet = load_sample_sheet(write_sheet(tmp_path, rows), CLASSES)
     assert sheet.loc[at, "slide_id"] == "" and pd.isna(sheet.loc[at, "slide_path"])
     assert sheet.loc[at, "report_path"].endswith("P9.txt")
-    from mosare.samples import slide_rows
+    from mosare.core.samples import slide_rows
 
     assert slide_rows(sheet)["slide_id"].tolist() == ["S1", "S2", "S3"]
 

@@ -10,10 +10,10 @@ import pytest
 import torch
 from synthetic_cohort import write_synthetic_cohort
 
-from mosare.evaluation_results import comparison_table, pooled_predictions
-from mosare.metrics import auc_score
-from mosare.cohort_data import CohortData
-from mosare.training import cross_validate
+from mosare.evaluation.results import comparison_table, pooled_predictions
+from mosare.evaluation.metrics import auc_score
+from mosare.cohort.data import CohortData
+from mosare.training.cross_validation import cross_validate
 
 CLASSES = ["A", "B"]
 # As the training rule runs (one single-threaded process per core); results do not depend on it (tested in

@@ -1,4 +1,4 @@
-"""mosare.slide_qc: slide quality metrics move the right way on generated tiles and slides."""
+"""mosare.slides.qc_metrics: slide quality metrics move the right way on generated tiles and slides."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from qc_slides import EOSIN, HEMATOXYLIN, INKS, blurred, folded, he_tile, stained_rgb, write_qc_slide
 
-from mosare.slide_qc import (
+from mosare.slides.qc_metrics import (
     FinePassQC,
     brightness_contrast,
     dark_fraction,
@@ -18,10 +18,10 @@ from mosare.slide_qc import (
     sharpness,
     stain_densities,
 )
-from mosare.slide_qc_fields import QC_METRICS
-from mosare.slide_qc_table import read_flagged_slides, slide_flags, slide_qc_table, write_slide_qc_table
-from mosare.stores import open_store
-from mosare.tiling import tile_slide
+from mosare.slides.qc_fields import QC_METRICS
+from mosare.cohort.slide_qc_table import read_flagged_slides, slide_flags, slide_qc_table, write_slide_qc_table
+from mosare.core.stores import open_store
+from mosare.slides.tiling import tile_slide
 
 ALL = np.ones((512, 512), bool)
 TILING = {"target_mpp": 0.5, "patch_px": 256, "min_tissue_fraction": 0.5, "tissue": {"min_tissue_area_um2": 50_000.0}}
@@ -248,7 +248,7 @@ def test_unreadable_area_and_missing_metrics_are_flagged():
 
 def test_schema_defaults_are_the_flagging_defaults():
     from mosare.config import config_schema
-    from mosare.slide_qc_table import DEFAULT_MAD_K, DEFAULT_MIN_PATCHES
+    from mosare.cohort.slide_qc_table import DEFAULT_MAD_K, DEFAULT_MIN_PATCHES
 
     qc = config_schema()["properties"]["qc"]["properties"]
     assert (qc["mad_k"]["default"], qc["min_patches"]["default"]) == (DEFAULT_MAD_K, DEFAULT_MIN_PATCHES)
@@ -257,7 +257,7 @@ def test_schema_defaults_are_the_flagging_defaults():
 
 @pytest.mark.parametrize("flagged_position", [0, 1, 2])
 def test_excluded_slides_become_absent_but_their_patients_stay(flagged_position, caplog):
-    from mosare.slide_qc_table import exclude_flagged_slides
+    from mosare.cohort.slide_qc_table import exclude_flagged_slides
 
     sheet = pd.DataFrame({
         "patient_id": ["P1", "P1", "P2", "P3"],
@@ -277,7 +277,7 @@ def test_excluded_slides_become_absent_but_their_patients_stay(flagged_position,
 
 
 def test_exclusion_of_slides_not_in_the_sheet_changes_nothing():
-    from mosare.slide_qc_table import exclude_flagged_slides
+    from mosare.cohort.slide_qc_table import exclude_flagged_slides
 
     sheet = pd.DataFrame({"patient_id": ["P1"], "slide_id": ["a"], "slide_path": ["a.svs"], "label": ["x"]})
     assert exclude_flagged_slides(sheet, {"zz": "n_patches 0 < 16"}, "lung").equals(sheet)
@@ -286,7 +286,7 @@ def test_exclusion_of_slides_not_in_the_sheet_changes_nothing():
 def test_contact_sheets_hold_48_slides_a_page_and_frame_flagged_ones_in_red(tmp_path):
     from PIL import Image
 
-    from mosare.plots.slide_qc import contact_sheet_name, plot_contact_sheets, plot_qc_overview
+    from mosare.reporting.plots.slide_qc import contact_sheet_name, plot_contact_sheets, plot_qc_overview
 
     table = qc_rows(50)
     table["flags"] = ["" for _ in range(50)]
@@ -305,13 +305,13 @@ def test_contact_sheets_hold_48_slides_a_page_and_frame_flagged_ones_in_red(tmp_
     assert red(np.asarray(Image.open(tmp_path / "overview.png").convert("RGB")).astype(int)) > 0
 
 
-# ---- Which slides' pictures the report embeds (mosare.slide_qc_report) ---------------------------------------------
+# ---- Which slides' pictures the report embeds (mosare.reporting.slide_qc_report) ---------------------------------------------
 
 SHEET = [f"s{i:03d}" for i in range(100)]
 
 
 def test_report_takes_every_flagged_slide_then_fills_the_cap_with_others_spread_over_the_sheet():
-    from mosare.slide_qc_report import select_report_slides
+    from mosare.reporting.slide_qc_report import select_report_slides
 
     flagged = {"s097", "s003", "s050"}
     selection = select_report_slides(SHEET, flagged, 7)
@@ -326,7 +326,7 @@ def test_report_takes_every_flagged_slide_then_fills_the_cap_with_others_spread_
 
 @pytest.mark.parametrize("cap", [1, 2, 33, 99, 100, 150])
 def test_report_selection_has_min_of_cap_and_cohort_distinct_slides(cap):
-    from mosare.slide_qc_report import select_report_slides
+    from mosare.reporting.slide_qc_report import select_report_slides
 
     selection = select_report_slides(SHEET, {"s010"}, cap)
     chosen = selection.flagged + selection.unflagged
@@ -335,7 +335,7 @@ def test_report_selection_has_min_of_cap_and_cohort_distinct_slides(cap):
 
 
 def test_flagged_slides_beyond_the_cap_are_named_not_embedded():
-    from mosare.slide_qc_report import select_report_slides
+    from mosare.reporting.slide_qc_report import select_report_slides
 
     flagged = {f"s{i:03d}" for i in range(0, 100, 10)}
     selection = select_report_slides(SHEET, flagged, 4)
@@ -346,7 +346,7 @@ def test_flagged_slides_beyond_the_cap_are_named_not_embedded():
 
 
 def test_report_selection_ignores_flags_of_slides_not_in_the_sheet_and_refuses_a_negative_cap():
-    from mosare.slide_qc_report import select_report_slides
+    from mosare.reporting.slide_qc_report import select_report_slides
 
     assert select_report_slides(["a", "b"], {"zz"}, 5).flagged == []
     assert select_report_slides([], {"zz"}, 5).unflagged == []
@@ -357,7 +357,7 @@ def test_report_selection_ignores_flags_of_slides_not_in_the_sheet_and_refuses_a
 def test_report_copies_are_jpegs_of_at_most_the_report_size_in_status_folders(tmp_path):
     from PIL import Image
 
-    from mosare.slide_qc_report import REPORT_PICTURE_MAX_SIDE, select_report_slides, write_report_copies
+    from mosare.reporting.slide_qc_report import REPORT_PICTURE_MAX_SIDE, select_report_slides, write_report_copies
 
     rng = np.random.default_rng(0)
     pictures = {}
@@ -381,7 +381,7 @@ def test_report_copies_are_jpegs_of_at_most_the_report_size_in_status_folders(tm
 
 @pytest.mark.parametrize("n_flagged", [0, 1, 3])
 def test_metrics_md_counts_and_names_the_slides_left_out_by_qc(n_flagged, tmp_path):
-    from mosare.evaluation_results import excluded_slides_markdown
+    from mosare.evaluation.results import excluded_slides_markdown
 
     table = qc_rows(6)
     table["flags"] = [f"sharpness low (z -{i}.0)" if i < n_flagged else "" for i in range(6)]

@@ -1,4 +1,4 @@
-"""mosare.slides: the one slide reader (resolution, levels, patches, thumbnails, bad files)."""
+"""mosare.slides.reader: the one slide reader (resolution, levels, patches, thumbnails, bad files)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import openslide
 import pytest
 from synthetic_slides import GLASS, tissue_image, write_image_tool_tiff, write_slide
 
-import mosare.slides
-from mosare.slides import ImplausibleMppError, MissingMppError, SlideError, SlideOpenError, open_slide
+import mosare.slides.reader
+from mosare.slides.reader import ImplausibleMppError, MissingMppError, SlideError, SlideOpenError, open_slide
 
 
 @pytest.fixture
@@ -167,7 +167,7 @@ def test_strip_wise_level_read_equals_a_single_read(tmp_path, monkeypatch):
         reads = []
         read_rgb = slide._read_rgb
         monkeypatch.setattr(slide, "_read_rgb", lambda *region: reads.append(region) or read_rgb(*region))
-        monkeypatch.setattr(mosare.slides, "MAX_READ_BYTES", 1000 * 16 * 4 * 3)  # 3 output rows per strip
+        monkeypatch.setattr(mosare.slides.reader, "MAX_READ_BYTES", 1000 * 16 * 4 * 3)  # 3 output rows per strip
         strips = slide.read_level_binned(0, 16)
     assert whole.shape == (900 // 16, 1000 // 16, 3)
     assert len(reads) == math.ceil(56 / 3)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from mosare.stores import open_store
+from mosare.core.stores import open_store
 from workflow_runs import REPO, deepest_targets, make_workdir, snakemake, tiny_demo_config
 from workflow_runs import finished_tiny_run  # noqa: F401 (session fixture: the local run to compare with)
 

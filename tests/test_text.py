@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mosare.report_cleaning import ReportError, clean_report, compile_leak_patterns, leak_patterns
-from mosare.stores import open_store
-from mosare.text import (
+from mosare.features.report_cleaning import ReportError, clean_report, compile_leak_patterns, leak_patterns
+from mosare.core.stores import open_store
+from mosare.features.reports import (
     build_text_store,
     encode_reports,
     load_text_model,
@@ -90,7 +90,7 @@ def test_lines_differing_only_in_the_subtype_phrase_come_out_identical(cohort):
 
 
 def test_demo_reports_subtype_names_are_all_caught():
-    from mosare.demo_texts import SUBTYPE_TEXT
+    from mosare.demo.reports import SUBTYPE_TEXT
 
     for label, text in SUBTYPE_TEXT.items():
         for name in text.subtype_names:

@@ -1,4 +1,4 @@
-"""mosare.tiling: exact-resolution patch geometry, tissue detection, patch stores and QC pictures."""
+"""mosare.slides.tiling: exact-resolution patch geometry, tissue detection, patch stores and QC pictures."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ import pytest
 import zarr
 from synthetic_slides import tissue_image, write_image_tool_tiff, write_slide
 
-import mosare.slides
-from mosare.patch_geometry import patch_geometry
-from mosare.patch_grid import grid_starts, mask_cell_fractions
-from mosare.plots.tissue import SMALL_PIECE_COLOUR, plot_tissue_qc
-from mosare.slides import ImplausibleMppError, MissingMppError, SlideError, open_slide
-from mosare.tiling import explain_no_patches, patch_coords, tile_slide
-from mosare.tissue import TissueMask, TissueParams, detect_tissue
+import mosare.slides.reader
+from mosare.slides.patch_geometry import patch_geometry
+from mosare.slides.patch_grid import grid_starts, mask_cell_fractions
+from mosare.reporting.plots.tissue import SMALL_PIECE_COLOUR, plot_tissue_qc
+from mosare.slides.reader import ImplausibleMppError, MissingMppError, SlideError, open_slide
+from mosare.slides.tiling import explain_no_patches, patch_coords, tile_slide
+from mosare.slides.tissue import TissueMask, TissueParams, detect_tissue
 
 TILING = {"target_mpp": 0.5, "patch_px": 256, "min_tissue_fraction": 0.5, "tissue": {}}
 
@@ -191,7 +191,7 @@ def test_one_level_slide_tissue_read_in_strips_equals_the_direct_read(tmp_path, 
     path = write_slide(tmp_path / "flat.svs", image, mpp=0.5)
     with open_slide(path) as slide:
         direct = detect_tissue(slide, TissueParams())
-        monkeypatch.setattr(mosare.slides, "MAX_READ_BYTES", 3000 * 4 * 16 * 10)  # 10 mask rows per strip
+        monkeypatch.setattr(mosare.slides.reader, "MAX_READ_BYTES", 3000 * 4 * 16 * 10)  # 10 mask rows per strip
         strips = detect_tissue(slide, TissueParams())
     assert direct.mask.shape == (2600 // 16, 3000 // 16) and direct.mask.any()
     np.testing.assert_array_equal(strips.mask, direct.mask)
@@ -210,7 +210,7 @@ def test_tissue_mask_is_centred_on_the_tissue(tmp_path):
 
 
 def test_demo_cohort_slide_with_a_marker_stroke_keeps_patches_off_the_ink(tmp_path):
-    from mosare.demo import patient_phenotype, write_demo_slide
+    from mosare.demo.writer import patient_phenotype, write_demo_slide
 
     path = tmp_path / "demo-pen.svs"
     write_demo_slide(path, seed=0, slide_index=0, phenotype=patient_phenotype(0, 0, 0.0), mpp=0.5,
@@ -330,48 +330,20 @@ def test_level_within_tolerance_of_the_target_is_not_reported_as_upsampling(tmp_
 
 
 def test_tissue_detector_registry_schema_and_docs_agree():
-    from mosare.config import config_schema
-    from mosare.tissue import TISSUE_DETECTORS, tissue_detector
+    from mosare.core.config_schema import config_schema
+    from mosare.slides.tissue import TISSUE_DETECTORS, tissue_detector
 
     schema = config_schema()
     tissue = schema["properties"]["tiling"]["properties"]["tissue"]["properties"]
     method = tissue["method"]
     assert {key: spec["default"] for key, spec in tissue.items()} == asdict(TissueParams())
-    assert tissue_detector(TissueParams()).name == method["default"] in TISSUE_DETECTORS
-    readme = open("README.md", encoding="utf-8").read()
-    assert "tiling.tissue.method" in readme and f"`{method['default']}`" in readme
-    with pytest.raises(ValueError, match="'otsu-unet' is not a tissue detector; known: .*saturation"):
+    assert tissue_detector(TissueParams()).name == method["default"] in TISSUE_DETECTORS.names()
+    with pytest.raises(ValueError, match="unknown tissue detector 'otsu-unet'; registered: .*saturation"):
         tissue_detector(TissueParams(method="otsu-unet"))
 
 
-def test_a_new_tissue_detector_is_one_class_selected_by_config(tmp_path):
-    """What src/mosare/tissue_<method>.py holds for a new detector: one registered subclass."""
-    from mosare.tissue import TISSUE_DETECTORS, Segmentation, TissueDetector, register_tissue_detector
-
-    @register_tissue_detector
-    class DarknessDetector(TissueDetector):
-        name = "darkness"
-
-        def segment(self, rgb, mpp):
-            tissue = rgb.mean(axis=-1) < 225
-            return Segmentation(tissue, np.zeros_like(tissue), tissue, 225.0)
-
-    try:
-        image = tissue_image(2048, 2048, blobs=[(0.5, 0.5, 0.35, 0.35)])
-        path = write_slide(tmp_path / "s.svs", image, mpp=0.5, downsamples=(1, 4))
-        tiling = {**TILING, "tissue": {"method": "darkness"}}
-        result = tile_slide(path, tmp_path / "d.zarr", slide_id="s", tiling=tiling)
-        default = tile_slide(path, tmp_path / "s.zarr", slide_id="s", tiling=TILING)
-        assert zarr.open_group(str(tmp_path / "d.zarr"), mode="r").attrs["tissue"]["method"] == "darkness"
-        assert result.tissue.threshold == 225.0
-        # A disc of radius 0.35 mm holds about 0.385 / 0.0164 = 23 patches; both detectors find it.
-        assert abs(result.n_patches - default.n_patches) <= 3 and 15 <= result.n_patches <= 30
-    finally:
-        del TISSUE_DETECTORS["darkness"]
-
-
 def test_fine_pass_read_in_pieces_equals_the_one_read_per_row(tmp_path, monkeypatch):
-    from mosare.tissue import fine_cell_fractions
+    from mosare.slides.tissue import fine_cell_fractions
 
     image = tissue_image(3000, 2600, blobs=[(0.35, 0.4, 0.3, 0.3), (0.75, 0.7, 0.2, 0.25)])
     path = write_slide(tmp_path / "flat.svs", image, mpp=0.5)
@@ -379,7 +351,7 @@ def test_fine_pass_read_in_pieces_equals_the_one_read_per_row(tmp_path, monkeypa
     with open_slide(path) as slide:
         xs, ys = grid_starts(slide.dimensions, 256)
         whole = fine_cell_fractions(slide, detect_tissue(slide, params), params, xs, ys, 256)
-        monkeypatch.setattr(mosare.slides, "MAX_READ_BYTES", 256 * 4 * 300 * 3)  # about 3 cells per read
+        monkeypatch.setattr(mosare.slides.reader, "MAX_READ_BYTES", 256 * 4 * 300 * 3)  # about 3 cells per read
         pieces = fine_cell_fractions(slide, detect_tissue(slide, params), params, xs, ys, 256)
     assert (whole >= 0.5).sum() > 20
     np.testing.assert_allclose(pieces, whole, atol=1e-9)
@@ -388,7 +360,7 @@ def test_fine_pass_read_in_pieces_equals_the_one_read_per_row(tmp_path, monkeypa
 def test_a_dark_stroke_broken_by_tissue_colour_into_pieces_each_under_the_stroke_area_is_still_ink():
     """Dark ink over tissue takes the stain's hue in places, so the ink rule sees a stroke as fragments (nsclc-035-A).
     Fragments a few pixels apart count as one stroke; ink-coloured debris specks spread over tissue do not."""
-    from mosare.tissue_saturation import MIN_STROKE_AREA_UM2, STROKE_GAP_UM, ink_mask
+    from mosare.slides.tissue_plugins.saturation import MIN_STROKE_AREA_UM2, STROKE_GAP_UM, ink_mask
 
     mpp = 8.0
     rgb = np.full((120, 400, 3), (215, 140, 200), np.uint8)  # eosin-pink tissue

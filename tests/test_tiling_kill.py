@@ -20,8 +20,8 @@ import pytest
 import zarr
 from synthetic_slides import tissue_image, write_slide
 
-from mosare.stores import write_store
-from mosare.tiling import tile_slide
+from mosare.core.stores import write_store
+from mosare.slides.tiling import tile_slide
 
 TILING = {"target_mpp": 0.5, "patch_px": 256, "min_tissue_fraction": 0.5, "tissue": {}}
 GMM = {"components": 4, "max_iter": 50, "tol": 1e-3, "reg_covar": 1e-6, "select_by_bic": False, "seed": 0,
@@ -99,14 +99,14 @@ def _kill_at_random_points(run: Callable[[Path], object], tmp_path: Path) -> Non
     run(folder)
     for name, reference in references.items():
         _assert_same(folder / name, reference)
-    # The killed runs' temporaries (mosare.atomic_files) are gone once the rerun has written their stores again.
+    # The killed runs' temporaries (mosare.core.atomic_files) are gone once the rerun has written their stores again.
     assert sorted(p.name for p in folder.iterdir()) == sorted(references)
     assert not all(finished), "every kill came after the run had finished; the delays test nothing"
 
 
 def test_a_kill_while_an_old_store_is_being_deleted_leaves_a_complete_store(slide, tmp_path, monkeypatch):
     """The slowest step of replacing a store is deleting the old one; a kill there must not leave half of it."""
-    import mosare.stores
+    import mosare.core.stores
 
     def run(store):
         return tile_slide(slide, store, slide_id="killed", tiling=TILING)
@@ -115,7 +115,7 @@ def test_a_kill_while_an_old_store_is_being_deleted_leaves_a_complete_store(slid
     run(store)
     reference = _contents(store)
 
-    rmtree = mosare.stores.shutil.rmtree
+    rmtree = mosare.core.stores.shutil.rmtree
 
     def delete_slowly(path, *args, **kwargs):
         """Deleting a finished store (the old one) removes its metadata first, then hangs until killed."""
@@ -125,7 +125,7 @@ def test_a_kill_while_an_old_store_is_being_deleted_leaves_a_complete_store(slid
         marker.touch()
         time.sleep(60)
 
-    pid = _forked(run, store, lambda: monkeypatch.setattr(mosare.stores.shutil, "rmtree", delete_slowly))
+    pid = _forked(run, store, lambda: monkeypatch.setattr(mosare.core.stores.shutil, "rmtree", delete_slowly))
     deadline = time.monotonic() + 30
     while not marker.exists() and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -148,9 +148,9 @@ def test_tiling_killed_at_random_points_never_leaves_a_store_that_looks_complete
 
 
 def test_a_chunk_of_slides_gmms_killed_at_random_points_never_leaves_a_store_that_looks_complete(tmp_path):
-    """The GMM job fits a chunk of slides one after another (mosare.slide_gmm.fit_slide_gmms)."""
+    """The GMM job fits a chunk of slides one after another (mosare.features.slide_gmm.fit_slide_gmms)."""
     torch = pytest.importorskip("torch")
-    from mosare.slide_gmm import SlideGMMJob, fit_slide_gmms
+    from mosare.features.slide_gmm import SlideGMMJob, fit_slide_gmms
 
     torch.set_num_threads(1)  # a forked child must not wait on the parent's thread pool
     feature_stores = []
@@ -175,8 +175,8 @@ def test_a_chunk_of_slides_embedding_killed_at_random_points_never_leaves_a_stor
     torch = pytest.importorskip("torch")
     from torchvision.transforms import v2
 
-    from mosare.embedding import SlideJob, embed_slides
-    from mosare.encoders import Encoder
+    from mosare.features.embedding import SlideJob, embed_slides
+    from mosare.features.encoders import Encoder
 
     class SlowMeanColour(torch.nn.Module):
         """Each patch's mean colour, 50 ms a batch, so the slides' stores take most of the job's time."""

@@ -10,9 +10,9 @@ import pytest
 import zarr
 from synthetic_slides import corrupt_tiles, tissue_image, write_slide
 
-from mosare.plots.tissue import INK_COLOUR, UNREADABLE_COLOUR, plot_tissue_qc
-from mosare.slides import TooManyUnreadableTilesError, open_slide
-from mosare.tiling import tile_slide
+from mosare.reporting.plots.tissue import INK_COLOUR, UNREADABLE_COLOUR, plot_tissue_qc
+from mosare.slides.reader import TooManyUnreadableTilesError, open_slide
+from mosare.slides.tiling import tile_slide
 
 TILING = {"target_mpp": 0.5, "patch_px": 256, "min_tissue_fraction": 0.5, "tissue": {}}
 # 5000 x 4000 px at 0.25 µm/px, levels 1/4/16 (as in the report): 20 x 16 tiles of 256 px at level 0, 5 x 4 at

@@ -8,11 +8,11 @@ import pytest
 import torch
 from synthetic_cohort import StandInModel, small_train_config, stand_in_factory, write_synthetic_cohort
 
-from mosare.splits import check_cohort_splits, fold_validation_split, make_folds, validation_split
-from mosare.cohort_data import CohortData, merge_slide_components
-from mosare.evaluation_results import evaluation_tables, write_results
-from mosare.fold_inputs import eval_patch_rows, fit_normalisation, fold_tensors, make_batch
-from mosare.scenarios import (
+from mosare.evaluation.splits import check_cohort_splits, fold_validation_split, make_folds, validation_split
+from mosare.cohort.data import CohortData, merge_slide_components
+from mosare.evaluation.results import evaluation_tables, write_results
+from mosare.training.fold_inputs import eval_patch_rows, fit_normalisation, fold_tensors, make_batch
+from mosare.evaluation.scenarios import (
     MNARSetting,
     Scenario,
     draw_missing_masks,
@@ -21,8 +21,8 @@ from mosare.scenarios import (
     scenario_presence,
     scenarios,
 )
-from mosare.train_loop import lr_factor, train_model
-from mosare.training import cross_validate
+from mosare.training.loop import lr_factor, train_model
+from mosare.training.cross_validation import cross_validate
 
 CLASSES = ["A", "B"]
 DIMS = (16, 24, 12)

@@ -135,7 +135,7 @@ def deepest_targets(
     workdir: Path, cohort: str = COHORT, rules: tuple[str, ...] | None = None, repo: Path = REPO
 ) -> list[str]:
     """The deepest outputs of the cohort that the workflow's current rules (or those of ``rules``) produce."""
-    from mosare.demo_plan import plan_demo_cohort
+    from mosare.demo.plan import plan_demo_cohort
 
     config = yaml.safe_load((workdir / "config.yaml").read_text())
     cohort_config = config["cohorts"][cohort]

@@ -1,4 +1,9 @@
-"""Load and validate config.yaml against workflow/schemas/config.schema.yaml (found and read by mosare.config_schema)."""
+"""Load and validate config.yaml against workflow/schemas/config.schema.yaml (found and read by
+mosare.core.config_schema), with the names each plugin registry holds (encoders, tissue detectors, models) filled in
+as the schema's enums, so the registries are the one list of what a name may be.
+
+Sits above every layer (``pyproject.toml``'s import-linter contract): it reads every registry.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,11 @@ from typing import Any
 
 import yaml
 
-from mosare.config_schema import config_schema, config_schema_path
-from mosare.encoder_specs import EncoderWeightsError, check_checkpoint_setting
+from mosare.core.config_schema import config_schema, config_schema_path
+from mosare.core.plugins import Registry
+from mosare.features.encoder_specs import ENCODERS, TIMM_PREFIX, EncoderWeightsError, check_checkpoint_setting
+from mosare.model.specs import MODELS
+from mosare.slides.tissue import TISSUE_DETECTORS
 
 # Snakemake merges config.yaml with every --configfile before validation, so no single file can be blamed.
 WORKFLOW_CONFIG = "the workflow configuration (config.yaml and any --configfile)"
@@ -23,6 +31,22 @@ class ConfigError(ValueError):
 def _error_location(error: Any) -> str:
     path = "/".join(str(part) for part in error.absolute_path)
     return path or "(top level)"
+
+
+def _plugin_names(registry: Registry[Any], **extra: Any) -> dict[str, Any]:
+    """A schema fragment: one of ``registry``'s names (marked with its kind, for the error message)."""
+    return {"x-plugin-kind": registry.kind, "x-plugin-dir": str(registry.plugin_dir()), "enum": registry.names(), **extra}
+
+
+def registry_schema() -> dict[str, Any]:
+    """The config schema with the names of every plugin registry filled in as enums."""
+    schema = copy.deepcopy(config_schema())
+    encoder = schema["properties"]["encoder"]["properties"]["name"]
+    encoder["anyOf"] = [_plugin_names(ENCODERS), {"pattern": f"^{TIMM_PREFIX}.+"}]
+    encoder["x-plugin-kind"] = ENCODERS.kind
+    schema["properties"]["tiling"]["properties"]["tissue"]["properties"]["method"].update(_plugin_names(TISSUE_DETECTORS))
+    schema["$defs"]["train"]["properties"]["models"]["items"].update(_plugin_names(MODELS))
+    return schema
 
 
 def validate_config(config: dict[str, Any], *, source: str = WORKFLOW_CONFIG) -> dict[str, Any]:
@@ -39,7 +63,7 @@ def validate_config(config: dict[str, Any], *, source: str = WORKFLOW_CONFIG) ->
         for name, cohort in (config.get("cohorts") or {}).items()
         if isinstance(cohort, dict)
     }
-    schema = config_schema()
+    schema = registry_schema()
     validator = jsonschema.validators.validator_for(schema)(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
@@ -52,6 +76,16 @@ def validate_config(config: dict[str, Any], *, source: str = WORKFLOW_CONFIG) ->
 
 
 def _explain(error: Any) -> str:
+    kind = error.schema.get("x-plugin-kind")
+    if kind == ENCODERS.kind:
+        return (
+            f"unknown encoder.name {error.instance!r}; choose one of {ENCODERS.names()} or '{TIMM_PREFIX}<architecture>' "
+            f"(a new encoder is one module in {ENCODERS.plugin_dir()})"
+        )
+    if kind is not None:
+        return f"unknown {kind} {error.instance!r}; registered: {', '.join(map(repr, error.schema['enum']))} " + (
+            f"(a new one is one module in {error.schema['x-plugin-dir']})"
+        )
     if error.validator == "oneOf" and error.absolute_path and len(error.absolute_path) == 2:
         return "a cohort needs exactly one of 'samples:' (your sample sheet, optionally with 'rna:') or 'demo:'"
     if error.validator == "additionalProperties":
@@ -71,7 +105,7 @@ def check_encoder_weights_configured(config: dict[str, Any], *, source: str = WO
     """Fail at planning, not when the first embedding job runs, when the encoder cannot get its weights.
 
     Every encoder whose weights do not ship in a package (its ``EncoderSpec``) needs ``encoder.checkpoint``. Only
-    that it is set is checked: finished results plan without the file (see mosare.weights_fingerprint).
+    that it is set is checked: finished results plan without the file (see mosare.features.weights_fingerprint).
     """
     try:
         check_checkpoint_setting(config["encoder"]["name"], config["encoder"].get("checkpoint"))

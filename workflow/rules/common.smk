@@ -10,19 +10,19 @@ import pandas as pd
 # scripts (workflow/scripts/checkout_src.py), never from another checkout installed in the same environment.
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from mosare.cohort_figures import registered_figures
+from mosare.reporting.cohort_figures import registered_figures
 from mosare.config import check_encoder_weights_configured, cohort_train_config, deploy_pairs, validate_config
-from mosare.embedding_chunks import embedding_chunks
-from mosare.encoder_specs import checkpoint_hint, encoder_spec
-from mosare.paths import ResultsLayout, encoder_dir_name
-from mosare.samples import ID_PATTERN, load_sample_sheet, slide_rows
-from mosare.weights_fingerprint import read_fingerprint
+from mosare.features.embedding_chunks import embedding_chunks
+from mosare.features.encoder_specs import checkpoint_hint, encoder_spec
+from mosare.core.paths import ResultsLayout, encoder_dir_name
+from mosare.core.samples import ID_PATTERN, load_sample_sheet, slide_rows
+from mosare.features.weights_fingerprint import read_fingerprint
 
 validate_config(config)
 check_encoder_weights_configured(config)
 
 COHORTS = list(config["cohorts"])
-LAYOUT = ResultsLayout()  # every output path (mosare.paths), shared with the scripts and the run summary
+LAYOUT = ResultsLayout()  # every output path (mosare.core.paths), shared with the scripts and the run summary
 RESULTS = LAYOUT.root
 
 
@@ -41,7 +41,7 @@ def cohort_sheet(cohort: str) -> pd.DataFrame:
     """The cohort's validated sample sheet (planned in memory for a demo cohort, before it exists)."""
     cohort_config = config["cohorts"][cohort]
     if is_demo(cohort):
-        from mosare.demo_plan import plan_demo_cohort
+        from mosare.demo.plan import plan_demo_cohort
 
         return plan_demo_cohort(
             cohort, cohort_config["demo"], cohort_config["classes"], Path(LAYOUT.demo_dir(cohort))
@@ -95,7 +95,7 @@ def get_final_output() -> list[str]:
 
 def code_hash(stage: str) -> str:
     """Fingerprint of a stage's source; passed as a param so code edits rerun that stage."""
-    from mosare.provenance import stage_code_hash
+    from mosare.core.provenance import stage_code_hash
 
     return stage_code_hash(stage)
 
@@ -161,7 +161,7 @@ def report_slide_pictures(cohort: str) -> list[str]:
 # ---- Embedding (embedding.smk) ---------------------------------------------------------------------
 
 # The configured encoder's registry entry: feature width, weights, and what one embedding job needs (mem_mb, GPUs,
-# threads) all come from it (mosare.encoder_specs), so adding an encoder needs no edit here.
+# threads) all come from it (mosare.features.encoder_specs), so adding an encoder needs no edit here.
 EMBEDDING_SPEC = encoder_spec(config["encoder"]["name"])
 EMBEDDING_LOG = f"{RESULTS}/logs/embed_slide/{{cohort}}/{encoder_slug()}/{{slide_id}}.log"
 # Settings that decide which slides share a job, how it reads or where it runs, not what it computes (features are
@@ -170,7 +170,7 @@ EMBEDDING_PLACEMENT_KEYS = ("slides_per_job", "job_resources", "num_workers")
 
 
 def cohort_embedding_chunks(cohort: str) -> list:
-    """The cohort's slides in embedding jobs (mosare.embedding_chunks: stable hash chunks of encoder.slides_per_job)."""
+    """The cohort's slides in embedding jobs (mosare.features.embedding_chunks: stable hash chunks of encoder.slides_per_job)."""
     return embedding_chunks(slide_ids(cohort), config["encoder"]["slides_per_job"])
 
 
@@ -322,9 +322,9 @@ def training_gmm_dir(wildcards) -> str:
 @functools.cache
 def check_training_splits(cohort: str) -> None:
     """Fail while the workflow is planned, not hours later in the training job, when the sample sheet's patients
-    cannot fill every fold and validation split (mosare.splits.check_cohort_splits, the check training runs)."""
-    from mosare.cohort import sheet_patient_labels
-    from mosare.splits import check_cohort_splits
+    cannot fill every fold and validation split (mosare.evaluation.splits.check_cohort_splits, the check training runs)."""
+    from mosare.cohort.table import sheet_patient_labels
+    from mosare.evaluation.splits import check_cohort_splits
 
     patient_ids, labels = sheet_patient_labels(cohort_sheet(cohort), config["cohorts"][cohort]["classes"])
     check_cohort_splits(cohort, patient_ids, labels, cohort_train_config(config, cohort))
@@ -338,7 +338,7 @@ def training_config(wildcards) -> dict:
 
 # ---- Cohort-level figures (figures.smk) -----------------------------------------------------------
 
-# {name: CohortFigure} of every module in src/mosare/cohort_figures/; rule draw_cohort_figure draws each per cohort.
+# {name: CohortFigure} of every module in src/mosare/reporting/cohort_figures/; rule draw_cohort_figure draws each per cohort.
 COHORT_FIGURES = registered_figures()
 
 
@@ -367,8 +367,8 @@ def run_summary_paths() -> dict[str, str]:
 
 
 def end_of_run_summary() -> str:
-    """What the outputs show went missing, per cohort (mosare.run_summary); a failure of its own is one line."""
-    from mosare.run_summary import run_summary
+    """What the outputs show went missing, per cohort (mosare.reporting.run_summary); a failure of its own is one line."""
+    from mosare.reporting.run_summary import run_summary
 
     try:
         paths = run_summary_paths()

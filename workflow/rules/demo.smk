@@ -1,6 +1,6 @@
 # Demo cohorts (cohorts configured with `demo:`): a synthetic cohort under results/demo/{cohort}/, deterministic by
 # demo.seed. One job per slide (demo_slide), then one job (demo_cohort) writes the reports, the RNA matrix and, last,
-# the sample sheet. Logic: src/mosare/demo.py (writers), demo_plan.py,
+# the sample sheet. Logic: src/mosare/demo/writer.py (writers), demo_plan.py,
 # demo_render.py (slides), demo_texts.py (reports), plots/demo.py (overview).
 #
 # The planned sample sheet (cohort_sheet in common.smk) holds absolute slide paths, and downstream rules use them as

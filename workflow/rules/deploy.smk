@@ -1,5 +1,5 @@
 # Deploy and external validation: the saved final models of cohort {source} applied to cohort {target}, both
-# configured cohorts processed by this workflow with the same settings (logic: src/mosare/deploy.py).
+# configured cohorts processed by this workflow with the same settings (logic: src/mosare/deploy/apply.py).
 
 rule deploy_models:
     input:
@@ -39,7 +39,7 @@ rule deploy_models:
 
 
 # Where the model looked: the source's final MoSARe model's patch attention over every patch of every slide of the
-# target (logic: src/mosare/attention.py, pictures: src/mosare/plots/attention.py).
+# target (logic: src/mosare/deploy/attention.py, pictures: src/mosare/reporting/plots/attention.py).
 rule deploy_attention:
     input:
         models=LAYOUT.models_dir("{source}"),
@@ -73,7 +73,7 @@ rule deploy_attention:
 
 # One heatmap and one montage per slide of the target would put 2,000 pictures of a 1,000-slide cohort into the
 # one-file HTML report. It gets reduced copies for at most report.max_slide_pictures slides, as for slide QC: the
-# slides of patients the model got wrong first, then a spread of the others (logic: src/mosare/attention_report.py).
+# slides of patients the model got wrong first, then a spread of the others (logic: src/mosare/reporting/attention_report.py).
 rule report_attention_pictures:
     input:
         heatmaps=LAYOUT.deploy_attention_heatmaps("{source}", "{target}"),

@@ -1,9 +1,9 @@
 # WSI stage 2: every patch of every slide through the configured encoder into one feature store per slide.
-# Logic: src/mosare/encoder_specs.py (registry: dims, weights, job resources), src/mosare/encoders.py (models),
-# src/mosare/embedding.py (decode workers, streaming stores), src/mosare/embedding_chunks.py (which slides share a job).
+# Logic: src/mosare/features/encoder_specs.py (registry: dims, weights, job resources), src/mosare/features/encoders.py (models),
+# src/mosare/features/embedding.py (decode workers, streaming stores), src/mosare/features/embedding_chunks.py (which slides share a job).
 # One job embeds a chunk of a cohort's slides with the model loaded once (a rule per chunk, generated below: Snakemake
 # rules cannot have a variable number of outputs); changing or adding a slide reruns its chunk only.
-# The weights are hashed once per workflow (fingerprint_encoder, src/mosare/weights_fingerprint.py); each job checks
+# The weights are hashed once per workflow (fingerprint_encoder, src/mosare/features/weights_fingerprint.py); each job checks
 # the file it loads against that fingerprint with one stat and records its sha256. Both rules share the wsi env, so
 # packaged weights (efficientnet-lite0) resolve to the same file in the fingerprint job as in the jobs.
 

@@ -1,4 +1,4 @@
-# Cohort-level figures from finished results, one job per cohort and figure (logic: src/mosare/cohort_figures/,
+# Cohort-level figures from finished results, one job per cohort and figure (logic: src/mosare/reporting/cohort_figures/,
 # one module per figure). A new figure is one file there: planning reads the registry, so nothing here changes.
 
 

@@ -1,8 +1,8 @@
 # WSI local representation: one C-component diagonal Gaussian mixture per slide over its patch features.
-# Logic: src/mosare/slide_gmm.py (the stage), src/mosare/gmm.py (estimator: EM, padding, BIC),
-# src/mosare/gmm_store.py (the store), src/mosare/plots/gmm.py (QC). The slide file comes from the sample sheet,
+# Logic: src/mosare/features/slide_gmm.py (the stage), src/mosare/features/gmm.py (estimator: EM, padding, BIC),
+# src/mosare/features/gmm_store.py (the store), src/mosare/reporting/plots/gmm.py (QC). The slide file comes from the sample sheet,
 # only for the QC thumbnail.
-# One job fits a chunk of slides, the same chunks as the embedding jobs (mosare.embedding_chunks), so torch and the
+# One job fits a chunk of slides, the same chunks as the embedding jobs (mosare.features.embedding_chunks), so torch and the
 # rest are imported once per chunk rather than once per slide (a rule per chunk, generated below, as in
 # embedding.smk); changing or adding a slide refits its chunk only.
 

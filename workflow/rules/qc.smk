@@ -1,6 +1,6 @@
 # Slide QC per cohort: the tiling jobs' quality metrics (patch stores' qc attrs) in one table, with outlier flags.
-# Logic: src/mosare/slide_qc.py (metrics, computed by tile_slide), src/mosare/slide_qc_table.py (table and flags),
-# src/mosare/plots/slide_qc.py (contact sheets, overview), src/mosare/slide_qc_report.py (pictures in the report).
+# Logic: src/mosare/slides/qc_metrics.py (metrics, computed by tile_slide), src/mosare/cohort/slide_qc_table.py (table and flags),
+# src/mosare/reporting/plots/slide_qc.py (contact sheets, overview), src/mosare/reporting/slide_qc_report.py (pictures in the report).
 
 
 rule slide_qc:

@@ -1,5 +1,5 @@
 # Training and evaluation: every model in train.models under patient-level stratified cross-validation, in the
-# complete and missing-modality scenarios, one job per cohort (logic: src/mosare/training.py). The job asks for a GPU
+# complete and missing-modality scenarios, one job per cohort (logic: src/mosare/training/cross_validation.py). The job asks for a GPU
 # (resources gpu=1) and uses CUDA with bf16 autocast when one is visible; without one it runs on the CPU, one
 # single-threaded process per core.
 

@@ -1,14 +1,14 @@
-"""Snakemake wrapper: the per-patient cohort table with modality presence, and its picture (see mosare.cohort)."""
+"""Snakemake wrapper: the per-patient cohort table with modality presence, and its picture (see mosare.cohort.table)."""
 
 from pathlib import Path
 
 import checkout_src  # noqa: F401 (puts this checkout's src/ first on sys.path, so mosare comes from here)
 
-from mosare.cohort import build_cohort_table
-from mosare.logs import log_to_file
-from mosare.plots.cohort import plot_modality_presence
-from mosare.samples import load_sample_sheet
-from mosare.slide_qc_table import exclude_flagged_slides, read_flagged_slides
+from mosare.cohort.table import build_cohort_table
+from mosare.core.logs import log_to_file
+from mosare.reporting.plots.cohort import plot_modality_presence
+from mosare.core.samples import load_sample_sheet
+from mosare.cohort.slide_qc_table import exclude_flagged_slides, read_flagged_slides
 
 with log_to_file(snakemake.log[0]):  # noqa: F821 (injected by Snakemake)
     sheet = load_sample_sheet(snakemake.input.samples, snakemake.params.classes)  # noqa: F821

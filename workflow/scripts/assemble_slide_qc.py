@@ -1,11 +1,11 @@
-"""Snakemake wrapper: one cohort's slide QC table with outlier flags (see mosare.slide_qc_table)."""
+"""Snakemake wrapper: one cohort's slide QC table with outlier flags (see mosare.cohort.slide_qc_table)."""
 
 from pathlib import Path
 
 import checkout_src  # noqa: F401 (puts this checkout's src/ first on sys.path, so mosare comes from here)
 
-from mosare.logs import log_to_file
-from mosare.slide_qc_table import slide_qc_table, write_slide_qc_table
+from mosare.core.logs import log_to_file
+from mosare.cohort.slide_qc_table import slide_qc_table, write_slide_qc_table
 
 with log_to_file(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
     qc = snakemake.params.qc  # noqa: F821

@@ -1,14 +1,14 @@
 """Snakemake wrapper: write a demo cohort's reports, RNA matrix, overview picture and, last, its sample sheet
-(its slides are already written by rule demo_slide; see mosare.demo, mosare.plots.demo)."""
+(its slides are already written by rule demo_slide; see mosare.demo.writer, mosare.reporting.plots.demo)."""
 
 from pathlib import Path
 
 import checkout_src  # noqa: F401 (puts this checkout's src/ first on sys.path, so mosare comes from here)
 
-from mosare.demo import write_demo_tables
-from mosare.demo_plan import make_demo_plan
-from mosare.logs import log_to_file
-from mosare.plots.demo import write_demo_overview
+from mosare.demo.writer import write_demo_tables
+from mosare.demo.plan import make_demo_plan
+from mosare.core.logs import log_to_file
+from mosare.reporting.plots.demo import write_demo_overview
 
 with log_to_file(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
     plan = make_demo_plan(

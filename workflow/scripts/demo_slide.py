@@ -1,12 +1,12 @@
-"""Snakemake wrapper: render and write one planned demo slide (see mosare.demo)."""
+"""Snakemake wrapper: render and write one planned demo slide (see mosare.demo.writer)."""
 
 from pathlib import Path
 
 import checkout_src  # noqa: F401 (puts this checkout's src/ first on sys.path, so mosare comes from here)
 
-from mosare.demo import write_planned_slide
-from mosare.demo_plan import make_demo_plan
-from mosare.logs import log_to_file
+from mosare.demo.writer import write_planned_slide
+from mosare.demo.plan import make_demo_plan
+from mosare.core.logs import log_to_file
 
 with log_to_file(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
     output = Path(snakemake.output[0])  # noqa: F821

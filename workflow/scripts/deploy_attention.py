@@ -1,12 +1,12 @@
-"""Snakemake wrapper: the source's final model's patch attention over every slide of the target (see mosare.attention)."""
+"""Snakemake wrapper: the source's final model's patch attention over every slide of the target (see mosare.deploy.attention)."""
 
 import checkout_src  # noqa: F401 (puts this checkout's src/ first on sys.path, so mosare comes from here)
 
 # The drawing processes are spawned, and a spawned process re-runs this file as __mp_main__: only the job itself
 # runs the body (the drawing processes have no `snakemake` object, and need not import torch).
 if __name__ == "__main__":
-    from mosare.attention import write_cohort_attention
-    from mosare.logs import log_to_file
+    from mosare.deploy.attention import write_cohort_attention
+    from mosare.core.logs import log_to_file
 
     with log_to_file(snakemake.log[0]):  # noqa: F821 (injected by Snakemake)
         write_cohort_attention(

@@ -1,10 +1,10 @@
-"""Snakemake wrapper: apply a cohort's saved final models to another cohort (see mosare.deploy)."""
+"""Snakemake wrapper: apply a cohort's saved final models to another cohort (see mosare.deploy.apply)."""
 
 import checkout_src  # noqa: F401 (puts this checkout's src/ first on sys.path, so mosare comes from here)
 
-from mosare.cohort_data import CohortInputs
-from mosare.deploy import deploy_cohort
-from mosare.logs import log_to_file
+from mosare.cohort.data import CohortInputs
+from mosare.deploy.apply import deploy_cohort
+from mosare.core.logs import log_to_file
 
 with log_to_file(snakemake.log[0]):  # noqa: F821 (injected by Snakemake)
     deploy_cohort(

@@ -1,9 +1,9 @@
-"""Snakemake wrapper: one registered cohort-level figure of one cohort (see mosare.cohort_figures)."""
+"""Snakemake wrapper: one registered cohort-level figure of one cohort (see mosare.reporting.cohort_figures)."""
 
 import checkout_src  # noqa: F401 (puts this checkout's src/ first on sys.path, so mosare comes from here)
 
-from mosare.cohort_figures import CohortResults, draw_cohort_figure
-from mosare.logs import log_to_file
+from mosare.reporting.cohort_figures import CohortResults, draw_cohort_figure
+from mosare.core.logs import log_to_file
 
 with log_to_file(snakemake.log[0]):  # noqa: F821 (injected by Snakemake)
     results = CohortResults.read(

@@ -1,9 +1,9 @@
-"""Snakemake wrapper: embed one chunk of slides with the configured encoder, model loaded once (see mosare.embedding)."""
+"""Snakemake wrapper: embed one chunk of slides with the configured encoder, model loaded once (see mosare.features.embedding)."""
 
 import checkout_src  # noqa: F401 (puts this checkout's src/ first on sys.path, so mosare comes from here)
 
-from mosare.embedding import SlideJob, embed_slides_with_config
-from mosare.logs import log_to_file
+from mosare.features.embedding import SlideJob, embed_slides_with_config
+from mosare.core.logs import log_to_file
 
 with log_to_file(snakemake.log.chunk):  # noqa: F821 (injected by Snakemake)
     embed_slides_with_config(

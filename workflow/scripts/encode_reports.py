@@ -1,13 +1,13 @@
-"""Snakemake wrapper: clean, split and encode a cohort's reports into text.zarr (see mosare.text)."""
+"""Snakemake wrapper: clean, split and encode a cohort's reports into text.zarr (see mosare.features.reports)."""
 
 import torch
 
 import checkout_src  # noqa: F401 (puts this checkout's src/ first on sys.path, so mosare comes from here)
 
-from mosare.logs import log_to_file
-from mosare.resources import usable_cores
-from mosare.samples import load_sample_sheet
-from mosare.text import build_text_store
+from mosare.core.logs import log_to_file
+from mosare.core.resources import usable_cores
+from mosare.core.samples import load_sample_sheet
+from mosare.features.reports import build_text_store
 
 with log_to_file(snakemake.log[0]):  # noqa: F821 (injected by Snakemake)
     torch.set_num_threads(usable_cores(snakemake.threads))  # noqa: F821

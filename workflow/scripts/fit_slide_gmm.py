@@ -1,14 +1,14 @@
-"""Snakemake wrapper: one chunk of slides' Gaussian mixtures over their patch features (mosare.slide_gmm), with
-their GMM stores and QC pictures (mosare.plots.gmm), imports paid once per chunk."""
+"""Snakemake wrapper: one chunk of slides' Gaussian mixtures over their patch features (mosare.features.slide_gmm), with
+their GMM stores and QC pictures (mosare.reporting.plots.gmm), imports paid once per chunk."""
 
 import torch
 
 import checkout_src  # noqa: F401 (puts this checkout's src/ first on sys.path, so mosare comes from here)
 
-from mosare.logs import log_to_file
-from mosare.plots.gmm import plot_slide_mixture
-from mosare.resources import usable_cores
-from mosare.slide_gmm import SlideGMMJob, fit_slide_gmms
+from mosare.core.logs import log_to_file
+from mosare.reporting.plots.gmm import plot_slide_mixture
+from mosare.core.resources import usable_cores
+from mosare.features.slide_gmm import SlideGMMJob, fit_slide_gmms
 
 with log_to_file(snakemake.log.chunk):  # noqa: F821 (injected by Snakemake)
     # One thread: GMM jobs run side by side with other jobs, and a shared core makes torch's thread pool stall.

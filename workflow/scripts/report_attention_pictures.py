@@ -1,10 +1,10 @@
 """Snakemake wrapper: the slides whose attention pictures the HTML report embeds for a deploy pair, as reduced copies
-(see mosare.attention_report)."""
+(see mosare.reporting.attention_report)."""
 
 import checkout_src  # noqa: F401 (puts this checkout's src/ first on sys.path, so mosare comes from here)
 
-from mosare.attention_report import select_attention_slides, write_attention_report_pictures
-from mosare.logs import log_to_file
+from mosare.reporting.attention_report import select_attention_slides, write_attention_report_pictures
+from mosare.core.logs import log_to_file
 
 with log_to_file(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
     cap = snakemake.params.max_pictures  # noqa: F821

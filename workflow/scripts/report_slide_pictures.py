@@ -1,13 +1,13 @@
 """Snakemake wrapper: the slides whose QC pictures the HTML report embeds, as reduced copies (see
-mosare.slide_qc_report)."""
+mosare.reporting.slide_qc_report)."""
 
 from pathlib import Path
 
 import checkout_src  # noqa: F401 (puts this checkout's src/ first on sys.path, so mosare comes from here)
 
-from mosare.logs import log_to_file
-from mosare.slide_qc_report import select_report_slides, write_report_copies
-from mosare.slide_qc_table import read_flagged_slides
+from mosare.core.logs import log_to_file
+from mosare.reporting.slide_qc_report import select_report_slides, write_report_copies
+from mosare.cohort.slide_qc_table import read_flagged_slides
 
 with log_to_file(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
     tissue = {Path(path).stem: path for path in snakemake.input.tissue}  # noqa: F821

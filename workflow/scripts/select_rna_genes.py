@@ -1,10 +1,10 @@
-"""Snakemake wrapper: log-transform the cohort's RNA matrix and keep the most variable genes (see mosare.rna)."""
+"""Snakemake wrapper: log-transform the cohort's RNA matrix and keep the most variable genes (see mosare.features.expression)."""
 
 import checkout_src  # noqa: F401 (puts this checkout's src/ first on sys.path, so mosare comes from here)
 
-from mosare.logs import log_to_file
-from mosare.rna import build_rna_store
-from mosare.samples import load_sample_sheet
+from mosare.core.logs import log_to_file
+from mosare.features.expression import build_rna_store
+from mosare.core.samples import load_sample_sheet
 
 with log_to_file(snakemake.log[0]):  # noqa: F821 (injected by Snakemake)
     sheet = load_sample_sheet(snakemake.input.samples, snakemake.params.classes)  # noqa: F821

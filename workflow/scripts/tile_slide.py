@@ -1,10 +1,10 @@
-"""Snakemake wrapper: tissue detection, patch grid and QC picture for one slide (see mosare.tiling)."""
+"""Snakemake wrapper: tissue detection, patch grid and QC picture for one slide (see mosare.slides.tiling)."""
 
 import checkout_src  # noqa: F401 (puts this checkout's src/ first on sys.path, so mosare comes from here)
 
-from mosare.logs import log_to_file
-from mosare.plots.tissue import plot_tissue_qc
-from mosare.tiling import tile_slide
+from mosare.core.logs import log_to_file
+from mosare.reporting.plots.tissue import plot_tissue_qc
+from mosare.slides.tiling import tile_slide
 
 with log_to_file(snakemake.log[0]):  # noqa: F821 (injected by Snakemake)
     result = tile_slide(

@@ -1,10 +1,10 @@
-"""Snakemake wrapper: cross-validate MoSARe and its baselines on one cohort (see mosare.training)."""
+"""Snakemake wrapper: cross-validate MoSARe and its baselines on one cohort (see mosare.training.cross_validation)."""
 
 import checkout_src  # noqa: F401 (puts this checkout's src/ first on sys.path, so mosare comes from here)
 
-from mosare.cohort_data import CohortInputs
-from mosare.logs import log_to_file
-from mosare.training import train_and_evaluate
+from mosare.cohort.data import CohortInputs
+from mosare.core.logs import log_to_file
+from mosare.training.cross_validation import train_and_evaluate
 
 # The guard keeps the training's worker processes (spawned, they re-import this file) from running it again.
 if __name__ == "__main__":

@@ -1,35 +1,6 @@
-"""MoSARe fusion model, its ablations and baselines behind one factory, `build_model`.
+"""The models: MoSARe (``mosare``), its components, ablations and baselines; the registry of trainable models
+(``specs``, torch-free: planning reads it) and the factory that builds one by name (``factory``).
 
-Batch format (dict of tensors, B patients): `wsi_patches` (B, P, Dw) with `wsi_patch_mask` (B, P) bool (True = real
-patch), `wsi_local` (B, C, Dw), `rna` (B, G), `text_global` (B, Dt), `text_local` (B, C, Dt), `present` (B, 3) bool
-in the order [wsi, rna, text], `label` (B,) long. `model(batch)` returns a dict with at least `logits` (B, K);
-`model.compute_loss(batch, outputs, epoch)` returns (total loss, {term: float}).
+Kept free of torch itself, so importing ``mosare.model.specs`` while planning loads no torch.
+May import ``mosare.core`` only.
 """
-
-from __future__ import annotations
-
-from collections.abc import Mapping
-from typing import Any
-
-from torch import nn
-
-from mosare.model.common import ModelDims, ModelHParams
-from mosare.model_specs import MODEL_SPECS
-
-MODEL_NAMES: tuple[str, ...] = tuple(MODEL_SPECS)
-
-
-def build_model(name: str, dims: ModelDims, n_classes: int, hparams: Mapping[str, Any]) -> nn.Module:
-    """The model `name` (a registered ``ModelSpec``); `hparams` is the config's train section, unknown keys ignored."""
-    if name not in MODEL_SPECS:
-        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_SPECS)}")
-    if n_classes < 2:
-        raise ValueError(f"a classifier needs at least 2 classes, got {n_classes}")
-    spec = MODEL_SPECS[name]
-    try:
-        return spec.load_builder()(dims, n_classes, ModelHParams.from_mapping(hparams), **spec.options)
-    except ValueError as error:
-        raise ValueError(f"{name}: {error}") from error
-
-
-__all__ = ["MODEL_NAMES", "ModelDims", "ModelHParams", "build_model"]

@@ -1,5 +1,5 @@
 """Baselines on the same batch format: one single-modality baseline (ABMIL on slides, RNA MLP, report MLP; see
-``mosare.model_specs``) and late fusion of the global features."""
+``mosare.model.specs``) and late fusion of the global features."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from mosare.model.abmil import GatedAttentionMIL
-from mosare.modalities import MODALITIES
+from mosare.core.modalities import MODALITIES
 from mosare.model.common import ModelDims, ModelHParams, TokenProjection, zero_missing
-from mosare.model.rna import RNAGlobalMLP
+from mosare.model.rna_encoders import RNAGlobalMLP
 
 Batch = dict[str, torch.Tensor]
 

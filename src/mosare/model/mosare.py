@@ -12,8 +12,8 @@ from mosare.model.cross_attention import CrossModalAttention
 from mosare.model.losses import MultiPrototypeContrast, present_cross_entropy, symmetric_alignment_loss
 from mosare.model.moe import LocalTokenGate, MixtureOfExperts, SingleExpert
 from mosare.model.reconstruction import DecoupledReconstruction, reconstruction_loss
-from mosare.model.rna import GeneAttentionTokens, RNAGlobalMLP
-from mosare.model.text import ReportEncoder
+from mosare.model.rna_encoders import GeneAttentionTokens, RNAGlobalMLP
+from mosare.model.report_encoder import ReportEncoder
 
 Batch = dict[str, torch.Tensor]
 

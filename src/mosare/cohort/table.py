@@ -1,0 +1,201 @@
+"""The cohort table training reads: per patient, label, slide ids and which modalities really exist.
+
+A patient whose slides all yielded no patches, who is absent from the RNA matrix or who has no usable report is
+known here, before training, and is handled by the same masks as the simulated missing modalities.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mosare.core.atomic_files import atomic_file
+from mosare.core.modalities import MODALITIES
+from mosare.core.stores import open_store
+
+log = logging.getLogger(__name__)
+
+FLAG_COLUMNS = tuple(f"has_{m}" for m in MODALITIES)
+COLUMNS = ("patient_id", "label", "slide_ids", *FLAG_COLUMNS)
+FLAG_TEXT = {True: "True", False: "False"}
+
+
+class CohortError(ValueError):
+    """The stages' outputs disagree about the cohort; the message names the store and the patients."""
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class CohortTable:
+    """``results/{cohort}/cohort.tsv``: one row per patient in sample-sheet order; read and written only here.
+
+    ``present`` (P, 3) bool: which modalities each patient really has, columns in ``MODALITIES`` order. On disk:
+    columns ``patient_id, label, slide_ids`` (comma-joined, empty for none), ``has_wsi, has_rna, has_text``
+    (``True``/``False``).
+    """
+
+    patient_ids: tuple[str, ...]
+    labels: tuple[str, ...]
+    slide_ids: tuple[tuple[str, ...], ...]
+    present: np.ndarray
+
+    def __post_init__(self) -> None:
+        n = len(self.patient_ids)
+        if not (len(self.labels) == len(self.slide_ids) == n and self.present.shape == (n, len(MODALITIES))):
+            raise ValueError(
+                f"a cohort table needs one label, slide list and {len(MODALITIES)} presence flags per patient: "
+                f"{n} patients, {len(self.labels)} labels, {len(self.slide_ids)} slide lists, present "
+                f"{self.present.shape}"
+            )
+
+    def __len__(self) -> int:
+        return len(self.patient_ids)
+
+    def has(self, modality: str) -> np.ndarray:
+        """(P,) bool: which patients have ``modality`` (one of ``MODALITIES``)."""
+        return self.present[:, MODALITIES.index(modality)]
+
+    def to_frame(self) -> pd.DataFrame:
+        """The table as written: one row per patient, the columns of ``COLUMNS``."""
+        frame = pd.DataFrame(
+            {"patient_id": self.patient_ids, "label": self.labels, "slide_ids": [",".join(s) for s in self.slide_ids]},
+            columns=list(COLUMNS[:3]),
+        )
+        for column, flags in zip(FLAG_COLUMNS, self.present.T):
+            frame[column] = flags.astype(bool)
+        return frame
+
+    def write(self, path: str | Path) -> None:
+        """Write the TSV atomically (temp file + rename)."""
+        frame = self.to_frame()
+        for column in FLAG_COLUMNS:
+            frame[column] = frame[column].map(FLAG_TEXT)
+        with atomic_file(path) as tmp:
+            frame.to_csv(tmp, sep="\t", index=False)
+
+    @classmethod
+    def read(cls, path: str | Path, classes: Sequence[str] | None = None) -> CohortTable:
+        """Read a cohort table; a missing column, a flag other than True/False or (given ``classes``) an unknown
+        label is an error naming the file, the rows and the fix."""
+        frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+        missing = [column for column in COLUMNS if column not in frame.columns]
+        if missing:
+            raise CohortError(f"{path} lacks column(s) {', '.join(missing)}; rerun rule assemble_cohort")
+        flags = {}
+        for column in FLAG_COLUMNS:
+            parsed = frame[column].map({text: flag for flag, text in FLAG_TEXT.items()})
+            if parsed.isna().any():
+                bad = frame.loc[parsed.isna(), column]
+                listed = "; ".join(f"line {i + 2}: {v!r}" for i, v in bad.items())
+                raise CohortError(f"{path}: '{column}' must be True or False ({listed}); rerun rule assemble_cohort")
+            flags[column] = parsed.to_numpy(bool)
+        if classes is not None:
+            unknown = sorted(set(frame["label"]) - set(classes))
+            if unknown:
+                raise CohortError(
+                    f"{path}: labels {unknown} are not among the cohort's classes {list(classes)}; "
+                    "fix the sample sheet or the cohort's 'classes' in the workflow configuration"
+                )
+        return cls(
+            patient_ids=tuple(frame["patient_id"]),
+            labels=tuple(frame["label"]),
+            slide_ids=tuple(tuple(s for s in ids.split(",") if s) for ids in frame["slide_ids"]),
+            present=np.stack([flags[column] for column in FLAG_COLUMNS], axis=1).reshape(len(frame), len(MODALITIES)),
+        )
+
+
+def sheet_patient_labels(sheet: pd.DataFrame, classes: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Patient ids and their labels as indices into ``classes``, one per patient in sheet order (as in cohort.tsv)."""
+    labels = sheet.groupby("patient_id", sort=False)["label"].first()
+    index = {name: i for i, name in enumerate(classes)}
+    return labels.index.to_numpy(dtype=str), labels.map(index).to_numpy(dtype=np.int64)
+
+
+def slide_patch_count(store_path: str | Path) -> int:
+    """Number of patches in a slide's feature store (``features`` rows) or patch store (``n_patches``)."""
+    store = open_store(store_path)
+    if "features" in store:
+        return int(store["features"].shape[0])
+    if "n_patches" in store.attrs:
+        return int(store.attrs["n_patches"])
+    return int(store["coords"].shape[0])
+
+
+def store_presence(store_path: str | Path, patient_ids: list[str]) -> np.ndarray:
+    """The ``present`` mask of a per-patient store (text or RNA), reordered to ``patient_ids``."""
+    store = open_store(store_path)
+    ids = [str(pid) for pid in store["patient_ids"][:].tolist()]
+    stored = pd.Series(np.asarray(store["present"][:], bool), index=ids)
+    missing = [pid for pid in patient_ids if pid not in stored.index]
+    if missing:
+        raise CohortError(
+            f"{store_path} lacks patient(s) {', '.join(missing[:10])} of the sample sheet; it was built from "
+            "another sheet - delete it and rerun its rule"
+        )
+    return stored.loc[patient_ids].to_numpy(bool)
+
+
+def assemble_cohort(
+    sheet: pd.DataFrame,
+    slide_stores: Mapping[str, str | Path],
+    text_store: str | Path,
+    rna_store: str | Path,
+) -> CohortTable:
+    """One row per patient (sheet order): label, slide ids and which modalities are present.
+
+    ``slide_stores`` maps each slide id to its feature (or patch) store; a patient has WSI when at least one
+    of its slides has a patch.
+    """
+    patches = {slide: slide_patch_count(path) for slide, path in slide_stores.items()}
+    groups = list(sheet.groupby("patient_id", sort=False))
+    patient_ids = [str(pid) for pid, _ in groups]
+    slide_ids = [tuple(slide for slide in group["slide_id"].astype(str) if slide) for _, group in groups]
+    has_wsi = np.array([any(patches.get(slide, 0) > 0 for slide in slides) for slides in slide_ids], dtype=bool)
+    present = {
+        "wsi": has_wsi, "rna": store_presence(rna_store, patient_ids), "text": store_presence(text_store, patient_ids)
+    }
+    empty = [slide for slide, n in patches.items() if n == 0]
+    if empty:
+        log.warning("%d slide(s) without patches: %s", len(empty), ", ".join(empty))
+    return CohortTable(
+        patient_ids=tuple(patient_ids),
+        labels=tuple(str(group["label"].iloc[0]) for _, group in groups),
+        slide_ids=tuple(slide_ids),
+        present=np.stack([present[m] for m in MODALITIES], axis=1).reshape(len(groups), len(MODALITIES)),
+    )
+
+
+def modality_combination(table: CohortTable) -> list[str]:
+    """Per patient, the present modalities joined by '+' ('none' when nothing is present)."""
+    return ["+".join(m for m, flag in zip(MODALITIES, row) if flag) or "none" for row in table.present]
+
+
+def presence_summary(table: CohortTable) -> str:
+    """Counts of patients per modality and per combination of present modalities, for the log."""
+    total = len(table)
+    lines = [f"{total} patients; " + ", ".join(f"{m}: {int(table.has(m).sum())}/{total}" for m in MODALITIES)]
+    combos = pd.Series(modality_combination(table), dtype=object)
+    for combo, count in combos.value_counts().items():
+        lines.append(f"  {combo}: {count}")
+    none = [pid for pid, combo in zip(table.patient_ids, combos) if combo == "none"]
+    if none:
+        lines.append(f"  patients with no modality at all (they cannot be classified): {', '.join(none)}")
+    return "\n".join(lines)
+
+
+def build_cohort_table(
+    sheet: pd.DataFrame,
+    slide_stores: Mapping[str, str | Path],
+    text_store: str | Path,
+    rna_store: str | Path,
+    out_path: str | Path,
+) -> CohortTable:
+    """Assemble, log the modality summary and write ``results/{cohort}/cohort.tsv``."""
+    table = assemble_cohort(sheet, slide_stores, text_store, rna_store)
+    log.info("modality presence:\n%s", presence_summary(table))
+    table.write(out_path)
+    return table

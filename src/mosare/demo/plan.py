@@ -1,0 +1,130 @@
+"""Demo cohorts planned from their seed alone: patients, slides, magnifications and missing modalities.
+
+Everything derives from ``demo.seed``: :func:`plan_demo_cohort` (cheap, called while Snakemake builds the DAG)
+and the writers in ``mosare.demo.writer`` share one :class:`DemoPlan`, so the sheet planned in memory names exactly the
+files the generator writes. This module needs neither OpenCV nor a TIFF writer, so planning imports none.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mosare.core.config_schema import schema_defaults
+
+PEN_FRACTION = 0.3  # of slides with a marker stroke
+
+
+@dataclass(frozen=True)
+class PatientPlan:
+    patient_id: str
+    label: str
+    class_position: float  # 0 = first class (glandular) ... 1 = last class (solid)
+    has_rna: bool
+    has_report: bool
+    index: int
+
+
+@dataclass(frozen=True)
+class SlidePlan:
+    slide_id: str
+    patient: PatientPlan
+    mpp: float
+    pen: bool  # a marker stroke on the glass
+    index: int
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    cohort: str
+    settings: dict[str, Any]
+    classes: tuple[str, ...]
+    out_dir: Path
+    patients: tuple[PatientPlan, ...]
+    slides: tuple[SlidePlan, ...]
+
+    @property
+    def sheet(self) -> pd.DataFrame:
+        rows = [
+            {
+                "patient_id": slide.patient.patient_id,
+                "slide_id": slide.slide_id,
+                "slide_path": str(self.out_dir / "slides" / f"{slide.slide_id}.svs"),
+                "label": slide.patient.label,
+                "report_path": (
+                    str(self.out_dir / "reports" / f"{slide.patient.patient_id}.txt")
+                    if slide.patient.has_report
+                    else None
+                ),
+                "mpp": math.nan,
+            }
+            for slide in self.slides
+        ]
+        return pd.DataFrame(rows, columns=["patient_id", "slide_id", "slide_path", "label", "report_path", "mpp"])
+
+
+def demo_settings(demo_config: Mapping[str, Any]) -> dict[str, Any]:
+    """``demo_config`` with the schema's defaults filled in (tests and scripts may pass partial dicts)."""
+    settings = schema_defaults("cohorts", "*", "demo")
+    unknown = set(demo_config) - set(settings)
+    if unknown:
+        raise ValueError(f"unknown demo setting(s) {sorted(unknown)}; known: {sorted(settings)}")
+    settings.update(demo_config)
+    return settings
+
+
+def random_stream(seed: int, *purpose: int) -> np.random.Generator:
+    """An independent random stream per purpose, so e.g. adding a gene never moves a slide."""
+    return np.random.default_rng(np.random.SeedSequence([seed, *purpose]))
+
+
+def _exact_subset(rng: np.random.Generator, n: int, fraction: float) -> np.ndarray:
+    """A boolean mask with exactly round(fraction * n) True entries at random positions."""
+    count = int(round(fraction * n))
+    mask = np.zeros(n, dtype=bool)
+    mask[rng.permutation(n)[:count]] = True
+    return mask
+
+
+def make_demo_plan(cohort: str, demo_config: Mapping[str, Any], classes: Sequence[str], out_dir: Path) -> DemoPlan:
+    """Decide every patient, slide, magnification and missing modality from the seed alone."""
+    settings = demo_settings(demo_config)
+    seed, n_patients = int(settings["seed"]), int(settings["patients"])
+    if len(classes) < 2:
+        raise ValueError(f"demo cohort {cohort!r} needs at least two classes, got {list(classes)}")
+    rng = random_stream(seed, 0)
+    class_index = rng.permutation(np.arange(n_patients) % len(classes))
+    lacks_rna = _exact_subset(rng, n_patients, settings["fraction_missing_rna"])
+    lacks_report = _exact_subset(rng, n_patients, settings["fraction_missing_report"])
+    two_slides = _exact_subset(rng, n_patients, settings["fraction_two_slides"])
+    patients = tuple(
+        PatientPlan(
+            patient_id=f"{cohort}-{i + 1:03d}",
+            label=str(classes[k]),
+            class_position=float(k) / (len(classes) - 1),
+            has_rna=not lacks_rna[i],
+            has_report=not lacks_report[i],
+            index=i,
+        )
+        for i, k in enumerate(class_index)
+    )
+    slide_owners = [p for p in patients for _ in range(2 if two_slides[p.index] else 1)]
+    is_40x = _exact_subset(rng, len(slide_owners), settings["fraction_40x"])
+    has_pen = _exact_subset(rng, len(slide_owners), PEN_FRACTION)
+    slides: list[SlidePlan] = []
+    for index, patient in enumerate(slide_owners):
+        letter = "AB"[sum(s.patient is patient for s in slides)]
+        mpp = 0.25 if is_40x[index] else 0.5
+        slides.append(SlidePlan(f"{patient.patient_id}-{letter}", patient, mpp, bool(has_pen[index]), index))
+    return DemoPlan(cohort, settings, tuple(classes), Path(out_dir).resolve(), patients, tuple(slides))
+
+
+def plan_demo_cohort(cohort: str, demo_config: Mapping[str, Any], classes: Sequence[str], out_dir: Path) -> pd.DataFrame:
+    """The sample sheet :func:`write_demo_cohort` will write (absolute paths under ``out_dir``); pure and cheap."""
+    return make_demo_plan(cohort, demo_config, classes, out_dir).sheet

@@ -1,0 +1,305 @@
+"""From cross-validation outputs to the tables and figures users publish: metrics.tsv (per-fold values, pooled
+out-of-fold values with bootstrap CIs, realised missing rates), comparisons.tsv (MoSARe against every other model,
+paired), metrics.md, and the figures (ROC, training curves, comparison forest plot, reliability diagram).
+
+Pooled predictions: every patient's out-of-fold class probabilities, averaged over the repeats of repeated
+cross-validation (one row per patient, model and scenario). Every interval and test is computed on them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mosare.core.atomic_files import atomic_file
+from mosare.evaluation.evidence import (
+    CI_LEVEL,
+    auc_with_interval,
+    delong_test,
+    holm_adjust,
+    percentile_interval,
+    stratified_bootstrap_counts,
+    weighted_auc,
+)
+from mosare.evaluation.metrics import KEY_COLUMNS, METRICS, classification_metrics, metrics_markdown, scenario_label, summarise_folds
+from mosare.evaluation.scenarios import MNARSetting, Scenario, scenarios
+from mosare.evaluation.splits import derived_seed
+
+REFERENCE_MODEL = "mosare"
+SCENARIO_KEYS: tuple[str, ...] = ("scenario", "train_missing_rate", "test_missing_rate")
+BASELINES_FOR_CALIBRATION: tuple[str, ...] = ("abmil", "rna_mlp", "report_mlp", "late_fusion")
+
+
+@dataclasses.dataclass
+class ResultTables:
+    """What the training stage writes, as tables."""
+
+    metrics: pd.DataFrame  # long: keys, metric, pooled, ci_low, ci_high, mean, std, realised rates, per-fold columns
+    comparisons: pd.DataFrame  # one row per scenario x compared model: paired AUC difference, CI, DeLong, Holm
+    pooled: pd.DataFrame  # out-of-fold probabilities per model x scenario x patient, averaged over repeats
+
+
+def probability_columns(frame: pd.DataFrame) -> list[str]:
+    return [c for c in frame.columns if c.startswith("prob_")]
+
+
+def pooled_predictions(predictions: pd.DataFrame) -> pd.DataFrame:
+    """Each patient's out-of-fold probabilities per model and scenario, averaged over repeats."""
+    keys = [*KEY_COLUMNS, "patient_id", "label"]
+    return predictions.groupby(keys, sort=False)[probability_columns(predictions)].mean().reset_index()
+
+
+def _label_index(frame: pd.DataFrame, classes: Sequence[str]) -> np.ndarray:
+    return frame["label"].map({name: i for i, name in enumerate(classes)}).to_numpy(dtype=np.int64)
+
+
+def pooled_metric_rows(pooled: pd.DataFrame, classes: Sequence[str], n_resamples: int, seed: int) -> pd.DataFrame:
+    """Per model x scenario x metric: the metric of the pooled predictions, with a class-stratified bootstrap CI
+    for the AUC (the other metrics have no interval)."""
+    rows = []
+    for key, group in pooled.groupby(list(KEY_COLUMNS), sort=False):
+        labels = _label_index(group, classes)
+        probabilities = group[probability_columns(group)].to_numpy(dtype=np.float64)
+        values = classification_metrics(labels, probabilities)
+        auc, low, high = auc_with_interval(labels, probabilities, n_resamples, seed)
+        for metric in METRICS:
+            interval = (low, high) if metric == "auc" else (np.nan, np.nan)
+            rows.append({**dict(zip(KEY_COLUMNS, key)), "metric": metric, "pooled": values[metric],
+                         "ci_low": interval[0], "ci_high": interval[1]})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def comparison_table(
+    pooled: pd.DataFrame, classes: Sequence[str], n_resamples: int, seed: int, reference: str = REFERENCE_MODEL
+) -> pd.DataFrame:
+    """``reference`` against every other model in every scenario, on the patients both predicted: AUC difference,
+    its paired-bootstrap CI (the same resampled patients for both), DeLong's two-sided p (two classes) and the
+    Holm-adjusted p over every comparison of the cohort. Empty when ``reference`` was not run."""
+    rows = []
+    if reference not in set(pooled["model"]):
+        return pd.DataFrame()
+    for scenario_key, group in pooled.groupby(["cohort", *SCENARIO_KEYS], sort=False):
+        by_model = {model: rows_.set_index("patient_id") for model, rows_ in group.groupby("model", sort=False)}
+        if reference not in by_model:
+            continue
+        ours = by_model[reference]
+        for model, theirs in by_model.items():
+            if model == reference:
+                continue
+            patients = ours.index.intersection(theirs.index)
+            labels = _label_index(ours.loc[patients].reset_index(), classes)
+            columns = probability_columns(ours)
+            p_ours = ours.loc[patients, columns].to_numpy(np.float64)
+            p_theirs = theirs.loc[patients, columns].to_numpy(np.float64)
+            counts = stratified_bootstrap_counts(labels, n_resamples, seed)
+            differences = weighted_auc(labels, p_ours, counts) - weighted_auc(labels, p_theirs, counts)
+            auc_ours = float(weighted_auc(labels, p_ours, np.ones((1, len(labels))))[0])
+            auc_theirs = float(weighted_auc(labels, p_theirs, np.ones((1, len(labels))))[0])
+            p_value = delong_test(labels, p_ours[:, 1], p_theirs[:, 1])[3] if len(classes) == 2 else np.nan
+            rows.append(
+                {
+                    **dict(zip(["cohort", *SCENARIO_KEYS], scenario_key)),
+                    "model": reference,
+                    "compared_to": model,
+                    "n_patients": len(patients),
+                    "auc": auc_ours,
+                    "auc_compared": auc_theirs,
+                    "auc_difference": auc_ours - auc_theirs,
+                    "ci_low": percentile_interval(differences)[0],
+                    "ci_high": percentile_interval(differences)[1],
+                    "p_delong": p_value,
+                }
+            )
+    table = pd.DataFrame(rows)
+    if len(table):
+        table["p_holm"] = holm_adjust(table["p_delong"].to_numpy())
+    return table
+
+
+def evaluation_tables(
+    fold_metrics: pd.DataFrame,
+    predictions: pd.DataFrame,
+    train_config: Mapping[str, Any],
+    classes: Sequence[str],
+    realised_rates: pd.DataFrame | None = None,
+) -> ResultTables:
+    """metrics.tsv and comparisons.tsv as tables (``train.bootstrap_resamples`` resamples, seeded by ``train.seed``)."""
+    n_resamples = int(train_config.get("bootstrap_resamples", 2000))
+    seed = derived_seed(train_config["seed"], 17)
+    table = summarise_folds(fold_metrics, train_config["folds"], train_config.get("repeats", 1))
+    pooled = pooled_predictions(predictions)
+    table = table.merge(pooled_metric_rows(pooled, classes, n_resamples, seed), on=[*KEY_COLUMNS, "metric"], how="left")
+    if realised_rates is not None and len(realised_rates):
+        table = table.merge(realised_rates, on=list(SCENARIO_KEYS), how="left")
+    fold_columns = [c for c in table.columns if c.startswith(("fold", "repeat"))]
+    leading = [*KEY_COLUMNS, "metric", "pooled", "ci_low", "ci_high", "mean", "std"]
+    middle = [c for c in table.columns if c not in leading and c not in fold_columns]
+    return ResultTables(
+        metrics=table[leading + middle + fold_columns],
+        comparisons=comparison_table(pooled, classes, n_resamples, seed),
+        pooled=pooled,
+    )
+
+
+def _write_tsv(frame: pd.DataFrame, path: Path) -> None:
+    with atomic_file(path) as tmp:
+        frame.to_csv(tmp, sep="\t", index=False)
+
+
+def realised_rates_markdown(table: pd.DataFrame) -> str:
+    """Nominal against realised missing rates per scenario (share of the existing modality that was hidden)."""
+    columns = [c for c in table.columns if c.startswith("realised_")]
+    if not columns:
+        return ""
+    rows = table.drop_duplicates(list(SCENARIO_KEYS))
+    rows = rows[rows["scenario"] != "complete"]
+    if rows.empty:
+        return ""
+    header = "| scenario | " + " | ".join(c.removeprefix("realised_").replace("_missing_", " ") for c in columns) + " |"
+    lines = [header, "|---" * (len(columns) + 1) + "|"]
+    for _, row in rows.iterrows():
+        label = scenario_label(row["scenario"], row["train_missing_rate"], row["test_missing_rate"])
+        lines.append(f"| {label} | " + " | ".join("n/a" if pd.isna(row[c]) else f"{row[c]:.2f}" for c in columns) + " |")
+    return (
+        "\n## Realised missing rates\n\nShare of the patients having a modality from whom it was hidden, on the "
+        "training side (fit + validation) and the test side, over all folds, repeats and mask draws. The paper's "
+        "rule (keep at least one modality, never drop WSI and RNA together) brings them below the nominal rate.\n\n"
+        + "\n".join(lines) + "\n"
+    )  # fmt: skip
+
+
+def calibration_markdown(table: pd.DataFrame, models: Sequence[str]) -> str:
+    rows = table[(table["scenario"] == "complete") & table["metric"].isin(["brier", "ece"])]
+    if rows.empty:
+        return ""
+    grid = rows.pivot_table(index="model", columns="metric", values="pooled", aggfunc="first", sort=False)
+    lines = ["| model | Brier | ECE (15 bins) |", "|---|---|---|"]
+    lines += [f"| {m} | {grid.loc[m, 'brier']:.3f} | {grid.loc[m, 'ece']:.3f} |" for m in models if m in grid.index]
+    return "\n## Calibration (complete data, pooled out-of-fold)\n\n" + "\n".join(lines) + "\n"
+
+
+def comparisons_markdown(comparisons: pd.DataFrame) -> str:
+    if comparisons.empty:
+        return ""
+    significant = comparisons[comparisons["p_holm"] < 0.05]
+    lines = [
+        f"\n## Paired comparisons ({REFERENCE_MODEL} against every other model, comparisons.tsv)\n",
+        f"{len(comparisons)} comparisons on the same patients: AUC difference with a paired-bootstrap {CI_LEVEL:.0%} CI, "
+        "DeLong's two-sided p, Holm-adjusted over all of them.",
+    ]
+    if significant.empty:
+        lines.append("No difference is significant after Holm's adjustment (p_holm < 0.05).")
+    else:
+        lines.append("Significant after Holm (p_holm < 0.05):\n")
+        for _, row in significant.iterrows():
+            label = scenario_label(row["scenario"], row["train_missing_rate"], row["test_missing_rate"])
+            lines.append(
+                f"- {label}: {row['model']} vs {row['compared_to']} {row['auc_difference']:+.3f} "
+                f"[{row['ci_low']:+.3f}, {row['ci_high']:+.3f}], p_holm {row['p_holm']:.3g}"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def excluded_slides_markdown(slide_qc_table: str | Path | None) -> str:
+    """metrics.md's count of the slides ``qc.exclude_flagged`` left out of training (``slide_qc_table``: the cohort's
+    slide_qc.tsv when it is on, None when it is off), naming each with its flags."""
+    if slide_qc_table is None:
+        return "\nSlides left out by slide QC: 0 (`qc.exclude_flagged` is off).\n"
+    from mosare.cohort.slide_qc_table import read_flagged_slides
+
+    flagged = read_flagged_slides(slide_qc_table)
+    markdown = f"\nSlides left out by slide QC (`qc.exclude_flagged`): {len(flagged)}.\n"
+    return markdown + "".join(f"- {slide}: {flags}\n" for slide, flags in flagged.items())
+
+
+def write_results(
+    splits: pd.DataFrame,
+    tables: ResultTables,
+    predictions: pd.DataFrame,
+    train_config: dict[str, Any],
+    train_dir: str | Path,
+    outputs: Mapping[str, str | Path],
+    excluded: Sequence[str] = (),
+    skipped: Mapping[str, str] | None = None,
+    report_notes: str = "",
+    slide_qc_table: str | Path | None = None,
+) -> None:
+    """Write splits.tsv, metrics.tsv, comparisons.tsv, metrics.md and the figures named in ``outputs``.
+
+    ``excluded``: patients no model could classify (no modality at all), named in metrics.md. ``skipped``: models
+    and scenarios not run, named with their reason in metrics.md. ``report_notes``: which parts of the reports were
+    encoded. ``slide_qc_table``: the slide_qc.tsv whose flagged slides ``qc.exclude_flagged`` left out (None when it
+    is off), counted in metrics.md."""
+    from mosare.reporting.plots.evidence import plot_comparisons, plot_reliability
+    from mosare.reporting.plots.training import plot_history_grid, plot_model_curves, plot_roc
+
+    train_dir = Path(train_dir)
+    table, models = tables.metrics, train_config["models"]
+    _write_tsv(splits, Path(outputs["splits"]))
+    _write_tsv(table, Path(outputs["metrics"]))
+    if "comparisons" in outputs:
+        _write_tsv(tables.comparisons, Path(outputs["comparisons"]))
+    markdown = metrics_markdown(table, "auc", models)
+    markdown += realised_rates_markdown(table) + calibration_markdown(table, models)
+    markdown += comparisons_markdown(tables.comparisons)
+    if report_notes:
+        markdown += f"\n{report_notes}\n"
+    if skipped:
+        markdown += "\nNot run on this cohort:\n\n" + "".join(f"- {name}: {why}\n" for name, why in skipped.items())
+    if excluded:
+        markdown += f"\nLeft out of every model (no modality at all): {', '.join(excluded)}.\n"
+    markdown += excluded_slides_markdown(slide_qc_table)
+    with atomic_file(outputs["summary"]) as tmp:
+        tmp.write_text(markdown, encoding="utf-8")
+    histories = _read_histories(train_dir, train_config)
+    for model_name in models:
+        per_scenario = {slug: per_fold for (name, slug), per_fold in histories.items() if name == model_name}
+        if per_scenario:
+            plot_model_curves(per_scenario, model_name, train_dir / model_name / "curves.png")
+    trained = [m for m in models if m in set(table["model"])]
+    panel_keys = [key for key in _overview_panels(trained, train_config["missing_rates"]) if key in histories]
+    plot_history_grid({f"{m}, {s}": histories[(m, s)] for m, s in panel_keys}, Path(outputs["training_curves"]))
+    complete = predictions[(predictions["scenario"] == "complete") & (predictions.get("repeat", 0) == 0)]
+    plot_roc(complete, probability_columns(predictions), Path(outputs["roc"]))
+    if "comparisons_plot" in outputs:
+        plot_comparisons(tables.comparisons, Path(outputs["comparisons_plot"]))
+    if "calibration" in outputs:
+        plot_reliability(tables.pooled, calibration_pair(table, trained), Path(outputs["calibration"]))
+
+
+def calibration_pair(table: pd.DataFrame, models: Sequence[str]) -> list[str]:
+    """MoSARe (or the first model) and the baseline with the best pooled AUC on complete data."""
+    first = REFERENCE_MODEL if REFERENCE_MODEL in models else models[0]
+    rows = table[(table["scenario"] == "complete") & (table["metric"] == "auc") & table["model"].isin(BASELINES_FOR_CALIBRATION)]
+    rows = rows[rows["model"] != first].dropna(subset=["pooled"])
+    return [first] + ([str(rows.sort_values("pooled", ascending=False)["model"].iloc[0])] if len(rows) else [])
+
+
+def _read_histories(train_dir: Path, train_config: dict[str, Any]) -> dict[tuple[str, str], dict[int, pd.DataFrame]]:
+    """First-repeat, first-mask-draw training histories per (model, scenario slug) and fold."""
+    out: dict[tuple[str, str], dict[int, pd.DataFrame]] = {}
+    scenario_list = scenarios(train_config["missing_rates"], MNARSetting.from_config(train_config.get("mnar")))
+    for model_name in train_config["models"]:
+        for scenario in scenario_list:
+            per_fold = {}
+            for fold in range(train_config["folds"]):
+                path = train_dir / model_name / scenario.slug / f"fold{fold}" / "history.tsv"
+                if path.exists():
+                    per_fold[fold] = pd.read_csv(path, sep="\t")
+            if per_fold:
+                out[(model_name, scenario.slug)] = per_fold
+    return out
+
+
+def _overview_panels(models: Sequence[str], missing_rates: Sequence[float]) -> list[tuple[str, str]]:
+    """MoSARe (or the first model run) in the complete scenario and in masked train/test at the highest rate."""
+    model_name = REFERENCE_MODEL if REFERENCE_MODEL in models else models[0]
+    panels = [(model_name, "complete")]
+    if missing_rates:
+        panels.append((model_name, Scenario("masked_train_test", max(missing_rates), 0).slug))
+    return panels

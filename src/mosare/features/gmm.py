@@ -1,0 +1,348 @@
+"""Diagonal-covariance Gaussian mixtures fitted by batched EM in PyTorch (CUDA when present): the estimator.
+
+The local tokens of a slide (its patch features) and of a report (its sentence embeddings) are the C
+component means of such a mixture. ``DiagonalGMM`` feels like
+``sklearn.mixture.GaussianMixture(covariance_type="diag")`` and its ``score`` is the same quantity, but
+it is built for speed (the EM kernels are in ``mosare.features.gmm_em``). This module reads no slide and draws
+nothing, so report encoding imports it as it is; the per-slide stage is ``mosare.features.slide_gmm``.
+
+Rules (the same for every caller):
+
+- Initialisation: greedy k-means++ seeding (scikit-learn's variant, ``2 + log C`` candidates per step)
+  drawn from a CPU generator seeded by ``seed``; every sample is then assigned to its nearest seed and the
+  first M-step runs on those hard assignments. Nothing depends on folds or labels, and the same data with
+  the same seed give a bitwise identical fit on the same device.
+- Convergence: EM stops when the mean log-likelihood lower bound changes by less than ``tol`` (as sklearn)
+  or after ``max_iter`` iterations.
+- Warm start (coarse to fine, ``warm_start_subsample``): EM is first initialised and run to convergence
+  (same ``tol`` and ``max_iter``) on a seeded random subsample of rows, then continues from those
+  parameters on all the data under the same stopping rule; ``n_iter_`` counts the full-data iterations,
+  ``n_iter_subsample_`` the others. "auto" uses max(50 C, 2000) rows when the data have at least 4 times
+  as many, else no warm start; an integer sets the rows; None fits on all the data from the start.
+- Variances are ``E[x²] - mean²`` (clamped at zero against rounding) plus ``reg_covar``, so duplicate
+  points or constant features give components with variance ``reg_covar``, never zero.
+- Fewer distinct samples than components: seeding stops once every sample coincides with a seed, so
+  ``n_components_used_ = min(C, distinct samples)`` components are fitted (components that end EM with
+  less than a thousandth of a sample of responsibility are dropped too). The result is padded back to C by
+  splitting the heaviest component into two identical halves, each with half its weight, until there are
+  C. The padded mixture is the same density, so weights sum to 1, and score, predict and the stored
+  log-likelihood are unchanged.
+- No samples: ``DiagonalGMM.fit`` raises ``ValueError``; ``fit_gmm_tokens`` returns an all-zero token set
+  flagged ``present=False`` (weights all zero) so that an empty slide or report never stops a cohort.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from mosare.core.devices import resolve_device
+from mosare.features.gmm_em import (
+    DTYPES,
+    ArrayLike,
+    as_samples,
+    centred_and_squared,
+    expectation_maximisation,
+    initial_parameters,
+    mixture_log_responsibilities,
+)
+
+logger = logging.getLogger(__name__)
+
+# Components whose total responsibility ends below this many samples are treated as dead.
+DEAD_COMPONENT_SAMPLES = 1e-3
+# "auto" warm start: EM first runs on max(this many rows per component, WARM_START_MIN_ROWS) rows, when the
+# data have at least WARM_START_MIN_RATIO times as many.
+WARM_START_ROWS_PER_COMPONENT = 50
+WARM_START_MIN_ROWS = 2000
+WARM_START_MIN_RATIO = 4
+
+
+def pad_components(
+    weights: np.ndarray, means: np.ndarray, variances: np.ndarray, n_components: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pad a mixture to ``n_components`` by repeatedly halving its heaviest component into two copies.
+
+    The density is unchanged and weights still sum to 1; appended copies follow the fitted components.
+    """
+    weights, means, variances = list(weights), list(means), list(variances)
+    while len(weights) < n_components:
+        heaviest = int(np.argmax(weights))
+        weights[heaviest] = weights[heaviest] / 2
+        weights.append(weights[heaviest])
+        means.append(means[heaviest])
+        variances.append(variances[heaviest])
+    return np.asarray(weights), np.stack(means), np.stack(variances)
+
+
+def _identical_components(means: np.ndarray, variances: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sets of identical components: the first index of each set, and each component's set number."""
+    _, first, group = np.unique(
+        np.concatenate([means, variances], axis=1), axis=0, return_index=True, return_inverse=True
+    )
+    return first, group.ravel()
+
+
+def padding_sources(means: np.ndarray, variances: np.ndarray) -> np.ndarray:
+    """For each component, the index of the first component it is identical to (itself when unique)."""
+    first, group = _identical_components(means, variances)
+    return first[group]
+
+
+def predict_components(
+    X: ArrayLike, weights: np.ndarray, means: np.ndarray, variances: np.ndarray, **scoring: Any
+) -> np.ndarray:
+    """Most likely component of each sample; padding copies never win over the component they copy.
+
+    Identical components are merged (weights summed) before the argmax, so rounding cannot split a
+    component's samples between it and its copies; each sample gets the first of a set of copies.
+    ``scoring``: ``dtype`` and ``device``, as for :func:`mixture_log_responsibilities`.
+    """
+    weights = np.asarray(weights)
+    first, group = _identical_components(means, variances)
+    merged_weights = np.bincount(group, weights=weights, minlength=len(first))
+    _, log_resp = mixture_log_responsibilities(
+        X, merged_weights, np.asarray(means)[first], np.asarray(variances)[first], **scoring
+    )
+    return first[log_resp.argmax(1).cpu().numpy()]
+
+
+class DiagonalGMM:
+    """Diagonal-covariance Gaussian mixture fitted by EM; see the module docstring for the rules.
+
+    Fitted attributes (numpy, C = ``n_components`` rows even when fewer were fitted): ``weights_`` (C,),
+    ``means_`` (C, D), ``variances_`` (C, D), ``converged_``, ``n_iter_``, ``lower_bound_`` (mean
+    log-likelihood at the last E-step, as sklearn), ``n_components_used_`` (components fitted before padding),
+    ``n_iter_subsample_`` (warm-start iterations on the subsample, 0 without one).
+    ``dtype`` "float64" trades speed for exactness.
+    """
+
+    def __init__(
+        self,
+        n_components: int = 16,
+        max_iter: int = 100,
+        tol: float = 1e-3,
+        reg_covar: float = 1e-6,
+        seed: int = 0,
+        device: str | torch.device | None = None,
+        dtype: str = "float32",
+        warm_start_subsample: int | Literal["auto"] | None = "auto",
+    ) -> None:
+        if n_components < 1:
+            raise ValueError(f"n_components must be >= 1, got {n_components}")
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+        if not (
+            warm_start_subsample in (None, "auto")
+            or (isinstance(warm_start_subsample, int) and warm_start_subsample >= n_components)
+        ):
+            raise ValueError(
+                f"warm_start_subsample must be 'auto', None or a number of rows >= n_components, "
+                f"got {warm_start_subsample!r}"
+            )
+        self.n_components = n_components
+        self.max_iter = max_iter
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.seed = seed
+        self.device = device
+        self.dtype = dtype
+        self.warm_start_subsample = warm_start_subsample
+
+    def warm_start_rows(self, n_samples: int) -> int | None:
+        """Rows of the seeded subsample EM first runs on, or None when EM runs on all ``n_samples`` only."""
+        if self.warm_start_subsample is None:
+            return None
+        if self.warm_start_subsample == "auto":
+            rows = max(WARM_START_ROWS_PER_COMPONENT * self.n_components, WARM_START_MIN_ROWS)
+            return rows if n_samples >= WARM_START_MIN_RATIO * rows else None
+        return self.warm_start_subsample if self.warm_start_subsample < n_samples else None
+
+    def fit(self, X: ArrayLike) -> DiagonalGMM:
+        device = resolve_device(self.device)
+        X, shift = as_samples(X, DTYPES[self.dtype], device)
+        if X.shape[0] == 0:
+            raise ValueError("cannot fit a Gaussian mixture to 0 samples")
+        # Centring on the column means (exact for Gaussians) keeps float32's expansion of the quadratic form accurate.
+        Z = centred_and_squared(X, shift)
+        del X
+
+        generator = torch.Generator().manual_seed(self.seed)
+        subsample_rows = self.warm_start_rows(Z.shape[0])
+        self.n_iter_subsample_ = 0
+        if subsample_rows is None:
+            parameters = initial_parameters(Z, self.n_components, self.reg_covar, generator)
+        else:
+            rows = torch.randperm(Z.shape[0], generator=generator)[:subsample_rows].sort().values
+            subsample = Z[rows.to(device)]
+            parameters = initial_parameters(subsample, self.n_components, self.reg_covar, generator)
+            parameters, _, self.n_iter_subsample_, _ = expectation_maximisation(
+                subsample, parameters, self.max_iter, self.tol, self.reg_covar
+            )
+            del subsample
+        (weights, means, variances), lower_bound, n_iter, converged = expectation_maximisation(
+            Z, parameters, self.max_iter, self.tol, self.reg_covar
+        )
+
+        alive = weights * Z.shape[0] >= DEAD_COMPONENT_SAMPLES
+        weights = weights[alive] / weights[alive].sum()
+        self.n_components_used_ = int(alive.sum())
+        self.weights_, self.means_, self.variances_ = pad_components(
+            weights.cpu().numpy(), (means[alive] + shift).cpu().numpy(), variances[alive].cpu().numpy(),
+            self.n_components,
+        )
+        self.converged_, self.n_iter_, self.lower_bound_ = converged, n_iter, lower_bound
+        if not converged:
+            logger.warning("GMM did not converge in %d iterations (tol %g)", self.max_iter, self.tol)
+        return self
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "weights_"):
+            raise RuntimeError("this DiagonalGMM is not fitted yet; call fit(X) first")
+
+    def _score_samples_and_log_resp(self, X: ArrayLike) -> tuple[torch.Tensor, torch.Tensor]:
+        self._check_fitted()
+        return mixture_log_responsibilities(
+            X, self.weights_, self.means_, self.variances_, dtype=self.dtype, device=self.device
+        )
+
+    def score_samples(self, X: ArrayLike) -> np.ndarray:
+        """Log-likelihood of each sample, (N,)."""
+        return self._score_samples_and_log_resp(X)[0].cpu().numpy()
+
+    def score(self, X: ArrayLike) -> float:
+        """Mean log-likelihood per sample (the quantity ``GaussianMixture.score`` returns)."""
+        return float(self._score_samples_and_log_resp(X)[0].double().mean())
+
+    def predict_proba(self, X: ArrayLike) -> np.ndarray:
+        return torch.exp(self._score_samples_and_log_resp(X)[1]).cpu().numpy()
+
+    def predict(self, X: ArrayLike) -> np.ndarray:
+        """Most likely component of each sample (padding copies never win over the fitted component)."""
+        self._check_fitted()
+        return predict_components(
+            X, self.weights_, self.means_, self.variances_, dtype=self.dtype, device=self.device
+        )
+
+    def n_parameters(self) -> int:
+        """Free parameters of the fitted (unpadded) mixture: means, variances and C-1 weights."""
+        self._check_fitted()
+        return self.n_components_used_ * 2 * self.means_.shape[1] + self.n_components_used_ - 1
+
+    def bic(self, X: ArrayLike) -> float:
+        """Bayesian information criterion on ``X`` (lower is better), as ``GaussianMixture.bic``."""
+        n_samples = len(X)
+        return -2.0 * self.score(X) * n_samples + self.n_parameters() * math.log(n_samples)
+
+
+def _fit_by_bic(
+    X: ArrayLike, max_components: int, **estimator_kwargs: Any
+) -> tuple[DiagonalGMM, dict[int, float]]:
+    n_samples = len(X)
+    if n_samples == 0:
+        raise ValueError("cannot select the number of components for 0 samples")
+    best: DiagonalGMM | None = None
+    bics: dict[int, float] = {}
+    for n_components in range(1, min(max_components, n_samples) + 1):
+        model = DiagonalGMM(n_components, **estimator_kwargs).fit(X)
+        bics[n_components] = model.bic(X)
+        # Strictly lower only: ties keep the smaller mixture.
+        if best is None or bics[n_components] < bics[best.n_components]:
+            best = model
+    assert best is not None
+    logger.info("BIC by number of components: %s -> %d", {c: round(b, 1) for c, b in bics.items()}, best.n_components)
+    return best, bics
+
+
+def select_components_by_bic(X: ArrayLike, max_components: int, **estimator_kwargs: Any) -> int:
+    """The C in 1..min(max_components, N) whose fitted mixture has the lowest BIC (ties: the smaller C).
+
+    ``estimator_kwargs``: the :class:`DiagonalGMM` settings other than ``n_components``.
+    """
+    model, _ = _fit_by_bic(X, max_components, **estimator_kwargs)
+    return model.n_components
+
+
+@dataclasses.dataclass(frozen=True)
+class GMMResult:
+    """A fixed-size token set: always ``n_components`` rows, float32.
+
+    ``present`` is False only for an empty input (all-zero arrays, ``log_likelihood`` None);
+    ``n_components_used`` is how many components were fitted before padding; ``n_fit_samples`` how many of the
+    ``n_samples`` rows EM ran on (fewer only with ``max_samples``); ``log_likelihood`` is over all ``n_samples``.
+    """
+
+    weights: np.ndarray
+    means: np.ndarray
+    variances: np.ndarray
+    log_likelihood: float | None
+    n_iter: int
+    converged: bool
+    n_components_used: int
+    n_samples: int
+    present: bool
+    n_fit_samples: int
+
+    def predict(self, X: ArrayLike, device: str | torch.device | None = None) -> np.ndarray:
+        """Most likely component of each row of ``X``."""
+        if not self.present:
+            raise ValueError("an empty token set (present=False) has no components to assign samples to")
+        return predict_components(X, self.weights, self.means, self.variances, device=device)
+
+
+def fit_gmm_tokens(
+    X: ArrayLike, config: Mapping[str, Any], *, device: str | torch.device | None = None
+) -> GMMResult:
+    """Fit the configured mixture to ``X`` (N, D) and return ``config["components"]`` tokens.
+
+    ``config`` is the validated ``gmm`` config section (components, max_iter, tol, reg_covar,
+    select_by_bic, seed, max_samples). With ``select_by_bic`` the number of fitted components is chosen by BIC up
+    to ``components`` and the tokens are padded back to ``components``. With ``max_samples`` (None: all rows)
+    EM runs on at most that many rows drawn without replacement by ``seed``; the log-likelihood is still the mean
+    over all rows. N = 0 gives ``present=False``.
+    """
+    n_components = int(config["components"])
+    n_samples, dim = int(X.shape[0]), int(X.shape[1])
+    if n_samples == 0:
+        zeros = np.zeros((n_components, dim), dtype=np.float32)
+        return GMMResult(
+            weights=np.zeros(n_components, dtype=np.float32), means=zeros, variances=zeros.copy(),
+            log_likelihood=None, n_iter=0, converged=False, n_components_used=0, n_samples=0, present=False,
+            n_fit_samples=0,
+        )
+    estimator_kwargs = dict(
+        max_iter=int(config["max_iter"]), tol=float(config["tol"]), reg_covar=float(config["reg_covar"]),
+        seed=int(config["seed"]), device=device,
+    )
+    X_fit = _fit_rows(X, config["max_samples"], int(config["seed"]))
+    if config["select_by_bic"]:
+        model, _ = _fit_by_bic(X_fit, n_components, **estimator_kwargs)
+    else:
+        model = DiagonalGMM(n_components, **estimator_kwargs).fit(X_fit)
+    weights, means, variances = pad_components(model.weights_, model.means_, model.variances_, n_components)
+    return GMMResult(
+        weights=weights.astype(np.float32),
+        means=means.astype(np.float32),
+        variances=variances.astype(np.float32),
+        log_likelihood=model.score(X),
+        n_iter=model.n_iter_,
+        converged=model.converged_,
+        n_components_used=model.n_components_used_,
+        n_samples=n_samples,
+        present=True,
+        n_fit_samples=len(X_fit),
+    )
+
+
+def _fit_rows(X: ArrayLike, max_samples: int | None, seed: int) -> ArrayLike:
+    """``X``, or at most ``max_samples`` of its rows drawn without replacement by ``seed`` (kept in their order)."""
+    if max_samples is None or len(X) <= max_samples:
+        return X
+    rows = np.sort(np.random.default_rng(seed).choice(len(X), size=max_samples, replace=False))
+    return X[torch.from_numpy(rows)] if isinstance(X, torch.Tensor) else X[rows]

@@ -1,0 +1,1 @@
+"""Model plugins: each module registers trainable models with ``mosare.model.specs.register_model``."""

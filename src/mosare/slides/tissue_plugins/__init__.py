@@ -1,0 +1,1 @@
+"""Tissue detector plugins: each module registers one ``TissueDetector`` (``mosare.slides.tissue``)."""

@@ -1,0 +1,476 @@
+"""Honest cross-validation of MoSARe and its baselines under missing-modality scenarios: the training stage.
+
+Protocol (see docs/architecture.md, "Training"):
+
+- Patient-level stratified k-fold (``StratifiedGroupKFold``, groups = patients), repeated ``train.repeats`` times
+  with new fold seeds (repeat 0 uses ``train.seed`` itself); the same folds for every model and scenario. Inside
+  each training fold a stratified validation split picks the epoch (best validation AUC, ties to the lower
+  validation cross-entropy; early stopping with ``patience``). The test fold is predicted once, by that checkpoint.
+- Every statistic fitted on data (z-scores of every input, the RNA genes kept) comes from the training part of the
+  fold only (the training fold minus its validation split).
+- Scenarios and masks: :mod:`mosare.evaluation.scenarios`. In a masked scenario, ``train.mask_repeats`` mask draws each train
+  a model; their test probabilities are averaged. Scenarios whose training side sees the same masks (masked train /
+  complete test and masked train / masked test at one rate) share that model: it is trained once and tested in each.
+- Patients really lacking a modality (``cohort.tsv`` flags) have it masked in every scenario, "complete" included.
+- A single-modality baseline (ABMIL, RNA MLP, report MLP) cannot see a patient whose modality is absent: it is trained
+  on the patients that have it and predicts the training fold's class prior for the others, so every model is
+  evaluated on exactly the same patients.
+- A modality no patient of the cohort has is absent everywhere: the baseline that reads only it is not run, the
+  fusion models have no encoder for it (``ModelDims`` size 0). When no patient has two modalities the masked
+  scenarios are not run.
+- A single-modality baseline whose training part of a fold shows its modality for no patient is not trained there:
+  that fold's metrics are NaN, left out of mean and std, and no per-fold outputs are written.
+- Patches: training samples ``patches_per_step`` patches with replacement per patient and step; evaluation uses a
+  fixed seeded subset of at most ``patches_per_step`` patches per patient.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import dataclasses
+import functools
+import logging
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from mosare.core.atomic_files import atomic_file
+from mosare.cohort.data import CohortData, CohortInputs
+from mosare.core.devices import resolve_device
+from mosare.evaluation.results import ResultTables, evaluation_tables, write_results
+from mosare.training.fold_inputs import eval_patch_rows, fit_normalisation, fold_tensors
+from mosare.evaluation.metrics import METRICS, classification_metrics
+from mosare.core.modalities import MODALITIES
+from mosare.model.specs import single_modality_models
+from mosare.core.resources import usable_cores
+from mosare.evaluation.scenarios import (
+    MODALITY_TITLES,
+    MNARSetting,
+    Scenario,
+    plan_evaluation,
+    scenario_presence,
+    training_groups,
+)
+from mosare.evaluation.splits import check_cohort_splits, derived_seed, fold_validation_split, repeat_seed
+from mosare.training.loop import predict_probabilities, train_model
+
+log = logging.getLogger(__name__)
+
+ModelFactory = Callable[[str, Any, int, dict[str, Any]], torch.nn.Module]
+
+
+def make_deterministic(device: torch.device) -> None:
+    """Deterministic CUDA kernels where torch has them (warns, never fails, where it has none).
+
+    The CPU kernels used here are deterministic already, and the switch costs seconds of imports, so CPU skips it.
+    """
+    if device.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def model_dims(data: CohortData, train_config: dict[str, Any]) -> Any:
+    """The model package's ``ModelDims`` for this cohort's inputs; size 0 for a modality no patient has. The RNA
+    width is the number of genes each fold keeps (``rna_top_genes``, at most the genes stored)."""
+    from mosare.model.factory import ModelDims
+
+    from mosare.core.config_schema import schema_defaults
+
+    hidden = train_config.get("hidden", schema_defaults("train")["hidden"])
+    in_cohort = data.available.any(axis=0)
+    top_genes = train_config.get("rna_top_genes")
+    stored_genes = data.rna.shape[1]
+    return ModelDims(
+        wsi_dim=data.patches.shape[1],
+        rna_genes=(min(top_genes, stored_genes) if top_genes else stored_genes) if in_cohort[1] else 0,
+        text_dim=data.text_global.shape[1] if in_cohort[2] else 0,
+        local_tokens=data.wsi_local.shape[1],
+        hidden=hidden,
+    )
+
+
+def _write_tsv(frame: pd.DataFrame, path: Path) -> None:
+    with atomic_file(path) as tmp:
+        frame.to_csv(tmp, sep="\t", index=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunContext:
+    """What every (repeat, fold, scenario) unit shares besides the cohort data (picklable for worker processes)."""
+
+    folds: np.ndarray  # (repeats, N) test fold of every patient in each repeat
+    train_config: dict[str, Any]
+    cohort: str
+    train_dir: Path
+    device: str
+    build: ModelFactory
+    dims: Any
+
+    def repeat_config(self, repeat: int) -> dict[str, Any]:
+        """The train section as repeat ``repeat`` sees it: its own seed, from which folds, splits and masks derive."""
+        return {**self.train_config, "seed": repeat_seed(self.train_config["seed"], repeat)}
+
+    def unit_dir(self, model_name: str, scenario: Scenario, repeat: int, fold: int) -> Path:
+        """``train/{model}/{scenario}/fold{k}``, with ``repeat{r}/`` before ``fold{k}`` for repeats after the first."""
+        base = self.train_dir / model_name / scenario.slug
+        return base / f"fold{fold}" if repeat == 0 else base / f"repeat{repeat}" / f"fold{fold}"
+
+
+def fold_parts(
+    data: CohortData, context: RunContext, repeat: int, fold: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(fit, validation, test) patient indices of a fold of a repeat."""
+    folds = context.folds[repeat]
+    fit_index, val_index = fold_validation_split(folds, fold, data.labels, context.repeat_config(repeat))
+    return fit_index, val_index, np.flatnonzero(folds == fold)
+
+
+def _draw_file(name: str, draw: int) -> str:
+    """``history.tsv`` for the first mask draw, ``history-draw{d}.tsv`` for the others."""
+    stem, suffix = name.rsplit(".", 1)
+    return name if draw == 0 else f"{stem}-draw{draw}.{suffix}"
+
+
+def run_unit(
+    data: CohortData,
+    context: RunContext,
+    repeat: int,
+    fold: int,
+    group: Sequence[Scenario],
+    progress: bool = True,
+) -> dict[Scenario, tuple[list[dict[str, Any]], list[pd.DataFrame]]]:
+    """Train every model once per mask draw for a group of scenarios that share their training side
+    (:func:`~mosare.evaluation.scenarios.training_groups`) in one fold of one repeat, test it in each scenario of the group, and
+    write the per-fold outputs of each.
+
+    Returns, per scenario, the metric rows and the test predictions (with key columns). Everything random is seeded
+    from (repeat seed, fold[, draw]), so a unit gives the same result in any process and in any order, and the same as
+    training each scenario of the group on its own.
+    """
+    config = context.repeat_config(repeat)
+    seed = config["seed"]
+    device = torch.device(context.device)
+    folds = context.folds[repeat]
+    fit_index, val_index, test_index = fold_parts(data, context, repeat, fold)
+    tensors = fold_tensors(
+        data,
+        fit_normalisation(data, fit_index, config.get("rna_top_genes")),
+        eval_patch_rows(data, config["patches_per_step"], seed),
+    )
+    training_rows = folds != fold
+    training_labels = data.labels[training_rows]
+    prior = np.bincount(training_labels, minlength=len(data.classes)) / len(training_labels)
+    presence = scenario_presence(data.available, data.labels, folds, fold, group, seed, config.get("mask_repeats", 1))
+    draws = presence[group[0]]  # what the training side sees, the same in every scenario of the group
+    for scenario in group[1:]:
+        if not all(np.array_equal(a[training_rows], b[training_rows]) for a, b in zip(draws, presence[scenario], strict=True)):
+            raise ValueError(f"{scenario.slug} and {group[0].slug} hide different training modalities; they cannot share a model")
+    scenario_keys = {
+        scenario: {
+            "cohort": context.cohort,
+            "scenario": scenario.name,
+            "train_missing_rate": scenario.train_rate,
+            "test_missing_rate": scenario.test_rate,
+        }
+        for scenario in group
+    }
+    results: dict[Scenario, tuple[list[dict[str, Any]], list[pd.DataFrame]]] = {scenario: ([], []) for scenario in group}
+    slugs = "+".join(scenario.slug for scenario in group)
+    for model_name in tqdm(config["models"], desc=f"repeat {repeat}, fold {fold}, {slugs}", disable=not progress):
+        required = single_modality_models().get(model_name)
+        row_keys = {
+            scenario: {**keys, "model": model_name, "repeat": repeat, "fold": fold} for scenario, keys in scenario_keys.items()
+        }
+        if required is not None and not any(shown[fit_index, required].any() for shown in draws):
+            log.warning(
+                "%s: %s, repeat %d, fold %d, %s: no training patient shows %s; not trained, fold left out of its metrics",
+                context.cohort, model_name, repeat, fold, slugs, MODALITY_TITLES[required],
+            )  # fmt: skip
+            for scenario in group:
+                results[scenario][0].append({**row_keys[scenario], **dict.fromkeys(METRICS, float("nan"))})
+            continue
+        per_draw: dict[Scenario, list[np.ndarray]] = {scenario: [] for scenario in group}
+        for draw, shown_array in enumerate(draws):
+            # A model starts from the same weights in every scenario and mask draw of a fold.
+            torch.manual_seed(derived_seed(seed, fold, 2))
+            model = context.build(model_name, context.dims, len(data.classes), config)
+            train_seed = derived_seed(seed, fold, 3) if draw == 0 else derived_seed(seed, fold, 3, draw)
+            result = train_model(
+                model, tensors, fit_index, val_index, torch.from_numpy(shown_array), config, device, train_seed, prior, required
+            )
+            for scenario in group:
+                shown = torch.from_numpy(presence[scenario][draw])
+                per_draw[scenario].append(
+                    predict_probabilities(model, tensors, test_index, shown, config["batch_size"], device, prior, required)
+                )
+                unit_dir = context.unit_dir(model_name, scenario, repeat, fold)
+                _write_tsv(result.history, unit_dir / _draw_file("history.tsv", draw))
+                with atomic_file(unit_dir / _draw_file("checkpoint.pt", draw)) as tmp:
+                    torch.save(result.state_dict, tmp)
+        for scenario in group:
+            probabilities = np.mean(per_draw[scenario], axis=0)
+            results[scenario][0].append({**row_keys[scenario], **classification_metrics(data.labels[test_index], probabilities)})
+            frame = pd.DataFrame(
+                {"patient_id": data.patient_ids[test_index], "label": np.array(data.classes)[data.labels[test_index]]}
+            )
+            for k, name in enumerate(data.classes):
+                frame[f"prob_{name}"] = probabilities[:, k]
+            _write_tsv(frame, context.unit_dir(model_name, scenario, repeat, fold) / "predictions.tsv")
+            results[scenario][1].append(frame.assign(**row_keys[scenario]))
+    return results
+
+
+def realised_rates_table(data: CohortData, context: RunContext, scenario_list: list[Scenario]) -> pd.DataFrame:
+    """Per scenario, the share of (patient, modality) pairs that really exist and were hidden, on the training side
+    (fit + validation) and the test side, pooled over repeats, folds and mask draws."""
+    rows = []
+    for scenario in scenario_list:
+        hidden = {side: np.zeros(3) for side in ("train", "test")}
+        having = {side: np.zeros(3) for side in ("train", "test")}
+        for repeat, folds in enumerate(context.folds):
+            config = context.repeat_config(repeat)
+            for fold in range(config["folds"]):
+                draws = scenario_presence(
+                    data.available, data.labels, folds, fold, [scenario], config["seed"], config.get("mask_repeats", 1)
+                )[scenario]
+                for shown in draws:
+                    for side, rows_of_side in (("train", folds != fold), ("test", folds == fold)):
+                        available = data.available[rows_of_side]
+                        having[side] += available.sum(axis=0)
+                        hidden[side] += (available & ~shown[rows_of_side]).sum(axis=0)
+        row = {"scenario": scenario.name, "train_missing_rate": scenario.train_rate, "test_missing_rate": scenario.test_rate}
+        for side in ("train", "test"):
+            with np.errstate(invalid="ignore", divide="ignore"):
+                rates = np.where(having[side] > 0, hidden[side] / np.maximum(having[side], 1), np.nan)
+            for modality, rate in zip(MODALITIES, rates):
+                row[f"realised_{side}_missing_{modality}"] = float(rate)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+class CrossValidation(NamedTuple):
+    splits: pd.DataFrame  # patient_id, label, fold[, fold_repeat{r}]
+    fold_metrics: pd.DataFrame  # keys, repeat, fold, one column per metric
+    predictions: pd.DataFrame  # keys, repeat, fold, patient_id, label, prob_<class>...
+    realised_rates: pd.DataFrame  # per scenario: realised_{train,test}_missing_{wsi,rna,text}
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _start_worker(data: CohortData) -> None:
+    torch.set_num_threads(1)  # one process per core beats intra-op threads on these small models
+    _WORKER["data"] = data
+
+
+def _call_in_worker(task: Callable[..., Any], *args: Any) -> Any:
+    return task(_WORKER["data"], *args)
+
+
+@contextlib.contextmanager
+def cohort_workers(data: CohortData, workers: int, device: torch.device) -> Iterator[Executor | None]:
+    """``workers`` single-threaded processes that hold ``data`` (sent once, at their start), or None where tasks run
+    in this process: on a GPU or with one worker. Pass the result to :func:`submit`."""
+    if workers > 1 and device.type == "cpu":
+        with concurrent.futures.ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_worker,
+            initargs=(data,),
+        ) as pool:
+            yield pool
+    else:
+        yield None
+
+
+def submit(pool: Executor | None, data: CohortData, task: Callable[..., Any], *args: Any) -> concurrent.futures.Future:
+    """``task(data, *args)`` in ``pool`` (``task`` and ``args`` picklable), or here and now without one; a future
+    either way. Tasks are seeded by their arguments, so the result does not depend on where or in which order it runs."""
+    if pool is not None:
+        return pool.submit(_call_in_worker, task, *args)
+    done: concurrent.futures.Future = concurrent.futures.Future()
+    done.set_result(task(data, *args))
+    return done
+
+
+def splits_table(data: CohortData, folds: np.ndarray) -> pd.DataFrame:
+    """patient_id, label, fold (repeat 0), then ``fold_repeat{r}`` for the later repeats."""
+    table = pd.DataFrame({"patient_id": data.patient_ids, "label": np.array(data.classes)[data.labels], "fold": folds[0]})
+    for repeat in range(1, len(folds)):
+        table[f"fold_repeat{repeat}"] = folds[repeat]
+    return table
+
+
+def cross_validate(
+    data: CohortData,
+    train_config: dict[str, Any],
+    cohort: str,
+    train_dir: str | Path,
+    device: torch.device | None = None,
+    build: ModelFactory | None = None,
+    dims: Any = None,
+    workers: int = 1,
+    pool: Executor | None = None,
+) -> CrossValidation:
+    """Every model x scenario x repeat x fold: splits, per-fold metrics, test predictions, realised missing rates.
+
+    Per-fold outputs go to ``train_dir/{model}/{scenario}/fold{k}/`` (``repeat{r}/fold{k}`` for later repeats):
+    ``predictions.tsv`` (averaged over mask draws), and per mask draw ``history.tsv`` and ``checkpoint.pt`` (draws
+    after the first: ``history-draw{d}.tsv``, ``checkpoint-draw{d}.pt``). ``build`` and ``dims`` default to
+    ``mosare.model.build_model`` and the cohort's ``ModelDims``. With ``workers`` > 1 on the CPU, units run in that
+    many single-threaded processes (``build`` must then be picklable), or in ``pool`` (:func:`cohort_workers` of the
+    same ``data``) where one is given; results do not depend on the number of workers. Models and scenarios the cohort cannot run (:func:`plan_evaluation`) are skipped with a log line.
+    """
+    if build is None:
+        from mosare.model.factory import build_model as build
+    device = device or resolve_device()
+    make_deterministic(device)
+    plan = plan_evaluation(
+        data.available, train_config["models"], train_config["missing_rates"], MNARSetting.from_config(train_config.get("mnar"))
+    )
+    for name, reason in plan.skipped.items():
+        log.warning("%s: %s skipped: %s", cohort, name, reason)
+    if not plan.models:
+        raise ValueError(
+            f"{cohort}: none of train.models {list(train_config['models'])} can run on this cohort "
+            f"({'; '.join(f'{m} {r}' for m, r in plan.skipped.items())}); add abmil or a fusion model to train.models"
+        )
+    repeats = train_config.get("repeats", 1)
+    folds = np.stack(
+        [
+            check_cohort_splits(
+                cohort, data.patient_ids, data.labels, {**train_config, "seed": repeat_seed(train_config["seed"], r)}
+            )
+            for r in range(repeats)
+        ]
+    )
+    context = RunContext(
+        folds=folds,
+        train_config={**train_config, "models": plan.models},  # the models this cohort can run
+        cohort=cohort,
+        train_dir=Path(train_dir),
+        device=str(device),
+        build=build,
+        dims=dims if dims is not None else model_dims(data, train_config),
+    )
+    units = [
+        (repeat, fold, group)
+        for repeat in range(repeats)
+        for fold in range(train_config["folds"])
+        for group in training_groups(plan.scenarios)
+    ]
+    with contextlib.ExitStack() as stack:
+        if pool is None:
+            pool = stack.enter_context(cohort_workers(data, min(workers, len(units)), device))
+        unit_task = functools.partial(run_unit, progress=pool is None)
+        futures = [submit(pool, data, unit_task, context, *unit) for unit in units]
+        for _ in tqdm(
+            concurrent.futures.as_completed(futures), total=len(futures), desc="repeat x fold x training group", disable=pool is None
+        ):
+            pass
+        by_unit = {(repeat, fold): {} for repeat, fold, _ in units}
+        for (repeat, fold, _), future in zip(units, futures, strict=True):
+            by_unit[repeat, fold].update(future.result())
+    # Rows in (repeat, fold, scenario, model) order, as the scenarios are listed.
+    results = [by_unit[unit][scenario] for unit in by_unit for scenario in plan.scenarios]
+    metric_rows = [row for rows, _ in results for row in rows]
+    predictions = [frame for _, frames in results for frame in frames]
+    return CrossValidation(
+        splits_table(data, folds),
+        pd.DataFrame(metric_rows),
+        pd.concat(predictions, ignore_index=True),
+        realised_rates_table(data, context, plan.scenarios),
+    )
+
+
+def train_and_evaluate(
+    cohort: str,
+    classes: list[str],
+    train_config: dict[str, Any],
+    inputs: CohortInputs,
+    outputs: dict[str, str | Path],
+    threads: int,
+    rna_top_genes: int | None = None,
+    slide_qc_table: str | Path | None = None,
+) -> ResultTables:
+    """The whole training stage of one cohort: load the stores, cross-validate every model in every scenario,
+    write the tables and figures. ``outputs``:
+    splits, metrics, summary, comparisons, train_dir, roc, training_curves, comparisons_plot, calibration and, to
+    train and save the final models on the whole cohort (:mod:`mosare.training.final_models`), models.
+    ``rna_top_genes``: the config's ``rna.top_genes``, chosen inside each fold's training part. ``slide_qc_table``:
+    the slide_qc.tsv whose flagged slides ``qc.exclude_flagged`` left out (None when it is off), counted in
+    metrics.md. With several CPU cores, the cross-validation units and the final models share one pool of
+    single-threaded worker processes."""
+    from mosare.training.final_models import InputFacts, train_final_model, write_final_models
+    from mosare.model.factory import build_model
+
+    data = inputs.load(classes)
+    train_config = {**train_config, "rna_top_genes": rna_top_genes}
+    device = resolve_device()
+    cores = usable_cores(threads)
+    plan = plan_evaluation(
+        data.available, train_config["models"], train_config["missing_rates"], MNARSetting.from_config(train_config.get("mnar"))
+    )
+    log.info(
+        "%s: %d patients (%d with WSI, %d RNA, %d report), %d models x %d scenarios x %d folds x %d repeats on %s, "
+        "%d worker(s)",
+        cohort, data.n_patients, *data.available.sum(axis=0), len(plan.models), len(plan.scenarios),
+        train_config["folds"], train_config.get("repeats", 1), device, cores,
+    )  # fmt: skip
+    torch.set_num_threads(cores)
+    dims = model_dims(data, train_config)
+    final_config = {**train_config, "models": plan.models}
+    with cohort_workers(data, cores, device) as pool:
+        # In the same pool as the units (first in its queue), not one after another in this process afterwards.
+        final_models = (
+            {name: submit(pool, data, train_final_model, name, final_config, build_model, dims, device) for name in plan.models}
+            if "models" in outputs
+            else {}
+        )
+        run = cross_validate(data, train_config, cohort, outputs["train_dir"], device, dims=dims, pool=pool)
+        tables = evaluation_tables(run.fold_metrics, run.predictions, train_config, classes, run.realised_rates)
+        write_results(
+            run.splits, tables, run.predictions, train_config, outputs["train_dir"], outputs,
+            excluded=data.excluded, skipped=plan.skipped, report_notes=report_encoding_note(inputs.text),
+            slide_qc_table=slide_qc_table,
+        )  # fmt: skip
+        if final_models:
+            log.info("%s: saving the final models, trained on all %d patients", cohort, data.n_patients)
+            write_final_models(
+                data, final_config, cohort, outputs["models"],
+                InputFacts.read(data, inputs.features_dir, inputs.text, inputs.rna), tables.metrics, tables.comparisons,
+                rna_gene_ids(inputs.rna), dims, {name: future.result() for name, future in final_models.items()},
+            )  # fmt: skip
+    return tables
+
+
+def rna_gene_ids(rna_store: str | Path) -> list[str]:
+    """The gene ids of an RNA store, in column order."""
+    from mosare.core.stores import open_store
+
+    return [str(gene) for gene in open_store(rna_store)["gene_ids"][...].tolist()]
+
+
+def report_encoding_note(text_store: str | Path) -> str:
+    """One line for metrics.md saying which parts of the reports were encoded (from the text store's attributes)."""
+    from mosare.core.stores import open_store
+
+    attrs = dict(open_store(text_store).attrs)
+    if not attrs.get("dim") or not np.asarray(open_store(text_store)["present"][...]).any():
+        return "Reports: none in this cohort."
+    dropped = attrs.get("drop_sections") or []
+    sections = f"every section except {', '.join(dropped)}" if dropped else "every section"
+    return (
+        f"Reports encoded: {sections}; every diagnostic phrase matching one of the {len(attrs.get('leak_patterns', []))} "
+        f"subtype patterns replaced by {attrs.get('subtype_token', '[subtype]')} (`text.drop_sections`, "
+        "`report_leak_patterns`)."
+    )
