@@ -13,6 +13,7 @@ from synthetic_slides import write_slide, tissue_image
 
 import mosare
 from mosare.deploy.attention import AttentionError, cohort_attention, write_cohort_attention
+from mosare.reporting.plots.attention import draw_cohort_attention
 from mosare.cohort.table import CohortTable
 from mosare.training.final_models import FinalModelFacts, InputFacts, ModelMismatchError, load_final_model, save_final_model
 from mosare.training.fold_inputs import Normalisation
@@ -85,6 +86,7 @@ def cohort(tmp_path_factory):
     slides = write_cohort_attention(
         root / "models", root / "cohort.tsv", root / "features", root / "patches", outputs, CLASSES, "mosare"
     )
+    draw_cohort_attention(slides, root / "patches", outputs["heatmaps"], outputs["montages"])
     return root, outputs, {slide.slide_id: slide for slide in slides}
 
 
@@ -246,9 +248,10 @@ def test_drawing_processes_write_the_same_pictures_to_the_same_slides(cohort, tm
     table = CohortTable(("P0",), ("A",), (PATIENTS["P0"],), np.array([[True, False, False]]))
     table.write(tmp_path / "cohort.tsv")
     parallel = {name: tmp_path / name for name in ("attention", "heatmaps", "montages")}
-    write_cohort_attention(
-        root / "models", tmp_path / "cohort.tsv", root / "features", root / "patches", parallel, CLASSES, "mosare", workers=2
+    slides = write_cohort_attention(
+        root / "models", tmp_path / "cohort.tsv", root / "features", root / "patches", parallel, CLASSES, "mosare"
     )
+    draw_cohort_attention(slides, root / "patches", parallel["heatmaps"], parallel["montages"], workers=2)
     for name in ("heatmaps", "montages"):
         for slide_id in PATIENTS["P0"]:
             assert (parallel[name] / f"{slide_id}.png").read_bytes() == (outputs[name] / f"{slide_id}.png").read_bytes()

@@ -4,14 +4,13 @@ src/mosare/reporting/figure_plugins/: tests/test_extending.py follows docs/exten
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
-from workflow_runs import COHORT, make_workdir, planned_jobs, snakemake, snapshot_workflow, tiny_demo_config
+from workflow_runs import COHORT, planned_jobs, snakemake
 from workflow_runs import finished_tiny_run  # noqa: F401 (session fixture shared with test_orchestration)
 
 from mosare.reporting import cohort_figures
@@ -23,34 +22,50 @@ CLASSES = ("A", "B")
 MODELS = ("mosare", "late_fusion")
 
 def finished_cohort(root: Path) -> CohortResults:
-    """A cohort's results as training leaves them: cohort.tsv, metrics.tsv (long) and per-fold predictions."""
+    """A cohort's results as training leaves them: cohort.tsv, metrics.tsv (long), comparisons.tsv, every
+    out-of-fold prediction (predictions.tsv) and per-fold training histories under train/."""
     rng = np.random.default_rng(0)
     n = 12
     labels = tuple(CLASSES[i % 2] for i in range(n))
     CohortTable(
         tuple(f"p{i}" for i in range(n)), labels, tuple((f"s{i}",) for i in range(n)), rng.random((n, 3)) > 0.2
     ).write(root / "cohort.tsv")
-    rows = []
+    rows, predictions, comparisons = [], [], []
+    scenarios = [("complete", 0.0, "complete"), ("masked_train_test", 0.5, "masked_train_test-0.5")]
     for model in MODELS:
-        for scenario, rate in [("complete", 0.0), ("masked_train_test", 0.3), ("masked_train_test", 0.5)]:
+        for scenario, rate, slug in scenarios:
             auc = 0.9 - rate * (0.2 if model == "mosare" else 0.6)
-            rows.append({
-                "cohort": "toy", "model": model, "scenario": scenario, "train_missing_rate": rate,
-                "test_missing_rate": rate, "metric": "auc", "pooled": auc, "ci_low": auc - 0.05,
-                "ci_high": min(auc + 0.05, 1.0), "mean": auc, "std": 0.03,
-            })  # fmt: skip
-        for fold in range(2):
-            predictions = root / "train" / model / "complete" / f"fold{fold}" / "predictions.tsv"
-            predictions.parent.mkdir(parents=True)
-            probability = rng.random(n // 2)
-            pd.DataFrame({
-                "patient_id": [f"p{i}" for i in range(fold, n, 2)], "label": list(labels[fold::2]),
-                "prob_A": 1 - probability, "prob_B": probability,
-            }).to_csv(predictions, sep="\t", index=False)  # fmt: skip
+            keys = {"cohort": "toy", "model": model, "scenario": scenario, "train_missing_rate": rate, "test_missing_rate": rate}
+            for metric, value in (("auc", auc), ("brier", 0.2 + rate / 4)):
+                rows.append({
+                    **keys, "metric": metric, "pooled": value, "ci_low": value - 0.05,
+                    "ci_high": min(value + 0.05, 1.0), "mean": value, "std": 0.03,
+                })  # fmt: skip
+            if model != "mosare":
+                comparisons.append({
+                    **keys, "model": "mosare", "compared_to": model, "auc_difference": 0.1, "ci_low": -0.05,
+                    "ci_high": 0.25, "p_delong": 0.04, "p_holm": 0.08, "significant": False, "n_patients": n,
+                })  # fmt: skip
+            for fold in range(2):
+                probability = rng.random(n // 2)
+                predictions.append(pd.DataFrame({
+                    **keys, "repeat": 0, "fold": fold, "patient_id": [f"p{i}" for i in range(fold, n, 2)],
+                    "label": list(labels[fold::2]), "prob_A": 1 - probability, "prob_B": probability,
+                }))  # fmt: skip
+                history = root / "train" / model / slug / f"fold{fold}" / "history.tsv"
+                history.parent.mkdir(parents=True)
+                epochs = np.arange(4)
+                pd.DataFrame({
+                    "epoch": epochs, "lr": 1e-3, "loss": 1 / (1 + epochs), "ce": 0.8 / (1 + epochs),
+                    "val_auc": 0.6 + 0.05 * epochs, "val_loss": 0.7 - 0.02 * epochs, "selected": epochs == 2,
+                }).to_csv(history, sep="\t", index=False)  # fmt: skip
     pd.DataFrame(rows).to_csv(root / "metrics.tsv", sep="\t", index=False)
+    pd.DataFrame(comparisons).to_csv(root / "comparisons.tsv", sep="\t", index=False)
+    pd.concat(predictions).to_csv(root / "predictions.tsv", sep="\t", index=False)
     return CohortResults.read(
-        "toy", CLASSES, cohort_table=root / "cohort.tsv", metrics=root / "metrics.tsv", train_dir=root / "train"
-    )
+        "toy", CLASSES, cohort_table=root / "cohort.tsv", metrics=root / "metrics.tsv",
+        comparisons=root / "comparisons.tsv", predictions=root / "predictions.tsv", train_dir=root / "train",
+    )  # fmt: skip
 
 
 def assert_drawn(path: Path) -> None:
@@ -67,13 +82,13 @@ def test_every_registered_figure_draws_from_a_finished_cohort(tmp_path, name):
     assert_drawn(tmp_path / "figures" / f"{name}.png")
 
 
-def test_results_offer_the_stacked_predictions_of_every_fold(tmp_path):
+def test_results_offer_one_scenario_s_predictions_of_every_model_and_fold(tmp_path):
     results = finished_cohort(tmp_path)
-    predictions = results.predictions("mosare")
-    assert sorted(predictions["patient_id"]) == sorted(f"p{i}" for i in range(12))
-    assert predictions.groupby("fold").size().to_dict() == {0: 6, 1: 6}
-    with pytest.raises(FileNotFoundError, match="abmil"):
-        results.predictions("abmil")
+    complete = results.scenario_predictions("complete")
+    assert sorted(complete.loc[complete["model"] == "mosare", "patient_id"]) == sorted(f"p{i}" for i in range(12))
+    assert complete.groupby(["model", "fold"]).size().to_dict() == {(m, f): 6 for m in MODELS for f in (0, 1)}
+    with pytest.raises(ValueError, match="no predictions in scenario 'masked_train'"):
+        results.scenario_predictions("masked_train")
 
 
 def test_figure_names_are_file_names_and_unique():

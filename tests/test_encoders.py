@@ -13,9 +13,7 @@ import pytest
 import safetensors.numpy
 import timm
 import torch
-import yaml
 from skimage.data import chelsea
-from workflow_runs import REPO, make_workdir, planned_jobs, snakemake, snapshot_workflow, tiny_demo_config, write_config
 
 from mosare.config import ConfigError, check_encoder_weights_configured
 from mosare.features.encoder_specs import register_encoder, registered_specs, unregister_encoder

@@ -23,7 +23,9 @@ from mosare.evaluation.splits import make_folds
 from mosare.core.stores import write_store
 from mosare.features.reports import TextFeatures, patient_reports, write_text_store
 from mosare.evaluation.scenarios import Scenario, plan_evaluation, scenario_presence, scenarios
-from mosare.training.cross_validation import cross_validate, train_and_evaluate
+from mosare.training.cross_validation import cross_validate
+from mosare.reporting.cohort_figures import CohortResults, draw_cohort_figure
+from mosare.training.stage import train_and_evaluate
 
 CLASSES = ["A", "B"]
 MODELS = ["mosare", "abmil", "rna_mlp", "report_mlp", "late_fusion"]
@@ -56,7 +58,7 @@ def run_stage(root, **cohort_options):
     paths = write_synthetic_cohort(root, n_patients=12, **cohort_options)
     outputs = {name: root / file for name, file in [
         ("splits", "splits.tsv"), ("metrics", "metrics.tsv"), ("summary", "metrics.md"),
-        ("roc", "roc.png"), ("training_curves", "training_curves.png"), ("train_dir", "train"),
+        ("comparisons", "comparisons.tsv"), ("predictions", "predictions.tsv"), ("train_dir", "train"),
     ]}  # fmt: skip
     threads = torch.get_num_threads()
     try:
@@ -120,7 +122,13 @@ def test_cohort_without_rna_writes_no_rna_baseline_outputs_and_fusion_models_hav
         assert np.isfinite(history[["loss", "val_loss"]].to_numpy()).all()
     predictions = pd.read_csv(root / "train" / "mosare" / "complete" / "fold0" / "predictions.tsv", sep="\t")
     np.testing.assert_allclose(predictions[["prob_A", "prob_B"]].sum(axis=1), 1.0, atol=1e-6)
-    assert (root / "roc.png").stat().st_size > 0 and (root / "training_curves.png").stat().st_size > 0
+    results = CohortResults.read(
+        "toy", CLASSES, cohort_table=root / "cohort.tsv", metrics=root / "metrics.tsv",
+        comparisons=root / "comparisons.tsv", predictions=root / "predictions.tsv", train_dir=root / "train",
+    )  # fmt: skip
+    for figure in ("roc", "training_curves", "calibration", "comparisons"):
+        draw_cohort_figure(figure, results, root / f"{figure}.png")
+        assert (root / f"{figure}.png").stat().st_size > 0
 
 
 def test_cohort_without_reports_reports_every_model_but_the_report_baseline(without_reports):

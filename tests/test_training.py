@@ -10,7 +10,9 @@ from synthetic_cohort import StandInModel, small_train_config, stand_in_factory,
 
 from mosare.evaluation.splits import check_cohort_splits, fold_validation_split, make_folds, validation_split
 from mosare.cohort.data import CohortData, merge_slide_components
+from mosare.evaluation.metrics import KEY_COLUMNS
 from mosare.evaluation.results import evaluation_tables, write_results
+from mosare.reporting.plots.training import draw_model_curves
 from mosare.training.fold_inputs import eval_patch_rows, fit_normalisation, fold_tensors, make_batch
 from mosare.evaluation.scenarios import (
     MNARSetting,
@@ -289,11 +291,11 @@ def cross_validated(tmp_path_factory):
     )
     outputs = {name: tmp_path / file for name, file in [
         ("splits", "splits.tsv"), ("metrics", "metrics.tsv"), ("summary", "metrics.md"), ("comparisons", "comparisons.tsv"),
-        ("roc", "roc.png"), ("training_curves", "training_curves.png"), ("comparisons_plot", "comparisons.png"),
-        ("calibration", "calibration.png"),
+        ("predictions", "predictions.tsv"),
     ]}  # fmt: skip
     tables = evaluation_tables(run.fold_metrics, run.predictions, config, CLASSES, run.realised_rates)
-    write_results(run.splits, tables, run.predictions, config, tmp_path / "train", outputs)
+    write_results(run.splits, tables, run.predictions, config, outputs)
+    draw_model_curves(tmp_path / "train", config)
     return config, built, tables.metrics, run.predictions, tmp_path, cohort
 
 
@@ -330,8 +332,8 @@ def test_metrics_table_has_one_row_per_model_scenario_and_metric_with_fold_colum
     assert ((masked[realised] > 0.1) & (masked[realised] < 0.75)).all().all()  # 24 patients: rates are coarse
     summary = (tmp_path / "metrics.md").read_text()
     assert "| late_fusion |" in summary and "±" in summary and "[" in summary and "Realised missing rates" in summary
-    for figure in ("roc.png", "training_curves.png", "comparisons.png", "calibration.png"):
-        assert (tmp_path / figure).stat().st_size > 0
+    written_predictions = pd.read_csv(tmp_path / "predictions.tsv", sep="\t", dtype={"patient_id": str})
+    assert len(written_predictions) == len(cross_validated[3]) and set(KEY_COLUMNS) <= set(written_predictions.columns)
 
 
 def test_fold_outputs_hold_a_checkpoint_that_loads_with_weights_only(cross_validated):

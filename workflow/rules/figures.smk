@@ -1,10 +1,12 @@
-# Cohort-level figures from finished results, one job per cohort and figure (logic: src/mosare/reporting/cohort_figures/,
-# one module per figure). A new figure is one file there: planning reads the registry, so nothing here changes.
+# Cohort-level figures from finished results, one job per cohort and figure (logic: src/mosare/reporting/cohort_figures.py,
+# one plugin module per figure in src/mosare/reporting/figure_plugins/). A new figure is one file there.
 
 
 rule draw_cohort_figure:
     input:
         metrics=LAYOUT.metrics("{cohort}"),
+        comparisons=LAYOUT.comparisons("{cohort}"),
+        predictions=LAYOUT.predictions("{cohort}"),
         cohort_table=LAYOUT.cohort_table("{cohort}"),
         train_dir=LAYOUT.train_dir("{cohort}"),
     output:

@@ -1,5 +1,6 @@
 # Training and evaluation: every model in train.models under patient-level stratified cross-validation, in the
-# complete and missing-modality scenarios, one job per cohort (logic: src/mosare/training/cross_validation.py). The job asks for a GPU
+# complete and missing-modality scenarios, one job per cohort (logic: src/mosare/training/stage.py). Its figures
+# (ROC, training curves, comparisons, calibration) are cohort figures, drawn by rule draw_cohort_figure. The job asks for a GPU
 # (resources gpu=1) and uses CUDA with bf16 autocast when one is visible; without one it runs on the CPU, one
 # single-threaded process per core.
 
@@ -24,30 +25,7 @@ rule train_and_evaluate:
         splits=LAYOUT.splits("{cohort}"),
         train_dir=directory(LAYOUT.train_dir("{cohort}")),
         models=directory(LAYOUT.models_dir("{cohort}")),
-        roc=report(
-            LAYOUT.evaluation_figure("{cohort}", "roc"),
-            caption="../report/roc.rst",
-            category="Evaluation",
-            subcategory="{cohort}",
-        ),
-        training_curves=report(
-            LAYOUT.evaluation_figure("{cohort}", "training_curves"),
-            caption="../report/training_curves.rst",
-            category="Evaluation",
-            subcategory="{cohort}",
-        ),
-        comparisons_plot=report(
-            LAYOUT.evaluation_figure("{cohort}", "comparisons"),
-            caption="../report/comparisons.rst",
-            category="Evaluation",
-            subcategory="{cohort}",
-        ),
-        calibration=report(
-            LAYOUT.evaluation_figure("{cohort}", "calibration"),
-            caption="../report/calibration.rst",
-            category="Evaluation",
-            subcategory="{cohort}",
-        ),
+        predictions=LAYOUT.predictions("{cohort}"),
     log:
         f"{RESULTS}/logs/train_and_evaluate/{{cohort}}.log",
     benchmark:

@@ -11,6 +11,8 @@ with log_to_file(snakemake.log[0]):  # noqa: F821 (injected by Snakemake)
         snakemake.params.classes,  # noqa: F821
         cohort_table=snakemake.input.cohort_table,  # noqa: F821
         metrics=snakemake.input.metrics,  # noqa: F821
+        comparisons=snakemake.input.comparisons,  # noqa: F821
+        predictions=snakemake.input.predictions,  # noqa: F821
         train_dir=snakemake.input.train_dir,  # noqa: F821
     )
     draw_cohort_figure(snakemake.wildcards.figure, results, snakemake.output[0])  # noqa: F821

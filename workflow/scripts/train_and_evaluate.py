@@ -4,7 +4,8 @@ import checkout_src  # noqa: F401 (puts this checkout's src/ first on sys.path, 
 
 from mosare.cohort.data import CohortInputs
 from mosare.core.logs import log_to_file
-from mosare.training.cross_validation import train_and_evaluate
+from mosare.reporting.plots.training import draw_model_curves
+from mosare.training.stage import train_and_evaluate
 
 # The guard keeps the training's worker processes (spawned, they re-import this file) from running it again.
 if __name__ == "__main__":
@@ -21,13 +22,11 @@ if __name__ == "__main__":
                 "comparisons": snakemake.output.comparisons,  # noqa: F821
                 "train_dir": snakemake.output.train_dir,  # noqa: F821
                 "models": snakemake.output.models,  # noqa: F821
-                "roc": snakemake.output.roc,  # noqa: F821
-                "training_curves": snakemake.output.training_curves,  # noqa: F821
-                "comparisons_plot": snakemake.output.comparisons_plot,  # noqa: F821
-                "calibration": snakemake.output.calibration,  # noqa: F821
+                "predictions": snakemake.output.predictions,  # noqa: F821
             },
             snakemake.threads,  # noqa: F821
             rna_top_genes=snakemake.params.rna_top_genes,  # noqa: F821
             # counted in metrics.md; the input is there only when qc.exclude_flagged is on
             slide_qc_table=snakemake.input.slide_qc[0] if snakemake.params.exclude_flagged else None,  # noqa: F821
         )
+        draw_model_curves(snakemake.output.train_dir, snakemake.params.train)  # noqa: F821

@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 
 from mosare.core.atomic_files import atomic_file
+from mosare.slides.patch_store import PatchStore
 from mosare.slides.qc_fields import QC_METRICS
-from mosare.core.stores import open_store
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def read_slide_qc(stores: Mapping[str, str | Path]) -> pd.DataFrame:
     """
     rows = []
     for slide_id, store in stores.items():
-        qc = dict(open_store(store).attrs).get("qc") or {}
+        qc = PatchStore.read(store).qc or {}
         rows.append({"slide_id": slide_id, **{key: qc.get(key) for key in QC_METRICS}})
     table = pd.DataFrame(rows, columns=["slide_id", *QC_METRICS])
     table[list(QC_METRICS)] = table[list(QC_METRICS)].astype(float)

@@ -81,7 +81,7 @@ class ResultsLayout:
     splits = _Location("{cohort}/splits.tsv")
     train_dir = _Location("{cohort}/train")
     models_dir = _Location("{cohort}/models")
-    evaluation_figure = _Location("{cohort}/{figure}.png")  # roc, training_curves, comparisons, calibration
+    predictions = _Location("{cohort}/predictions.tsv")  # every out-of-fold prediction, keyed, for the figures
     cohort_figure = _Location("{cohort}/figures/{figure}.png")
     # Deploy: one cohort's final models applied to another.
     deploy_dir = _Location("{source}/deploy/{target}")

@@ -29,7 +29,7 @@ STAGE_SOURCES: dict[str, tuple[str, ...]] = {
     "slide_qc": ("cohort/slide_qc_table.py", "reporting/plots/slide_qc.py", "reporting/slide_qc_report.py"),
     "cohort": ("cohort/table.py", "reporting/plots/cohort.py", "core/samples.py", "cohort/slide_qc_table.py"),
     "figures": ("reporting/cohort_figures.py", "reporting/figure_plugins"),
-    "training": ("training/cross_validation.py", "evaluation/metrics.py", "reporting/plots/training.py", "model"),
+    "training": ("training/stage.py", "reporting/plots/training.py", "model"),
     "deploy": ("deploy/apply.py", "reporting/plots/training.py", "model"),
     "attention": ("deploy/attention.py", "reporting/plots/attention.py", "model"),
     "attention_report": ("reporting/attention_report.py",),

@@ -11,7 +11,7 @@ import contextlib
 import os
 import shutil
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -78,3 +78,27 @@ def open_store(path: str | Path) -> zarr.Group:
     if not path.exists():
         raise FileNotFoundError(f"zarr store {path} does not exist; run the stage that writes it first")
     return zarr.open_group(str(path), mode="r")
+
+
+class StoreError(ValueError):
+    """A store lacks part of its contract or contradicts itself; the message names the store and the fix."""
+
+
+def check_store(
+    group: zarr.Group,
+    path: str | Path,
+    *,
+    kind: str,
+    arrays: Sequence[str],
+    attrs: Sequence[str] = (),
+    fix: str,
+    error: type[StoreError] = StoreError,
+) -> None:
+    """Raise ``error`` naming the ``kind`` of store, its ``path``, what it lacks and the ``fix`` when ``group`` lacks
+    one of ``arrays`` or ``attrs``."""
+    missing = [name for name in arrays if name not in group] + [name for name in attrs if name not in group.attrs]
+    if missing:
+        raise error(
+            f"{kind} {path} lacks {', '.join(missing)}; it is incomplete or was written by another version of the "
+            f"workflow: {fix}"
+        )

@@ -129,8 +129,9 @@ def deploy_cohort(
     missing_genes: str = "error",
     n_resamples: int = 2000,
 ) -> pd.DataFrame:
-    """Apply every saved model under ``models_dir`` to the ``target`` cohort; write ``outputs["predictions"]`` and, when some target patients have labels,
-    ``outputs["metrics"]`` and ``outputs["roc"]``. Returns the predictions."""
+    """Apply every saved model under ``models_dir`` to the ``target`` cohort; write ``outputs["predictions"]`` and
+    ``outputs["metrics"]`` (external validation on the labelled target patients, empty when none has a label).
+    Returns the predictions (``mosare.reporting.plots.training.plot_external_roc`` draws their ROC)."""
     data = target.load(classes, allow_unlabelled=True)
     given = InputFacts.read(data, target.features_dir, target.text, target.rna)
     target_genes = [str(g) for g in open_store(target.rna)["gene_ids"][...].tolist()]
@@ -154,9 +155,4 @@ def deploy_cohort(
         table = external_validation(predictions, classes, n_resamples, seed=derived_seed(0, 17))
         with atomic_file(outputs["metrics"]) as tmp:
             table.to_csv(tmp, sep="\t", index=False)
-        if "roc" in outputs:
-            from mosare.reporting.plots.training import plot_roc
-
-            labelled = predictions[predictions["label"] != ""].assign(scenario="complete")
-            plot_roc(labelled, [f"prob_{c}" for c in classes], Path(outputs["roc"]), title="external validation")
     return predictions

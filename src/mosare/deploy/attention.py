@@ -23,9 +23,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import multiprocessing
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +35,7 @@ from mosare.cohort.table import CohortTable
 from mosare.training.final_models import LoadedModel, ModelMismatchError, load_final_model, mismatches
 from mosare.training.fold_inputs import Normalisation
 from mosare.model.abmil import GatedAttentionMIL
-from mosare.deploy.slide_attention import PatchReading, SlideAttention, draw_slide_attention
+from mosare.deploy.slide_attention import PatchReading, SlideAttention
 from mosare.core.stores import open_store, write_store
 
 log = logging.getLogger(__name__)
@@ -188,11 +186,11 @@ def write_cohort_attention(
     outputs: Mapping[str, str | Path],
     classes: Sequence[str],
     model_name: str,
-    workers: int = 1,
+
 ) -> list[SlideAttention]:
     """Map ``model_name``'s patch attention over every slide of the cohort in ``cohort_table``; write, per slide,
-    ``outputs["attention"]/{slide}.zarr`` and ``.geojson``, ``outputs["heatmaps"]/{slide}.png`` and
-    ``outputs["montages"]/{slide}.png`` (pictures drawn by ``workers`` processes). Returns the slides' attention."""
+    ``outputs["attention"]/{slide}.zarr`` and ``.geojson``. Returns the slides' attention, which
+    ``mosare.reporting.plots.attention.draw_cohort_attention`` draws."""
     model_dir = Path(models_dir) / model_name
     if not (model_dir / "model.json").exists():
         available = sorted(p.parent.name for p in Path(models_dir).glob("*/model.json"))
@@ -203,9 +201,8 @@ def write_cohort_attention(
     loaded = load_final_model(model_dir)
     attention_module(loaded.model, model_dir)
     table = CohortTable.read(Path(cohort_table), [*classes, ""])
-    folders = {name: Path(outputs[name]) for name in ("attention", "heatmaps", "montages")}
-    for folder in folders.values():
-        folder.mkdir(parents=True, exist_ok=True)
+    folders = {"attention": Path(outputs["attention"])}
+    folders["attention"].mkdir(parents=True, exist_ok=True)
     attrs = {"model": model_name, "model_dir": str(model_dir), "source_cohort": loaded.facts.cohort}
     slides = []
     for slide in cohort_attention(loaded, model_dir, table, Path(features_dir), Path(patches_dir)):
@@ -216,18 +213,4 @@ def write_cohort_attention(
             slide.n_patches, slide.patient_share,
         )  # fmt: skip
         slides.append(slide)
-    jobs = [
-        (slide, Path(patches_dir) / f"{slide.slide_id}.zarr", folders["heatmaps"] / f"{slide.slide_id}.png",
-         folders["montages"] / f"{slide.slide_id}.png")
-        for slide in slides
-    ]  # fmt: skip
-    if workers > 1 and len(jobs) > 1:
-        # Drawing dominates (~2 s a slide); spawned workers, as forking a process that has run torch can hang.
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context) as pool:
-            for slide_id in pool.map(draw_slide_attention, *zip(*jobs)):
-                log.info("slide %s: heatmap and montage drawn", slide_id)
-    else:
-        for job in jobs:
-            draw_slide_attention(*job)
     return slides

@@ -114,13 +114,3 @@ def slide_thumbnail(patch_store: str | Path, max_px: int = THUMBNAIL_PX) -> tupl
     reading = PatchReading.of(patch_store)
     with open_slide(reading.slide_path, slide_id=reading.slide_id, mpp_override=reading.mpp_level0) as slide:
         return slide.thumbnail(max_px), slide.dimensions
-
-
-def draw_slide_attention(attention: SlideAttention, patch_store: Path, heatmap: Path, montage: Path) -> str:
-    """Both pictures of one slide (reads its thumbnail and extreme patches); returns the slide id."""
-    from mosare.reporting.plots.attention import plot_attention_heatmap, plot_attention_montage
-
-    thumbnail, dimensions = slide_thumbnail(patch_store)
-    plot_attention_heatmap(attention, thumbnail, dimensions, heatmap)
-    plot_attention_montage(attention, read_extreme_patches(attention, patch_store), montage)
-    return attention.slide_id

@@ -1,6 +1,7 @@
-"""From cross-validation outputs to the tables and figures users publish: metrics.tsv (per-fold values, pooled
-out-of-fold values with bootstrap CIs, realised missing rates), comparisons.tsv (MoSARe against every other model,
-paired), metrics.md, and the figures (ROC, training curves, comparison forest plot, reliability diagram).
+"""From cross-validation outputs to the tables users publish: metrics.tsv (per-fold values, pooled out-of-fold
+values with bootstrap CIs, realised missing rates), comparisons.tsv (MoSARe against every other model, paired),
+predictions.tsv (every out-of-fold prediction) and metrics.md. The figures drawn from them (ROC, training curves,
+comparison forest plot, reliability diagram) are cohort figures in ``mosare.reporting.figure_plugins``.
 
 Pooled predictions: every patient's out-of-fold class probabilities, averaged over the repeats of repeated
 cross-validation (one row per patient, model and scenario). Every interval and test is computed on them.
@@ -27,7 +28,6 @@ from mosare.evaluation.evidence import (
     weighted_auc,
 )
 from mosare.evaluation.metrics import KEY_COLUMNS, METRICS, classification_metrics, metrics_markdown, scenario_label, summarise_folds
-from mosare.evaluation.scenarios import MNARSetting, Scenario, scenarios
 from mosare.evaluation.splits import derived_seed
 
 REFERENCE_MODEL = "mosare"
@@ -222,28 +222,25 @@ def write_results(
     tables: ResultTables,
     predictions: pd.DataFrame,
     train_config: dict[str, Any],
-    train_dir: str | Path,
     outputs: Mapping[str, str | Path],
     excluded: Sequence[str] = (),
     skipped: Mapping[str, str] | None = None,
     report_notes: str = "",
     slide_qc_table: str | Path | None = None,
 ) -> None:
-    """Write splits.tsv, metrics.tsv, comparisons.tsv, metrics.md and the figures named in ``outputs``.
+    """Write splits.tsv, metrics.tsv, comparisons.tsv, predictions.tsv and metrics.md (the ``outputs`` given).
 
     ``excluded``: patients no model could classify (no modality at all), named in metrics.md. ``skipped``: models
     and scenarios not run, named with their reason in metrics.md. ``report_notes``: which parts of the reports were
     encoded. ``slide_qc_table``: the slide_qc.tsv whose flagged slides ``qc.exclude_flagged`` left out (None when it
     is off), counted in metrics.md."""
-    from mosare.reporting.plots.evidence import plot_comparisons, plot_reliability
-    from mosare.reporting.plots.training import plot_history_grid, plot_model_curves, plot_roc
-
-    train_dir = Path(train_dir)
     table, models = tables.metrics, train_config["models"]
     _write_tsv(splits, Path(outputs["splits"]))
     _write_tsv(table, Path(outputs["metrics"]))
     if "comparisons" in outputs:
         _write_tsv(tables.comparisons, Path(outputs["comparisons"]))
+    if "predictions" in outputs:
+        _write_tsv(predictions, Path(outputs["predictions"]))
     markdown = metrics_markdown(table, "auc", models)
     markdown += realised_rates_markdown(table) + calibration_markdown(table, models)
     markdown += comparisons_markdown(tables.comparisons)
@@ -256,20 +253,6 @@ def write_results(
     markdown += excluded_slides_markdown(slide_qc_table)
     with atomic_file(outputs["summary"]) as tmp:
         tmp.write_text(markdown, encoding="utf-8")
-    histories = _read_histories(train_dir, train_config)
-    for model_name in models:
-        per_scenario = {slug: per_fold for (name, slug), per_fold in histories.items() if name == model_name}
-        if per_scenario:
-            plot_model_curves(per_scenario, model_name, train_dir / model_name / "curves.png")
-    trained = [m for m in models if m in set(table["model"])]
-    panel_keys = [key for key in _overview_panels(trained, train_config["missing_rates"]) if key in histories]
-    plot_history_grid({f"{m}, {s}": histories[(m, s)] for m, s in panel_keys}, Path(outputs["training_curves"]))
-    complete = predictions[(predictions["scenario"] == "complete") & (predictions.get("repeat", 0) == 0)]
-    plot_roc(complete, probability_columns(predictions), Path(outputs["roc"]))
-    if "comparisons_plot" in outputs:
-        plot_comparisons(tables.comparisons, Path(outputs["comparisons_plot"]))
-    if "calibration" in outputs:
-        plot_reliability(tables.pooled, calibration_pair(table, trained), Path(outputs["calibration"]))
 
 
 def calibration_pair(table: pd.DataFrame, models: Sequence[str]) -> list[str]:
@@ -278,28 +261,3 @@ def calibration_pair(table: pd.DataFrame, models: Sequence[str]) -> list[str]:
     rows = table[(table["scenario"] == "complete") & (table["metric"] == "auc") & table["model"].isin(BASELINES_FOR_CALIBRATION)]
     rows = rows[rows["model"] != first].dropna(subset=["pooled"])
     return [first] + ([str(rows.sort_values("pooled", ascending=False)["model"].iloc[0])] if len(rows) else [])
-
-
-def _read_histories(train_dir: Path, train_config: dict[str, Any]) -> dict[tuple[str, str], dict[int, pd.DataFrame]]:
-    """First-repeat, first-mask-draw training histories per (model, scenario slug) and fold."""
-    out: dict[tuple[str, str], dict[int, pd.DataFrame]] = {}
-    scenario_list = scenarios(train_config["missing_rates"], MNARSetting.from_config(train_config.get("mnar")))
-    for model_name in train_config["models"]:
-        for scenario in scenario_list:
-            per_fold = {}
-            for fold in range(train_config["folds"]):
-                path = train_dir / model_name / scenario.slug / f"fold{fold}" / "history.tsv"
-                if path.exists():
-                    per_fold[fold] = pd.read_csv(path, sep="\t")
-            if per_fold:
-                out[(model_name, scenario.slug)] = per_fold
-    return out
-
-
-def _overview_panels(models: Sequence[str], missing_rates: Sequence[float]) -> list[tuple[str, str]]:
-    """MoSARe (or the first model run) in the complete scenario and in masked train/test at the highest rate."""
-    model_name = REFERENCE_MODEL if REFERENCE_MODEL in models else models[0]
-    panels = [(model_name, "complete")]
-    if missing_rates:
-        panels.append((model_name, Scenario("masked_train_test", max(missing_rates), 0).slug))
-    return panels

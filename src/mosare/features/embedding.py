@@ -31,17 +31,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-import zarr
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from mosare.core.devices import resolve_device
 from mosare.features.encoder_specs import EncoderSpec, encoder_spec
+from mosare.features.feature_store import CHUNK_ROWS, EmbeddingRecord, FeatureStore
 from mosare.core.logs import slide_log
 from mosare.features.patch_preprocessing import spec_resize_crop
 from mosare.core.resources import usable_cores
+from mosare.slides.patch_store import PatchStore
 from mosare.slides.reader import Slide, SlideReadError, open_slide
-from mosare.core.stores import atomic_store, open_store
 from mosare.features.weights_fingerprint import check_weights_unchanged, read_fingerprint, sha256_file
 
 if TYPE_CHECKING:  # mosare.features.encoders imports timm, which the decode workers are forked without
@@ -49,8 +49,6 @@ if TYPE_CHECKING:  # mosare.features.encoders imports timm, which the decode wor
 
 log = logging.getLogger(__name__)
 
-# Rows per zarr chunk of the feature store; also the most rows the writer ever buffers.
-CHUNK_ROWS = 1024
 # glibc's mallopt parameter number for the mmap threshold, and the buffer size below which the heap serves.
 M_MMAP_THRESHOLD = -3
 PR_SET_PDEATHSIG = 1  # Linux prctl: the signal a process gets when the thread that forked it dies
@@ -62,35 +60,6 @@ class EmbeddingError(RuntimeError):
     """A slide cannot be embedded (e.g. too many undecodable patches); the message names the slide and the fix."""
 
 
-@dataclass(frozen=True)
-class PatchGrid:
-    """What the patch store says about where and how to read a slide's patches."""
-
-    slide_id: str
-    slide_path: str
-    coords: np.ndarray  # (N, 2) int64 level-0 x, y
-    read_level: int
-    read_px: int
-    patch_px: int
-    mpp_level0: float
-    target_mpp: float
-
-
-def read_patch_grid(patch_store: str | Path) -> PatchGrid:
-    group = open_store(patch_store)
-    attrs = group.attrs
-    return PatchGrid(
-        slide_id=str(attrs.get("slide_id", Path(patch_store).name.removesuffix(".zarr"))),
-        slide_path=str(attrs["slide_path"]),
-        coords=np.asarray(group["coords"][...], dtype=np.int64).reshape(-1, 2),
-        read_level=int(attrs["read_level"]),
-        read_px=int(attrs["read_px"]),
-        patch_px=int(attrs["patch_px"]),
-        mpp_level0=float(attrs["mpp_level0"]),
-        target_mpp=float(attrs["target_mpp"]),
-    )
-
-
 class PatchDataset(Dataset):
     """The patches of several slides, indexed by ``(slide, row)``, as ``(slide, row, uint8 (3, px, px), error or "")``.
 
@@ -98,7 +67,7 @@ class PatchDataset(Dataset):
     time, and reopened after a read error, because OpenSlide leaves a handle unusable once a tile fails to decode.
     """
 
-    def __init__(self, grids: Sequence[PatchGrid], resize_crop: Callable[[torch.Tensor], torch.Tensor], input_px: int):
+    def __init__(self, grids: Sequence[PatchStore], resize_crop: Callable[[torch.Tensor], torch.Tensor], input_px: int):
         self.grids = list(grids)
         self.resize_crop = resize_crop
         self.input_px = input_px
@@ -140,7 +109,7 @@ class PatchDataset(Dataset):
         return slide_index, row, self.resize_crop(torch.from_numpy(patch).permute(2, 0, 1)), ""
 
 
-def slide_batches(grids: Sequence[PatchGrid], batch_size: int) -> list[list[tuple[int, int]]]:
+def slide_batches(grids: Sequence[PatchStore], batch_size: int) -> list[list[tuple[int, int]]]:
     """Each slide's rows in batches of ``batch_size`` from its first row (its last batch shorter), slide after slide.
 
     No batch holds two slides' patches, so a slide's features do not depend on which slides share its job.
@@ -150,55 +119,6 @@ def slide_batches(grids: Sequence[PatchGrid], batch_size: int) -> list[list[tupl
         for slide_index, grid in enumerate(grids)
         for start in range(0, len(grid.coords), batch_size)
     ]
-
-
-class FeatureWriter:
-    """Appends (coords, features) rows to a store's arrays, writing whole chunks as soon as they fill up.
-
-    The arrays are pre-sized to the slide's patch count and trimmed by ``finish`` when patches failed.
-    At most ``chunk_rows`` rows are held in memory at any time, whatever the slide size.
-    """
-
-    def __init__(self, group: zarr.Group, n_rows: int, dim: int, chunk_rows: int = CHUNK_ROWS) -> None:
-        self.chunk_rows = chunk_rows
-        chunk = max(1, min(chunk_rows, n_rows))
-        self.features = group.create_array("features", shape=(n_rows, dim), dtype="float16", chunks=(chunk, dim))
-        self.coords = group.create_array("coords", shape=(n_rows, 2), dtype="int64", chunks=(chunk, 2))
-        self.rows_written = 0
-        self._pending_coords: list[np.ndarray] = []
-        self._pending_features: list[np.ndarray] = []
-
-    @property
-    def rows_buffered(self) -> int:
-        return sum(len(rows) for rows in self._pending_features)
-
-    def append(self, coords: np.ndarray, features: np.ndarray) -> None:
-        self._pending_coords.append(np.asarray(coords, dtype=np.int64))
-        self._pending_features.append(np.asarray(features, dtype=np.float16))
-        if self.rows_buffered >= self.chunk_rows:
-            self._flush(whole_chunks_only=True)
-
-    def _flush(self, *, whole_chunks_only: bool) -> None:
-        if not self._pending_features:
-            return
-        coords = np.concatenate(self._pending_coords)
-        features = np.concatenate(self._pending_features)
-        n = len(features) // self.chunk_rows * self.chunk_rows if whole_chunks_only else len(features)
-        start, stop = self.rows_written, self.rows_written + n
-        self.features[start:stop] = features[:n]
-        self.coords[start:stop] = coords[:n]
-        self.rows_written = stop
-        release_free_heap_memory()
-        self._pending_coords = [coords[n:]] if n < len(coords) else []
-        self._pending_features = [features[n:]] if n < len(features) else []
-
-    def finish(self) -> int:
-        """Write what is left and drop the rows of failed patches; returns the number of rows."""
-        self._flush(whole_chunks_only=False)
-        if self.rows_written < self.features.shape[0]:
-            self.features.resize((self.rows_written, self.features.shape[1]))
-            self.coords.resize((self.rows_written, 2))
-        return self.rows_written
 
 
 @functools.cache
@@ -329,7 +249,7 @@ def embed_slides(
     that slide's output is then not created.
     """
     reuse_batch_buffers()
-    grids = [read_patch_grid(job.patch_store) for job in jobs]
+    grids = [PatchStore.read(job.patch_store) for job in jobs]
     input_px = encoder.spec.input_px if isinstance(encoder, PendingEncoder) else encoder.input_px
     dataset = PatchDataset(grids, encoder.resize_crop, input_px)
     device = resolve_device(None) if isinstance(encoder, PendingEncoder) else encoder.device
@@ -359,7 +279,7 @@ def embed_slides(
 
 def _embed_one_slide(
     job: SlideJob,
-    grid: PatchGrid,
+    grid: PatchStore,
     slide_index: int,
     batches: Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[str]]],
     encoder: Encoder,
@@ -380,8 +300,9 @@ def _embed_one_slide(
         grid.slide_id, n_patches, job.output, encoder.name, encoder.dim, encoder.dtype_name, encoder.device,
         batch_size, num_workers,
     )
-    with atomic_store(job.output) as group:
-        writer = FeatureWriter(group, n_patches, encoder.dim, chunk_rows)
+    with FeatureStore.appending(
+        job.output, n_patches, encoder.dim, chunk_rows=chunk_rows, on_flush=release_free_heap_memory
+    ) as writer:
         progress = tqdm(total=n_patches, unit="patch", desc=grid.slide_id, mininterval=5.0, smoothing=0.1)
         try:
             for slide_indices, rows, images, errors in batches:
@@ -406,30 +327,29 @@ def _embed_one_slide(
                 progress.update(len(rows))
         finally:
             progress.close()
-        n_rows = writer.finish()
-        attrs = {
-            "slide_id": grid.slide_id,
-            "slide_path": grid.slide_path,
-            "patch_store": str(job.patch_store),
-            "encoder": encoder.name,
-            "weights_path": encoder.weights_path,
-            "weights_sha256": weights_sha256,
-            "dim": encoder.dim,
-            "input_px": encoder.input_px,
-            "interpolation": encoder.interpolation.value,
-            "mean": list(encoder.mean),
-            "std": list(encoder.std),
-            "dtype": encoder.dtype_name,
-            "device": str(encoder.device),
-            "mpp_level0": grid.mpp_level0,
-            "target_mpp": grid.target_mpp,
-            "patch_px": grid.patch_px,
-            "n_patches": n_rows,
-            "failed_patches": failed,
-            "versions": package_versions(),
-        }
-        group.update_attributes(attrs)  # one metadata write; attrs.update writes once per key
-    log.info("slide %s: %d features written, %d patches failed", grid.slide_id, n_rows, len(failed))
+        attrs = writer.finish(
+            EmbeddingRecord(
+                slide_id=grid.slide_id,
+                slide_path=grid.slide_path,
+                patch_store=str(job.patch_store),
+                encoder=encoder.name,
+                weights_path=encoder.weights_path,
+                weights_sha256=weights_sha256,
+                dim=encoder.dim,
+                input_px=encoder.input_px,
+                interpolation=encoder.interpolation.value,
+                mean=list(encoder.mean),
+                std=list(encoder.std),
+                dtype=encoder.dtype_name,
+                device=str(encoder.device),
+                mpp_level0=grid.mpp_level0,
+                target_mpp=grid.target_mpp,
+                patch_px=grid.patch_px,
+                failed_patches=failed,
+                versions=package_versions(),
+            )
+        )
+    log.info("slide %s: %d features written, %d patches failed", grid.slide_id, writer.rows_written, len(failed))
     return attrs
 
 

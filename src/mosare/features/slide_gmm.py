@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from mosare.features.feature_store import FeatureStore
 from mosare.features.gmm import fit_gmm_tokens, padding_sources
 from mosare.features.gmm_store import SlideGMMStore
 from mosare.core.logs import slide_log
-from mosare.core.stores import open_store
 
 logger = logging.getLogger(__name__)
 
@@ -53,21 +53,15 @@ def fit_slide_gmm(
     A slide without patches gets a store with ``present=False`` and all-zero arrays instead of an error, so one
     empty slide never stops its cohort.
     """
-    features_group = open_store(feature_store)
-    features = np.asarray(features_group["features"][...], dtype=np.float32)
-    coords = np.asarray(features_group["coords"][...])
-    if features.ndim != 2 or coords.shape != (len(features), 2):
-        raise ValueError(
-            f"{feature_store} (slide {slide_id}): features {features.shape} and coords {coords.shape} do not align "
-            "as (N, D) and (N, 2); delete the store and rerun the embedding for this slide"
-        )
+    stored = FeatureStore.read(feature_store)
+    features, coords = stored.features.astype(np.float32), stored.coords
     try:
         result = fit_gmm_tokens(features, gmm_config, device=device)
     except ValueError as error:
         raise ValueError(
             f"{feature_store} (slide {slide_id}): {error}; delete the store and rerun the embedding for this slide"
         ) from error
-    store = SlideGMMStore(slide_id, features_group.attrs.get("encoder"), int(gmm_config["seed"]), result)
+    store = SlideGMMStore(slide_id, stored.record.encoder, int(gmm_config["seed"]), result)
     store.write(gmm_store)
     if not result.present:
         logger.warning("slide %s has no patches: stored an all-zero token set with present=False", slide_id)

@@ -25,36 +25,47 @@ FIGURE_NAME = re.compile(r"^[a-z0-9_]+$")
 
 @dataclasses.dataclass(frozen=True)
 class CohortResults:
-    """What a finished cohort offers a figure: its classes, cohort table, ``metrics.tsv`` and per-fold predictions."""
+    """What a finished cohort offers a figure: its classes, cohort table, ``metrics.tsv``, ``comparisons.tsv``, every
+    out-of-fold prediction (``predictions.tsv``: model, scenario keys, repeat, fold, patient, label, probabilities)
+    and the ``train/`` folder (per-fold training histories)."""
 
     cohort: str
     classes: tuple[str, ...]
     table: CohortTable
     metrics: pd.DataFrame
+    comparisons: pd.DataFrame
+    predictions: pd.DataFrame
     train_dir: Path
 
     @classmethod
     def read(
-        cls, cohort: str, classes: Sequence[str], *, cohort_table: str | Path, metrics: str | Path, train_dir: str | Path
+        cls,
+        cohort: str,
+        classes: Sequence[str],
+        *,
+        cohort_table: str | Path,
+        metrics: str | Path,
+        comparisons: str | Path,
+        predictions: str | Path,
+        train_dir: str | Path,
     ) -> CohortResults:
-        """The results a training job left: ``cohort.tsv``, ``metrics.tsv`` and its ``train/`` folder."""
+        """The results a training job left: ``cohort.tsv``, the three tables and its ``train/`` folder."""
         return cls(
             cohort=cohort,
             classes=tuple(classes),
             table=CohortTable.read(cohort_table, classes),
             metrics=pd.read_csv(metrics, sep="\t"),
+            comparisons=pd.read_csv(comparisons, sep="\t"),
+            predictions=pd.read_csv(predictions, sep="\t", dtype={"patient_id": str, "label": str}),
             train_dir=Path(train_dir),
         )
 
-    def predictions(self, model: str, scenario: str = "complete") -> pd.DataFrame:
-        """The test-fold predictions of one model and scenario directory, all folds stacked (a ``fold`` column)."""
-        files = sorted((self.train_dir / model / scenario).glob("fold*/predictions.tsv"))
-        if not files:
-            raise FileNotFoundError(f"no predictions under {self.train_dir / model / scenario}; was {model} trained?")
-        return pd.concat(
-            [pd.read_csv(path, sep="\t").assign(fold=int(path.parent.name.removeprefix("fold"))) for path in files],
-            ignore_index=True,
-        )
+    def scenario_predictions(self, scenario: str = "complete", repeat: int = 0) -> pd.DataFrame:
+        """Every model's out-of-fold predictions in one scenario (and repeat), folds stacked."""
+        rows = self.predictions[(self.predictions["scenario"] == scenario) & (self.predictions["repeat"] == repeat)]
+        if rows.empty:
+            raise ValueError(f"{self.cohort}: no predictions in scenario {scenario!r}, repeat {repeat}")
+        return rows
 
 
 @dataclasses.dataclass(frozen=True)

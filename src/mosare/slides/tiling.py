@@ -19,9 +19,9 @@ import numpy as np
 # The default detector is imported by name, not found at run time, so it is part of this stage's code fingerprint.
 from mosare.slides.patch_geometry import PatchGeometry, patch_geometry
 from mosare.slides.patch_grid import grid_starts, mask_cell_fractions
+from mosare.slides.patch_store import PatchStore
 from mosare.slides.qc_metrics import FinePassQC, slide_qc_metrics
 from mosare.slides.reader import DEFAULT_MAX_UNREADABLE_FRACTION, Slide, SlideError, UnreadableTile, open_slide
-from mosare.core.stores import write_store
 from mosare.slides.tissue import TissueMask, TissueParams, detect_tissue, fine_cell_fractions
 
 log = logging.getLogger(__name__)
@@ -164,35 +164,34 @@ def tile_slide(
                 "from a finer level); listed in the patch store's unreadable_tiles and drawn on the QC picture",
                 label, len(unreadable), 100 * slide.unreadable_fraction,
             )
-        attrs = {
-            "slide_id": slide_id,
-            "slide_path": str(Path(slide_path).resolve()),
-            "mpp_level0": slide.mpp,
-            "mpp_source": slide.mpp_source,
-            "target_mpp": target_mpp,
-            "patch_px": patch_px,
-            "footprint_px": geometry.footprint_px,
-            "read_level": geometry.read_level,
-            "read_px": geometry.read_px,
-            "upsample_factor": geometry.upsample_factor,
-            "tissue": {
+        PatchStore(
+            coords=coords,
+            slide_id=slide_id,
+            slide_path=str(Path(slide_path).resolve()),
+            mpp_level0=slide.mpp,
+            mpp_source=slide.mpp_source,
+            target_mpp=target_mpp,
+            patch_px=patch_px,
+            footprint_px=geometry.footprint_px,
+            read_level=geometry.read_level,
+            read_px=geometry.read_px,
+            upsample_factor=geometry.upsample_factor,
+            tissue={
                 **asdict(params),
                 "min_tissue_fraction": min_fraction,
                 "min_tissue_area_um2_used": tissue.min_piece_um2,
                 "detection_mpp_used": tissue.mpp,
                 "saturation_threshold_used": tissue.threshold,
             },
-            "n_patches": int(len(coords)),
-            "tissue_area_um2": tissue.area_um2,
-            "level_dimensions": [list(d) for d in slide.level_dimensions],
-            "unreadable_tiles": [tile.as_dict() for tile in unreadable],
-            "qc": slide_qc_metrics(
+            tissue_area_um2=tissue.area_um2,
+            level_dimensions=[list(d) for d in slide.level_dimensions],
+            unreadable_tiles=[tile.as_dict() for tile in unreadable],
+            qc=slide_qc_metrics(
                 fine=fine_qc, tissue_mask=tissue.mask, tissue_mpp=tissue.mpp, ink=tissue.ink,
                 fractions=fractions, kept=kept_cells(fractions, min_fraction),
                 unreadable_fraction=slide.unreadable_fraction,
             ),
-        }
-        write_store(store_path, {"coords": coords}, attrs)
+        ).write(store_path)
         return TilingResult(
             slide_id, label, coords, geometry, tissue, slide.mpp, slide.mpp_source, slide.dimensions,
             unreadable, image,

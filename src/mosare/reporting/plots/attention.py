@@ -4,16 +4,23 @@ lowest-attention patches, drawn from what :mod:`mosare.deploy.attention` compute
 
 from __future__ import annotations
 
+import logging
+import multiprocessing
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 import numpy as np
 
+from mosare.deploy.slide_attention import read_extreme_patches, slide_thumbnail
 from mosare.reporting.plots import save_png
 
 if TYPE_CHECKING:
     from mosare.deploy.slide_attention import ExtremePatches, SlideAttention
+
+log = logging.getLogger(__name__)
 
 COLOUR_MAP = "turbo"
 OVERLAY_ALPHA = 0.55
@@ -83,3 +90,33 @@ def plot_attention_montage(attention: SlideAttention, patches: ExtremePatches, p
             axes[axis_row, 0].text(0.5, 0.5, "no patches", ha="center", va="center", transform=axes[axis_row, 0].transAxes)
     fig.suptitle(f"{attention.slide_id}: highest- and lowest-attention patches ({attention.n_patches} in all)", fontsize=10)
     save_png(fig, path, dpi=110, tight=True, palette=True)
+
+
+def draw_slide_attention(attention: SlideAttention, patch_store: Path, heatmap: Path, montage: Path) -> str:
+    """Both pictures of one slide (reads its thumbnail and extreme patches); returns the slide id."""
+    thumbnail, dimensions = slide_thumbnail(patch_store)
+    plot_attention_heatmap(attention, thumbnail, dimensions, heatmap)
+    plot_attention_montage(attention, read_extreme_patches(attention, patch_store), montage)
+    return attention.slide_id
+
+
+def draw_cohort_attention(
+    slides: Sequence[SlideAttention], patches_dir: Path, heatmaps: Path, montages: Path, workers: int = 1
+) -> None:
+    """``heatmaps/{slide}.png`` and ``montages/{slide}.png`` for every slide, drawn by ``workers`` processes."""
+    for folder in (heatmaps, montages):
+        folder.mkdir(parents=True, exist_ok=True)
+    jobs = [
+        (slide, patches_dir / f"{slide.slide_id}.zarr", heatmaps / f"{slide.slide_id}.png",
+         montages / f"{slide.slide_id}.png")
+        for slide in slides
+    ]  # fmt: skip
+    if workers > 1 and len(jobs) > 1:
+        # Drawing dominates (~2 s a slide); spawned workers, as forking a process that has run torch can hang.
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context) as pool:
+            for slide_id in pool.map(draw_slide_attention, *zip(*jobs, strict=True)):
+                log.info("slide %s: heatmap and montage drawn", slide_id)
+    else:
+        for job in jobs:
+            draw_slide_attention(*job)

@@ -11,7 +11,7 @@ from matplotlib.patches import Patch
 from mosare.reporting.plots import save_png, shrink_to_axes
 from mosare.features.slide_gmm import SlideMixture
 from mosare.slides.reader import open_slide
-from mosare.core.stores import open_store
+from mosare.slides.patch_store import PatchStore
 
 OVERLAY_ALPHA = 0.6
 QC_THUMBNAIL_PX = 1600
@@ -90,12 +90,12 @@ def plot_slide_mixture(
 
     The slide is opened at the resolution its patch store recorded, so the patch footprints land where they were cut.
     """
-    patch_attrs = open_store(patch_store).attrs
+    patches = PatchStore.read(patch_store)
     slide_id = mixture.store.slide_id
-    with open_slide(slide_path, slide_id=slide_id, mpp_override=patch_attrs["mpp_level0"]) as slide:
+    with open_slide(slide_path, slide_id=slide_id, mpp_override=patches.mpp_level0) as slide:
         thumbnail = slide.thumbnail(QC_THUMBNAIL_PX)
         dimensions = slide.dimensions
     plot_component_map(
-        thumbnail, dimensions, mixture.coords, int(patch_attrs["footprint_px"]), mixture.labels,
+        thumbnail, dimensions, mixture.coords, patches.footprint_px, mixture.labels,
         mixture.store.tokens.weights, path, title=mixture.title, copy_of=mixture.copy_of,
     )

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score, roc_curve
 
+from mosare.evaluation.scenarios import MNARSetting, scenarios
 from mosare.reporting.plots import save_png
 
 HISTORY_COLUMNS = {"epoch", "lr", "loss", "val_auc", "val_loss", "selected"}
@@ -34,6 +36,24 @@ def _draw_history(axes: Sequence[plt.Axes], per_fold: Mapping[int, pd.DataFrame]
     total.legend(fontsize=6)
     if len(mean_terms.columns):
         terms.legend(fontsize=6)
+
+
+def read_histories(scenario_dir: Path) -> dict[int, pd.DataFrame]:
+    """The first repeat's, first mask draw's training history of every fold under one model's scenario folder."""
+    return {
+        int(path.parent.name.removeprefix("fold")): pd.read_csv(path, sep="\t")
+        for path in sorted(scenario_dir.glob("fold*/history.tsv"))
+    }
+
+
+def draw_model_curves(train_dir: str | Path, train_config: Mapping[str, Any]) -> None:
+    """``train/{model}/curves.png`` for every model trained: its training curves in every scenario it ran."""
+    slugs = [s.slug for s in scenarios(train_config["missing_rates"], MNARSetting.from_config(train_config.get("mnar")))]
+    for model_name in train_config["models"]:
+        per_scenario = {slug: read_histories(Path(train_dir) / model_name / slug) for slug in slugs}
+        per_scenario = {slug: histories for slug, histories in per_scenario.items() if histories}
+        if per_scenario:
+            plot_model_curves(per_scenario, model_name, Path(train_dir) / model_name / "curves.png")
 
 
 def plot_model_curves(per_scenario: Mapping[str, Mapping[int, pd.DataFrame]], title: str, path: str | Path) -> None:
@@ -92,3 +112,9 @@ def plot_roc(
     axis.legend(fontsize=7, loc="lower right")
     figure.tight_layout()
     save_png(figure, path, dpi=90)
+
+
+def plot_external_roc(predictions: pd.DataFrame, classes: Sequence[str], path: Path) -> None:
+    """ROC curves of every deployed model on the target patients that have a label (external validation)."""
+    labelled = predictions[predictions["label"] != ""].assign(scenario="complete")
+    plot_roc(labelled, [f"prob_{c}" for c in classes], path, title="external validation")

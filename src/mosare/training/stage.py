@@ -1,0 +1,105 @@
+"""The training stage of one cohort: load its stores, cross-validate every model in every scenario
+(``mosare.training.cross_validation``), write the result tables (``mosare.evaluation.results``) and train and save
+the final models (``mosare.training.final_models``), all in one pool of worker processes."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mosare.cohort.data import CohortInputs
+from mosare.core.devices import resolve_device
+from mosare.core.resources import usable_cores
+from mosare.evaluation.results import ResultTables, evaluation_tables, write_results
+from mosare.evaluation.scenarios import MNARSetting, plan_evaluation
+from mosare.training.cross_validation import cohort_workers, cross_validate, model_dims, submit
+
+log = logging.getLogger(__name__)
+
+
+def train_and_evaluate(
+    cohort: str,
+    classes: list[str],
+    train_config: dict[str, Any],
+    inputs: CohortInputs,
+    outputs: dict[str, str | Path],
+    threads: int,
+    rna_top_genes: int | None = None,
+    slide_qc_table: str | Path | None = None,
+) -> ResultTables:
+    """The whole training stage of one cohort: load the stores, cross-validate every model in every scenario,
+    write the tables (figures are drawn from them by ``mosare.reporting``). ``outputs``: splits, metrics, summary,
+    comparisons, predictions, train_dir and, to train and save the final models on the whole cohort
+    (:mod:`mosare.training.final_models`), models.
+    ``rna_top_genes``: the config's ``rna.top_genes``, chosen inside each fold's training part. ``slide_qc_table``:
+    the slide_qc.tsv whose flagged slides ``qc.exclude_flagged`` left out (None when it is off), counted in
+    metrics.md. With several CPU cores, the cross-validation units and the final models share one pool of
+    single-threaded worker processes."""
+    from mosare.training.final_models import InputFacts, train_final_model, write_final_models
+    from mosare.model.factory import build_model
+
+    data = inputs.load(classes)
+    train_config = {**train_config, "rna_top_genes": rna_top_genes}
+    device = resolve_device()
+    cores = usable_cores(threads)
+    plan = plan_evaluation(
+        data.available, train_config["models"], train_config["missing_rates"], MNARSetting.from_config(train_config.get("mnar"))
+    )
+    log.info(
+        "%s: %d patients (%d with WSI, %d RNA, %d report), %d models x %d scenarios x %d folds x %d repeats on %s, "
+        "%d worker(s)",
+        cohort, data.n_patients, *data.available.sum(axis=0), len(plan.models), len(plan.scenarios),
+        train_config["folds"], train_config.get("repeats", 1), device, cores,
+    )  # fmt: skip
+    torch.set_num_threads(cores)
+    dims = model_dims(data, train_config)
+    final_config = {**train_config, "models": plan.models}
+    with cohort_workers(data, cores, device) as pool:
+        # In the same pool as the units (first in its queue), not one after another in this process afterwards.
+        final_models = (
+            {name: submit(pool, data, train_final_model, name, final_config, build_model, dims, device) for name in plan.models}
+            if "models" in outputs
+            else {}
+        )
+        run = cross_validate(data, train_config, cohort, outputs["train_dir"], device, dims=dims, pool=pool)
+        tables = evaluation_tables(run.fold_metrics, run.predictions, train_config, classes, run.realised_rates)
+        write_results(
+            run.splits, tables, run.predictions, train_config, outputs,
+            excluded=data.excluded, skipped=plan.skipped, report_notes=report_encoding_note(inputs.text),
+            slide_qc_table=slide_qc_table,
+        )  # fmt: skip
+        if final_models:
+            log.info("%s: saving the final models, trained on all %d patients", cohort, data.n_patients)
+            write_final_models(
+                data, final_config, cohort, outputs["models"],
+                InputFacts.read(data, inputs.features_dir, inputs.text, inputs.rna), tables.metrics, tables.comparisons,
+                rna_gene_ids(inputs.rna), dims, {name: future.result() for name, future in final_models.items()},
+            )  # fmt: skip
+    return tables
+
+
+def rna_gene_ids(rna_store: str | Path) -> list[str]:
+    """The gene ids of an RNA store, in column order."""
+    from mosare.core.stores import open_store
+
+    return [str(gene) for gene in open_store(rna_store)["gene_ids"][...].tolist()]
+
+
+def report_encoding_note(text_store: str | Path) -> str:
+    """One line for metrics.md saying which parts of the reports were encoded (from the text store's attributes)."""
+    from mosare.core.stores import open_store
+
+    attrs = dict(open_store(text_store).attrs)
+    if not attrs.get("dim") or not np.asarray(open_store(text_store)["present"][...]).any():
+        return "Reports: none in this cohort."
+    dropped = attrs.get("drop_sections") or []
+    sections = f"every section except {', '.join(dropped)}" if dropped else "every section"
+    return (
+        f"Reports encoded: {sections}; every diagnostic phrase matching one of the {len(attrs.get('leak_patterns', []))} "
+        f"subtype patterns replaced by {attrs.get('subtype_token', '[subtype]')} (`text.drop_sections`, "
+        "`report_leak_patterns`)."
+    )
