@@ -56,7 +56,7 @@ def test_user_cohort_gets_paper_training_settings(tmp_path: Path) -> None:
 
 def test_unknown_key_fails_naming_the_key(shipped_config: dict) -> None:
     broken = copy.deepcopy(shipped_config)
-    broken["gmm"]["componets"] = 8
+    broken["gmm"] = {"componets": 8}
     with pytest.raises(ConfigError, match=r"at 'gmm': unknown key 'componets': did you mean 'components'\?"):
         validate_config(broken)
 
@@ -82,7 +82,7 @@ def test_unknown_keys_get_a_suggestion_from_the_keys_allowed_at_their_place(ship
 
 def test_unknown_key_without_a_close_match_lists_the_allowed_keys(shipped_config: dict) -> None:
     broken = copy.deepcopy(shipped_config)
-    broken["gmm"]["xyz"] = 1
+    broken["gmm"] = {"xyz": 1}
     with pytest.raises(ConfigError, match=r"unknown key 'xyz': check the spelling \(allowed here: components, max_iter"):
         validate_config(broken)
 

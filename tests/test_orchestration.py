@@ -357,8 +357,9 @@ def test_changing_gmm_components_plans_the_gmm_stage_and_downstream_only(finishe
     assert gmm_jobs and gmm_jobs == chunk_jobs(every_job, "fit_slide_gmms")  # every chunk's GMMs, one job a chunk
     assert not {"demo_slide", "demo_cohort", "tile_slide", "select_rna_genes"} & set(planned)
     assert not chunk_jobs(planned, "embed_slides")
-    # The report encoder fits its own GMM over sentence embeddings, so it follows gmm.components too.
-    assert set(planned) == _expected_after(run, {*gmm_jobs, "encode_reports"})
+    # The report encoder fits its own GMM over sentence embeddings, so it follows gmm.components too, and slide QC
+    # flags slides with fewer patches than components (qc.min_patches unset).
+    assert set(planned) == _expected_after(run, {*gmm_jobs, "encode_reports", "slide_qc"})
 
 
 @pytest.mark.slow  # the shared tiny run takes minutes on 2 cores

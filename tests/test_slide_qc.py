@@ -246,13 +246,18 @@ def test_unreadable_area_and_missing_metrics_are_flagged():
     assert flags.iloc[4] == "no QC metrics"
 
 
-def test_schema_defaults_are_the_flagging_defaults():
-    from mosare.config import config_schema
-    from mosare.cohort.slide_qc_table import DEFAULT_MAD_K, DEFAULT_MIN_PATCHES
+def test_min_patches_defaults_to_the_configured_gmm_components():
+    from conftest import REPO
 
-    qc = config_schema()["properties"]["qc"]["properties"]
-    assert (qc["mad_k"]["default"], qc["min_patches"]["default"]) == (DEFAULT_MAD_K, DEFAULT_MIN_PATCHES)
-    assert qc["exclude_flagged"]["default"] is False
+    from mosare.config import load_config, slide_qc_min_patches
+
+    config = load_config(REPO / "config.yaml")
+    assert config["qc"]["min_patches"] is None and config["qc"]["exclude_flagged"] is False
+    assert slide_qc_min_patches(config) == config["gmm"]["components"]
+    config["gmm"]["components"] = 4
+    assert slide_qc_min_patches(config) == 4
+    config["qc"]["min_patches"] = 9
+    assert slide_qc_min_patches(config) == 9
 
 
 @pytest.mark.parametrize("flagged_position", [0, 1, 2])

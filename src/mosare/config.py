@@ -148,3 +148,9 @@ def deploy_pairs(config: dict[str, Any], *, source: str = WORKFLOW_CONFIG) -> li
     if problems:
         raise ConfigError(f"{source}: deploy: {'; '.join(problems)}; fix the deploy section or the cohorts")
     return [(deploy["from"], target) for target in deploy["to"]]
+
+
+def slide_qc_min_patches(config: dict[str, Any]) -> int:
+    """``qc.min_patches``, or ``gmm.components`` when it is null."""
+    configured = config["qc"]["min_patches"]
+    return int(config["gmm"]["components"] if configured is None else configured)

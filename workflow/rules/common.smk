@@ -11,7 +11,13 @@ import pandas as pd
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from mosare.reporting.cohort_figures import registered_figures
-from mosare.config import check_encoder_weights_configured, cohort_train_config, deploy_pairs, validate_config
+from mosare.config import (
+    check_encoder_weights_configured,
+    cohort_train_config,
+    deploy_pairs,
+    slide_qc_min_patches,
+    validate_config,
+)
 from mosare.features.embedding_chunks import embedding_chunks
 from mosare.features.encoder_specs import checkpoint_hint, encoder_spec
 from mosare.core.paths import ResultsLayout, encoder_dir_name

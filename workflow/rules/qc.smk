@@ -14,6 +14,7 @@ rule slide_qc:
         f"{RESULTS}/benchmarks/slide_qc/{{cohort}}.tsv"
     params:
         qc=config["qc"],
+        min_patches=slide_qc_min_patches(config),
         code=code_hash("slide_qc"),
     threads: 1
     resources:

@@ -22,6 +22,7 @@ import pandas as pd
 
 from mosare.core.atomic_files import atomic_file
 from mosare.slides.patch_store import PatchStore
+from mosare.core.config_schema import schema_defaults
 from mosare.slides.qc_fields import QC_METRICS
 
 log = logging.getLogger(__name__)
@@ -29,8 +30,7 @@ log = logging.getLogger(__name__)
 MAD_TO_SD = 1.4826  # MAD x this = standard deviation for normal data
 MIN_SLIDES_FOR_OUTLIERS = 5
 UNREADABLE_FLOOR = 0.01  # share of a slide that could not be decoded, flagged whatever the cohort
-DEFAULT_MAD_K = 3.5
-DEFAULT_MIN_PATCHES = 16  # the default GMM has 16 components: fewer patches cannot fit one per component
+DEFAULT_MAD_K: float = schema_defaults("qc")["mad_k"]
 
 
 @dataclass(frozen=True)
@@ -80,9 +80,13 @@ def robust_z(values: pd.Series, rule: OutlierRule) -> pd.Series:
 
 
 def slide_flags(
-    table: pd.DataFrame, *, mad_k: float = DEFAULT_MAD_K, min_patches: int = DEFAULT_MIN_PATCHES
+    table: pd.DataFrame, *, mad_k: float = DEFAULT_MAD_K, min_patches: int | None = None
 ) -> pd.Series:
-    """Per slide, its reasons for concern joined by ``; `` (empty when none), e.g. ``sharpness low (z -9.2)``."""
+    """Per slide, its reasons for concern joined by ``; `` (empty when none), e.g. ``sharpness low (z -9.2)``.
+
+    ``min_patches`` None: the default ``gmm.components`` (fewer patches cannot give each mixture component one)."""
+    if min_patches is None:
+        min_patches = int(schema_defaults("gmm")["components"])
     reasons: list[list[str]] = [[] for _ in range(len(table))]
     missing = table[list(QC_METRICS)].isna().all(axis=1).to_numpy()
     for index in np.flatnonzero(missing):
@@ -102,7 +106,7 @@ def slide_flags(
 
 
 def slide_qc_table(
-    stores: Mapping[str, str | Path], *, mad_k: float = DEFAULT_MAD_K, min_patches: int = DEFAULT_MIN_PATCHES
+    stores: Mapping[str, str | Path], *, mad_k: float = DEFAULT_MAD_K, min_patches: int | None = None
 ) -> pd.DataFrame:
     """The cohort's QC table: ``read_slide_qc`` plus ``flags``."""
     table = read_slide_qc(stores)

@@ -16,6 +16,8 @@ from typing import Literal
 
 import cv2
 import numpy as np
+
+from mosare.core.config_schema import schema_defaults
 import openslide
 from tqdm import tqdm
 
@@ -34,7 +36,7 @@ PLAUSIBLE_MPP = (0.05, 10.0)
 
 # Largest fraction of a slide's area that may be unreadable at every level (corrupt tiles filled with
 # background) before the slide is refused; ``tiling.max_unreadable_fraction`` in the config.
-DEFAULT_MAX_UNREADABLE_FRACTION = 0.05
+DEFAULT_MAX_UNREADABLE_FRACTION: float = schema_defaults("tiling")["max_unreadable_fraction"]
 DEFAULT_TILE_PX = 256  # when the format does not say its tile size
 BACKGROUND = 255  # unreadable pixels are filled like OpenSlide's transparent (unscanned) ones: white
 

@@ -27,31 +27,33 @@ import cv2
 import numpy as np
 
 import mosare.slides.reader
+from mosare.core.config_schema import schema_defaults
 from mosare.core.plugins import PluginError, Registry
 from mosare.slides.patch_grid import bin_sums, mask_cell_fractions, runs
 from mosare.slides.reader import Slide
 
-DEFAULT_METHOD = "saturation"
+# The schema is where every default lives; these are its tiling.tissue defaults.
+SCHEMA_DEFAULTS = schema_defaults("tiling", "tissue")
 # Fine pixels read beyond each side of a row of patch cells, so filters near the row's edge see real neighbours.
 FINE_MARGIN_PX = 8
 
 
 @dataclass(frozen=True)
 class TissueParams:
-    """``tiling.tissue`` in the config (see the schema for meanings and defaults)."""
+    """``tiling.tissue`` in the config; unset fields take the schema's defaults (see it for their meanings)."""
 
-    method: str = DEFAULT_METHOD
-    detection_mpp: float = 8.0
-    fraction_mpp: float = 2.0
-    median_blur: int = 7
-    saturation_threshold: int | None = 8
+    method: str = SCHEMA_DEFAULTS["method"]
+    detection_mpp: float = SCHEMA_DEFAULTS["detection_mpp"]
+    fraction_mpp: float = SCHEMA_DEFAULTS["fraction_mpp"]
+    median_blur: int = SCHEMA_DEFAULTS["median_blur"]
+    saturation_threshold: int | None = SCHEMA_DEFAULTS["saturation_threshold"]
     # At fraction_mpp a pixel is almost pure tissue or glass, while at detection_mpp an edge pixel half glass must
     # still count, so the fine threshold sits higher, where pale stroma begins. None: saturation_threshold's.
-    fraction_saturation_threshold: int | None = 16
-    closing: int = 4
-    min_tissue_area_um2: float | None = None  # None: the area of one patch footprint
-    min_hole_area_um2: float = 40_000.0
-    exclude_pen: bool = True
+    fraction_saturation_threshold: int | None = SCHEMA_DEFAULTS["fraction_saturation_threshold"]
+    closing: int = SCHEMA_DEFAULTS["closing"]
+    min_tissue_area_um2: float | None = SCHEMA_DEFAULTS["min_tissue_area_um2"]  # None: one patch footprint's area
+    min_hole_area_um2: float = SCHEMA_DEFAULTS["min_hole_area_um2"]
+    exclude_pen: bool = SCHEMA_DEFAULTS["exclude_pen"]
 
     def __post_init__(self) -> None:
         if self.median_blur % 2 == 0:
