@@ -252,7 +252,9 @@ def rendered_pages(root: Path, blocks: Sequence[GeneratedBlock] = BLOCKS) -> dic
 def stale_blocks(root: Path, blocks: Sequence[GeneratedBlock] = BLOCKS) -> list[str]:
     """``page: block`` for every generated block whose text differs from what its source gives now."""
     return [
-        f"{path.relative_to(root)}: {name}" for path, (_, _, stale) in rendered_pages(root, blocks).items() for name in stale
+        f"{path.relative_to(root)}: {name}"
+        for path, (_, _, stale) in rendered_pages(root, blocks).items()
+        for name in stale
     ]
 
 
