@@ -30,7 +30,7 @@ def test_shipped_config_validates_and_gets_the_papers_defaults(shipped_config: d
     config = validate_config(shipped_config)
     assert set(config["cohorts"]) == {"nsclc", "nsclc_external", "rcc", "brca"}
     assert config["cohorts"]["nsclc"]["classes"] == config["cohorts"]["nsclc_external"]["classes"] == ["LUAD", "LUSC"]
-    assert config["deploy"] == {"from": "nsclc", "to": ["nsclc_external"]}
+    assert config["deploy"] == {"from": "nsclc", "to": ["nsclc_external"], "missing_genes": "error"}
     assert config["cohorts"]["rcc"]["classes"] == ["CCRCC", "PRCC"]
     assert config["cohorts"]["brca"]["classes"] == ["IDC", "ILC"]
     assert config["tiling"]["patch_px"] == 256 and config["tiling"]["target_mpp"] == 0.5

@@ -26,7 +26,7 @@ rule deploy_models:
         classes=deploy_classes,
         features_dir=deploy_features_dir,
         gmm_dir=deploy_gmm_dir,
-        missing_genes=(config.get("deploy") or {}).get("missing_genes", "error"),
+        missing_genes=lambda wildcards: config["deploy"]["missing_genes"],
         code=code_hash("deploy"),
     threads: 1
     resources:

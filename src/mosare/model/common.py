@@ -10,6 +10,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from mosare.core.config_schema import schema_defaults
+
+# Hyper-parameters that are also train config keys take the schema's defaults (the one place a default lives).
+TRAIN_DEFAULTS = schema_defaults("train")
 
 
 @dataclass(frozen=True)
@@ -41,13 +45,14 @@ class ModelDims:
 
 @dataclass(frozen=True)
 class ModelHParams:
-    """Loss weights, schedule and model sizes; defaults are the paper's where it gives one."""
+    """Loss weights, schedule and model sizes; defaults are the paper's where it gives one. The fields that are
+    ``train`` config keys default to the schema's values; the others are architecture constants, not configurable."""
 
-    lambda_symcl: float = 0.5
-    lambda_mcl: float = 0.5
-    lambda_rec: float = 1.0
-    prototypes_per_class: int = 15
-    contrastive_warmup_epochs: int = 10
+    lambda_symcl: float = TRAIN_DEFAULTS["lambda_symcl"]
+    lambda_mcl: float = TRAIN_DEFAULTS["lambda_mcl"]
+    lambda_rec: float = TRAIN_DEFAULTS["lambda_rec"]
+    prototypes_per_class: int = TRAIN_DEFAULTS["prototypes_per_class"]
+    contrastive_warmup_epochs: int = TRAIN_DEFAULTS["contrastive_warmup_epochs"]
     heads: int = 4
     experts: int = 5
     expert_top_k: int = 2
