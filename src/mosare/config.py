@@ -69,7 +69,11 @@ def validate_config(config: dict[str, Any], *, source: str = WORKFLOW_CONFIG) ->
     if errors:
         lines = [f"  - at '{_error_location(e)}': {_explain(e)}" for e in errors]
         raise ConfigError(f"{source} is invalid (schema: workflow/schemas/config.schema.yaml):\n" + "\n".join(lines))
+    # No deploy section is written as null too; Snakemake's default-filling would step into a null object.
+    if config.get("deploy") is None:
+        config.pop("deploy", None)
     validate(config, str(config_schema_path()), set_default=True)
+    config.setdefault("deploy", None)
     for name, override in raw_overrides.items():
         config["cohorts"][name]["train"] = override
     return config
