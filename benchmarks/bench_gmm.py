@@ -114,7 +114,7 @@ def main() -> None:
     def our_model(seed: int) -> DiagonalGMM:
         return DiagonalGMM(
             n_components=args.components, max_iter=args.max_iter, tol=args.tol, reg_covar=args.reg_covar,
-            seed=seed, device=args.device,
+            random_state=seed, device=args.device,
         )
 
     def fit_sklearn(model: GaussianMixture) -> Callable[[], object]:

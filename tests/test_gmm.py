@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import re
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,9 +12,13 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
 from sklearn.mixture import GaussianMixture
+from sklearn.utils.estimator_checks import check_estimator
 from synthetic_slides import tissue_image, write_slide
 
+from mosare.core.config_schema import schema_defaults
 from mosare.features import gmm_em
 from mosare.features.gmm import (
     DiagonalGMM,
@@ -87,9 +93,9 @@ def test_one_em_step_with_hard_responsibilities_equals_sklearns():
 
 def test_warm_start_on_a_subsample_reaches_the_full_data_fit_deterministically():
     X, centres = well_separated(n_clusters=4, dim=8, per_cluster=500)
-    warm = DiagonalGMM(4, warm_start_subsample=200, seed=1).fit(X)
-    again = DiagonalGMM(4, warm_start_subsample=200, seed=1).fit(X)
-    cold = DiagonalGMM(4, warm_start_subsample=None, seed=1).fit(X)
+    warm = DiagonalGMM(4, warm_start_subsample=200, random_state=1).fit(X)
+    again = DiagonalGMM(4, warm_start_subsample=200, random_state=1).fit(X)
+    cold = DiagonalGMM(4, warm_start_subsample=None, random_state=1).fit(X)
     assert warm.n_iter_subsample_ > 0 and warm.converged_ and cold.n_iter_subsample_ == 0
     assert warm.score(X) == pytest.approx(cold.score(X), rel=1e-4)
     assert matched_distance(warm.means_, X.reshape(4, 500, 8).mean(1)) < 1e-3
@@ -112,7 +118,7 @@ def test_score_is_sklearns_mean_log_likelihood_in_float32_too():
 
 def test_fit_reaches_sklearns_likelihood_and_recovers_separated_cluster_means():
     X, centres = well_separated(n_clusters=4, dim=8, per_cluster=200)
-    ours = DiagonalGMM(4, seed=0).fit(X)
+    ours = DiagonalGMM(4, random_state=0).fit(X)
     reference = GaussianMixture(4, covariance_type="diag", init_params="k-means++", random_state=0).fit(X)
     assert ours.converged_
     assert ours.score(X) == pytest.approx(reference.score(X), rel=1e-3)
@@ -140,7 +146,7 @@ def test_padding_keeps_the_density_of_the_fitted_mixture():
     padded = fit_gmm_tokens(X, {**GMM_CONFIG, "components": 8, "select_by_bic": True})
     assert padded.n_components_used == 3 and padded.weights.shape == (8,)
     assert padded.weights.sum() == pytest.approx(1.0, abs=1e-6)
-    unpadded = DiagonalGMM(3, seed=0).fit(X)
+    unpadded = DiagonalGMM(3, random_state=0).fit(X)
     assert padded.log_likelihood == pytest.approx(unpadded.score(X), rel=1e-6)
 
 
@@ -196,7 +202,7 @@ def test_max_samples_fits_on_a_seeded_subsample_and_scores_every_row():
 
 def test_scoring_in_row_chunks_gives_the_same_log_likelihoods_and_components(monkeypatch):
     X = np.random.default_rng(2).normal(size=(500, 6)).astype(np.float32)
-    model = DiagonalGMM(3, seed=0).fit(X)
+    model = DiagonalGMM(3, random_state=0).fit(X)
     whole_ll, whole_resp = mixture_log_responsibilities(X, model.weights_, model.means_, model.variances_)
     monkeypatch.setattr(gmm_em, "SCORING_CHUNK_ROWS", 64)  # 8 chunks, the last one partial
     chunked_ll, chunked_resp = mixture_log_responsibilities(X, model.weights_, model.means_, model.variances_)
@@ -224,12 +230,94 @@ def test_finite_features_whose_column_sum_overflows_are_accepted():
 
 def test_same_seed_gives_bitwise_identical_fits_and_other_seeds_differ():
     X = np.random.default_rng(0).normal(size=(400, 10)).astype(np.float32)  # no structure: many optima
-    first, second = DiagonalGMM(6, seed=3).fit(X), DiagonalGMM(6, seed=3).fit(X)
+    first, second = DiagonalGMM(6, random_state=3).fit(X), DiagonalGMM(6, random_state=3).fit(X)
     for name in ("weights_", "means_", "variances_"):
         np.testing.assert_array_equal(getattr(first, name), getattr(second, name))
     assert first.n_iter_ == second.n_iter_ and first.lower_bound_ == second.lower_bound_
-    other = DiagonalGMM(6, seed=4).fit(X)
+    other = DiagonalGMM(6, random_state=4).fit(X)
     assert not np.array_equal(first.means_, other.means_)
+
+
+def test_clone_gives_an_unfitted_estimator_with_the_same_parameters_and_the_same_fit():
+    X = np.random.default_rng(0).normal(size=(300, 5)).astype(np.float32)
+    fitted = DiagonalGMM(
+        3, max_iter=50, tol=1e-4, reg_covar=1e-5, random_state=7, dtype="float64", warm_start_subsample=None
+    ).fit(X)
+    copy = clone(fitted)
+    assert copy is not fitted and copy.get_params() == fitted.get_params()
+    assert not [name for name in vars(copy) if name.endswith("_")]
+    with pytest.raises(NotFittedError):
+        copy.predict(X)
+    # The same random_state: the clone's fit is the original's, bit for bit.
+    assert copy.fit(X) is copy
+    for name in ("weights_", "means_", "variances_"):
+        np.testing.assert_array_equal(getattr(copy, name), getattr(fitted, name))
+    assert (copy.n_iter_, copy.lower_bound_, copy.n_features_in_) == (fitted.n_iter_, fitted.lower_bound_, 5)
+
+
+def test_get_params_set_params_round_trip_and_defaults_come_from_the_schema():
+    defaults = schema_defaults("gmm")
+    assert DiagonalGMM().get_params() == {
+        "n_components": defaults["components"], "max_iter": defaults["max_iter"], "tol": defaults["tol"],
+        "reg_covar": defaults["reg_covar"], "random_state": defaults["seed"], "device": None, "dtype": "float32",
+        "warm_start_subsample": "auto",
+    }
+    params = {
+        "n_components": 5, "max_iter": 7, "tol": 1e-5, "reg_covar": 1e-3, "random_state": 11, "device": "cpu",
+        "dtype": "float64", "warm_start_subsample": None,
+    }
+    model = DiagonalGMM()
+    assert model.set_params(**params) is model
+    assert model.get_params() == params == DiagonalGMM(**params).get_params()
+    with pytest.raises(ValueError, match="Invalid parameter 'seed'"):
+        model.set_params(seed=1)
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"n_components": 0}, "n_components must be an int >= 1, got 0"),
+        ({"n_components": 2.0}, "n_components must be an int >= 1, got 2.0"),
+        ({"max_iter": 0}, "max_iter must be an int >= 1"),
+        ({"tol": 0.0}, "tol must be a number > 0"),
+        ({"reg_covar": -1e-6}, "reg_covar must be a number > 0"),
+        ({"random_state": "seven"}, "random_state must be an int, None or a numpy.random.RandomState"),
+        ({"dtype": "float16"}, "dtype must be one of"),
+        ({"n_components": 4, "warm_start_subsample": 3}, "warm_start_subsample must be 'auto', None or a number"),
+    ],
+)
+def test_invalid_parameters_are_stored_by_init_and_rejected_by_fit(params, message):
+    model = DiagonalGMM(**params)  # scikit-learn's rule: __init__ only stores its arguments
+    assert {name: model.get_params()[name] for name in params} == params
+    with pytest.raises(ValueError, match=re.escape(message)):
+        model.fit(np.ones((10, 2)))
+    assert not hasattr(model, "weights_")
+
+
+def test_random_state_may_be_a_numpy_random_state_or_none():
+    X = np.random.default_rng(1).normal(size=(200, 4)).astype(np.float32)
+    first = DiagonalGMM(3, random_state=np.random.RandomState(5)).fit(X)
+    second = DiagonalGMM(3, random_state=np.random.RandomState(5)).fit(X)
+    np.testing.assert_array_equal(first.means_, second.means_)
+    assert DiagonalGMM(3, random_state=None).fit(X).means_.shape == (3, 4)
+
+
+def test_scikit_learn_estimator_checks():
+    """scikit-learn's own estimator checks (clone, get/set_params, fit returns self, unfitted errors, feature-count
+    checks, pickling, idempotent fits...), except input conversions this estimator does not offer."""
+    not_offered = "numpy or torch arrays of numbers only"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # e.g. torch on the checks' read-only memmaps
+        check_estimator(
+            DiagonalGMM(2, max_iter=20),
+            expected_failed_checks={
+                "check_dtype_object": not_offered,
+                "check_estimator_sparse_tag": not_offered,
+                "check_estimator_sparse_array": not_offered,
+                "check_estimator_sparse_matrix": not_offered,
+                "check_fit2d_predict1d": "a 1-D array is refused with our own message",
+            },
+        )
 
 
 def test_bic_picks_the_true_number_of_clusters():

@@ -79,7 +79,7 @@ def remove_stale_temporaries(path: str | Path) -> list[Path]:
     dead processes of this host; returns them. Others' temporaries, and those of live writers, stay."""
     path = Path(path)
     prefix = temporary_prefix(path)
-    removed = []
+    removed: list[Path] = []
     try:
         entries = list(os.scandir(path.parent))
     except FileNotFoundError:

@@ -71,7 +71,7 @@ def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], scale_px: fl
     grid_h, grid_w = int(math.ceil(height / scale_px)) + 3, int(math.ceil(width / scale_px)) + 3
     coarse = rng.standard_normal((grid_h, grid_w), dtype=np.float32)
     size = (int(round(grid_w * scale_px)), int(round(grid_h * scale_px)))
-    field = cv2.resize(coarse, size, interpolation=cv2.INTER_CUBIC)[:height, :width]
+    field: np.ndarray = cv2.resize(coarse, size, interpolation=cv2.INTER_CUBIC)[:height, :width]
     field -= field[::7, ::7].mean()
     field /= field[::7, ::7].std() + 1e-6
     return field
@@ -209,7 +209,7 @@ def _draw_nuclei(
 
 def _fibres(rng: np.random.Generator, side: int, angle_deg: float) -> np.ndarray:
     """Wavy collagen fibres in [0, 1] running along ``angle_deg`` (grid at :data:`STAIN_UM`)."""
-    streaks = rng.standard_normal((side, side), dtype=np.float32)
+    streaks: np.ndarray = rng.standard_normal((side, side), dtype=np.float32)
     streaks = cv2.GaussianBlur(streaks, (0, 0), sigmaX=8 / STAIN_UM, sigmaY=0.8 / STAIN_UM)
     rotation = cv2.getRotationMatrix2D((side / 2, side / 2), angle_deg, 1.0)
     streaks = cv2.warpAffine(streaks, rotation, (side, side), borderMode=cv2.BORDER_REFLECT)
@@ -229,7 +229,7 @@ def _pen_stroke(rng: np.random.Generator, side: int) -> np.ndarray:
     t = np.linspace(start, start + sweep, 64)
     wobble = 1 + 0.04 * np.sin(t * rng.uniform(2, 5) + rng.uniform(0, 6))
     points = np.stack([center[0] + radius * wobble * np.cos(t), center[1] + radius * wobble * np.sin(t)], axis=1)
-    ink = np.zeros((side, side), dtype=np.uint8)
+    ink: np.ndarray = np.zeros((side, side), dtype=np.uint8)
     thickness = max(2, int(side * rng.uniform(0.035, 0.06)))
     cv2.polylines(ink, [np.round(points).astype(np.int32)], False, 255, thickness, cv2.LINE_AA)
     ink = cv2.GaussianBlur(ink, (0, 0), 1.5).astype(np.float32) / 255
@@ -283,7 +283,7 @@ def render_tissue(
     nuclei = cv2.multiply(nuclei, rng.integers(150, 256, size=(side, side), dtype=np.uint8), scale=1 / 255)
     hematoxylin += nuclei * np.float32(rng.uniform(0.8, 1.1) / 255)
     eosin *= 1.0 - nuclei * np.float32(0.5 / 255)
-    index = cv2.convertScaleAbs(hematoxylin, alpha=H_STEPS).astype(np.uint16) << 8
+    index: np.ndarray = cv2.convertScaleAbs(hematoxylin, alpha=H_STEPS).astype(np.uint16) << 8
     index |= cv2.convertScaleAbs(eosin, alpha=E_STEPS)
     rgb = _stain_lut(rng, stain_shift)[index]
     if pen:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypedDict
 
 from mosare.demo.plan import DemoPlan, PatientPlan, random_stream
 
@@ -18,21 +19,29 @@ class SubtypeText:
     stains: dict[str, tuple[str, str]]  # marker -> (result typical of this class, the other result)
 
 
-_LUNG = dict(
+class OrganText(TypedDict):
+    """The fields of ``SubtypeText`` that the subtypes of one organ share."""
+
+    organ: str
+    specimens: tuple[str, ...]
+    generic_diagnosis: tuple[str, ...]
+
+
+_LUNG = OrganText(
     organ="lung",
     specimens=("Right upper lobe, lobectomy", "Left lower lobe, lobectomy", "Right lung, wedge resection",
                "Left upper lobe, segmentectomy", "CT-guided core biopsy of a peripheral lung nodule"),
     generic_diagnosis=("Non-small cell carcinoma, see comment", "Primary lung carcinoma, non-small cell type",
                        "Malignant epithelial neoplasm of lung origin"),
 )
-_KIDNEY = dict(
+_KIDNEY = OrganText(
     organ="kidney",
     specimens=("Left kidney, radical nephrectomy", "Right kidney, partial nephrectomy",
                "Right renal mass, core needle biopsy", "Left kidney, laparoscopic partial nephrectomy"),
     generic_diagnosis=("Renal cell carcinoma, see comment", "Renal epithelial neoplasm, malignant",
                        "Renal cell carcinoma, subtype discussed below"),
 )
-_BREAST = dict(
+_BREAST = OrganText(
     organ="breast",
     specimens=("Left breast, lumpectomy", "Right breast, simple mastectomy", "Left breast, ultrasound-guided core biopsy",
                "Right breast, wide local excision"),

@@ -123,14 +123,14 @@ def delong_test(labels: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarray) 
 
 def holm_adjust(p_values: Sequence[float]) -> np.ndarray:
     """Holm's step-down adjusted p-values (family-wise error), NaN entries left out of the family and kept NaN."""
-    p_values = np.asarray(p_values, dtype=np.float64)
-    adjusted = np.full_like(p_values, np.nan)
-    finite = np.flatnonzero(np.isfinite(p_values))
-    order = finite[np.argsort(p_values[finite], kind="stable")]
+    p = np.asarray(p_values, dtype=np.float64)
+    adjusted = np.full_like(p, np.nan)
+    finite = np.flatnonzero(np.isfinite(p))
+    order = finite[np.argsort(p[finite], kind="stable")]
     family = len(order)
     running = 0.0
     for position, index in enumerate(order):
-        running = max(running, min(1.0, (family - position) * p_values[index]))
+        running = max(running, min(1.0, (family - position) * p[index]))
         adjusted[index] = running
     return adjusted
 

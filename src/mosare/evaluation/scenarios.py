@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from mosare.core.modalities import MODALITIES
-from mosare.model.specs import single_modality_models
 from mosare.evaluation.splits import derived_seed
+from mosare.model.specs import single_modality_models
 
 MODALITY_TITLES: tuple[str, ...] = ("WSI", "RNA", "reports")
 
@@ -149,7 +149,7 @@ def plan_evaluation(
     """Drop the models whose only input no patient has, and the masked scenarios when masking can drop nothing
     (no patient has two modalities, and at least one is always kept)."""
     available = np.asarray(available, dtype=bool)
-    in_cohort = available.any(axis=0)
+    in_cohort: np.ndarray = np.any(available, axis=0)  # (3,): ndarray.any's stub also allows a scalar
     skipped: dict[str, str] = {}
     run_models = []
     for name in models:

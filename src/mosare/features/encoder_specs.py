@@ -161,7 +161,9 @@ def encoder_weights_file(name: str, checkpoint: str | Path | None = None) -> Pat
     """
     spec = check_checkpoint_setting(name, checkpoint)
     if spec.weights == "package":
+        assert spec.package_weights is not None  # _check_spec requires it of every registered encoder
         return Path(load_object(spec.package_weights)()).resolve()
+    assert checkpoint is not None  # check_checkpoint_setting requires one for checkpoint weights
     path = Path(checkpoint).expanduser()
     if not path.is_file():
         raise EncoderWeightsError(f"encoder {name!r}: weights file {path} does not exist. {spec.weights_hint}")

@@ -13,6 +13,7 @@ import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import timm
 import torch
@@ -29,6 +30,7 @@ from mosare.features.encoder_specs import (
     with_model_facts,
 )
 from mosare.features.patch_preprocessing import resize_crop_transform
+
 
 @dataclass
 class Encoder:
@@ -107,9 +109,12 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
     return dict(state)
 
 
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
+
+
 def load_weights_strictly(
-    model: nn.Module, state: Mapping[str, torch.Tensor], *, name: str, path: Path, hint: str
-) -> nn.Module:
+    model: ModuleT, state: Mapping[str, torch.Tensor], *, name: str, path: Path, hint: str
+) -> ModuleT:
     """Load ``state`` into ``model`` (built on the meta device) with every key and shape matching, as float32."""
     model_keys, file_keys = set(model.state_dict()), set(state)
     missing, unexpected = sorted(model_keys - file_keys), sorted(file_keys - model_keys)
@@ -131,7 +136,11 @@ def load_weights_strictly(
 
 def pooled_dim(model: nn.Module) -> int:
     """Width of a timm model's pooled output with no classifier (after any pre-logits layer, e.g. MobileNetV3's)."""
-    return int(getattr(model, "head_hidden_size", None) or model.num_features)
+    # Plain int attributes of timm models (and of plugin models, docs/extending.md), unknown to nn.Module's typing.
+    width = getattr(model, "head_hidden_size", None) or getattr(model, "num_features", None)
+    if width is None:
+        raise AttributeError(f"{type(model).__name__} has no num_features (or head_hidden_size): its pooled width")
+    return int(width)
 
 
 def load_checkpoint(spec: EncoderSpec, architecture: nn.Module, path: Path) -> nn.Module:
@@ -157,7 +166,7 @@ def build_timm(spec: EncoderSpec, weights: Path) -> tuple[nn.Module, EncoderSpec
         model = timm.create_model(architecture, pretrained=False, num_classes=0)
     state = load_state_dict_file(weights)
     # A classification checkpoint carries a head this feature extractor does not have.
-    head = model.pretrained_cfg.get("classifier")
+    head = getattr(model, "pretrained_cfg", {}).get("classifier")  # every timm model has its pretrained_cfg dict
     if isinstance(head, str):
         state = {key: value for key, value in state.items() if not key.startswith(f"{head}.")}
     model = load_weights_strictly(model, state, name=spec.name, path=weights, hint=spec.weights_hint)

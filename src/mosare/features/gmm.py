@@ -1,7 +1,8 @@
 """Diagonal-covariance Gaussian mixtures fitted by batched EM in PyTorch (CUDA when present): the estimator.
 
 The local tokens of a slide (its patch features) and of a report (its sentence embeddings) are the C
-component means of such a mixture. ``DiagonalGMM`` feels like
+component means of such a mixture. ``DiagonalGMM`` is a scikit-learn estimator (``get_params``, ``set_params``,
+``clone``; parameters checked in ``fit``; fitted attributes end in ``_``) that feels like
 ``sklearn.mixture.GaussianMixture(covariance_type="diag")`` and its ``score`` is the same quantity, but
 it is built for speed (the EM kernels are in ``mosare.features.gmm_em``). This module reads no slide and draws
 nothing, so report encoding imports it as it is; the per-slide stage is ``mosare.features.slide_gmm``.
@@ -9,9 +10,9 @@ nothing, so report encoding imports it as it is; the per-slide stage is ``mosare
 Rules (the same for every caller):
 
 - Initialisation: greedy k-means++ seeding (scikit-learn's variant, ``2 + log C`` candidates per step)
-  drawn from a CPU generator seeded by ``seed``; every sample is then assigned to its nearest seed and the
+  drawn from a CPU generator seeded by ``random_state``; every sample is then assigned to its nearest seed and the
   first M-step runs on those hard assignments. Nothing depends on folds or labels, and the same data with
-  the same seed give a bitwise identical fit on the same device.
+  the same integer ``random_state`` give a bitwise identical fit on the same device.
 - Convergence: EM stops when the mean log-likelihood lower bound changes by less than ``tol`` (as sklearn)
   or after ``max_iter`` iterations.
 - Warm start (coarse to fine, ``warm_start_subsample``): EM is first initialised and run to convergence
@@ -36,12 +37,16 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import numbers
 from collections.abc import Mapping
 from typing import Any, Literal
 
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator, DensityMixin, clone
+from sklearn.utils.validation import check_is_fitted, check_random_state
 
+from mosare.core.config_schema import schema_defaults
 from mosare.core.devices import resolve_device
 from mosare.features.gmm_em import (
     DTYPES,
@@ -55,6 +60,8 @@ from mosare.features.gmm_em import (
 
 logger = logging.getLogger(__name__)
 
+# The schema is where every default lives; these are its gmm defaults (the estimator's defaults too).
+SCHEMA_DEFAULTS = schema_defaults("gmm")
 # Components whose total responsibility ends below this many samples are treated as dead.
 DEAD_COMPONENT_SAMPLES = 1e-3
 # "auto" warm start: EM first runs on max(this many rows per component, WARM_START_MIN_ROWS) rows, when the
@@ -71,14 +78,14 @@ def pad_components(
 
     The density is unchanged and weights still sum to 1; appended copies follow the fitted components.
     """
-    weights, means, variances = list(weights), list(means), list(variances)
-    while len(weights) < n_components:
-        heaviest = int(np.argmax(weights))
-        weights[heaviest] = weights[heaviest] / 2
-        weights.append(weights[heaviest])
-        means.append(means[heaviest])
-        variances.append(variances[heaviest])
-    return np.asarray(weights), np.stack(means), np.stack(variances)
+    weight_list, mean_list, variance_list = list(weights), list(means), list(variances)
+    while len(weight_list) < n_components:
+        heaviest = int(np.argmax(weight_list))
+        weight_list[heaviest] = weight_list[heaviest] / 2
+        weight_list.append(weight_list[heaviest])
+        mean_list.append(mean_list[heaviest])
+        variance_list.append(variance_list[heaviest])
+    return np.asarray(weight_list), np.stack(mean_list), np.stack(variance_list)
 
 
 def _identical_components(means: np.ndarray, variances: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -113,47 +120,83 @@ def predict_components(
     return first[log_resp.argmax(1).cpu().numpy()]
 
 
-class DiagonalGMM:
+class DiagonalGMM(DensityMixin, BaseEstimator):
     """Diagonal-covariance Gaussian mixture fitted by EM; see the module docstring for the rules.
+
+    A scikit-learn estimator: every parameter is stored unchanged under its own name (``get_params``,
+    ``set_params`` and ``sklearn.base.clone`` work) and checked in ``fit``, which returns the estimator.
+    ``n_components``, ``max_iter``, ``tol``, ``reg_covar`` and ``random_state`` default to the config schema's
+    ``gmm`` section (components, max_iter, tol, reg_covar, seed). ``random_state``: an int seeds the k-means++
+    draws and the warm-start subsample (bitwise reproducible); None or a ``numpy.random.RandomState`` draws
+    that seed from numpy, as scikit-learn does. ``dtype`` "float64" trades speed for exactness.
 
     Fitted attributes (numpy, C = ``n_components`` rows even when fewer were fitted): ``weights_`` (C,),
     ``means_`` (C, D), ``variances_`` (C, D), ``converged_``, ``n_iter_``, ``lower_bound_`` (mean
     log-likelihood at the last E-step, as sklearn), ``n_components_used_`` (components fitted before padding),
-    ``n_iter_subsample_`` (warm-start iterations on the subsample, 0 without one).
-    ``dtype`` "float64" trades speed for exactness.
+    ``n_iter_subsample_`` (warm-start iterations on the subsample, 0 without one), ``n_features_in_`` (D).
     """
 
     def __init__(
         self,
-        n_components: int = 16,
-        max_iter: int = 100,
-        tol: float = 1e-3,
-        reg_covar: float = 1e-6,
-        seed: int = 0,
+        n_components: int = SCHEMA_DEFAULTS["components"],
+        *,
+        max_iter: int = SCHEMA_DEFAULTS["max_iter"],
+        tol: float = SCHEMA_DEFAULTS["tol"],
+        reg_covar: float = SCHEMA_DEFAULTS["reg_covar"],
+        random_state: int | np.random.RandomState | None = SCHEMA_DEFAULTS["seed"],
         device: str | torch.device | None = None,
         dtype: str = "float32",
         warm_start_subsample: int | Literal["auto"] | None = "auto",
     ) -> None:
-        if n_components < 1:
-            raise ValueError(f"n_components must be >= 1, got {n_components}")
-        if dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
-        if not (
-            warm_start_subsample in (None, "auto")
-            or (isinstance(warm_start_subsample, int) and warm_start_subsample >= n_components)
-        ):
-            raise ValueError(
-                f"warm_start_subsample must be 'auto', None or a number of rows >= n_components, "
-                f"got {warm_start_subsample!r}"
-            )
         self.n_components = n_components
         self.max_iter = max_iter
         self.tol = tol
         self.reg_covar = reg_covar
-        self.seed = seed
+        self.random_state = random_state
         self.device = device
         self.dtype = dtype
         self.warm_start_subsample = warm_start_subsample
+
+    def _check_params(self) -> None:
+        """ValueError naming the first parameter out of its range (called by ``fit``, as scikit-learn does)."""
+
+        def is_int(value: object) -> bool:
+            return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+        def is_real(value: object) -> bool:
+            return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+        name = type(self).__name__
+        if not (is_int(self.n_components) and self.n_components >= 1):
+            raise ValueError(f"{name}: n_components must be an int >= 1, got {self.n_components!r}")
+        if not (is_int(self.max_iter) and self.max_iter >= 1):
+            raise ValueError(f"{name}: max_iter must be an int >= 1, got {self.max_iter!r}")
+        if not (is_real(self.tol) and self.tol > 0):
+            raise ValueError(f"{name}: tol must be a number > 0, got {self.tol!r}")
+        if not (is_real(self.reg_covar) and self.reg_covar > 0):
+            raise ValueError(f"{name}: reg_covar must be a number > 0 (the variance floor), got {self.reg_covar!r}")
+        if not (self.random_state is None or is_int(self.random_state)
+                or isinstance(self.random_state, np.random.RandomState)):
+            raise ValueError(
+                f"{name}: random_state must be an int, None or a numpy.random.RandomState, got {self.random_state!r}"
+            )
+        if self.dtype not in DTYPES:
+            raise ValueError(f"{name}: dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}")
+        if not (
+            self.warm_start_subsample is None
+            or self.warm_start_subsample == "auto"
+            or (is_int(self.warm_start_subsample) and self.warm_start_subsample >= self.n_components)
+        ):
+            raise ValueError(
+                f"{name}: warm_start_subsample must be 'auto', None or a number of rows >= n_components, "
+                f"got {self.warm_start_subsample!r}"
+            )
+
+    def _torch_seed(self) -> int:
+        """The seed of the CPU generator behind every random draw of a fit: ``random_state`` itself when an int."""
+        if isinstance(self.random_state, numbers.Integral):
+            return int(self.random_state)
+        return int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
 
     def warm_start_rows(self, n_samples: int) -> int | None:
         """Rows of the seeded subsample EM first runs on, or None when EM runs on all ``n_samples`` only."""
@@ -164,25 +207,30 @@ class DiagonalGMM:
             return rows if n_samples >= WARM_START_MIN_RATIO * rows else None
         return self.warm_start_subsample if self.warm_start_subsample < n_samples else None
 
-    def fit(self, X: ArrayLike) -> DiagonalGMM:
+    def fit(self, X: ArrayLike, y: object = None) -> DiagonalGMM:
+        """Fit the mixture to ``X`` (N, D), numpy or torch; ``y`` is ignored (scikit-learn's signature)."""
+        self._check_params()
         device = resolve_device(self.device)
-        X, shift = as_samples(X, DTYPES[self.dtype], device)
-        if X.shape[0] == 0:
+        samples, shift = as_samples(X, DTYPES[self.dtype], device)
+        if samples.shape[0] == 0:
             raise ValueError("cannot fit a Gaussian mixture to 0 samples")
+        n_features = int(samples.shape[1])
+        if n_features == 0:
+            raise ValueError(f"0 feature(s) (shape={tuple(samples.shape)}) while a minimum of 1 is required.")
         # Centring on the column means (exact for Gaussians) keeps float32's expansion of the quadratic form accurate.
-        Z = centred_and_squared(X, shift)
-        del X
+        Z = centred_and_squared(samples, shift)
+        del samples
 
-        generator = torch.Generator().manual_seed(self.seed)
+        generator = torch.Generator().manual_seed(self._torch_seed())
         subsample_rows = self.warm_start_rows(Z.shape[0])
-        self.n_iter_subsample_ = 0
+        n_iter_subsample = 0
         if subsample_rows is None:
             parameters = initial_parameters(Z, self.n_components, self.reg_covar, generator)
         else:
             rows = torch.randperm(Z.shape[0], generator=generator)[:subsample_rows].sort().values
             subsample = Z[rows.to(device)]
             parameters = initial_parameters(subsample, self.n_components, self.reg_covar, generator)
-            parameters, _, self.n_iter_subsample_, _ = expectation_maximisation(
+            parameters, _, n_iter_subsample, _ = expectation_maximisation(
                 subsample, parameters, self.max_iter, self.tol, self.reg_covar
             )
             del subsample
@@ -198,16 +246,23 @@ class DiagonalGMM:
             self.n_components,
         )
         self.converged_, self.n_iter_, self.lower_bound_ = converged, n_iter, lower_bound
+        self.n_iter_subsample_ = n_iter_subsample
+        self.n_features_in_ = n_features
         if not converged:
             logger.warning("GMM did not converge in %d iterations (tol %g)", self.max_iter, self.tol)
         return self
 
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "weights_"):
-            raise RuntimeError("this DiagonalGMM is not fitted yet; call fit(X) first")
+    def _check_fitted(self, X: ArrayLike) -> None:
+        """NotFittedError before ``fit``; ValueError when ``X`` has another number of features than the fit's."""
+        check_is_fitted(self, "weights_")
+        if X.ndim == 2 and X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but {type(self).__name__} is expecting {self.n_features_in_} "
+                "features as input"
+            )
 
     def _score_samples_and_log_resp(self, X: ArrayLike) -> tuple[torch.Tensor, torch.Tensor]:
-        self._check_fitted()
+        self._check_fitted(X)
         return mixture_log_responsibilities(
             X, self.weights_, self.means_, self.variances_, dtype=self.dtype, device=self.device
         )
@@ -216,8 +271,8 @@ class DiagonalGMM:
         """Log-likelihood of each sample, (N,)."""
         return self._score_samples_and_log_resp(X)[0].cpu().numpy()
 
-    def score(self, X: ArrayLike) -> float:
-        """Mean log-likelihood per sample (the quantity ``GaussianMixture.score`` returns)."""
+    def score(self, X: ArrayLike, y: object = None) -> float:
+        """Mean log-likelihood per sample (the quantity ``GaussianMixture.score`` returns); ``y`` is ignored."""
         return float(self._score_samples_and_log_resp(X)[0].double().mean())
 
     def predict_proba(self, X: ArrayLike) -> np.ndarray:
@@ -225,14 +280,14 @@ class DiagonalGMM:
 
     def predict(self, X: ArrayLike) -> np.ndarray:
         """Most likely component of each sample (padding copies never win over the fitted component)."""
-        self._check_fitted()
+        self._check_fitted(X)
         return predict_components(
             X, self.weights_, self.means_, self.variances_, dtype=self.dtype, device=self.device
         )
 
     def n_parameters(self) -> int:
         """Free parameters of the fitted (unpadded) mixture: means, variances and C-1 weights."""
-        self._check_fitted()
+        check_is_fitted(self, "weights_")
         return self.n_components_used_ * 2 * self.means_.shape[1] + self.n_components_used_ - 1
 
     def bic(self, X: ArrayLike) -> float:
@@ -241,16 +296,16 @@ class DiagonalGMM:
         return -2.0 * self.score(X) * n_samples + self.n_parameters() * math.log(n_samples)
 
 
-def _fit_by_bic(
-    X: ArrayLike, max_components: int, **estimator_kwargs: Any
-) -> tuple[DiagonalGMM, dict[int, float]]:
+def _fit_by_bic(X: ArrayLike, estimator: DiagonalGMM) -> tuple[DiagonalGMM, dict[int, float]]:
+    """Clones of ``estimator`` with 1..min(its n_components, N) components fitted to ``X``: the lowest BIC's, and
+    every BIC."""
     n_samples = len(X)
     if n_samples == 0:
         raise ValueError("cannot select the number of components for 0 samples")
     best: DiagonalGMM | None = None
     bics: dict[int, float] = {}
-    for n_components in range(1, min(max_components, n_samples) + 1):
-        model = DiagonalGMM(n_components, **estimator_kwargs).fit(X)
+    for n_components in range(1, min(estimator.n_components, n_samples) + 1):
+        model: DiagonalGMM = clone(estimator).set_params(n_components=n_components).fit(X)
         bics[n_components] = model.bic(X)
         # Strictly lower only: ties keep the smaller mixture.
         if best is None or bics[n_components] < bics[best.n_components]:
@@ -263,9 +318,9 @@ def _fit_by_bic(
 def select_components_by_bic(X: ArrayLike, max_components: int, **estimator_kwargs: Any) -> int:
     """The C in 1..min(max_components, N) whose fitted mixture has the lowest BIC (ties: the smaller C).
 
-    ``estimator_kwargs``: the :class:`DiagonalGMM` settings other than ``n_components``.
+    ``estimator_kwargs``: the :class:`DiagonalGMM` parameters other than ``n_components``.
     """
-    model, _ = _fit_by_bic(X, max_components, **estimator_kwargs)
+    model, _ = _fit_by_bic(X, DiagonalGMM(max_components, **estimator_kwargs))
     return model.n_components
 
 
@@ -316,15 +371,15 @@ def fit_gmm_tokens(
             log_likelihood=None, n_iter=0, converged=False, n_components_used=0, n_samples=0, present=False,
             n_fit_samples=0,
         )
-    estimator_kwargs = dict(
-        max_iter=int(config["max_iter"]), tol=float(config["tol"]), reg_covar=float(config["reg_covar"]),
-        seed=int(config["seed"]), device=device,
+    estimator = DiagonalGMM(
+        n_components, max_iter=int(config["max_iter"]), tol=float(config["tol"]), reg_covar=float(config["reg_covar"]),
+        random_state=int(config["seed"]), device=device,
     )
     X_fit = _fit_rows(X, config["max_samples"], int(config["seed"]))
     if config["select_by_bic"]:
-        model, _ = _fit_by_bic(X_fit, n_components, **estimator_kwargs)
+        model, _ = _fit_by_bic(X_fit, estimator)
     else:
-        model = DiagonalGMM(n_components, **estimator_kwargs).fit(X_fit)
+        model = estimator.fit(X_fit)
     weights, means, variances = pad_components(model.weights_, model.means_, model.variances_, n_components)
     return GMMResult(
         weights=weights.astype(np.float32),

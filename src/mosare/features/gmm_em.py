@@ -34,6 +34,8 @@ def as_samples(X: ArrayLike, dtype: torch.dtype, device: torch.device) -> tuple[
     X = X if isinstance(X, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(X))
     if X.ndim != 2:
         raise ValueError(f"expected a 2-D array (samples x features), got shape {tuple(X.shape)}")
+    if X.is_complex():
+        raise ValueError("Complex data not supported: a Gaussian mixture needs real-valued features")
     X = X.to(device=device, dtype=dtype)
     column_means = (torch.ones(1, X.shape[0], dtype=dtype, device=device) @ X).squeeze(0) / max(X.shape[0], 1)
     if not bool(torch.isfinite(column_means).all()):
@@ -129,7 +131,7 @@ def expectation_maximisation(
     """
     weights, means, variances = parameters
     lower_bound, converged, n_iter = -math.inf, False, 0
-    for n_iter in range(1, max_iter + 1):
+    for n_iter in range(1, max_iter + 1):  # noqa: B007 (the count of iterations run is returned)
         previous = lower_bound
         log_norm, responsibilities = normalise(log_weighted_density(Z, torch.log(weights), means, variances))
         lower_bound = float(log_norm.sum(dtype=torch.float64)) / len(log_norm)

@@ -66,6 +66,13 @@ class MultiPrototypeContrast(nn.Module):
     enough of them (random unit vectors would need thousands of EMA steps at momentum 0.999 to become meaningful).
     """
 
+    # Buffers (registered in __init__).
+    prototypes: torch.Tensor  # (K, P, D) unit vectors
+    prototypes_initialised: torch.Tensor  # (K,) bool
+    queue: torch.Tensor  # (K, Q, D) recent normalised features of each class, circular
+    queue_length: torch.Tensor  # (K,) long: filled slots
+    queue_position: torch.Tensor  # (K,) long: the next slot to write
+
     def __init__(
         self,
         n_classes: int,

@@ -12,8 +12,8 @@ from mosare.model.cross_attention import CrossModalAttention
 from mosare.model.losses import MultiPrototypeContrast, present_cross_entropy, symmetric_alignment_loss
 from mosare.model.moe import LocalTokenGate, MixtureOfExperts, SingleExpert
 from mosare.model.reconstruction import DecoupledReconstruction, reconstruction_loss
-from mosare.model.rna_encoders import GeneAttentionTokens, RNAGlobalMLP
 from mosare.model.report_encoder import ReportEncoder
+from mosare.model.rna_encoders import GeneAttentionTokens, RNAGlobalMLP
 
 Batch = dict[str, torch.Tensor]
 
@@ -28,6 +28,8 @@ class MoSARe(nn.Module):
     is a masked key in every attention block. A modality no patient of the cohort has (size 0 in `ModelDims`) has
     no encoder and is not reconstructed: a decoder never trained on it would only invent it.
     """
+
+    in_cohort: torch.Tensor  # (3,) bool buffer: the modalities some patient of the cohort has
 
     def __init__(
         self,

@@ -62,7 +62,8 @@ def write_report_copy(picture: str | Path, target: str | Path, max_side: int = R
         copy = image.convert("RGB")
     scale = max_side / max(copy.size)
     if scale < 1:
-        copy = copy.resize((max(1, round(copy.width * scale)), max(1, round(copy.height * scale))), Image.LANCZOS)
+        size = (max(1, round(copy.width * scale)), max(1, round(copy.height * scale)))
+        copy = copy.resize(size, Image.Resampling.LANCZOS)
     Path(target).parent.mkdir(parents=True, exist_ok=True)
     with atomic_file(target) as tmp:
         copy.save(tmp, format="JPEG", quality=REPORT_PICTURE_QUALITY, optimize=True)

@@ -188,7 +188,7 @@ def slide_qc_metrics(
     fractions: np.ndarray,
     kept: np.ndarray,
     unreadable_fraction: float,
-) -> dict[str, float]:
+) -> dict[str, float | None]:
     """The patch store's ``qc`` dict, keys in ``QC_METRICS`` order (plain floats and ints, NaN as None for JSON)."""
     values: dict[str, float] = {
         "tissue_area_mm2": float(tissue_mask.sum()) * tissue_mpp**2 / 1e6,

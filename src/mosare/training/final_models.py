@@ -188,7 +188,7 @@ def save_final_model(
         torch.save(dict(state_dict), tmp)
     with atomic_file(directory / "preprocessing.npz") as tmp:
         with open(tmp, "wb") as handle:
-            np.savez(handle, **_normalisation_arrays(stats))
+            np.savez(handle, allow_pickle=False, **_normalisation_arrays(stats))  # numbers only, read without pickle
     with atomic_file(directory / "model.json") as tmp:
         tmp.write_text(facts.to_json(), encoding="utf-8")
     with atomic_file(directory / "model_card.md") as tmp:

@@ -4,14 +4,25 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
 import torch
 
-from mosare.training.fold_inputs import FoldTensors, make_batch
 from mosare.evaluation.metrics import auc_score
+from mosare.training.fold_inputs import FoldTensors, make_batch
+
+
+@runtime_checkable
+class LossComputing(Protocol):
+    """What training needs of a model beyond ``nn.Module``: its own loss (every model of ``mosare.model`` has one)."""
+
+    def compute_loss(
+        self, batch: dict[str, torch.Tensor], outputs: dict[str, torch.Tensor], epoch: int
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """The total training loss and its terms (floats, for the history)."""
+        ...
 
 
 @dataclasses.dataclass
@@ -74,6 +85,8 @@ def train_model(
     required_modality: int | None = None,
 ) -> TrainResult:
     """AdamW with warm-up + cosine, selecting the epoch with the best validation AUC (ties: lower val loss)."""
+    if not isinstance(model, LossComputing):
+        raise TypeError(f"{type(model).__name__} has no compute_loss(batch, outputs, epoch): it cannot be trained here")
     generator = torch.Generator().manual_seed(seed)
     if required_modality is not None:  # a patient without the model's only input teaches it nothing
         fit_index = fit_index[shown[torch.from_numpy(fit_index), required_modality].numpy()]
@@ -91,7 +104,9 @@ def train_model(
     )
     patience = train_config.get("patience")
     val_labels = tensors.labels[torch.from_numpy(val_index)].numpy()
-    best_key, best_state, best_epoch, rows = None, None, 0, []
+    best_key: tuple[float, float] | None = None
+    best_state: dict[str, torch.Tensor] | None = None
+    best_epoch, rows = 0, []
     for epoch in range(epochs):
         model.train()
         order = torch.from_numpy(fit_index)[torch.randperm(len(fit_index), generator=generator)]
@@ -125,6 +140,8 @@ def train_model(
             best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
         elif patience is not None and epoch - best_epoch >= patience:
             break
+    if best_state is None:
+        raise ValueError(f"train.epochs must be at least 1, got {epochs}")
     model.load_state_dict(best_state)
     history = pd.DataFrame(rows)
     history["selected"] = history["epoch"] == best_epoch

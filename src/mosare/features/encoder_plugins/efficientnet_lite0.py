@@ -34,6 +34,7 @@ def efficientnet_lite0_imagenet(num_classes: int = 1000) -> nn.Module:
     """
     import timm
     import torch
+    from timm.models.efficientnet import EfficientNet
 
     from mosare.features.encoders import load_weights_strictly
 
@@ -41,6 +42,8 @@ def efficientnet_lite0_imagenet(num_classes: int = 1000) -> nn.Module:
     source = torch.load(path, map_location="cpu", weights_only=True)
     with torch.device("meta"):
         model = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=1000)
+    if not isinstance(model, EfficientNet):  # create_model is typed as returning any nn.Module
+        raise TypeError(f"timm's tf_efficientnet_lite0 is a {type(model).__name__}, not an EfficientNet")
     target = model.state_dict()
     if len(source) != len(target):
         raise EncoderWeightsError(f"{path}: {len(source)} tensors, tf_efficientnet_lite0 has {len(target)}")

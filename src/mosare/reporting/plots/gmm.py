@@ -6,6 +6,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.colors import ListedColormap
 from matplotlib.patches import Patch
 
 from mosare.reporting.plots import save_png, shrink_to_axes
@@ -21,7 +22,9 @@ def component_colours(n_components: int) -> np.ndarray:
     """(C, 3) RGB in [0, 1]: tab20's strong shades then its pale ones (neighbours never look alike),
     evenly spaced turbo hues beyond 20."""
     if n_components <= 20:
-        tab20 = np.asarray(plt.get_cmap("tab20").colors)
+        listed = plt.get_cmap("tab20")
+        assert isinstance(listed, ListedColormap)  # a list of 20 colours
+        tab20 = np.asarray(listed.colors)
         return np.concatenate([tab20[0::2], tab20[1::2]])[:n_components]
     return plt.get_cmap("turbo")(np.linspace(0.0, 1.0, n_components))[:, :3]
 
@@ -80,7 +83,7 @@ def plot_component_map(
         ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=7, frameon=False)
     fig.tight_layout()
     shrink_to_axes(shown, dpi=120)
-    save_png(fig, path, dpi=120, tight=True, palette=True, key_colours=colours)
+    save_png(fig, path, dpi=120, tight=True, palette=True, key_colours=colours.tolist())
 
 
 def plot_slide_mixture(

@@ -16,8 +16,8 @@ import pandas as pd
 from matplotlib.colors import to_rgb
 from PIL import Image
 
-from mosare.reporting.plots import save_png
 from mosare.cohort.slide_qc_table import OUTLIER_RULES
+from mosare.reporting.plots import save_png
 
 SLIDES_PER_PAGE = 48
 SHEET_COLUMNS = 8
@@ -53,8 +53,8 @@ def plot_contact_sheets(table: pd.DataFrame, pictures: Mapping[str, str | Path],
         for ax, slide_id, flags in zip(axes.flat, rows["slide_id"], rows["flags"].fillna("")):
             path = pictures.get(slide_id)
             if path is not None and Path(path).is_file():
-                with Image.open(path) as picture:
-                    picture = picture.convert("RGB")
+                with Image.open(path) as opened:
+                    picture = opened.convert("RGB")
                     picture.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
                     ax.imshow(np.asarray(picture))
             ax.set_axis_on()

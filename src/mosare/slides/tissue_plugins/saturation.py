@@ -38,9 +38,9 @@ def ink_mask(rgb: np.ndarray, hsv: np.ndarray, min_stroke_px: float = 0.0, strok
     red, green, blue = cv2.split(rgb)
     strong = cv2.min(cv2.min(red, green), blue) <= 255 - INK_MIN_ABSORPTION
     absorbs_red = (255 - red.astype(np.int16)) >= INK_RED_TO_GREEN * (255 - green.astype(np.int16))
-    ink = (strong & absorbs_red) | (hsv[..., 2] < NEAR_BLACK_VALUE)
+    ink_pixels = (strong & absorbs_red) | (hsv[..., 2] < NEAR_BLACK_VALUE)
     # Chromatic fringes along real tissue edges are a pixel or two wide; strokes are wider.
-    ink = cv2.morphologyEx(ink.astype(np.uint8), cv2.MORPH_OPEN, SPECK_KERNEL)
+    ink = cv2.morphologyEx(ink_pixels.astype(np.uint8), cv2.MORPH_OPEN, SPECK_KERNEL)
     if min_stroke_px > 0:
         linked = cv2.dilate(ink, np.ones((stroke_gap_px + 1, stroke_gap_px + 1), np.uint8)) if stroke_gap_px else ink
         count, labels = cv2.connectedComponents(linked, connectivity=8)
