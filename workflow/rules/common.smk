@@ -21,7 +21,7 @@ from mosare.config import (
 from mosare.features.embedding_chunks import embedding_chunks
 from mosare.features.encoder_specs import checkpoint_hint, encoder_spec
 from mosare.core.paths import ResultsLayout, encoder_dir_name
-from mosare.core.samples import ID_PATTERN, load_sample_sheet, slide_rows
+from mosare.core.samples import ID_PATTERN, SlideEntry, SlideIndex, load_sample_sheet
 from mosare.features.weights_fingerprint import read_fingerprint
 
 validate_config(config)
@@ -59,14 +59,15 @@ def cohort_classes(wildcards) -> list[str]:
     return config["cohorts"][wildcards.cohort]["classes"]
 
 
-def slide_ids(cohort: str) -> list[str]:
-    """The cohort's slides (patients without a slide have none)."""
-    return slide_rows(cohort_sheet(cohort))["slide_id"].tolist()
+@functools.cache
+def cohort_slides(cohort: str) -> SlideIndex:
+    """The cohort's slides indexed once (every per-slide input function below is a dictionary lookup)."""
+    return SlideIndex(cohort_sheet(cohort))
 
 
-def slide_row(cohort: str, slide_id: str) -> pd.Series:
-    sheet = cohort_sheet(cohort)
-    return sheet.loc[sheet["slide_id"] == slide_id].iloc[0]
+def slide_ids(cohort: str) -> tuple[str, ...]:
+    """The cohort's slides, in sheet order (patients without a slide have none)."""
+    return cohort_slides(cohort).ids
 
 
 def sample_sheet_path(cohort: str) -> str:
@@ -123,19 +124,20 @@ def demo_config(wildcards) -> dict:
 
 def demo_slide_paths(wildcards) -> list[str]:
     """Every planned slide of a demo cohort (absolute paths, as in its planned sample sheet)."""
-    return slide_rows(cohort_sheet(wildcards.cohort))["slide_path"].tolist()
+    return list(cohort_slides(wildcards.cohort).slide_paths().values())
 
 
 # ---- Tiling (tiling.smk) -------------------------------------------------------------------------
 
-def tiling_row(wildcards) -> pd.Series:
+def tiling_row(wildcards) -> SlideEntry:
     """The sample-sheet row of the slide being tiled."""
-    if wildcards.slide_id not in slide_ids(wildcards.cohort):
+    slides = cohort_slides(wildcards.cohort)
+    if wildcards.slide_id not in slides:
         raise ValueError(
             f"slide {wildcards.slide_id!r} is not in cohort {wildcards.cohort!r}'s sample sheet "
             f"({sample_sheet_path(wildcards.cohort)}); request one of its slide_id values"
         )
-    return slide_row(wildcards.cohort, wildcards.slide_id)
+    return slides.entry(wildcards.slide_id)
 
 
 def tiling_slide_input(wildcards) -> str:
@@ -145,8 +147,7 @@ def tiling_slide_input(wildcards) -> str:
 
 def tiling_mpp_override(wildcards) -> float | None:
     """The sample sheet's level-0 µm/px for this slide, used only when the file lacks it (None when blank)."""
-    mpp = tiling_row(wildcards).mpp
-    return None if pd.isna(mpp) else float(mpp)
+    return tiling_row(wildcards).mpp
 
 
 def tiled_slides(cohort: str) -> list[str]:
@@ -193,7 +194,7 @@ def chunk_rule_name(stage: str, cohort: str, chunk) -> str:
 
 def cohort_slide_paths(cohort: str) -> dict[str, str]:
     """{slide_id: slide file} of the cohort's slides, in sample-sheet order."""
-    return dict(zip(slide_ids(cohort), slide_rows(cohort_sheet(cohort))["slide_path"].astype(str)))
+    return cohort_slides(cohort).slide_paths()
 
 
 def embedding_settings() -> dict:

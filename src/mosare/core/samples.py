@@ -6,8 +6,10 @@ Every check reports every offending row at once, so a user fixes a sheet in one 
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -129,6 +131,49 @@ def validate_sample_sheet(
 def slide_rows(sheet: pd.DataFrame) -> pd.DataFrame:
     """The rows that name a slide (patients without one have an empty ``slide_id``)."""
     return sheet[sheet["slide_id"] != ""]
+
+
+@dataclass(frozen=True)
+class SlideEntry:
+    """What planning needs of one slide's sample-sheet row."""
+
+    slide_id: str
+    patient_id: str
+    slide_path: str
+    mpp: float | None  # the sheet's level-0 µm/px, None when blank
+
+
+class SlideIndex:
+    """A cohort's slides, indexed once: their ids in sheet order and each one's row by id.
+
+    Snakemake calls the per-slide input and params functions once or more per job while it plans, so each must be
+    a lookup: searching the sheet per call made planning quadratic in the number of slides.
+    """
+
+    def __init__(self, sheet: pd.DataFrame) -> None:
+        rows = slide_rows(sheet)
+        mpp = rows["mpp"] if "mpp" in rows.columns else pd.Series(math.nan, index=rows.index)
+        self._entries = {
+            slide_id: SlideEntry(slide_id, patient_id, str(path), None if pd.isna(value) else float(value))
+            for slide_id, patient_id, path, value in zip(
+                rows["slide_id"], rows["patient_id"], rows["slide_path"], mpp, strict=True
+            )
+        }
+        self.ids: tuple[str, ...] = tuple(self._entries)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __contains__(self, slide_id: object) -> bool:
+        return slide_id in self._entries
+
+    def entry(self, slide_id: str) -> SlideEntry:
+        """The row of ``slide_id`` (a KeyError when the sheet has no such slide)."""
+        return self._entries[slide_id]
+
+    def slide_paths(self) -> dict[str, str]:
+        """{slide_id: slide file}, in sheet order."""
+        return {slide_id: entry.slide_path for slide_id, entry in self._entries.items()}
 
 
 def _conflicting_report_paths(sheet: pd.DataFrame) -> list[str]:
