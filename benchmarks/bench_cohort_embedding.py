@@ -30,14 +30,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from bench_embedding import CACHE, PATCH_PX, bench_slide
+
+from mosare.core.stores import write_store
 from mosare.demo.render import patient_phenotype, write_demo_slide
-from mosare.features.embedding import PatchDataset, patch_loader, read_patch_grid
+from mosare.features.embedding import PatchDataset, patch_loader
 from mosare.features.embedding_chunks import embedding_chunks
 from mosare.features.encoders import create_encoder
-from mosare.core.stores import write_store
 from mosare.features.weights_fingerprint import fingerprint_encoder_weights
+from mosare.slides.patch_store import PatchStore
 
 ARCHITECTURE = "test_vit"  # timm's tiny test ViT (160 px, 64-d): decoding, not the model, sets the pace
 SLIDE_FILES = 4  # distinct generated 8192 px slides; the patch stores spread over them
@@ -124,7 +125,7 @@ def run_ideal(stores: list[Path], encoder_config: dict, checkpoint: Path, *, wor
     torch.set_num_threads(threads)
     encoder = create_encoder(encoder_config["name"], checkpoint=checkpoint, device="cpu")
     encoder.embed(torch.zeros((encoder_config["batch_size"], 3, encoder.input_px, encoder.input_px), dtype=torch.uint8))
-    dataset = PatchDataset([read_patch_grid(store) for store in stores], encoder.resize_crop, encoder.input_px)
+    dataset = PatchDataset([PatchStore.read(store) for store in stores], encoder.resize_crop, encoder.input_px)
     loader = patch_loader(dataset, batch_size=encoder_config["batch_size"], num_workers=workers, pin_memory=False)
     start, start_cpu = time.perf_counter(), cpu_seconds()
     for _, _, images, _ in loader:
@@ -152,7 +153,7 @@ def main() -> None:
                           "num_workers": args.workers, "max_failed_fraction": 0.01}
         fingerprint = folder / "fingerprint.json"
         fingerprint_encoder_weights(encoder_config, fingerprint)
-        n_patches = sum(read_patch_grid(store).coords.shape[0] for store in stores)
+        n_patches = sum(PatchStore.read(store).coords.shape[0] for store in stores)
         # Warm the page cache and the interpreter's files for both sides alike.
         run_ideal(stores[:2], encoder_config, checkpoint, workers=args.workers, threads=args.threads)
         ideal, ideal_cpu = run_ideal(stores, encoder_config, checkpoint, workers=args.workers, threads=args.threads)

@@ -33,15 +33,16 @@ import numpy as np
 import tifffile
 import torch
 
-from mosare.features.embedding import PatchDataset, read_patch_grid
-from mosare.features.encoder_specs import encoder_spec
+from mosare.core.stores import write_store
+from mosare.features.embedding import PatchDataset
 from mosare.features.encoder_plugins.uni import uni_architecture
+from mosare.features.encoder_specs import encoder_spec
 from mosare.features.encoders import Encoder, create_encoder
 from mosare.features.gmm import DiagonalGMM
-from mosare.model.factory import ModelDims, build_model
 from mosare.features.patch_preprocessing import spec_resize_crop
-from mosare.core.stores import write_store
 from mosare.features.weights_fingerprint import fingerprint_encoder_weights
+from mosare.model.factory import ModelDims, build_model
+from mosare.slides.patch_store import PatchStore
 
 PATCH_PX = 256
 JOB = """
@@ -145,7 +146,7 @@ def write_pyramidal_slide(path: Path, n_patches: int, mpp: float = 0.5) -> tuple
 
 def decode_rate_per_worker(store: Path, samples: int) -> float:
     """Patches/s one process reads and resizes for UNI (what one decode worker sustains)."""
-    dataset = PatchDataset([read_patch_grid(store)], spec_resize_crop(encoder_spec("uni")), 224)
+    dataset = PatchDataset([PatchStore.read(store)], spec_resize_crop(encoder_spec("uni")), 224)
     count = min(samples, len(dataset))
     dataset[(0, 0)]  # open the slide, import the resize
     start = time.perf_counter()
@@ -225,7 +226,7 @@ def training_epoch(sizes: Sizes, device: torch.device) -> dict:
         model = build_model("mosare", dims, 2, {"prototypes_per_class": 4, "contrastive_warmup_epochs": 0}).to(device)
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
         autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype == "bfloat16")
-        for epoch in range(2):  # the first epoch warms up (kernels, allocator, MCL queue); the second is timed
+        for _epoch in range(2):  # the first epoch warms up (kernels, allocator, MCL queue); the second is timed
             synchronize(device)
             start = time.perf_counter()
             for first in range(0, n, sizes.train_batch):

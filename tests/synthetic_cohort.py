@@ -10,10 +10,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mosare.features.gmm import GMMResult
 from mosare.cohort.data import CohortInputs
-from mosare.features.gmm_store import SlideGMMStore
 from mosare.core.stores import write_store
+from mosare.features.gmm import GMMResult
+from mosare.features.gmm_store import SlideGMMStore
 
 
 def write_synthetic_cohort(
@@ -98,6 +98,7 @@ def write_synthetic_cohort(
             "global": np.where(has_text[:, None], np.array(text_global), 0).astype(np.float32),
             "local": np.where(has_text[:, None, None], np.array(text_local), 0).astype(np.float32),
             "present": has_text,
+            "n_sentences": has_text.astype(np.int32),
         },
     )
     stored_genes = genes if with_rna else 0
@@ -133,15 +134,15 @@ class StandInModel(nn.Module):
         logits = sum(self.heads[m](inputs[m]) * present[:, m : m + 1] for m in self.uses)
         return {"logits": logits}
 
-    def compute_loss(self, batch, outputs, epoch):  # noqa: ANN001, ANN201 - the model package's signature
+    def compute_loss(self, batch, outputs, epoch):
         loss = F.cross_entropy(outputs["logits"], batch["label"])
         return loss, {"ce": float(loss.detach())}
 
 
-def stand_in_factory(paths_dims: tuple[int, int, int], built: list | None = None):  # noqa: ANN201
+def stand_in_factory(paths_dims: tuple[int, int, int], built: list | None = None):
     """``build_model``-shaped factory of :class:`StandInModel`; appends each model to ``built`` when given."""
 
-    def build(name, dims, n_classes, hparams):  # noqa: ANN001, ANN202
+    def build(name, dims, n_classes, hparams):
         model = StandInModel(name, paths_dims, n_classes)
         if built is not None:
             built.append((name, model))

@@ -17,17 +17,18 @@ import tifffile
 import torch
 import zarr
 from synthetic_slides import tissue_image, write_slide
-from workflow_runs import make_workdir, planned_jobs
 from torchvision.transforms import v2
+from workflow_runs import make_workdir, planned_jobs
 
+from mosare.core.stores import open_store, write_store
 from mosare.features import embedding, weights_fingerprint
+from mosare.features.embedding import EmbeddingError, SlideJob, embed_slide, embed_slides, embed_slides_with_config
 from mosare.features.embedding_chunks import chunk_count, embedding_chunks
-from mosare.features.embedding import EmbeddingError, FeatureWriter, SlideJob, embed_slide, embed_slides, embed_slides_with_config
 from mosare.features.encoder_specs import encoder_spec
 from mosare.features.encoders import Encoder, create_encoder
-from mosare.slides.reader import open_slide
-from mosare.core.stores import open_store, write_store
+from mosare.features.feature_store import EmbeddingRecord, FeatureStore
 from mosare.features.weights_fingerprint import WeightsChangedError, fingerprint_encoder_weights, write_fingerprint
+from mosare.slides.reader import open_slide
 
 SLIDE_PX = 1024
 TILE = 256
@@ -191,22 +192,21 @@ def test_features_reach_the_store_batch_by_batch_while_the_slide_is_embedded(tmp
 
 
 def test_feature_writer_never_buffers_a_whole_chunk_and_trims_unused_rows(tmp_path):
-    group = zarr.open_group(str(tmp_path / "store.zarr"), mode="w", zarr_format=3)
-    writer = FeatureWriter(group, n_rows=100, dim=5, chunk_rows=16)
     rng = np.random.default_rng(0)
     batches = [(rng.integers(0, 10_000, (7, 2)), rng.standard_normal((7, 5))) for _ in range(13)]
 
     buffered = []
-    for coords, features in batches:
-        writer.append(coords, features)
-        buffered.append(writer.rows_buffered)
-    rows = writer.finish()
+    with FeatureStore.appending(tmp_path / "store.zarr", n_rows=100, dim=5, chunk_rows=16) as writer:
+        for coords, features in batches:
+            writer.append(coords, features)
+            buffered.append(writer.rows_buffered)
+        attrs = writer.finish(EmbeddingRecord(encoder="test"))
 
-    assert max(buffered) < 16 and rows == 91
-    np.testing.assert_array_equal(group["coords"][...], np.concatenate([c for c, _ in batches]))
-    np.testing.assert_array_equal(
-        group["features"][...], np.concatenate([f for _, f in batches]).astype(np.float16)
-    )
+    assert max(buffered) < 16 and writer.rows_written == attrs["n_patches"] == 91
+    stored = FeatureStore.read(tmp_path / "store.zarr")
+    np.testing.assert_array_equal(stored.coords, np.concatenate([c for c, _ in batches]))
+    np.testing.assert_array_equal(stored.features, np.concatenate([f for _, f in batches]).astype(np.float16))
+    assert stored.record.encoder == "test"
 
 
 def test_slide_without_patches_gets_an_empty_feature_store(tmp_path):

@@ -19,6 +19,8 @@ from sklearn.utils.estimator_checks import check_estimator
 from synthetic_slides import tissue_image, write_slide
 
 from mosare.core.config_schema import schema_defaults
+from mosare.core.logs import log_to_file
+from mosare.core.stores import open_store, write_store
 from mosare.features import gmm_em
 from mosare.features.gmm import (
     DiagonalGMM,
@@ -28,10 +30,9 @@ from mosare.features.gmm import (
     select_components_by_bic,
 )
 from mosare.features.gmm_store import GMMStoreError, SlideGMMStore
-from mosare.reporting.plots.gmm import plot_slide_mixture
-from mosare.core.logs import log_to_file
 from mosare.features.slide_gmm import SlideGMMJob, SlideGMMJobError, SlideMixture, fit_slide_gmm, fit_slide_gmms
-from mosare.core.stores import open_store, write_store
+from mosare.reporting.plots.gmm import plot_slide_mixture
+from mosare.slides.patch_store import PatchStore
 
 GMM_CONFIG = {
     "components": 16, "max_iter": 100, "tol": 1e-3, "reg_covar": 1e-6, "select_by_bic": False, "seed": 0, "max_samples": None,
@@ -332,6 +333,14 @@ def test_predict_proba_rows_are_distributions():
     np.testing.assert_allclose(probabilities.sum(1), 1.0, rtol=1e-5)
 
 
+def patch_store(slide, coords: np.ndarray) -> PatchStore:
+    """A patch store of 64 px patches read at level 0 of a 0.5 µm/px slide."""
+    return PatchStore(
+        coords=coords, slide_id="slide-1", slide_path=str(slide), mpp_level0=0.5, target_mpp=0.5, patch_px=64,
+        footprint_px=64, read_level=0, read_px=64,
+    )
+
+
 def write_slide_inputs(tmp_path: Path, n_patches_per_region: int) -> tuple[Path, Path, Path]:
     """A 1024x768 slide, its patch store (64 px footprints) and a feature store whose three tissue regions
     (left, middle, right thirds) have three distinct feature clusters."""
@@ -348,8 +357,7 @@ def write_slide_inputs(tmp_path: Path, n_patches_per_region: int) -> tuple[Path,
         coords.append(np.stack([xs, ys], 1))
         features.append(6.0 * region + rng.normal(size=(n_patches_per_region, 16)))
     coords_array = np.concatenate(coords).astype(np.int64)
-    patch_attrs = {"slide_id": "slide-1", "mpp_level0": 0.5, "footprint_px": 64, "n_patches": len(coords_array)}
-    write_store(tmp_path / "patches.zarr", {"coords": coords_array}, patch_attrs)
+    patch_store(slide, coords_array).write(tmp_path / "patches.zarr")
     write_store(
         tmp_path / "features.zarr",
         {"features": np.concatenate(features).astype(np.float16), "coords": coords_array},
@@ -391,8 +399,7 @@ def test_slide_stage_writes_the_gmm_store_and_a_component_map(tmp_path):
 
 def test_slide_without_patches_gets_an_absent_store_and_a_picture(tmp_path):
     slide, _, _ = write_slide_inputs(tmp_path, n_patches_per_region=1)
-    write_store(tmp_path / "empty-patches.zarr", {"coords": np.zeros((0, 2), np.int64)},
-                {"mpp_level0": 0.5, "footprint_px": 64, "n_patches": 0})
+    patch_store(slide, np.zeros((0, 2), np.int64)).write(tmp_path / "empty-patches.zarr")
     write_store(tmp_path / "empty-features.zarr",
                 {"features": np.zeros((0, 16), np.float16), "coords": np.zeros((0, 2), np.int64)}, {})
     fit_and_plot(tmp_path / "empty-features.zarr", tmp_path / "empty-patches.zarr", slide,

@@ -200,7 +200,7 @@ def test_a_chunk_of_slides_embedding_killed_at_random_points_never_leaves_a_stor
         patch_stores.append(tmp_path / "patches" / f"slide{slide}.zarr")
         write_store(patch_stores[-1], {"coords": coords}, {
             "slide_id": f"slide{slide}", "slide_path": str(path), "mpp_level0": 0.5, "target_mpp": 0.5,
-            "patch_px": 256, "read_level": 0, "read_px": 256, "n_patches": len(coords),
+            "patch_px": 256, "footprint_px": 256, "read_level": 0, "read_px": 256, "n_patches": len(coords),
         })
 
     def run(folder: Path) -> None:

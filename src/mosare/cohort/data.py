@@ -17,8 +17,10 @@ import numpy as np
 from tqdm import tqdm
 
 from mosare.cohort.table import CohortTable
+from mosare.features.feature_store import FeatureStore
 from mosare.features.gmm_store import SlideGMMStore
-from mosare.core.stores import open_store
+from mosare.features.rna_store import RNAStore
+from mosare.features.text_store import TextStore
 
 log = logging.getLogger(__name__)
 
@@ -110,19 +112,19 @@ def merge_slide_components(
     return tokens
 
 
-def _aligned_store(path: Path, patient_ids: np.ndarray, arrays: Sequence[str]) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Rows of ``arrays`` in a per-patient store, in ``patient_ids`` order; the present flag (False when absent)."""
-    store = open_store(path)
-    store_ids = [str(pid) for pid in store["patient_ids"][...].tolist()]  # zarr strings come as StringDType
-    present_in_store = np.asarray(store["present"][...]).astype(bool)
+def _aligned_store(
+    store_ids: Sequence[str], present_in_store: np.ndarray, arrays: Sequence[np.ndarray], patient_ids: np.ndarray
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Rows of a per-patient store's ``arrays`` (its patients ``store_ids``) in ``patient_ids`` order, as float32;
+    the present flag (False when absent)."""
     row_of = {pid: i for i, pid in enumerate(store_ids)}
     rows = np.array([row_of.get(pid, -1) for pid in patient_ids])
     found = rows >= 0
     present = np.zeros(len(patient_ids), dtype=bool)
     present[found] = present_in_store[rows[found]]
     out = []
-    for name in arrays:
-        values = np.asarray(store[name][...], dtype=np.float32)
+    for values in arrays:
+        values = np.asarray(values, dtype=np.float32)
         aligned = np.zeros((len(patient_ids), *values.shape[1:]), dtype=np.float32)
         aligned[found] = values[rows[found]]
         out.append(aligned)
@@ -155,8 +157,14 @@ def load_cohort_data(
     patient_ids = np.asarray(table.patient_ids, dtype=str)
     labels = np.array([list(classes).index(label) if label else -1 for label in table.labels], dtype=np.int64)
 
-    text_present, (text_global, text_local) = _aligned_store(Path(text_store), patient_ids, ("global", "local"))
-    rna_present, (rna,) = _aligned_store(Path(rna_store), patient_ids, ("values",))
+    text = TextStore.read(text_store).features
+    text_present, (text_global, text_local) = _aligned_store(
+        text.patient_ids, text.present, (text.global_, text.local), patient_ids
+    )
+    rna_features = RNAStore.read(rna_store).features
+    rna_present, (rna,) = _aligned_store(
+        rna_features.patient_ids, rna_features.present, (rna_features.values,), patient_ids
+    )
     for modality, store, store_present in (("rna", rna_store, rna_present), ("text", text_store, text_present)):
         flagged_only = patient_ids[table.has(modality) & ~store_present]
         if len(flagged_only):
@@ -175,7 +183,7 @@ def load_cohort_data(
         features, weights, means = [], [], []
         for slide_id in table.slide_ids[i] if has_wsi[i] else ():
             feature_path, gmm_path = features_dir / f"{slide_id}.zarr", gmm_dir / f"{slide_id}.zarr"
-            slide_features = np.asarray(open_store(feature_path)["features"][...], dtype=np.float16)
+            slide_features = FeatureStore.read(feature_path).features.astype(np.float16, copy=False)
             if len(slide_features) == 0:  # no tissue patch: the slide adds nothing (the patient may have others)
                 log.warning("slide %s of patient %s has no patches (%s); skipped", slide_id, patient_ids[i], feature_path)
                 continue

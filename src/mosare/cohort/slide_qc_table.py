@@ -11,18 +11,17 @@ unreadable area above ``UNREADABLE_FLOOR``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-
-import logging
 
 import numpy as np
 import pandas as pd
 
 from mosare.core.atomic_files import atomic_file
-from mosare.slides.patch_store import PatchStore
 from mosare.core.config_schema import schema_defaults
+from mosare.slides.patch_store import PatchStore
 from mosare.slides.qc_fields import QC_METRICS
 
 log = logging.getLogger(__name__)

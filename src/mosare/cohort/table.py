@@ -14,9 +14,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mosare.core.atomic_files import atomic_file
+from mosare.core.atomic_files import write_tsv
 from mosare.core.modalities import MODALITIES
-from mosare.core.stores import open_store
+from mosare.features.feature_store import FeatureStore
+from mosare.features.rna_store import RNAStore
+from mosare.features.text_store import TextStore
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +76,7 @@ class CohortTable:
         frame = self.to_frame()
         for column in FLAG_COLUMNS:
             frame[column] = frame[column].map(FLAG_TEXT)
-        with atomic_file(path) as tmp:
-            frame.to_csv(tmp, sep="\t", index=False)
+        write_tsv(frame, path)
 
     @classmethod
     def read(cls, path: str | Path, classes: Sequence[str] | None = None) -> CohortTable:
@@ -115,28 +116,20 @@ def sheet_patient_labels(sheet: pd.DataFrame, classes: list[str]) -> tuple[np.nd
     return labels.index.to_numpy(dtype=str), labels.map(index).to_numpy(dtype=np.int64)
 
 
-def slide_patch_count(store_path: str | Path) -> int:
-    """Number of patches in a slide's feature store (``features`` rows) or patch store (``n_patches``)."""
-    store = open_store(store_path)
-    if "features" in store:
-        return int(store["features"].shape[0])
-    if "n_patches" in store.attrs:
-        return int(store.attrs["n_patches"])
-    return int(store["coords"].shape[0])
-
-
-def store_presence(store_path: str | Path, patient_ids: list[str]) -> np.ndarray:
-    """The ``present`` mask of a per-patient store (text or RNA), reordered to ``patient_ids``."""
-    store = open_store(store_path)
-    ids = [str(pid) for pid in store["patient_ids"][:].tolist()]
-    stored = pd.Series(np.asarray(store["present"][:], bool), index=ids)
-    missing = [pid for pid in patient_ids if pid not in stored.index]
+def store_presence(
+    store_path: str | Path, stored: tuple[list[str], np.ndarray], patient_ids: list[str]
+) -> np.ndarray:
+    """The ``present`` flags of a per-patient store (text or RNA: its ``read_presence``), reordered to
+    ``patient_ids``."""
+    ids, present = stored
+    flags = pd.Series(present, index=ids)
+    missing = [pid for pid in patient_ids if pid not in flags.index]
     if missing:
         raise CohortError(
             f"{store_path} lacks patient(s) {', '.join(missing[:10])} of the sample sheet; it was built from "
             "another sheet - delete it and rerun its rule"
         )
-    return stored.loc[patient_ids].to_numpy(bool)
+    return flags.loc[patient_ids].to_numpy(bool)
 
 
 def assemble_cohort(
@@ -147,16 +140,18 @@ def assemble_cohort(
 ) -> CohortTable:
     """One row per patient (sheet order): label, slide ids and which modalities are present.
 
-    ``slide_stores`` maps each slide id to its feature (or patch) store; a patient has WSI when at least one
-    of its slides has a patch.
+    ``slide_stores`` maps each slide id to its feature store; a patient has WSI when at least one of its slides
+    has a patch.
     """
-    patches = {slide: slide_patch_count(path) for slide, path in slide_stores.items()}
+    patches = {slide: FeatureStore.count(path) for slide, path in slide_stores.items()}
     groups = list(sheet.groupby("patient_id", sort=False))
     patient_ids = [str(pid) for pid, _ in groups]
     slide_ids = [tuple(slide for slide in group["slide_id"].astype(str) if slide) for _, group in groups]
     has_wsi = np.array([any(patches.get(slide, 0) > 0 for slide in slides) for slides in slide_ids], dtype=bool)
     present = {
-        "wsi": has_wsi, "rna": store_presence(rna_store, patient_ids), "text": store_presence(text_store, patient_ids)
+        "wsi": has_wsi,
+        "rna": store_presence(rna_store, RNAStore.read_presence(rna_store), patient_ids),
+        "text": store_presence(text_store, TextStore.read_presence(text_store), patient_ids),
     }
     empty = [slide for slide, n in patches.items() if n == 0]
     if empty:

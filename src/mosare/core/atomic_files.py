@@ -22,6 +22,10 @@ import shutil
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # only the annotation: this module imports no third-party package
+    import pandas as pd
 
 STALE_SUFFIX = re.compile(r"(?P<pid>\d+)(?:-(?P<start>\d+))?(?:-old)?")  # after ``.<name>.tmp-<writer tag>-``
 
@@ -112,3 +116,9 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def write_tsv(frame: pd.DataFrame, path: str | Path) -> None:
+    """Write ``frame`` as a tab-separated table without its index to ``path``, atomically (``atomic_file``)."""
+    with atomic_file(path) as tmp:
+        frame.to_csv(tmp, sep="\t", index=False)

@@ -17,16 +17,16 @@ import numpy as np
 import pandas as pd
 import torch
 
-from mosare.core.atomic_files import atomic_file
 from mosare.cohort.data import CohortData, CohortInputs
+from mosare.core.atomic_files import write_tsv
+from mosare.core.modalities import MODALITIES
 from mosare.evaluation.evidence import auc_with_interval
+from mosare.evaluation.metrics import METRICS, classification_metrics
+from mosare.evaluation.splits import derived_seed
+from mosare.features.rna_store import RNAStore
+from mosare.model.specs import single_modality_models
 from mosare.training.final_models import InputFacts, LoadedModel, load_final_model
 from mosare.training.fold_inputs import eval_patch_rows, fold_tensors
-from mosare.evaluation.metrics import METRICS, classification_metrics
-from mosare.core.modalities import MODALITIES
-from mosare.model.specs import single_modality_models
-from mosare.evaluation.splits import derived_seed
-from mosare.core.stores import open_store
 from mosare.training.loop import predict_probabilities
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ def deploy_model(loaded: LoadedModel, data: CohortData, batch_size: int = 32) ->
 
 
 def modality_contributions(
-    model: torch.nn.Module, tensors, index: np.ndarray, shown: torch.Tensor, predicted: np.ndarray, batch_size: int  # noqa: ANN001
+    model: torch.nn.Module, tensors, index: np.ndarray, shown: torch.Tensor, predicted: np.ndarray, batch_size: int
 ) -> np.ndarray:
     """(N, 3) each modality's part of the predicted class's logit (MoSARe's ``modality_logits``); NaN for models
     that do not decompose so."""
@@ -134,7 +134,7 @@ def deploy_cohort(
     Returns the predictions (``mosare.reporting.plots.training.plot_external_roc`` draws their ROC)."""
     data = target.load(classes, allow_unlabelled=True)
     given = InputFacts.read(data, target.features_dir, target.text, target.rna)
-    target_genes = [str(g) for g in open_store(target.rna)["gene_ids"][...].tolist()]
+    target_genes = RNAStore.read_gene_ids(target.rna)
     frames = []
     for model_dir in sorted(p for p in Path(models_dir).iterdir() if (p / "model.json").exists()):
         loaded = load_final_model(model_dir, given)
@@ -149,10 +149,8 @@ def deploy_cohort(
         frames.append(frame)
         log.info("%s: %d patients predicted (%d RNA genes zero-filled)", model_dir.name, data.n_patients, zero_filled)
     predictions = pd.concat(frames, ignore_index=True)
-    with atomic_file(outputs["predictions"]) as tmp:
-        predictions.to_csv(tmp, sep="\t", index=False)
+    write_tsv(predictions, outputs["predictions"])
     if "metrics" in outputs:
         table = external_validation(predictions, classes, n_resamples, seed=derived_seed(0, 17))
-        with atomic_file(outputs["metrics"]) as tmp:
-            table.to_csv(tmp, sep="\t", index=False)
+        write_tsv(table, outputs["metrics"])
     return predictions

@@ -10,9 +10,9 @@ rank-normalised copy (0 the slide's lowest patch, 1 its highest), which is what 
 
 Per slide, under the output folders:
 
-- ``attention/{slide}.zarr``: ``coords`` (N, 2) int64 level-0 top-left x, y of each patch, rows as in the slide's
-  feature store; ``scores`` (N, 2) float64, columns ``score_columns`` = attention weight, rank-normalised copy;
-  attrs name the model, the patient, the patch footprint and the slide's share of the patient's attention.
+- ``attention/{slide}.zarr`` (:class:`mosare.deploy.attention_store.AttentionStore`): each patch's level-0
+  top-left, rows as in the slide's feature store, its attention weight and rank-normalised copy; attrs name the
+  model, the patient, the patch footprint and the slide's share of the patient's attention.
 - ``attention/{slide}.geojson``: the ``GEOJSON_TOP_PATCHES`` highest-attention patches as polygons of their level-0
   footprint, with the scores as properties and QuPath measurements (File > Import objects from file in QuPath).
 - ``heatmaps/{slide}.png``, ``montages/{slide}.png``: see :mod:`mosare.reporting.plots.attention`.
@@ -30,17 +30,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from mosare.core.atomic_files import atomic_file
 from mosare.cohort.table import CohortTable
+from mosare.core.atomic_files import atomic_file
+from mosare.deploy.attention_store import AttentionStore
+from mosare.deploy.slide_attention import SlideAttention
+from mosare.features.feature_store import FeatureStore
+from mosare.model.abmil import GatedAttentionMIL
+from mosare.slides.patch_store import PatchStore
 from mosare.training.final_models import LoadedModel, ModelMismatchError, load_final_model, mismatches
 from mosare.training.fold_inputs import Normalisation
-from mosare.model.abmil import GatedAttentionMIL
-from mosare.deploy.slide_attention import PatchReading, SlideAttention
-from mosare.core.stores import open_store, write_store
 
 log = logging.getLogger(__name__)
 
-SCORE_COLUMNS = ("attention", "attention_rank")
 GEOJSON_TOP_PATCHES = 100
 
 
@@ -81,15 +82,14 @@ def patient_attention(
     return np.split(patch_attention(model, normalisation, pooled), np.cumsum(counts)[:-1])
 
 
-def _check_features(loaded: LoadedModel, model_dir: Path, feature_store: Path, features: np.ndarray) -> None:
+def _check_features(loaded: LoadedModel, model_dir: Path, feature_store: Path, store: FeatureStore) -> None:
     """Refuse slide features made otherwise than the model's (another encoder, checkpoint or dimension)."""
-    attrs = dict(open_store(feature_store).attrs)
     saved = loaded.facts.inputs
     given = dataclasses.replace(
         saved,
-        encoder=attrs.get("encoder"),
-        encoder_weights_sha256=attrs.get("weights_sha256"),
-        wsi_dim=int(features.shape[1]) if features.ndim == 2 and len(features) else 0,
+        encoder=store.record.encoder,
+        encoder_weights_sha256=store.record.weights_sha256,
+        wsi_dim=store.dim if store.n_patches else 0,
     )
     problems = mismatches(loaded.facts, given)
     if problems:
@@ -107,40 +107,16 @@ def cohort_attention(
         features, coords, footprints = [], [], []
         for slide_id in slides:
             store_path = features_dir / f"{slide_id}.zarr"
-            store = open_store(store_path)
-            slide_features = np.asarray(store["features"][...])
-            slide_coords = np.asarray(store["coords"][...], dtype=np.int64).reshape(-1, 2)
-            if len(slide_coords) != len(slide_features):
-                raise AttentionError(
-                    f"{store_path}: {len(slide_features)} features but {len(slide_coords)} coordinates; the store is "
-                    "damaged: delete it and rerun the embedding"
-                )
+            store = FeatureStore.read(store_path)  # rows and coordinates that do not align: FeatureStoreError
+            slide_features, slide_coords = store.features, store.coords
             if len(slide_features):
-                _check_features(loaded, model_dir, store_path, slide_features)
+                _check_features(loaded, model_dir, store_path, store)
             features.append(slide_features)
             coords.append(slide_coords)
-            footprints.append(PatchReading.of(patches_dir / f"{slide_id}.zarr").footprint_px)
+            footprints.append(PatchStore.read(patches_dir / f"{slide_id}.zarr").footprint_px)
         weights = patient_attention(loaded.model, loaded.normalisation, features) if slides else []
         for slide_id, slide_coords, slide_weights, footprint in zip(slides, coords, weights, footprints):
             yield SlideAttention(str(slide_id), str(patient_id), slide_coords, slide_weights, footprint)
-
-
-def write_attention_store(attention: SlideAttention, path: str | Path, attrs: Mapping[str, Any]) -> None:
-    """``coords`` and ``scores`` (attention, rank) of one slide, written atomically."""
-    scores = np.stack([attention.attention, attention.rank], axis=1) if attention.n_patches else np.zeros((0, 2))
-    write_store(
-        path,
-        {"coords": attention.coords.astype(np.int64), "scores": scores.astype(np.float64)},
-        {
-            **attrs,
-            "slide_id": attention.slide_id,
-            "patient_id": attention.patient_id,
-            "score_columns": list(SCORE_COLUMNS),
-            "footprint_px": attention.footprint_px,
-            "n_patches": attention.n_patches,
-            "patient_share": attention.patient_share,
-        },
-    )
 
 
 def top_patch_geojson(attention: SlideAttention, top: int = GEOJSON_TOP_PATCHES) -> dict[str, Any]:
@@ -203,10 +179,10 @@ def write_cohort_attention(
     table = CohortTable.read(Path(cohort_table), [*classes, ""])
     folders = {"attention": Path(outputs["attention"])}
     folders["attention"].mkdir(parents=True, exist_ok=True)
-    attrs = {"model": model_name, "model_dir": str(model_dir), "source_cohort": loaded.facts.cohort}
     slides = []
     for slide in cohort_attention(loaded, model_dir, table, Path(features_dir), Path(patches_dir)):
-        write_attention_store(slide, folders["attention"] / f"{slide.slide_id}.zarr", attrs)
+        store = AttentionStore(slide, model=model_name, model_dir=str(model_dir), source_cohort=loaded.facts.cohort)
+        store.write(folders["attention"] / f"{slide.slide_id}.zarr")
         write_geojson(top_patch_geojson(slide), folders["attention"] / f"{slide.slide_id}.geojson")
         log.info(
             "slide %s (patient %s): %d patches, %.3f of the patient's attention", slide.slide_id, slide.patient_id,

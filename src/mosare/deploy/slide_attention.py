@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import rankdata
 
+from mosare.slides.patch_store import PatchStore
 from mosare.slides.reader import open_slide
-from mosare.core.stores import open_store
 
 MONTAGE_PATCHES = 8  # highest and lowest each
 THUMBNAIL_PX = 1200
@@ -68,37 +68,9 @@ def extreme_rows(attention: np.ndarray, count: int = MONTAGE_PATCHES) -> tuple[n
     return top, bottom
 
 
-@dataclasses.dataclass(frozen=True)
-class PatchReading:
-    """How the tiling stage reads a slide's patches (its patch store's attrs): where, at which level and size."""
-
-    slide_id: str
-    slide_path: str
-    mpp_level0: float
-    read_level: int
-    read_px: int
-    patch_px: int
-    footprint_px: int
-
-    @classmethod
-    def of(cls, patch_store: str | Path) -> PatchReading:
-        # Read here rather than through mosare.features.embedding.read_patch_grid: importing that module costs ~6 s of
-        # torchvision in every drawing process.
-        attrs = dict(open_store(patch_store).attrs)
-        return cls(
-            slide_id=str(attrs.get("slide_id", Path(patch_store).name.removesuffix(".zarr"))),
-            slide_path=str(attrs["slide_path"]),
-            mpp_level0=float(attrs["mpp_level0"]),
-            read_level=int(attrs["read_level"]),
-            read_px=int(attrs["read_px"]),
-            patch_px=int(attrs["patch_px"]),
-            footprint_px=int(attrs["footprint_px"]),
-        )
-
-
 def read_extreme_patches(attention: SlideAttention, patch_store: str | Path) -> ExtremePatches:
     """Read the montage's patches from the slide, at the patch store's read level and size."""
-    reading = PatchReading.of(patch_store)
+    reading = PatchStore.read(patch_store)
     top, bottom = extreme_rows(attention.attention)
     images: dict[int, np.ndarray] = {}
     if len(top):
@@ -111,6 +83,6 @@ def read_extreme_patches(attention: SlideAttention, patch_store: str | Path) -> 
 
 def slide_thumbnail(patch_store: str | Path, max_px: int = THUMBNAIL_PX) -> tuple[np.ndarray, tuple[int, int]]:
     """The slide's thumbnail (longer side at most ``max_px``) and its level-0 dimensions."""
-    reading = PatchReading.of(patch_store)
+    reading = PatchStore.read(patch_store)
     with open_slide(reading.slide_path, slide_id=reading.slide_id, mpp_override=reading.mpp_level0) as slide:
         return slide.thumbnail(max_px), slide.dimensions

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mosare.core.atomic_files import atomic_file
+from mosare.core.atomic_files import atomic_file, write_tsv
 from mosare.evaluation.evidence import (
     CI_LEVEL,
     auc_with_interval,
@@ -146,11 +146,6 @@ def evaluation_tables(
     )
 
 
-def _write_tsv(frame: pd.DataFrame, path: Path) -> None:
-    with atomic_file(path) as tmp:
-        frame.to_csv(tmp, sep="\t", index=False)
-
-
 def realised_rates_markdown(table: pd.DataFrame) -> str:
     """Nominal against realised missing rates per scenario (share of the existing modality that was hidden)."""
     columns = [c for c in table.columns if c.startswith("realised_")]
@@ -235,12 +230,12 @@ def write_results(
     encoded. ``slide_qc_table``: the slide_qc.tsv whose flagged slides ``qc.exclude_flagged`` left out (None when it
     is off), counted in metrics.md."""
     table, models = tables.metrics, train_config["models"]
-    _write_tsv(splits, Path(outputs["splits"]))
-    _write_tsv(table, Path(outputs["metrics"]))
+    write_tsv(splits, Path(outputs["splits"]))
+    write_tsv(table, Path(outputs["metrics"]))
     if "comparisons" in outputs:
-        _write_tsv(tables.comparisons, Path(outputs["comparisons"]))
+        write_tsv(tables.comparisons, Path(outputs["comparisons"]))
     if "predictions" in outputs:
-        _write_tsv(predictions, Path(outputs["predictions"]))
+        write_tsv(predictions, Path(outputs["predictions"]))
     markdown = metrics_markdown(table, "auc", models)
     markdown += realised_rates_markdown(table) + calibration_markdown(table, models)
     markdown += comparisons_markdown(tables.comparisons)

@@ -35,14 +35,14 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from mosare.core.devices import resolve_device
+from mosare.core.logs import slide_log
+from mosare.core.resources import usable_cores
 from mosare.features.encoder_specs import EncoderSpec, encoder_spec
 from mosare.features.feature_store import CHUNK_ROWS, EmbeddingRecord, FeatureStore
-from mosare.core.logs import slide_log
 from mosare.features.patch_preprocessing import spec_resize_crop
-from mosare.core.resources import usable_cores
+from mosare.features.weights_fingerprint import check_weights_unchanged, read_fingerprint, sha256_file
 from mosare.slides.patch_store import PatchStore
 from mosare.slides.reader import Slide, SlideReadError, open_slide
-from mosare.features.weights_fingerprint import check_weights_unchanged, read_fingerprint, sha256_file
 
 if TYPE_CHECKING:  # mosare.features.encoders imports timm, which the decode workers are forked without
     from mosare.features.encoders import Encoder

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 
-from mosare.core.stores import write_store
+from mosare.features.rna_store import RNAFeatures, RNAStore
 
 log = logging.getLogger(__name__)
 
@@ -29,15 +28,6 @@ LISTED = 10  # offending items named in an error message before "and N more"
 
 class RNAMatrixError(ValueError):
     """The expression matrix is unusable; the message names the file, the offending genes/patients and the fix."""
-
-
-@dataclass(frozen=True)
-class RNAFeatures:
-    patient_ids: list[str]
-    gene_ids: list[str]
-    values: np.ndarray  # (P, G) float32, zeros where absent
-    present: np.ndarray  # (P,) bool
-    log_transformed: bool
 
 
 def _listing(items: Sequence[object]) -> str:
@@ -165,20 +155,6 @@ def select_rna_features(
     return RNAFeatures(patient_ids, genes, out, present, transformed)
 
 
-def write_rna_store(path: str | Path, features: RNAFeatures, attrs: dict | None = None) -> None:
-    """Write ``results/{cohort}/rna.zarr`` (patient_ids, gene_ids, values, present) atomically."""
-    write_store(
-        path,
-        {
-            "patient_ids": np.array(features.patient_ids, dtype=str),
-            "gene_ids": np.array(features.gene_ids, dtype=str),
-            "values": features.values,
-            "present": features.present,
-        },
-        {"log_transformed": features.log_transformed, "n_genes": len(features.gene_ids), **(attrs or {})},
-    )
-
-
 def build_rna_store(
     matrix_path: str | Path | None, patient_ids: Sequence[str], rna_config: dict, out_path: str | Path
 ) -> RNAFeatures:
@@ -190,5 +166,5 @@ def build_rna_store(
         log_transform=rna_config.get("log_transform", "auto"),
         source=str(matrix_path),
     )
-    write_rna_store(out_path, features, {"source": str(matrix_path) if matrix_path else None})
+    RNAStore(features, source=str(matrix_path) if matrix_path else None).write(out_path)
     return features

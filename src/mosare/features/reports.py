@@ -15,7 +15,6 @@ import logging
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,8 +23,14 @@ import pandas as pd
 from tqdm import tqdm
 
 from mosare.features.gmm import fit_gmm_tokens
-from mosare.features.report_cleaning import SUBTYPE_TOKEN, ReportError, clean_report, compile_leak_patterns, leak_patterns
-from mosare.core.stores import write_store
+from mosare.features.report_cleaning import (
+    SUBTYPE_TOKEN,
+    ReportError,
+    clean_report,
+    compile_leak_patterns,
+    leak_patterns,
+)
+from mosare.features.text_store import TextEncoding, TextFeatures, TextStore
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -43,15 +48,6 @@ SENTENCE_END = re.compile(r"[.!?]+[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
 LIST_ITEM = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)])\s")
 # ASCII text in UTF-16 is half NUL bytes; real UTF-8 or 8-bit text has next to none.
 UTF16_NUL_FRACTION = 0.2
-
-
-@dataclass(frozen=True)
-class TextFeatures:
-    patient_ids: list[str]
-    global_: np.ndarray  # (P, D) float32
-    local: np.ndarray  # (P, C, D) float32
-    present: np.ndarray  # (P,) bool
-    n_sentences: np.ndarray  # (P,) int32
 
 
 def _blocks(text: str) -> list[str]:
@@ -289,18 +285,8 @@ def patient_reports(sheet: pd.DataFrame) -> dict[str, Path | None]:
 
 
 def write_text_store(path: str | Path, features: TextFeatures, attrs: Mapping) -> None:
-    """Write ``results/{cohort}/text.zarr`` atomically."""
-    write_store(
-        path,
-        {
-            "patient_ids": np.array(features.patient_ids, dtype=str),
-            "global": features.global_,
-            "local": features.local,
-            "present": features.present,
-            "n_sentences": features.n_sentences,
-        },
-        dict(attrs),
-    )
+    """Write ``results/{cohort}/text.zarr`` atomically (``attrs``: the fields of ``TextEncoding``)."""
+    TextStore(features, TextEncoding(**attrs)).write(path)
 
 
 def build_text_store(
@@ -324,18 +310,15 @@ def build_text_store(
     model = load_text_model(text_config["model"], device)
     features = encode_reports(texts, model, gmm_config, batch_size=text_config.get("batch_size", 32))
     log.info("text features for %d/%d patients", int(features.present.sum()), len(features.patient_ids))
-    write_text_store(
-        out_path,
-        features,
-        {
-            "model": text_config["model"],
-            "model_path": str(resolve_text_model(text_config["model"])),
-            "dim": int(features.global_.shape[1]),
-            "components": int(gmm_config["components"]),
-            "max_seq_length": int(model.max_seq_length),
-            "leak_patterns": patterns,
-            "subtype_token": SUBTYPE_TOKEN,
-            "drop_sections": drop_sections,
-        },
+    encoding = TextEncoding(
+        model=text_config["model"],
+        model_path=str(resolve_text_model(text_config["model"])),
+        dim=int(features.global_.shape[1]),
+        components=int(gmm_config["components"]),
+        max_seq_length=int(model.max_seq_length),
+        leak_patterns=patterns,
+        subtype_token=SUBTYPE_TOKEN,
+        drop_sections=drop_sections,
     )
+    TextStore(features, encoding).write(out_path)
     return features

@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from mosare.core.logs import slide_log
 from mosare.features.feature_store import FeatureStore
 from mosare.features.gmm import fit_gmm_tokens, padding_sources
 from mosare.features.gmm_store import SlideGMMStore
-from mosare.core.logs import slide_log
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ def fit_slide_gmms(
             with slide_log(job.log):
                 mixture = fit_slide_gmm(job.feature_store, job.gmm_store, gmm_config, slide_id=job.slide_id, device=device)
                 draw(mixture, job)
-        except Exception as error:  # noqa: BLE001 (collected and raised below, after the other slides)
+        except Exception as error:
             failures.append(f"slide {job.slide_id}: {error}")
     if failures:
         raise SlideGMMJobError(f"{len(failures)} of {len(jobs)} slides of this GMM job failed:\n" + "\n".join(failures))

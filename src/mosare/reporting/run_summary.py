@@ -11,9 +11,10 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from mosare.cohort.table import CohortTable, slide_patch_count
-from mosare.core.paths import ResultsLayout
 from mosare.cohort.slide_qc_table import read_flagged_slides
+from mosare.cohort.table import CohortTable
+from mosare.core.paths import ResultsLayout
+from mosare.slides.patch_store import PatchStore
 
 MAX_LISTED = 10  # ids listed per problem; the count says how many there are
 
@@ -41,11 +42,11 @@ class CohortSummary:
 
 
 def patch_store_count(store: str | Path) -> int | None:
-    """Patches in a finished patch store (``mosare.cohort.table.slide_patch_count``); None when there is none yet.
+    """Patches in a finished patch store (``mosare.slides.patch_store.PatchStore.count``); None when there is none yet.
 
     A finished store has its zarr v3 group metadata (``mosare.core.stores`` renames stores into place only when complete).
     """
-    return slide_patch_count(store) if (Path(store) / "zarr.json").is_file() else None
+    return PatchStore.count(store) if (Path(store) / "zarr.json").is_file() else None
 
 
 def _lacking(table: CohortTable, modality: str, *, among_those_with_slides: bool = False) -> list[str]:
@@ -143,7 +144,7 @@ def run_summary(results_dir: str | Path, cohorts: Sequence[str], paths: Mapping[
             summary = summarise_cohort(results_dir, cohort)
             if summary is not None:
                 lines.extend(format_cohort_summary(summary, paths))
-        except Exception as error:  # noqa: BLE001 - the summary must never fail a finished run
+        except Exception as error:
             lines.append(f"  {cohort}: summary unavailable ({type(error).__name__}: {error})")
     if len(lines) == 1:
         lines.append("  no cohort outputs yet")

@@ -44,7 +44,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from mosare.core.atomic_files import atomic_file
+from mosare.core.atomic_files import atomic_file, write_tsv
 from mosare.cohort.data import CohortData
 from mosare.core.devices import resolve_device
 from mosare.training.fold_inputs import eval_patch_rows, fit_normalisation, fold_tensors
@@ -95,11 +95,6 @@ def model_dims(data: CohortData, train_config: dict[str, Any]) -> Any:
         local_tokens=data.wsi_local.shape[1],
         hidden=hidden,
     )
-
-
-def _write_tsv(frame: pd.DataFrame, path: Path) -> None:
-    with atomic_file(path) as tmp:
-        frame.to_csv(tmp, sep="\t", index=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -212,7 +207,7 @@ def run_unit(
                     predict_probabilities(model, tensors, test_index, shown, config["batch_size"], device, prior, required)
                 )
                 unit_dir = context.unit_dir(model_name, scenario, repeat, fold)
-                _write_tsv(result.history, unit_dir / _draw_file("history.tsv", draw))
+                write_tsv(result.history, unit_dir / _draw_file("history.tsv", draw))
                 with atomic_file(unit_dir / _draw_file("checkpoint.pt", draw)) as tmp:
                     torch.save(result.state_dict, tmp)
         for scenario in group:
@@ -223,7 +218,7 @@ def run_unit(
             )
             for k, name in enumerate(data.classes):
                 frame[f"prob_{name}"] = probabilities[:, k]
-            _write_tsv(frame, context.unit_dir(model_name, scenario, repeat, fold) / "predictions.tsv")
+            write_tsv(frame, context.unit_dir(model_name, scenario, repeat, fold) / "predictions.tsv")
             results[scenario][1].append(frame.assign(**row_keys[scenario]))
     return results
 

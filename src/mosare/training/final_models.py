@@ -28,13 +28,15 @@ import pandas as pd
 import torch
 
 import mosare
-from mosare.core.atomic_files import atomic_file
 from mosare.cohort.data import CohortData
-from mosare.training.fold_inputs import Normalisation, eval_patch_rows, fit_normalisation, fold_tensors
+from mosare.core.atomic_files import atomic_file
 from mosare.evaluation.metrics import interval_cell, scenario_label
-from mosare.model.specs import single_modality_models
 from mosare.evaluation.splits import derived_seed, validation_split
-from mosare.core.stores import open_store
+from mosare.features.feature_store import FeatureStore
+from mosare.features.rna_store import RNAStore
+from mosare.features.text_store import TextStore
+from mosare.model.specs import single_modality_models
+from mosare.training.fold_inputs import Normalisation, eval_patch_rows, fit_normalisation, fold_tensors
 from mosare.training.loop import train_model
 
 NORMALISED_INPUTS: tuple[str, ...] = ("patches", "wsi_local", "rna", "text_global", "text_local")
@@ -64,21 +66,20 @@ class InputFacts:
         encoder = sha256 = None
         feature_stores = sorted(Path(features_dir).glob("*.zarr")) if Path(features_dir).is_dir() else []
         if feature_stores and data.available[:, 0].any():
-            attrs = dict(open_store(feature_stores[0]).attrs)
-            encoder, sha256 = attrs.get("encoder"), attrs.get("weights_sha256")
-        text_attrs = dict(open_store(text_store).attrs)
-        rna_attrs = dict(open_store(rna_store).attrs)
+            record = FeatureStore.read_record(feature_stores[0])
+            encoder, sha256 = record.encoder, record.weights_sha256
+        text = TextStore.read_encoding(text_store)
         has_text, has_rna = data.available[:, 2].any(), data.available[:, 1].any()
         return cls(
             encoder=encoder,
             encoder_weights_sha256=sha256,
             wsi_dim=int(data.patches.shape[1]),
             gmm_components=int(data.text_local.shape[1]),
-            text_model=text_attrs.get("model") if has_text else None,
+            text_model=text.model if has_text else None,
             text_dim=int(data.text_global.shape[1]) if has_text else 0,
-            leak_patterns=tuple(text_attrs.get("leak_patterns", [])) if has_text else (),
-            drop_sections=tuple(text_attrs.get("drop_sections", [])) if has_text else (),
-            rna_log_transformed=bool(rna_attrs.get("log_transformed")) if has_rna else None,
+            leak_patterns=tuple(text.leak_patterns or ()) if has_text else (),
+            drop_sections=tuple(text.drop_sections or ()) if has_text else (),
+            rna_log_transformed=bool(RNAStore.read_log_transformed(rna_store)) if has_rna else None,
         )
 
 

@@ -8,7 +8,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from mosare.cohort.data import CohortInputs
@@ -84,22 +83,22 @@ def train_and_evaluate(
 
 def rna_gene_ids(rna_store: str | Path) -> list[str]:
     """The gene ids of an RNA store, in column order."""
-    from mosare.core.stores import open_store
+    from mosare.features.rna_store import RNAStore
 
-    return [str(gene) for gene in open_store(rna_store)["gene_ids"][...].tolist()]
+    return RNAStore.read_gene_ids(rna_store)
 
 
 def report_encoding_note(text_store: str | Path) -> str:
     """One line for metrics.md saying which parts of the reports were encoded (from the text store's attributes)."""
-    from mosare.core.stores import open_store
+    from mosare.features.text_store import TextStore
 
-    attrs = dict(open_store(text_store).attrs)
-    if not attrs.get("dim") or not np.asarray(open_store(text_store)["present"][...]).any():
+    encoding = TextStore.read_encoding(text_store)
+    if not encoding.dim or not TextStore.read_presence(text_store)[1].any():
         return "Reports: none in this cohort."
-    dropped = attrs.get("drop_sections") or []
+    dropped = encoding.drop_sections or []
     sections = f"every section except {', '.join(dropped)}" if dropped else "every section"
     return (
-        f"Reports encoded: {sections}; every diagnostic phrase matching one of the {len(attrs.get('leak_patterns', []))} "
-        f"subtype patterns replaced by {attrs.get('subtype_token', '[subtype]')} (`text.drop_sections`, "
+        f"Reports encoded: {sections}; every diagnostic phrase matching one of the {len(encoding.leak_patterns or [])} "
+        f"subtype patterns replaced by {encoding.subtype_token or '[subtype]'} (`text.drop_sections`, "
         "`report_leak_patterns`)."
     )

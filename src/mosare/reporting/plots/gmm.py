@@ -9,10 +9,10 @@ import numpy as np
 from matplotlib.colors import ListedColormap
 from matplotlib.patches import Patch
 
-from mosare.reporting.plots import save_png, shrink_to_axes
 from mosare.features.slide_gmm import SlideMixture
-from mosare.slides.reader import open_slide
+from mosare.reporting.plots import save_png, shrink_to_axes
 from mosare.slides.patch_store import PatchStore
+from mosare.slides.reader import open_slide
 
 OVERLAY_ALPHA = 0.6
 QC_THUMBNAIL_PX = 1600
