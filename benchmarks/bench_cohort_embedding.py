@@ -76,8 +76,14 @@ def cohort_patch_stores(folder: Path, n_slides: int, low: int, high: int) -> lis
         slide_id = f"bench-{index:03d}"
         path = folder / "patches" / f"{slide_id}.zarr"
         attrs = {
-            "slide_id": slide_id, "slide_path": str(files[index % len(files)]), "mpp_level0": 0.5, "target_mpp": 0.5,
-            "patch_px": PATCH_PX, "footprint_px": PATCH_PX, "read_level": 0, "read_px": PATCH_PX,
+            "slide_id": slide_id,
+            "slide_path": str(files[index % len(files)]),
+            "mpp_level0": 0.5,
+            "target_mpp": 0.5,
+            "patch_px": PATCH_PX,
+            "footprint_px": PATCH_PX,
+            "read_level": 0,
+            "read_px": PATCH_PX,
             "n_patches": n_patches,
         }
         write_store(path, {"coords": coords}, attrs)
@@ -100,8 +106,9 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def run_stage(stores: list[Path], folder: Path, encoder_config: dict, fingerprint: Path, *, slides_per_job: int,
-              threads: int) -> dict:
+def run_stage(
+    stores: list[Path], folder: Path, encoder_config: dict, fingerprint: Path, *, slides_per_job: int, threads: int
+) -> dict:
     """The stage as the workflow runs it: one fresh process per chunk, one after another."""
     by_id = {store.name.removesuffix(".zarr"): store for store in stores}
     chunks = embedding_chunks(list(by_id), slides_per_job)
@@ -110,17 +117,24 @@ def run_stage(stores: list[Path], folder: Path, encoder_config: dict, fingerprin
     start, start_cpu = time.perf_counter(), cpu_seconds()
     for chunk in chunks:
         jobs = [(str(by_id[slide_id]), str(output / f"{slide_id}.zarr")) for slide_id in chunk.slide_ids]
-        argument = json.dumps({"jobs": jobs, "encoder": encoder_config, "threads": threads,
-                               "fingerprint": str(fingerprint)})
+        argument = json.dumps(
+            {"jobs": jobs, "encoder": encoder_config, "threads": threads, "fingerprint": str(fingerprint)}
+        )
         job_start = time.perf_counter()
         subprocess.run([sys.executable, "-c", JOB, argument], check=True, capture_output=True)
         job_seconds.append(time.perf_counter() - job_start)
-    return {"seconds": time.perf_counter() - start, "cpu_seconds": cpu_seconds() - start_cpu, "jobs": len(chunks),
-            "slides_per_job_max": max(len(chunk.slide_ids) for chunk in chunks), "job_seconds": job_seconds}
+    return {
+        "seconds": time.perf_counter() - start,
+        "cpu_seconds": cpu_seconds() - start_cpu,
+        "jobs": len(chunks),
+        "slides_per_job_max": max(len(chunk.slide_ids) for chunk in chunks),
+        "job_seconds": job_seconds,
+    }
 
 
-def run_ideal(stores: list[Path], encoder_config: dict, checkpoint: Path, *, workers: int, threads: int
-              ) -> tuple[float, float]:
+def run_ideal(
+    stores: list[Path], encoder_config: dict, checkpoint: Path, *, workers: int, threads: int
+) -> tuple[float, float]:
     """One process, model loaded once (not timed): decode and forward every patch in the same batches."""
     torch.set_num_threads(threads)
     encoder = create_encoder(encoder_config["name"], checkpoint=checkpoint, device="cpu")
@@ -149,37 +163,65 @@ def main() -> None:
         folder = Path(tmp)
         stores = cohort_patch_stores(folder, args.slides, args.min_patches, args.max_patches)
         checkpoint = random_checkpoint(folder)
-        encoder_config = {"name": f"timm:{ARCHITECTURE}", "checkpoint": str(checkpoint), "batch_size": args.batch,
-                          "num_workers": args.workers, "max_failed_fraction": 0.01}
+        encoder_config = {
+            "name": f"timm:{ARCHITECTURE}",
+            "checkpoint": str(checkpoint),
+            "batch_size": args.batch,
+            "num_workers": args.workers,
+            "max_failed_fraction": 0.01,
+        }
         fingerprint = folder / "fingerprint.json"
         fingerprint_encoder_weights(encoder_config, fingerprint)
         n_patches = sum(PatchStore.read(store).coords.shape[0] for store in stores)
         # Warm the page cache and the interpreter's files for both sides alike.
         run_ideal(stores[:2], encoder_config, checkpoint, workers=args.workers, threads=args.threads)
         ideal, ideal_cpu = run_ideal(stores, encoder_config, checkpoint, workers=args.workers, threads=args.threads)
-        print(json.dumps({"measure": "ideal", "slides": len(stores), "patches": n_patches, "seconds": round(ideal, 1),
-                          "cpu_seconds": round(ideal_cpu, 1), "patches_per_s": round(n_patches / ideal, 1)}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "measure": "ideal",
+                    "slides": len(stores),
+                    "patches": n_patches,
+                    "seconds": round(ideal, 1),
+                    "cpu_seconds": round(ideal_cpu, 1),
+                    "patches_per_s": round(n_patches / ideal, 1),
+                }
+            ),
+            flush=True,
+        )
         results = []
         for slides_per_job in args.slides_per_job:
-            stage = run_stage(stores, folder, encoder_config, fingerprint, slides_per_job=slides_per_job,
-                              threads=args.threads)
-            result = {"measure": "stage", "slides_per_job": slides_per_job, "jobs": stage["jobs"],
-                      "largest_job_slides": stage["slides_per_job_max"], "seconds": round(stage["seconds"], 1),
-                      "ideal_seconds": round(ideal, 1), "efficiency": round(ideal / stage["seconds"], 3),
-                      "overhead_per_job_s": round((stage["seconds"] - ideal) / stage["jobs"], 2),
-                      "cpu_seconds": round(stage["cpu_seconds"], 1), "ideal_cpu_seconds": round(ideal_cpu, 1),
-                      "cpu_efficiency": round(ideal_cpu / stage["cpu_seconds"], 3),
-                      "cpu_overhead_per_job_s": round((stage["cpu_seconds"] - ideal_cpu) / stage["jobs"], 2)}
+            stage = run_stage(
+                stores, folder, encoder_config, fingerprint, slides_per_job=slides_per_job, threads=args.threads
+            )
+            result = {
+                "measure": "stage",
+                "slides_per_job": slides_per_job,
+                "jobs": stage["jobs"],
+                "largest_job_slides": stage["slides_per_job_max"],
+                "seconds": round(stage["seconds"], 1),
+                "ideal_seconds": round(ideal, 1),
+                "efficiency": round(ideal / stage["seconds"], 3),
+                "overhead_per_job_s": round((stage["seconds"] - ideal) / stage["jobs"], 2),
+                "cpu_seconds": round(stage["cpu_seconds"], 1),
+                "ideal_cpu_seconds": round(ideal_cpu, 1),
+                "cpu_efficiency": round(ideal_cpu / stage["cpu_seconds"], 3),
+                "cpu_overhead_per_job_s": round((stage["cpu_seconds"] - ideal_cpu) / stage["jobs"], 2),
+            }
             print(json.dumps(result), flush=True)
             results.append(result)
-    print(f"\nsummary: {len(stores)} slides, {n_patches} patches, {ARCHITECTURE} (random weights) batch {args.batch}, "
-          f"{args.workers} decode workers, {args.threads} torch thread(s)")
+    print(
+        f"\nsummary: {len(stores)} slides, {n_patches} patches, {ARCHITECTURE} (random weights) batch {args.batch}, "
+        f"{args.workers} decode workers, {args.threads} torch thread(s)"
+    )
     print(f"  ideal (one process, model loaded once): {ideal:.1f} s wall, {ideal_cpu:.1f} s CPU")
     for result in results:
-        print(f"  stage, {result['slides_per_job']:>3} slides per job ({result['jobs']} jobs): {result['seconds']} s, "
-              f"efficiency {result['efficiency']} (target >= 0.85), {result['overhead_per_job_s']} s overhead per job; "
-              f"CPU {result['cpu_seconds']} s, CPU efficiency {result['cpu_efficiency']} "
-              f"({result['cpu_overhead_per_job_s']} CPU s per job)")
+        print(
+            f"  stage, {result['slides_per_job']:>3} slides per job ({result['jobs']} jobs): {result['seconds']} s, "
+            f"efficiency {result['efficiency']} (target >= 0.85), {result['overhead_per_job_s']} s overhead per job; "
+            f"CPU {result['cpu_seconds']} s, CPU efficiency {result['cpu_efficiency']} "
+            f"({result['cpu_overhead_per_job_s']} CPU s per job)"
+        )
 
 
 if __name__ == "__main__":

@@ -30,12 +30,12 @@ import numpy as np
 import torch
 from torchvision.transforms import v2
 
+from mosare.core.devices import resolve_device
+from mosare.core.stores import write_store
 from mosare.demo.writer import patient_phenotype, write_demo_slide
 from mosare.features.embedding import embed_slide
-from mosare.core.devices import resolve_device
 from mosare.features.encoder_plugins.uni import uni_architecture
 from mosare.features.encoders import Encoder, create_encoder
-from mosare.core.stores import write_store
 
 REPO = Path(__file__).resolve().parents[1]
 CACHE = REPO / ".cache" / "bench"
@@ -61,8 +61,14 @@ def patch_store(folder: Path, n_patches: int, patch_px: int = PATCH_PX, region_p
     coords = np.resize(grid, (n_patches, 2))
     path = folder / f"patches-{n_patches}-{patch_px}.zarr"
     attrs = {
-        "slide_id": "bench", "slide_path": str(bench_slide()), "mpp_level0": 0.5, "target_mpp": 0.5,
-        "patch_px": patch_px, "footprint_px": patch_px, "read_level": 0, "read_px": patch_px,
+        "slide_id": "bench",
+        "slide_path": str(bench_slide()),
+        "mpp_level0": 0.5,
+        "target_mpp": 0.5,
+        "patch_px": patch_px,
+        "footprint_px": patch_px,
+        "read_level": 0,
+        "read_px": patch_px,
         "n_patches": n_patches,
     }
     write_store(path, {"coords": coords}, attrs)
@@ -88,8 +94,9 @@ def synchronize(device: torch.device) -> None:
 def bare_throughput(encoder: Encoder, *, batch_size: int, batches: int) -> float:
     """Patches/s of encoder.embed alone on pre-made uint8 batches already on the device (after one warm-up)."""
     generator = torch.Generator().manual_seed(0)
-    images = torch.randint(0, 256, (batch_size, 3, encoder.input_px, encoder.input_px), dtype=torch.uint8,
-                           generator=generator).to(encoder.device)
+    images = torch.randint(
+        0, 256, (batch_size, 3, encoder.input_px, encoder.input_px), dtype=torch.uint8, generator=generator
+    ).to(encoder.device)
     encoder.embed(images)
     synchronize(encoder.device)
     start = time.perf_counter()
@@ -107,22 +114,33 @@ def pipeline_throughput(encoder: Encoder, store: Path, output: Path, *, batch_si
     return n_patches / (time.perf_counter() - start)
 
 
-def compare(name: str, encoder: Encoder, folder: Path, *, batch_size: int, batches: int, workers: int,
-            threads: int, rounds: int) -> dict:
+def compare(
+    name: str, encoder: Encoder, folder: Path, *, batch_size: int, batches: int, workers: int, threads: int, rounds: int
+) -> dict:
     """Best of ``rounds`` alternating runs of each, so a burst of load from other processes hits both alike."""
     store = patch_store(folder, batch_size * batches)
     # Warm-up outside the timing: first forward (allocator, kernels) and the slide file in the page cache.
-    pipeline_throughput(encoder, patch_store(folder, batch_size), folder / f"warm-{name}.zarr",
-                        batch_size=batch_size, workers=0)
+    pipeline_throughput(
+        encoder, patch_store(folder, batch_size), folder / f"warm-{name}.zarr", batch_size=batch_size, workers=0
+    )
     bare, pipeline = [], []
     for _ in range(rounds):
         bare.append(bare_throughput(encoder, batch_size=batch_size, batches=batches))
-        pipeline.append(pipeline_throughput(encoder, store, folder / f"{name}.zarr", batch_size=batch_size,
-                                            workers=workers))
+        pipeline.append(
+            pipeline_throughput(encoder, store, folder / f"{name}.zarr", batch_size=batch_size, workers=workers)
+        )
     result = {
-        "measure": "throughput", "encoder": name, "device": str(encoder.device), "dtype": encoder.dtype_name,
-        "batch_size": batch_size, "patches": batch_size * batches, "workers": workers, "torch_threads": threads,
-        "rounds": rounds, "bare_patches_per_s": round(max(bare), 2), "pipeline_patches_per_s": round(max(pipeline), 2),
+        "measure": "throughput",
+        "encoder": name,
+        "device": str(encoder.device),
+        "dtype": encoder.dtype_name,
+        "batch_size": batch_size,
+        "patches": batch_size * batches,
+        "workers": workers,
+        "torch_threads": threads,
+        "rounds": rounds,
+        "bare_patches_per_s": round(max(bare), 2),
+        "pipeline_patches_per_s": round(max(pipeline), 2),
         "ratio": round(max(pipeline) / max(bare), 3),
     }
     print(json.dumps(result), flush=True)
@@ -157,8 +175,15 @@ def peak_rss_mb() -> float:
 def memory_child(n_patches: int, folder: Path, workers: int) -> None:
     """Run in a fresh process: embed n_patches; print RSS before, peak during, and the workers' peak (MB)."""
     encoder = Encoder(
-        name="pixel-features", model=PixelFeatures(1024), dim=1024, input_px=32, mean=(0.5,) * 3, std=(0.5,) * 3,
-        interpolation=v2.InterpolationMode.BILINEAR, autocast_dtype=None, weights_path=__file__,
+        name="pixel-features",
+        model=PixelFeatures(1024),
+        dim=1024,
+        input_px=32,
+        mean=(0.5,) * 3,
+        std=(0.5,) * 3,
+        interpolation=v2.InterpolationMode.BILINEAR,
+        autocast_dtype=None,
+        weights_path=__file__,
         device=torch.device("cpu"),
     )
     # 32 px patches from a 1024 px region (16 JPEG tiles, all in OpenSlide's tile cache): cheap reads, so the
@@ -171,22 +196,43 @@ def memory_child(n_patches: int, folder: Path, workers: int) -> None:
     embed_slide(store, folder / f"memory-{n_patches}.zarr", encoder, batch_size=256, num_workers=workers)
     seconds = time.perf_counter() - start
     worker_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(json.dumps({"n_patches": n_patches, "seconds": round(seconds, 1), "rss_before_mb": round(before, 1),
-                      "peak_rss_mb": round(peak_rss_mb(), 1), "growth_mb": round(peak_rss_mb() - before, 1),
-                      "worker_peak_rss_mb": round(worker_mb, 1)}))
+    print(
+        json.dumps(
+            {
+                "n_patches": n_patches,
+                "seconds": round(seconds, 1),
+                "rss_before_mb": round(before, 1),
+                "peak_rss_mb": round(peak_rss_mb(), 1),
+                "growth_mb": round(peak_rss_mb() - before, 1),
+                "worker_peak_rss_mb": round(worker_mb, 1),
+            }
+        )
+    )
 
 
 def memory_comparison(folder: Path, workers: int) -> dict:
     runs = {}
     for n_patches in (5_000, 50_000):
         completed = subprocess.run(
-            [sys.executable, __file__, "--memory-child", str(n_patches), "--folder", str(folder),
-             "--workers", str(workers)],
-            check=True, capture_output=True, text=True,
+            [
+                sys.executable,
+                __file__,
+                "--memory-child",
+                str(n_patches),
+                "--folder",
+                str(folder),
+                "--workers",
+                str(workers),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
         )
         runs[n_patches] = json.loads(completed.stdout.strip().splitlines()[-1])
     result = {
-        "measure": "peak_rss", "encoder": "pixel features (32 px, 1024-d)", "workers": workers,
+        "measure": "peak_rss",
+        "encoder": "pixel features (32 px, 1024-d)",
+        "workers": workers,
         "runs": list(runs.values()),
         "main_ratio_50k_over_5k": round(runs[50_000]["peak_rss_mb"] / runs[5_000]["peak_rss_mb"], 3),
     }
@@ -217,27 +263,50 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-embedding-") as tmp:
         folder = Path(tmp)
         lite0 = create_encoder("efficientnet-lite0", device=device)
-        results.append(compare("efficientnet-lite0", lite0, folder, batch_size=64, batches=args.lite0_batches,
-                               workers=args.workers, threads=args.threads, rounds=args.rounds))
+        results.append(
+            compare(
+                "efficientnet-lite0",
+                lite0,
+                folder,
+                batch_size=64,
+                batches=args.lite0_batches,
+                workers=args.workers,
+                threads=args.threads,
+                rounds=args.rounds,
+            )
+        )
         del lite0
         if not args.skip_uni:
             uni = random_uni(folder, device)
             batch = args.uni_batch or (256 if device.type == "cuda" else 8)
-            results.append(compare("uni (random weights)", uni, folder, batch_size=batch, batches=args.uni_batches,
-                                   workers=args.workers, threads=args.threads, rounds=args.rounds))
+            results.append(
+                compare(
+                    "uni (random weights)",
+                    uni,
+                    folder,
+                    batch_size=batch,
+                    batches=args.uni_batches,
+                    workers=args.workers,
+                    threads=args.threads,
+                    rounds=args.rounds,
+                )
+            )
             del uni
         if not args.skip_memory:
             results.append(memory_comparison(folder, args.workers))
     print("\nsummary")
     for result in results:
         if result["measure"] == "throughput":
-            print(f"  {result['encoder']:<22} {result['device']:<5} {result['dtype']:<8} batch {result['batch_size']:>3}: "
-                  f"bare {result['bare_patches_per_s']:>8} patches/s, pipeline {result['pipeline_patches_per_s']:>8} "
-                  f"patches/s, ratio {result['ratio']} (target >= 0.9)")
+            print(
+                f"  {result['encoder']:<22} {result['device']:<5} {result['dtype']:<8} batch {result['batch_size']:>3}: "
+                f"bare {result['bare_patches_per_s']:>8} patches/s, pipeline {result['pipeline_patches_per_s']:>8} "
+                f"patches/s, ratio {result['ratio']} (target >= 0.9)"
+            )
         else:
             sizes = ", ".join(
                 f"{r['n_patches']} patches: {r['peak_rss_mb']} MB (+{r['growth_mb']} MB while embedding, "
-                f"{r['seconds']} s)" for r in result["runs"]
+                f"{r['seconds']} s)"
+                for r in result["runs"]
             )
             print(f"  peak RSS (main process) {sizes}; 50k/5k = {result['main_ratio_50k_over_5k']} (target 0.9-1.1)")
 

@@ -66,9 +66,16 @@ def run_job(args: argparse.Namespace, folder: Path) -> dict:
     encoder = {"name": "efficientnet-lite0", "checkpoint": None, "batch_size": args.batch, "num_workers": args.workers}
     fingerprint = folder / "fingerprint.json"
     fingerprint_encoder_weights(encoder, fingerprint)
-    argument = json.dumps({"patches": str(patch_store(folder, args.patches)), "output": str(folder / "out.zarr"),
-                           "encoder": encoder, "fingerprint": str(fingerprint), "heap_reuse": not args.no_heap_reuse,
-                           "whole_batches": args.whole_batches})
+    argument = json.dumps(
+        {
+            "patches": str(patch_store(folder, args.patches)),
+            "output": str(folder / "out.zarr"),
+            "encoder": encoder,
+            "fingerprint": str(fingerprint),
+            "heap_reuse": not args.no_heap_reuse,
+            "whole_batches": args.whole_batches,
+        }
+    )
     start = time.perf_counter()
     process = subprocess.Popen([sys.executable, "-c", JOB, argument], stderr=subprocess.DEVNULL)
     peak = {"tree_pss": 0.0, "tree_rss": 0.0, "main_pss": 0.0, "workers_pss": 0.0, "main_pss_anon": 0.0}
@@ -78,7 +85,8 @@ def run_job(args: argparse.Namespace, folder: Path) -> dict:
         sample = {
             "tree_pss": main.get("pss", 0) + sum(w.get("pss", 0) for w in workers),
             "tree_rss": main.get("rss", 0) + sum(w.get("rss", 0) for w in workers),
-            "main_pss": main.get("pss", 0), "main_pss_anon": main.get("pss_anon", 0),
+            "main_pss": main.get("pss", 0),
+            "main_pss_anon": main.get("pss_anon", 0),
             "workers_pss": sum(w.get("pss", 0) for w in workers),
         }
         peak = {key: max(value, sample[key]) for key, value in peak.items()}
@@ -98,9 +106,21 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-embedding-memory-") as tmp:
         result = run_job(args, Path(tmp))
-    print(json.dumps({"encoder": "efficientnet-lite0", "device": "cpu", "patches": args.patches, "batch": args.batch,
-                      "workers": args.workers, "heap_reuse": not args.no_heap_reuse,
-                      "whole_batches": args.whole_batches, **result}), flush=True)
+    print(
+        json.dumps(
+            {
+                "encoder": "efficientnet-lite0",
+                "device": "cpu",
+                "patches": args.patches,
+                "batch": args.batch,
+                "workers": args.workers,
+                "heap_reuse": not args.no_heap_reuse,
+                "whole_batches": args.whole_batches,
+                **result,
+            }
+        ),
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -40,10 +40,13 @@ def main() -> None:
     encoder = create_encoder(args.encoder, device="cpu")
     images = torch.rand(args.batch, 3, encoder.input_px, encoder.input_px, generator=torch.Generator().manual_seed(0))
     last_speed, last = patches_per_second(
-        encoder.model.to(memory_format=torch.channels_last), images.contiguous(memory_format=torch.channels_last),
+        encoder.model.to(memory_format=torch.channels_last),
+        images.contiguous(memory_format=torch.channels_last),
         args.repeats,
     )
-    first_speed, first = patches_per_second(encoder.model.to(memory_format=torch.contiguous_format), images, args.repeats)
+    first_speed, first = patches_per_second(
+        encoder.model.to(memory_format=torch.contiguous_format), images, args.repeats
+    )
     print(f"{args.encoder}, batch {args.batch}, {args.threads} thread(s), CPU")
     print(f"channels-first {first_speed:7.1f} patches/s")
     print(f"channels-last  {last_speed:7.1f} patches/s   ratio {last_speed / first_speed:.2f}x")

@@ -26,8 +26,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from bench_embedding import bench_slide, patch_store
+
 from mosare.core.stores import open_store, write_store
 
 FEATURE_DIM = 1280  # efficientnet-lite0
@@ -80,20 +80,31 @@ def main() -> None:
         folder = Path(tmp)
         slide = str(bench_slide())
         jobs = [
-            [f"s{i}", str(feature_store(folder, i, int(n), rng)), str(folder / f"gmm-{i}.zarr"),
-             str(patch_store(folder, int(n))), slide, str(folder / f"qc-{i}.png"), str(folder / f"s{i}.log")]
+            [
+                f"s{i}",
+                str(feature_store(folder, i, int(n), rng)),
+                str(folder / f"gmm-{i}.zarr"),
+                str(patch_store(folder, int(n))),
+                slide,
+                str(folder / f"qc-{i}.png"),
+                str(folder / f"s{i}.log"),
+            ]
             for i, n in enumerate(sizes)
         ]
-        print(f"{args.slides} slides, {sizes.sum()} patches ({sizes.min()}-{sizes.max()} per slide), "
-              f"{FEATURE_DIM}-d features, {args.components} components")
+        print(
+            f"{args.slides} slides, {sizes.sum()} patches ({sizes.min()}-{sizes.max()} per slide), "
+            f"{FEATURE_DIM}-d features, {args.components} components"
+        )
         chunk_wall, chunk_cpu = run_jobs([jobs], gmm)
         alone_wall, alone_cpu = run_jobs([[job] for job in jobs], gmm)
     fixed = (alone_cpu - chunk_cpu) / (args.slides - 1)
     print(f"one job per slide : {alone_cpu:7.1f} CPU s ({alone_wall:.1f} s wall)")
     print(f"one job per chunk : {chunk_cpu:7.1f} CPU s ({chunk_wall:.1f} s wall)")
     print(f"ratio (per slide / per chunk): {alone_cpu / chunk_cpu:.2f}x CPU, {alone_wall / chunk_wall:.2f}x wall")
-    print(f"fixed cost of a job: {fixed:.2f} CPU s; per slide in a chunk of {args.slides}: "
-          f"{fixed / args.slides:.2f} s (target <= 0.5 s)")
+    print(
+        f"fixed cost of a job: {fixed:.2f} CPU s; per slide in a chunk of {args.slides}: "
+        f"{fixed / args.slides:.2f} s (target <= 0.5 s)"
+    )
 
 
 if __name__ == "__main__":

@@ -58,8 +58,10 @@ def main() -> None:
     torch.manual_seed(0)
     dims = ModelDims(args.wsi_dim, args.genes, args.text_dim, local_tokens=args.tokens, hidden=args.hidden)
     batch = demo_batch(args, torch.Generator().manual_seed(0))
-    print(f"batch={args.batch} patches={args.patches}x{args.wsi_dim} genes={args.genes} text={args.text_dim} "
-          f"tokens={args.tokens} hidden={args.hidden}; torch threads={torch.get_num_threads()}")
+    print(
+        f"batch={args.batch} patches={args.patches}x{args.wsi_dim} genes={args.genes} text={args.text_dim} "
+        f"tokens={args.tokens} hidden={args.hidden}; torch threads={torch.get_num_threads()}"
+    )
 
     seconds: dict[str, float] = {}
     for name in ("abmil", *[n for n in MODEL_NAMES if n != "abmil"]):
@@ -72,8 +74,10 @@ def main() -> None:
             times.append(time.perf_counter() - start)
         seconds[name] = statistics.median(times)
         parameters = sum(p.numel() for p in model.parameters())
-        print(f"{name:26s} {seconds[name] * 1000:8.1f} ms/step  x{seconds[name] / seconds['abmil']:5.2f} of abmil  "
-              f"{parameters / 1e6:6.2f} M parameters")
+        print(
+            f"{name:26s} {seconds[name] * 1000:8.1f} ms/step  x{seconds[name] / seconds['abmil']:5.2f} of abmil  "
+            f"{parameters / 1e6:6.2f} M parameters"
+        )
 
     model = build_model("mosare", dims, 2, {"prototypes_per_class": 4, "contrastive_warmup_epochs": 0}).train()
     step(model, batch)

@@ -58,15 +58,23 @@ def simulate_cohort(source: str, n_slides: int, encoder: str) -> tuple[str, pd.D
         pairs = (
             (LAYOUT.patch_store(source, original["slide_id"]), LAYOUT.patch_store(cohort, slide_id)),
             (LAYOUT.tissue_qc(source, original["slide_id"]), LAYOUT.tissue_qc(cohort, slide_id)),
-            (LAYOUT.feature_store(source, encoder, original["slide_id"]),
-             LAYOUT.feature_store(cohort, encoder, slide_id)),
+            (
+                LAYOUT.feature_store(source, encoder, original["slide_id"]),
+                LAYOUT.feature_store(cohort, encoder, slide_id),
+            ),
             (LAYOUT.gmm_store(source, encoder, original["slide_id"]), LAYOUT.gmm_store(cohort, encoder, slide_id)),
             (LAYOUT.gmm_qc(source, encoder, original["slide_id"]), LAYOUT.gmm_qc(cohort, encoder, slide_id)),
         )
         for original_path, path in pairs:
             link_tree(Path(original_path), Path(path))
-        rows.append({"patient_id": slide_id.removesuffix("-A"), "slide_id": slide_id,
-                     "slide_path": str(slide.resolve()), "label": original["label"]})
+        rows.append(
+            {
+                "patient_id": slide_id.removesuffix("-A"),
+                "slide_id": slide_id,
+                "slide_path": str(slide.resolve()),
+                "label": original["label"],
+            }
+        )
     return cohort, pd.DataFrame(rows)
 
 
@@ -101,8 +109,13 @@ def main() -> None:
     config["cohorts"][cohort] = {"classes": config["cohorts"][args.source]["classes"], "samples": str(sheet_path)}
     Path("config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
 
-    qc_targets = [LAYOUT.slide_qc(cohort), LAYOUT.slide_qc_overview(cohort), LAYOUT.contact_sheets(cohort),
-                  LAYOUT.report_slide_pictures(cohort, "tissue"), LAYOUT.report_slide_pictures(cohort, "gmm")]
+    qc_targets = [
+        LAYOUT.slide_qc(cohort),
+        LAYOUT.slide_qc_overview(cohort),
+        LAYOUT.contact_sheets(cohort),
+        LAYOUT.report_slide_pictures(cohort, "tissue"),
+        LAYOUT.report_slide_pictures(cohort, "gmm"),
+    ]
     # Run only the cohort-level QC rules: the hard links share their originals' mtimes, which can make a GMM chunk
     # of the new cohort look older than a feature store it reads. The report needs every rule (its DAG, its items).
     snakemake = [str(Path(sys.executable).with_name("snakemake")), "--snakefile", args.snakefile, "--cores", "2"]

@@ -92,9 +92,17 @@ def build_slide(path: Path, downsamples: tuple[int, ...]) -> None:
                         yield bank[item]
 
             tif.write(
-                tiles(), shape=(size, size, 3), dtype=np.uint8, tile=(TILE, TILE), compression="jpeg", compressionargs={"level": 80},
-                photometric="rgb", description=description if index == 0 else None,
-                subfiletype=0 if index == 0 else 1, metadata=None, maxworkers=2,
+                tiles(),
+                shape=(size, size, 3),
+                dtype=np.uint8,
+                tile=(TILE, TILE),
+                compression="jpeg",
+                compressionargs={"level": 80},
+                photometric="rgb",
+                description=description if index == 0 else None,
+                subfiletype=0 if index == 0 else 1,
+                metadata=None,
+                maxworkers=2,
             )
     tmp.replace(path)
 
@@ -131,7 +139,9 @@ def measure_detection(slide: Path, coords_path: Path) -> dict:
     for _ in range(2):  # the first run also warms the OS file cache
         out = subprocess.run(
             [sys.executable, "-c", DETECTION_SCRIPT, str(slide), str(TARGET_MPP), str(PATCH_PX), str(coords_path)],
-            check=True, capture_output=True, text=True,
+            check=True,
+            capture_output=True,
+            text=True,
         )
         runs.append(json.loads(out.stdout))
     return min(runs, key=lambda run: run["seconds"])
@@ -174,7 +184,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rebuild", action="store_true", help="rebuild the cached benchmark slide")
     parser.add_argument(
-        "--one-level", action="store_true",
+        "--one-level",
+        action="store_true",
         help="also time detection on the same slide stored without a pyramid (strip-wise path; slow: "
         "decodes all 1.6 gigapixels)",
     )

@@ -163,12 +163,20 @@ def write_pyramid(path: Path, image: np.ndarray, mpp: float) -> None:
     description = f"Aperio Image Library v12.0.16\r\n{width}x{height} (256x256) JPEG/RGB Q=90|AppMag = 20|MPP = {mpp}"
     with tifffile.TiffWriter(path, bigtiff=True) as tif:
         for index, downsample in enumerate((1, 4, 16)):
-            level = image if downsample == 1 else cv2.resize(
-                image, (width // downsample, height // downsample), interpolation=cv2.INTER_AREA
+            level = (
+                image
+                if downsample == 1
+                else cv2.resize(image, (width // downsample, height // downsample), interpolation=cv2.INTER_AREA)
             )
             tif.write(
-                level, tile=(256, 256), compression="jpeg", compressionargs={"level": 90}, photometric="rgb",
-                description=description if index == 0 else None, subfiletype=0 if index == 0 else 1, metadata=None,
+                level,
+                tile=(256, 256),
+                compression="jpeg",
+                compressionargs={"level": 90},
+                photometric="rgb",
+                description=description if index == 0 else None,
+                subfiletype=0 if index == 0 else 1,
+                metadata=None,
             )
 
 
@@ -195,8 +203,11 @@ def evaluate(slide: Path, truth: np.ndarray, tmp: Path) -> dict[str, float]:
     positive = fractions >= 0.5
     hits = (kept & positive).sum()
     return {
-        "precision": hits / max(kept.sum(), 1), "recall": hits / max(positive.sum(), 1),
-        "count_ratio": kept.sum() / max(positive.sum(), 1), "kept": int(kept.sum()), "true": int(positive.sum()),
+        "precision": hits / max(kept.sum(), 1),
+        "recall": hits / max(positive.sum(), 1),
+        "count_ratio": kept.sum() / max(positive.sum(), 1),
+        "kept": int(kept.sum()),
+        "true": int(positive.sum()),
         "seconds": seconds,
     }
 
@@ -239,8 +250,8 @@ def main() -> None:
         for (mpp, ink), path in slides.items():
             canvas, truth = inked if ink else clean
             scale = round(SOURCE_MPP / mpp)
-            image = canvas if scale == 1 else cv2.resize(
-                canvas, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC
+            image = (
+                canvas if scale == 1 else cv2.resize(canvas, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
             )
             mask = truth if scale == 1 else np.repeat(np.repeat(truth, scale, axis=0), scale, axis=1)
             write_pyramid(path, image, mpp)

@@ -67,10 +67,28 @@ class Sizes:
     train_batch: int
 
 
-FULL = Sizes(batch=256, batches=40, slide_patches=20_000, gmm_rows=20_000, gmm_dim=1024, patients=256,
-             patches_per_patient=2048, genes=2000, train_batch=32)
-SMOKE = Sizes(batch=2, batches=2, slide_patches=12, gmm_rows=400, gmm_dim=32, patients=8, patches_per_patient=16,
-              genes=50, train_batch=4)
+FULL = Sizes(
+    batch=256,
+    batches=40,
+    slide_patches=20_000,
+    gmm_rows=20_000,
+    gmm_dim=1024,
+    patients=256,
+    patches_per_patient=2048,
+    genes=2000,
+    train_batch=32,
+)
+SMOKE = Sizes(
+    batch=2,
+    batches=2,
+    slide_patches=12,
+    gmm_rows=400,
+    gmm_dim=32,
+    patients=8,
+    patches_per_patient=16,
+    genes=50,
+    train_batch=4,
+)
 
 
 def report(record: dict) -> dict:
@@ -115,11 +133,15 @@ def write_pyramidal_slide(path: Path, n_patches: int, mpp: float = 0.5) -> tuple
     yy, xx = np.mgrid[0:PATCH_PX, 0:PATCH_PX]
     pool = []
     for _ in range(64):
-        waves = sum(np.sin(xx * rng.uniform(0.02, 0.3) + yy * rng.uniform(0.02, 0.3) + rng.uniform(0, 6)) for _ in range(4))
+        waves = sum(
+            np.sin(xx * rng.uniform(0.02, 0.3) + yy * rng.uniform(0.02, 0.3) + rng.uniform(0, 6)) for _ in range(4)
+        )
         base = rng.uniform([150, 60, 120], [240, 170, 220])
         tile = base[None, None, :] + 12 * waves[..., None] + rng.normal(0, 8, (PATCH_PX, PATCH_PX, 3))
         pool.append(np.clip(tile, 0, 255).astype(np.uint8))
-    description = f"Aperio Image Library v12.0.16\r\n{size}x{size} ({PATCH_PX}x{PATCH_PX}) JPEG/RGB Q=90|AppMag = 20|MPP = {mpp}"
+    description = (
+        f"Aperio Image Library v12.0.16\r\n{size}x{size} ({PATCH_PX}x{PATCH_PX}) JPEG/RGB Q=90|AppMag = 20|MPP = {mpp}"
+    )
     with tifffile.TiffWriter(path, bigtiff=True) as tif:
         for index, downsample in enumerate((1, 4, 16)):
             level = max(PATCH_PX, size // downsample)
@@ -130,16 +152,31 @@ def write_pyramidal_slide(path: Path, n_patches: int, mpp: float = 0.5) -> tuple
                 # A level's tile at (row, col) shows downsample x downsample level-0 tiles, each shrunk.
                 for row in range(tiles_per_side):
                     for col in range(tiles_per_side):
-                        yield np.concatenate([
-                            np.concatenate([small[((row * downsample + r) * 7 + (col * downsample + c) * 13) % 64]
-                                            for c in range(downsample)], axis=1)
-                            for r in range(downsample)
-                        ], axis=0)
+                        yield np.concatenate(
+                            [
+                                np.concatenate(
+                                    [
+                                        small[((row * downsample + r) * 7 + (col * downsample + c) * 13) % 64]
+                                        for c in range(downsample)
+                                    ],
+                                    axis=1,
+                                )
+                                for r in range(downsample)
+                            ],
+                            axis=0,
+                        )
 
-            tif.write(tiles(), shape=(tiles_per_side * PATCH_PX, tiles_per_side * PATCH_PX, 3), dtype=np.uint8,
-                      tile=(PATCH_PX, PATCH_PX), compression="jpeg", photometric="rgb",
-                      description=description if index == 0 else None, subfiletype=0 if index == 0 else 1,
-                      metadata=None)
+            tif.write(
+                tiles(),
+                shape=(tiles_per_side * PATCH_PX, tiles_per_side * PATCH_PX, 3),
+                dtype=np.uint8,
+                tile=(PATCH_PX, PATCH_PX),
+                compression="jpeg",
+                photometric="rgb",
+                description=description if index == 0 else None,
+                subfiletype=0 if index == 0 else 1,
+                metadata=None,
+            )
     grid = np.array([(x, y) for y in range(side) for x in range(side)], dtype=np.int64)[:n_patches] * PATCH_PX
     return path, grid
 
@@ -159,10 +196,21 @@ def decode_rate_per_worker(store: Path, samples: int) -> float:
 def embedding_job(folder: Path, checkpoint: Path, sizes: Sizes, bare: float, workers: int | None) -> dict:
     slide, grid = write_pyramidal_slide(folder / "uni-bench.svs", sizes.slide_patches)
     store = folder / "patches.zarr"
-    write_store(store, {"coords": grid}, {
-        "slide_id": "uni-bench", "slide_path": str(slide), "mpp_level0": 0.5, "target_mpp": 0.5, "patch_px": PATCH_PX,
-        "footprint_px": PATCH_PX, "read_level": 0, "read_px": PATCH_PX, "n_patches": len(grid),
-    })
+    write_store(
+        store,
+        {"coords": grid},
+        {
+            "slide_id": "uni-bench",
+            "slide_path": str(slide),
+            "mpp_level0": 0.5,
+            "target_mpp": 0.5,
+            "patch_px": PATCH_PX,
+            "footprint_px": PATCH_PX,
+            "read_level": 0,
+            "read_px": PATCH_PX,
+            "n_patches": len(grid),
+        },
+    )
     per_worker = decode_rate_per_worker(store, samples=200)
     cores = len(os.sched_getaffinity(0))
     needed = math.ceil(1.2 * bare / per_worker)
@@ -170,18 +218,33 @@ def embedding_job(folder: Path, checkpoint: Path, sizes: Sizes, bare: float, wor
     encoder_config = {"name": "uni", "checkpoint": str(checkpoint), "batch_size": sizes.batch, "num_workers": workers}
     fingerprint = folder / "uni.json"
     fingerprint_encoder_weights(encoder_config, fingerprint)
-    argument = json.dumps({"patches": str(store), "output": str(folder / "features.zarr"), "encoder": encoder_config,
-                           "threads": 4, "fingerprint": str(fingerprint)})
+    argument = json.dumps(
+        {
+            "patches": str(store),
+            "output": str(folder / "features.zarr"),
+            "encoder": encoder_config,
+            "threads": 4,
+            "fingerprint": str(fingerprint),
+        }
+    )
     start = time.perf_counter()
     subprocess.run([sys.executable, "-c", JOB, argument], check=True)
     seconds = time.perf_counter() - start
     job = len(grid) / seconds
-    return report({
-        "measure": "embedding job (fresh process, generated pyramidal slide)", "patches": len(grid),
-        "decode_patches_per_s_per_worker": round(per_worker, 1), "workers_to_keep_up": needed, "workers": workers,
-        "cores": cores, "seconds": round(seconds, 1), "job_patches_per_s": round(job, 1),
-        "bare_patches_per_s": round(bare, 1), "ratio": round(job / bare, 3),
-    })
+    return report(
+        {
+            "measure": "embedding job (fresh process, generated pyramidal slide)",
+            "patches": len(grid),
+            "decode_patches_per_s_per_worker": round(per_worker, 1),
+            "workers_to_keep_up": needed,
+            "workers": workers,
+            "cores": cores,
+            "seconds": round(seconds, 1),
+            "job_patches_per_s": round(job, 1),
+            "bare_patches_per_s": round(bare, 1),
+            "ratio": round(job / bare, 3),
+        }
+    )
 
 
 def clustered_features(rows: int, dim: int) -> np.ndarray:
@@ -200,11 +263,17 @@ def gmm_speed(sizes: Sizes, device: torch.device) -> dict:
         gmm = DiagonalGMM(n_components=16, max_iter=100, tol=1e-3, device=where).fit(features)
         synchronize(torch.device(where))
         seconds[where] = time.perf_counter() - start
-    return report({
-        "measure": "batched GMM", "rows": sizes.gmm_rows, "dim": sizes.gmm_dim, "components": 16,
-        "n_iter": int(gmm.n_iter_), "seconds": {k: round(v, 3) for k, v in seconds.items()},
-        "cpu_over_device": round(seconds["cpu"] / seconds[device.type], 2),
-    })
+    return report(
+        {
+            "measure": "batched GMM",
+            "rows": sizes.gmm_rows,
+            "dim": sizes.gmm_dim,
+            "components": 16,
+            "n_iter": int(gmm.n_iter_),
+            "seconds": {k: round(v, 3) for k, v in seconds.items()},
+            "cpu_over_device": round(seconds["cpu"] / seconds[device.type], 2),
+        }
+    )
 
 
 def training_epoch(sizes: Sizes, device: torch.device) -> dict:
@@ -242,12 +311,17 @@ def training_epoch(sizes: Sizes, device: torch.device) -> dict:
                 optimizer.step()
             synchronize(device)
             seconds[dtype] = time.perf_counter() - start
-    return report({
-        "measure": "training epoch (mosare, UNI-sized features)", "device": str(device), "patients": n,
-        "patches_per_patient": sizes.patches_per_patient, "batch": sizes.train_batch,
-        "seconds": {k: round(v, 3) for k, v in seconds.items()},
-        "fp32_over_bf16": round(seconds["float32"] / seconds["bfloat16"], 2),
-    })
+    return report(
+        {
+            "measure": "training epoch (mosare, UNI-sized features)",
+            "device": str(device),
+            "patients": n,
+            "patches_per_patient": sizes.patches_per_patient,
+            "batch": sizes.train_batch,
+            "seconds": {k: round(v, 3) for k, v in seconds.items()},
+            "fp32_over_bf16": round(seconds["float32"] / seconds["bfloat16"], 2),
+        }
+    )
 
 
 def main() -> None:
@@ -266,16 +340,27 @@ def main() -> None:
         sizes = Sizes(**{**vars(sizes), "batch": args.batch})
     device = torch.device("cuda" if cuda else "cpu")
     name = torch.cuda.get_device_name(device) if cuda else "cpu"
-    print(f"bench_uni_gpu: {name}, torch {torch.__version__}, {len(os.sched_getaffinity(0))} cores"
-          f"{' (smoke sizes)' if args.smoke else ''}", flush=True)
+    print(
+        f"bench_uni_gpu: {name}, torch {torch.__version__}, {len(os.sched_getaffinity(0))} cores"
+        f"{' (smoke sizes)' if args.smoke else ''}",
+        flush=True,
+    )
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-uni-gpu-") as tmp:
         folder = Path(tmp)
         checkpoint = args.checkpoint or random_uni_checkpoint(folder)
         encoder = create_encoder("uni", checkpoint=checkpoint, device=device)
         bare = bare_forward(encoder, sizes)
-        results.append(report({"measure": "UNI bare forward", "dtype": encoder.dtype_name, "batch": sizes.batch,
-                               "patches_per_s": round(bare, 1)}))
+        results.append(
+            report(
+                {
+                    "measure": "UNI bare forward",
+                    "dtype": encoder.dtype_name,
+                    "batch": sizes.batch,
+                    "patches_per_s": round(bare, 1),
+                }
+            )
+        )
         del encoder
         if cuda:
             torch.cuda.empty_cache()

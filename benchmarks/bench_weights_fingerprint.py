@@ -18,8 +18,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from mosare.features.weights_fingerprint import sha256_file
-from mosare.features.weights_fingerprint import check_weights_unchanged, fingerprint_weights, read_fingerprint, write_fingerprint
+from mosare.features.weights_fingerprint import (
+    check_weights_unchanged,
+    fingerprint_weights,
+    read_fingerprint,
+    sha256_file,
+    write_fingerprint,
+)
 
 CHECKPOINT_GB = {"uni": 1.21, "uni2-h": 2.7}
 SLIDES = 1000

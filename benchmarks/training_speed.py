@@ -17,16 +17,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mosare.config import cohort_train_config, load_config
-from mosare.evaluation.splits import make_folds
 from mosare.cohort.data import CohortData
+from mosare.config import cohort_train_config, load_config
 from mosare.evaluation.scenarios import scenarios, training_groups
+from mosare.evaluation.splits import make_folds
 from mosare.training.cross_validation import RunContext, model_dims, run_unit
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def demo_sized_cohort(patients: int, patches: int, wsi_dim: int, genes: int, text_dim: int, components: int) -> CohortData:
+def demo_sized_cohort(
+    patients: int, patches: int, wsi_dim: int, genes: int, text_dim: int, components: int
+) -> CohortData:
     """Random inputs of the demo's sizes with a weak class signal in every modality; a few patients lack RNA/text."""
     rng = np.random.default_rng(0)
     labels = np.arange(patients) % 2
@@ -77,7 +79,15 @@ def per_model_cpu_seconds(data: CohortData, train_config: dict, out: Path) -> di
     folds = make_folds(data.patient_ids, data.labels, train_config["folds"], train_config["seed"])
     seconds = {}
     for name in train_config["models"]:
-        context = RunContext(folds[None], {**train_config, "models": [name]}, "bench", out, "cpu", build_model, model_dims(data, train_config))
+        context = RunContext(
+            folds[None],
+            {**train_config, "models": [name]},
+            "bench",
+            out,
+            "cpu",
+            build_model,
+            model_dims(data, train_config),
+        )
         start = time.process_time()
         run_unit(data, context, 0, 0, scenarios([]), progress=False)
         seconds[name] = time.process_time() - start
@@ -105,8 +115,12 @@ def main() -> None:
         one = run_grid(data, train_config, 1, Path(tmp) / "w1")
         many = run_grid(data, train_config, args.workers, Path(tmp) / f"w{args.workers}")
     units = len(train_config["models"]) * len(training_groups(scenarios(train_config["missing_rates"])))
-    print(f"one fold, {units} trainings: 1 worker {one:.1f} s, {args.workers} workers {many:.1f} s (speed-up x{one / many:.2f})")
-    print(f"estimated stage: {train_config['folds']} folds x {units} trainings = {many * train_config['folds']:.0f} s wall with {args.workers} workers")
+    print(
+        f"one fold, {units} trainings: 1 worker {one:.1f} s, {args.workers} workers {many:.1f} s (speed-up x{one / many:.2f})"
+    )
+    print(
+        f"estimated stage: {train_config['folds']} folds x {units} trainings = {many * train_config['folds']:.0f} s wall with {args.workers} workers"
+    )
 
 
 if __name__ == "__main__":

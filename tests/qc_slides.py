@@ -51,8 +51,14 @@ def folded(rgb: np.ndarray, share: float = 0.3) -> np.ndarray:
 
 
 def qc_slide_image(
-    size: int = 2048, *, seed: int = 0, h_scale: float = 1.0, e_scale: float = 1.0, blur_sigma: float = 0.0,
-    ink: str | None = None, fold: bool = False,
+    size: int = 2048,
+    *,
+    seed: int = 0,
+    h_scale: float = 1.0,
+    e_scale: float = 1.0,
+    blur_sigma: float = 0.0,
+    ink: str | None = None,
+    fold: bool = False,
 ) -> np.ndarray:
     """Glass with two discs of generated H&E tissue, optionally faded, blurred, folded or crossed by a marker."""
     hematoxylin, eosin = stain_concentrations(size, size, seed=seed)

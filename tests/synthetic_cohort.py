@@ -65,8 +65,12 @@ def write_synthetic_cohort(
             n = int(rng.integers(*patches))
             shift = np.zeros(wsi_dim)
             shift[:4] = strength[0] * direction[i]
-            x = rng.normal(size=(n, wsi_dim)) + shift + rng.normal(size=wsi_dim)  # slide-level noise, like RNA's and text's
-            write_store(features_dir / f"{slide}.zarr", {"features": x.astype(np.float16), "coords": np.zeros((n, 2), np.int64)})
+            x = (
+                rng.normal(size=(n, wsi_dim)) + shift + rng.normal(size=wsi_dim)
+            )  # slide-level noise, like RNA's and text's
+            write_store(
+                features_dir / f"{slide}.zarr", {"features": x.astype(np.float16), "coords": np.zeros((n, 2), np.int64)}
+            )
             weights = np.full(components, 1.0 / components, dtype=np.float32)
             means = np.stack([x[k::components].mean(0) for k in range(components)]).astype(np.float32)
             tokens = GMMResult(weights, means, np.ones_like(means), 0.0, 1, True, components, n, True, n)

@@ -56,8 +56,13 @@ def write_image_tool_tiff(path: Path, image: np.ndarray, *, dpi: float = 72.0) -
     OpenSlide turns the tag into a resolution: 72 dpi reads as 25400 / 72 = 352.78 µm/px.
     """
     tifffile.imwrite(
-        path, image, tile=(256, 256), photometric="rgb", compression="jpeg",
-        resolution=(dpi, dpi), resolutionunit="INCH",
+        path,
+        image,
+        tile=(256, 256),
+        photometric="rgb",
+        compression="jpeg",
+        resolution=(dpi, dpi),
+        resolutionunit="INCH",
     )
     return path
 
@@ -76,9 +81,7 @@ def tissue_image(
     image[:] = GLASS
     tissue = np.zeros((height, width), np.uint8)
     for cx, cy, rx, ry in blobs:
-        cv2.ellipse(
-            tissue, (int(cx * width), int(cy * height)), (int(rx * width), int(ry * height)), 0, 0, 360, 1, -1
-        )
+        cv2.ellipse(tissue, (int(cx * width), int(cy * height)), (int(rx * width), int(ry * height)), 0, 0, 360, 1, -1)
     nuclei = rng.random((height // 8, width // 8)) < 0.3
     nuclei = cv2.resize(nuclei.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST)
     texture = np.where(nuclei[..., None] > 0, PURPLE, PINK).astype(np.uint8)
@@ -86,8 +89,11 @@ def tissue_image(
     if pen is not None:
         x0, y0, x1, y1 = pen
         cv2.line(
-            image, (int(x0 * width), int(y0 * height)), (int(x1 * width), int(y1 * height)),
-            GREEN_INK, thickness=max(4, width // 60),
+            image,
+            (int(x0 * width), int(y0 * height)),
+            (int(x1 * width), int(y1 * height)),
+            GREEN_INK,
+            thickness=max(4, width // 60),
         )
     noise = rng.integers(-3, 4, size=image.shape, dtype=np.int16)
     return np.clip(image.astype(np.int16) + noise, 0, 255).astype(np.uint8)
@@ -101,7 +107,9 @@ def corrupt_tiles(path: Path, level: int, tiles: Sequence[tuple[int, int]]) -> P
     with tifffile.TiffFile(path) as tif:
         page = tif.pages[level]
         columns = -(-page.imagewidth // page.tilewidth)
-        spans = [(page.dataoffsets[row * columns + col], page.databytecounts[row * columns + col]) for col, row in tiles]
+        spans = [
+            (page.dataoffsets[row * columns + col], page.databytecounts[row * columns + col]) for col, row in tiles
+        ]
     garbage = np.random.default_rng(len(spans)).integers(0, 256, max(n for _, n in spans), dtype=np.uint8).tobytes()
     with open(path, "r+b") as file:
         for offset, size in spans:

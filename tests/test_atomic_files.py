@@ -39,7 +39,7 @@ def test_an_error_while_writing_keeps_the_previous_file_and_removes_the_partial_
 # ---- Temporaries left by killed writers -----------------------------------------------------------------------
 
 
-def _killed_mid_write(write) -> int:  # noqa: ANN001
+def _killed_mid_write(write) -> int:
     """Run ``write(kill)`` in a forked child that SIGKILLs itself where ``write`` calls ``kill()``; returns its pid,
     reaped (so that pid is free again on this host)."""
     pid = os.fork()
@@ -54,7 +54,7 @@ def _killed_mid_write(write) -> int:  # noqa: ANN001
 
 
 def _half_written_file(target: Path) -> Path:
-    def write(kill) -> None:  # noqa: ANN001
+    def write(kill) -> None:
         with atomic_file(target) as tmp:
             tmp.write_text("half a ta")
             kill()
@@ -65,7 +65,7 @@ def _half_written_file(target: Path) -> Path:
 
 
 def _half_written_store(target: Path) -> Path:
-    def write(kill) -> None:  # noqa: ANN001
+    def write(kill) -> None:
         with atomic_store(target) as group:
             group.create_array("features", data=np.arange(1000.0).reshape(100, 10), chunks=(10, 10))
             kill()

@@ -9,20 +9,25 @@ import json
 import numpy as np
 import pytest
 import torch
-from synthetic_slides import write_slide, tissue_image
+from synthetic_slides import tissue_image, write_slide
 
 import mosare
-from mosare.deploy.attention import AttentionError, cohort_attention, write_cohort_attention
-from mosare.reporting.plots.attention import draw_cohort_attention
 from mosare.cohort.table import CohortTable
-from mosare.training.final_models import FinalModelFacts, InputFacts, ModelMismatchError, load_final_model, save_final_model
-from mosare.training.fold_inputs import Normalisation
-from mosare.model.factory import ModelDims, build_model
-from mosare.reporting.plots.attention import attention_grid
-from mosare.deploy.slide_attention import extreme_rows, read_extreme_patches
-from mosare.slides.reader import open_slide
 from mosare.core.stores import open_store, write_store
+from mosare.deploy.attention import AttentionError, cohort_attention, write_cohort_attention
+from mosare.deploy.slide_attention import extreme_rows, read_extreme_patches
+from mosare.model.factory import ModelDims, build_model
+from mosare.reporting.plots.attention import attention_grid, draw_cohort_attention
+from mosare.slides.reader import open_slide
 from mosare.slides.tiling import tile_slide
+from mosare.training.final_models import (
+    FinalModelFacts,
+    InputFacts,
+    ModelMismatchError,
+    load_final_model,
+    save_final_model,
+)
+from mosare.training.fold_inputs import Normalisation
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -63,7 +68,9 @@ def write_features(store, coords: np.ndarray, seed: int, encoder: str = "enc") -
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(coords))
     features = rng.normal(size=(len(coords), WSI_DIM)).astype(np.float16)
-    write_store(store, {"features": features, "coords": coords[order]}, {"encoder": encoder, "weights_sha256": "ab" * 32})
+    write_store(
+        store, {"features": features, "coords": coords[order]}, {"encoder": encoder, "weights_sha256": "ab" * 32}
+    )
     return features
 
 
@@ -113,9 +120,14 @@ def test_stored_coords_are_the_feature_stores_and_scores_sum_to_one_per_patient(
             features = open_store(root / "features" / f"{slide_id}.zarr")
             np.testing.assert_array_equal(store["coords"][...], features["coords"][...])
             scores = store["scores"][...]
-            assert scores.shape == (features["features"].shape[0], 2) and list(store.attrs["score_columns"]) == ["attention", "attention_rank"]
+            assert scores.shape == (features["features"].shape[0], 2) and list(store.attrs["score_columns"]) == [
+                "attention",
+                "attention_rank",
+            ]
             assert store.attrs["patient_id"] == patient and store.attrs["model"] == "mosare"
-            assert store.attrs["footprint_px"] == open_store(root / "patches" / f"{slide_id}.zarr").attrs["footprint_px"]
+            assert (
+                store.attrs["footprint_px"] == open_store(root / "patches" / f"{slide_id}.zarr").attrs["footprint_px"]
+            )
             assert np.isclose(store.attrs["patient_share"], scores[:, 0].sum())
             totals[patient] = totals.get(patient, 0.0) + scores[:, 0].sum()
             if len(scores):
@@ -240,7 +252,9 @@ def test_features_from_another_encoder_and_a_missing_model_are_refused(cohort, t
     with pytest.raises(ModelMismatchError, match=r"P1-a.zarr:\n  - encoder: model 'enc', data 'uni'"):
         list(cohort_attention(loaded, root / "models" / "mosare", table, tmp_path / "features", root / "patches"))
     with pytest.raises(AttentionError, match=r"no final model 'abmil' .*found: \['mosare'\]"):
-        write_cohort_attention(root / "models", root / "cohort.tsv", root / "features", root / "patches", {}, CLASSES, "abmil")
+        write_cohort_attention(
+            root / "models", root / "cohort.tsv", root / "features", root / "patches", {}, CLASSES, "abmil"
+        )
 
 
 def test_drawing_processes_write_the_same_pictures_to_the_same_slides(cohort, tmp_path):
@@ -261,13 +275,18 @@ def test_drawing_processes_write_the_same_pictures_to_the_same_slides(cohort, tm
 
 # The mapped model (mosare) gets P0 and P4 wrong, P1 and P2 right; P3 is unlabelled. abmil's rows must not count.
 PREDICTIONS = [
-    ("mosare", "P0", "A", "B"), ("mosare", "P1", "B", "B"), ("mosare", "P2", "A", "A"), ("mosare", "P3", "", "B"),
-    ("mosare", "P4", "B", "A"), ("abmil", "P1", "B", "A"), ("abmil", "P2", "A", "B"),
+    ("mosare", "P0", "A", "B"),
+    ("mosare", "P1", "B", "B"),
+    ("mosare", "P2", "A", "A"),
+    ("mosare", "P3", "", "B"),
+    ("mosare", "P4", "B", "A"),
+    ("abmil", "P1", "B", "A"),
+    ("abmil", "P2", "A", "B"),
 ]
 MISCLASSIFIED_SLIDES = ["P0-a", "P0-b", "P4-blank", "P4-a"]  # cohort order
 
 
-def write_predictions(path, rows=PREDICTIONS):  # noqa: ANN001, ANN201
+def write_predictions(path, rows=PREDICTIONS):
     import pandas as pd
 
     frame = pd.DataFrame(rows, columns=["model", "patient_id", "label", "predicted"]).assign(prob_A=0.5, prob_B=0.5)
@@ -324,7 +343,8 @@ def test_report_copies_are_capped_jpegs_and_every_full_size_picture_stays(cohort
     def full_size() -> dict:
         return {
             (name, p.name): hashlib.sha256(p.read_bytes()).hexdigest()
-            for name in ("heatmaps", "montages") for p in outputs[name].iterdir()
+            for name in ("heatmaps", "montages")
+            for p in outputs[name].iterdir()
         }
 
     before = full_size()

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from mosare.cohort.table import CohortError, CohortTable, build_cohort_table, presence_summary
-from mosare.reporting.plots.cohort import plot_modality_presence
 from mosare.core.stores import write_store
+from mosare.reporting.plots.cohort import plot_modality_presence
 
 
 def feature_store(path, n_patches: int):

@@ -10,16 +10,21 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
-from workflow_runs import COHORT, planned_jobs, snakemake
-from workflow_runs import finished_tiny_run  # noqa: F401 (session fixture shared with test_orchestration)
+from workflow_runs import (
+    COHORT,
+    finished_tiny_run,  # noqa: F401 (session fixture shared with test_orchestration)
+    planned_jobs,
+    snakemake,
+)
 
-from mosare.reporting import cohort_figures
 from mosare.cohort.table import CohortTable
-from mosare.reporting.cohort_figures import CohortFigure, CohortResults, draw_cohort_figure, register_cohort_figure
 from mosare.core.paths import RESULTS_LAYOUT
+from mosare.reporting import cohort_figures
+from mosare.reporting.cohort_figures import CohortFigure, CohortResults, draw_cohort_figure, register_cohort_figure
 
 CLASSES = ("A", "B")
 MODELS = ("mosare", "late_fusion")
+
 
 def finished_cohort(root: Path) -> CohortResults:
     """A cohort's results as training leaves them: cohort.tsv, metrics.tsv (long), comparisons.tsv, every
@@ -35,7 +40,13 @@ def finished_cohort(root: Path) -> CohortResults:
     for model in MODELS:
         for scenario, rate, slug in scenarios:
             auc = 0.9 - rate * (0.2 if model == "mosare" else 0.6)
-            keys = {"cohort": "toy", "model": model, "scenario": scenario, "train_missing_rate": rate, "test_missing_rate": rate}
+            keys = {
+                "cohort": "toy",
+                "model": model,
+                "scenario": scenario,
+                "train_missing_rate": rate,
+                "test_missing_rate": rate,
+            }
             for metric, value in (("auc", auc), ("brier", 0.2 + rate / 4)):
                 rows.append({
                     **keys, "metric": metric, "pooled": value, "ci_low": value - 0.05,

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mosare.core import config_schema
 from mosare.config import (
     ConfigError,
     check_encoder_weights_configured,
@@ -16,6 +15,7 @@ from mosare.config import (
     load_config,
     validate_config,
 )
+from mosare.core import config_schema
 from mosare.core.config_schema import CONFIG_SCHEMA_IN_CHECKOUT, config_schema_path, find_checkout, schema_defaults
 
 REPO = Path(__file__).resolve().parents[1]
@@ -83,7 +83,9 @@ def test_unknown_keys_get_a_suggestion_from_the_keys_allowed_at_their_place(ship
 def test_unknown_key_without_a_close_match_lists_the_allowed_keys(shipped_config: dict) -> None:
     broken = copy.deepcopy(shipped_config)
     broken["gmm"] = {"xyz": 1}
-    with pytest.raises(ConfigError, match=r"unknown key 'xyz': check the spelling \(allowed here: components, max_iter"):
+    with pytest.raises(
+        ConfigError, match=r"unknown key 'xyz': check the spelling \(allowed here: components, max_iter"
+    ):
         validate_config(broken)
 
 
@@ -108,7 +110,9 @@ def test_encoder_weights_file_need_not_exist_at_planning_and_efficientnet_lite0_
 
 
 def test_efficientnet_lite0_with_a_checkpoint_and_unknown_encoders_fail_at_planning(shipped_config: dict) -> None:
-    with_checkpoint = validate_config(shipped_config | {"encoder": {"name": "efficientnet-lite0", "checkpoint": "w.bin"}})
+    with_checkpoint = validate_config(
+        shipped_config | {"encoder": {"name": "efficientnet-lite0", "checkpoint": "w.bin"}}
+    )
     with pytest.raises(ConfigError, match="remove 'encoder.checkpoint'"):
         check_encoder_weights_configured(with_checkpoint)
     with pytest.raises(ConfigError, match=r"at 'encoder/name': unknown encoder.name 'unii'; choose one of .*'uni'"):
@@ -162,7 +166,9 @@ def test_the_schema_is_found_in_the_checkout_mosare_runs_from() -> None:
     assert find_checkout(Path(config_schema.__file__)) == REPO
 
 
-@pytest.mark.parametrize("depth", [("src", "mosare"), ("src", "mosare", "plots"), ("lib", "python3.11", "site-packages", "mosare")])
+@pytest.mark.parametrize(
+    "depth", [("src", "mosare"), ("src", "mosare", "plots"), ("lib", "python3.11", "site-packages", "mosare")]
+)
 def test_the_checkout_is_the_nearest_folder_above_the_module_holding_the_schema(tmp_path, depth) -> None:
     checkout = tmp_path / "checkout"
     (checkout / CONFIG_SCHEMA_IN_CHECKOUT).parent.mkdir(parents=True)

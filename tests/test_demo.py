@@ -12,15 +12,15 @@ import openslide
 import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import cross_val_predict
 from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import cross_val_predict
 
-from mosare.demo.writer import demo_rna_matrix, write_demo_cohort, write_demo_tables
+from mosare.core.samples import load_sample_sheet
 from mosare.demo.plan import demo_settings, make_demo_plan, plan_demo_cohort
 from mosare.demo.render import patient_phenotype, render_tissue, write_demo_slide
 from mosare.demo.reports import demo_report
+from mosare.demo.writer import demo_rna_matrix, write_demo_cohort, write_demo_tables
 from mosare.reporting.plots.demo import write_demo_overview
-from mosare.core.samples import load_sample_sheet
 
 CLASSES = ["LUAD", "LUSC"]
 TINY = {"patients": 6, "seed": 5, "slide_px": 2048, "genes": 60, "fraction_two_slides": 0.34}
@@ -234,8 +234,12 @@ def test_stain_shift_changes_the_colours_not_the_tissue():
     tissue = plain.mean(axis=2) < 200
     glass = plain.mean(axis=2) > 235
     assert tissue.mean() > 0.2
-    assert np.percentile(np.abs(shifted[glass] - plain[glass]), 99) <= 1, "glass stays glass: only stained pixels change"
+    assert np.percentile(np.abs(shifted[glass] - plain[glass]), 99) <= 1, (
+        "glass stays glass: only stained pixels change"
+    )
     # Stronger haematoxylin absorbs more red; weaker eosin lets more green through.
     assert shifted[tissue, 0].mean() < plain[tissue, 0].mean() - 3
     assert shifted[tissue, 1].mean() > plain[tissue, 1].mean() + 3
-    np.testing.assert_array_equal(render_tissue(4, 0, phenotype, 768.0, pen=False, stain_shift=0.0), plain.astype(np.uint8))
+    np.testing.assert_array_equal(
+        render_tissue(4, 0, phenotype, 768.0, pen=False, stain_shift=0.0), plain.astype(np.uint8)
+    )

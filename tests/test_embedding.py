@@ -119,8 +119,13 @@ def test_corrupt_jpeg_tile_drops_only_its_patch_and_records_its_coordinates(tmp_
             num_workers=2,  # the worker that hits the bad tile must reopen its own handle and carry on
             max_failed_fraction=0.1,
         )
-    embed_slide(make_patch_store(tmp_path / "intact-patches.zarr", intact, coords), tmp_path / "intact.zarr", encoder,
-                batch_size=4, num_workers=0)
+    embed_slide(
+        make_patch_store(tmp_path / "intact-patches.zarr", intact, coords),
+        tmp_path / "intact.zarr",
+        encoder,
+        batch_size=4,
+        num_workers=0,
+    )
 
     store, reference = open_store(output), open_store(tmp_path / "intact.zarr")
     kept = ~np.all(coords == CORRUPT_TILE, axis=1)
@@ -168,8 +173,15 @@ class StoreSpy(MeanColour):
 def mean_colour_encoder(model: MeanColour, weights: Path) -> Encoder:
     weights.write_bytes(b"no weights")
     return Encoder(
-        name="mean-colour", model=model, dim=3, input_px=32, mean=(0.0,) * 3, std=(1.0,) * 3,
-        interpolation=v2.InterpolationMode.BILINEAR, autocast_dtype=None, weights_path=str(weights),
+        name="mean-colour",
+        model=model,
+        dim=3,
+        input_px=32,
+        mean=(0.0,) * 3,
+        std=(1.0,) * 3,
+        interpolation=v2.InterpolationMode.BILINEAR,
+        autocast_dtype=None,
+        weights_path=str(weights),
         device=torch.device("cpu"),
     )
 
@@ -244,8 +256,12 @@ def test_embedding_jobs_record_the_fingerprinted_sha256_and_never_hash_the_weigh
         slide = make_slide(tmp_path / f"{slide_id}.svs")
         patches = make_patch_store(tmp_path / f"{slide_id}-patches.zarr", slide, tile_grid()[:2])
         stores.append(tmp_path / "features" / f"{slide_id}.zarr")
-        embed_slides_with_config([SlideJob(patches, stores[-1])], LITE0_CONFIG, threads=1,
-                                 weights_fingerprint=tmp_path / "encoders" / "efficientnet-lite0.json")
+        embed_slides_with_config(
+            [SlideJob(patches, stores[-1])],
+            LITE0_CONFIG,
+            threads=1,
+            weights_fingerprint=tmp_path / "encoders" / "efficientnet-lite0.json",
+        )
 
     package_weights = Path(create_encoder("efficientnet-lite0", device="cpu").weights_path)
     assert hashed == [package_weights.name]  # once, by the fingerprint; not once per slide
@@ -253,9 +269,7 @@ def test_embedding_jobs_record_the_fingerprinted_sha256_and_never_hash_the_weigh
     assert [open_store(store).attrs["weights_sha256"] for store in stores] == [fingerprint.sha256] * 2
 
 
-def test_weights_changed_since_their_fingerprint_fail_the_embedding_job_and_write_no_store(
-    tmp_path, one_torch_thread
-):
+def test_weights_changed_since_their_fingerprint_fail_the_embedding_job_and_write_no_store(tmp_path, one_torch_thread):
     fingerprint_file = tmp_path / "encoders" / "efficientnet-lite0.json"
     fingerprint = fingerprint_encoder_weights(LITE0_CONFIG, fingerprint_file)
     # As if the package had been reinstalled after the fingerprint was taken: its file has a newer mtime.
@@ -265,8 +279,9 @@ def test_weights_changed_since_their_fingerprint_fail_the_embedding_job_and_writ
     output = tmp_path / "features" / "slide.zarr"
 
     with pytest.raises(WeightsChangedError) as raised:
-        embed_slides_with_config([SlideJob(patches, output)], LITE0_CONFIG, threads=1,
-                                 weights_fingerprint=fingerprint_file)
+        embed_slides_with_config(
+            [SlideJob(patches, output)], LITE0_CONFIG, threads=1, weights_fingerprint=fingerprint_file
+        )
 
     message = str(raised.value)
     assert fingerprint.path in message and str(fingerprint_file) in message
@@ -292,7 +307,11 @@ class WaitsForNextSlide(MeanColour):
 
     def __init__(self, decoded: Path, first_slide_patches: int, first_slide_batches: int) -> None:
         super().__init__()
-        self.decoded, self.first_slide_patches, self.first_slide_batches = decoded, first_slide_patches, first_slide_batches
+        self.decoded, self.first_slide_patches, self.first_slide_batches = (
+            decoded,
+            first_slide_patches,
+            first_slide_batches,
+        )
         self.batches = 0
         self.decoded_during_last_batch = 0
 
@@ -339,20 +358,32 @@ def test_slides_embedded_together_are_bit_identical_to_each_slide_embedded_alone
     """Real efficientnet-lite0 (whose CPU kernels depend on the batch's size): a job's slides keep their own batches,
     the last one short, so sharing a job, its workers and their read-ahead changes no bit of any feature."""
     lite0 = create_encoder("efficientnet-lite0", device="cpu")
-    intact, damaged = make_slide(tmp_path / "intact.svs"), make_slide(tmp_path / "damaged.svs", corrupt_tile=CORRUPT_TILE)
+    intact, damaged = (
+        make_slide(tmp_path / "intact.svs"),
+        make_slide(tmp_path / "damaged.svs", corrupt_tile=CORRUPT_TILE),
+    )
     grid = tile_grid()
     patch_sets = [(intact, grid[:7]), (intact, grid[:0]), (damaged, grid[:13]), (intact, grid[5:10])]
     jobs = [
-        SlideJob(make_patch_store(tmp_path / f"patches-{index}.zarr", slide, coords), tmp_path / "together" / f"{index}.zarr",
-                 tmp_path / "logs" / f"{index}.log")
+        SlideJob(
+            make_patch_store(tmp_path / f"patches-{index}.zarr", slide, coords),
+            tmp_path / "together" / f"{index}.zarr",
+            tmp_path / "logs" / f"{index}.log",
+        )
         for index, (slide, coords) in enumerate(patch_sets)
     ]
 
     with caplog.at_level(logging.INFO, logger="mosare"):
         embed_slides(jobs, lite0, batch_size=4, num_workers=2, max_failed_fraction=0.2)
     for index, job in enumerate(jobs):
-        embed_slide(job.patch_store, tmp_path / "alone" / f"{index}.zarr", lite0, batch_size=4, num_workers=0,
-                    max_failed_fraction=0.2)
+        embed_slide(
+            job.patch_store,
+            tmp_path / "alone" / f"{index}.zarr",
+            lite0,
+            batch_size=4,
+            num_workers=0,
+            max_failed_fraction=0.2,
+        )
 
     for index, job in enumerate(jobs):
         together, alone = open_store(job.output), open_store(tmp_path / "alone" / f"{index}.zarr")
@@ -368,8 +399,14 @@ def test_slides_embedded_together_are_bit_identical_to_each_slide_embedded_alone
 
 @pytest.mark.parametrize(
     ("n_rows", "piece_rows", "sizes"),
-    [(64, 16, [16, 16, 16, 16]), (37, 16, [16, 21]), (31, 16, [31]), (48, 16, [16, 16, 16]), (5, 16, [5]),
-     (64, None, [64])],
+    [
+        (64, 16, [16, 16, 16, 16]),
+        (37, 16, [16, 21]),
+        (31, 16, [31]),
+        (48, 16, [16, 16, 16]),
+        (5, 16, [5]),
+        (64, None, [64]),
+    ],
 )
 def test_a_batch_runs_in_pieces_of_at_least_the_given_rows_the_remainder_joining_the_last(n_rows, piece_rows, sizes):
     assert embedding.forward_pieces(n_rows, piece_rows) == sizes
@@ -422,8 +459,13 @@ def test_a_slides_chunk_depends_only_on_its_id_and_the_chunk_count_in_any_proces
     assert all(where[slide] == chunk.index for chunk in grown for slide in chunk.slide_ids if slide in where)
     # Not Python's salted hash(): another interpreter with another hash seed chunks the same way.
     code = f"from mosare.features.embedding_chunks import embedding_chunks; print([c.slide_ids for c in embedding_chunks({ids!r}, 16)])"
-    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                           env={**os.environ, "PYTHONHASHSEED": "12345"})
+    other = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONHASHSEED": "12345"},
+    )
     assert other.stdout.strip() == str([chunk.slide_ids for chunk in chunks])
     assert [len(c.slide_ids) for c in embedding_chunks(ids[:3], 16)] == [3] and chunk_count(0, 16) == 1
 
@@ -450,12 +492,16 @@ def test_changing_or_adding_one_slide_plans_only_its_chunks_embedding_job(tmp_pa
     (workdir / "slides").mkdir(parents=True)
 
     def write_sheet(ids: list[str]) -> None:
-        rows = [f"p{slide_id}\t{slide_id}\tslides/{slide_id}.svs\t{'AB'[index % 2]}" for index, slide_id in enumerate(ids)]
+        rows = [
+            f"p{slide_id}\t{slide_id}\tslides/{slide_id}.svs\t{'AB'[index % 2]}" for index, slide_id in enumerate(ids)
+        ]
         (workdir / "samples.tsv").write_text("patient_id\tslide_id\tslide_path\tlabel\n" + "\n".join(rows) + "\n")
 
     write_sheet(slide_ids)
-    config = {"cohorts": {"c": {"classes": ["A", "B"], "samples": "samples.tsv"}},
-              "encoder": {"name": "efficientnet-lite0", "slides_per_job": 4}}
+    config = {
+        "cohorts": {"c": {"classes": ["A", "B"], "samples": "samples.tsv"}},
+        "encoder": {"name": "efficientnet-lite0", "slides_per_job": 4},
+    }
     make_workdir(workdir, config)
     _fake_finished_embedding(workdir, slide_ids)
     chunk_of = {slide: chunk.index for chunk in embedding_chunks(slide_ids, 4) for slide in chunk.slide_ids}

@@ -16,9 +16,9 @@ import torch
 from skimage.data import chelsea
 
 from mosare.config import ConfigError, check_encoder_weights_configured
-from mosare.features.encoder_specs import register_encoder, registered_specs, unregister_encoder
 from mosare.features.encoder_plugins.efficientnet_lite0 import efficientnet_lite0_imagenet
 from mosare.features.encoder_plugins.uni import uni2_h_architecture, uni_architecture
+from mosare.features.encoder_specs import register_encoder, registered_specs, unregister_encoder
 from mosare.features.encoders import EncoderWeightsError, create_encoder
 
 EGYPTIAN_CAT = 285
@@ -274,5 +274,3 @@ def test_a_registered_encoder_builds_through_its_spec_and_checks_its_width(tmp_p
     finally:
         unregister_encoder("toy-mean-colour")
         sys.modules.pop("toy_plugin", None)
-
-

@@ -13,9 +13,9 @@ import torch
 from synthetic_cohort import small_train_config, write_synthetic_cohort
 
 from mosare.cohort.data import CohortInputs
+from mosare.core.stores import open_store, write_store
 from mosare.training.final_models import InputFacts, ModelMismatchError, load_final_model
 from mosare.training.fold_inputs import eval_patch_rows, fold_tensors
-from mosare.core.stores import open_store, write_store
 from mosare.training.loop import predict_probabilities
 from mosare.training.stage import train_and_evaluate
 
@@ -53,11 +53,19 @@ def test_every_model_is_saved_with_weights_only_state_preprocessing_facts_and_ca
     models_dir, data, facts, _ = trained
     for name in MODELS:
         folder = models_dir / name
-        assert sorted(p.name for p in folder.iterdir()) == ["model.json", "model_card.md", "preprocessing.npz", "state_dict.pt"]
+        assert sorted(p.name for p in folder.iterdir()) == [
+            "model.json",
+            "model_card.md",
+            "preprocessing.npz",
+            "state_dict.pt",
+        ]
         torch.load(folder / "state_dict.pt", weights_only=True)
         saved = json.loads((folder / "model.json").read_text())
         assert saved["classes"] == CLASSES and saved["model"] == name and saved["dims"]["hidden"] == 8
-        assert saved["inputs"]["encoder"] == "efficientnet-lite0" and saved["inputs"]["encoder_weights_sha256"] == "ab" * 32
+        assert (
+            saved["inputs"]["encoder"] == "efficientnet-lite0"
+            and saved["inputs"]["encoder_weights_sha256"] == "ab" * 32
+        )
         assert len(saved["rna_genes"]) == 10 and saved["package_version"]
         card = (folder / "model_card.md").read_text()
         assert "| A | 9 | 9 |" in card and "| B | 9 | 8 |" in card, "patients per class and with WSI"
@@ -90,7 +98,9 @@ def test_a_loaded_model_predicts_from_its_saved_preprocessing(trained):
     )
     assert probabilities.shape == (18, 2) and np.allclose(probabilities.sum(axis=1), 1)
     again = load_final_model(models_dir / "mosare")
-    repeat = predict_probabilities(again.model, tensors, np.arange(18), shown, 8, torch.device("cpu"), np.array([0.5, 0.5]), None)
+    repeat = predict_probabilities(
+        again.model, tensors, np.arange(18), shown, 8, torch.device("cpu"), np.array([0.5, 0.5]), None
+    )
     np.testing.assert_array_equal(probabilities, repeat)
 
 
@@ -128,8 +138,9 @@ def deploy_inputs(root, data, labels: list[str] | None = None, genes: int = 24) 
     arrays = {name: store[name][...] for name in ("patient_ids", "gene_ids", "values", "present")}
     arrays["gene_ids"], arrays["values"] = arrays["gene_ids"][:genes], arrays["values"][:, :genes]
     write_store(target / "rna.zarr", arrays, dict(store.attrs))
-    return CohortInputs(target / "cohort.tsv", root / "features" / "enc", root / "gmm" / "enc", root / "text.zarr",
-                        target / "rna.zarr")
+    return CohortInputs(
+        target / "cohort.tsv", root / "features" / "enc", root / "gmm" / "enc", root / "text.zarr", target / "rna.zarr"
+    )
 
 
 def test_deploying_to_a_labelled_cohort_writes_predictions_and_external_validation(trained, tmp_path):

@@ -35,7 +35,13 @@ from mosare.reporting.plots.gmm import plot_slide_mixture
 from mosare.slides.patch_store import PatchStore
 
 GMM_CONFIG = {
-    "components": 16, "max_iter": 100, "tol": 1e-3, "reg_covar": 1e-6, "select_by_bic": False, "seed": 0, "max_samples": None,
+    "components": 16,
+    "max_iter": 100,
+    "tol": 1e-3,
+    "reg_covar": 1e-6,
+    "select_by_bic": False,
+    "seed": 0,
+    "max_samples": None,
 }
 
 
@@ -68,8 +74,14 @@ def assert_second_em_step_equals_sklearns(X: np.ndarray) -> tuple[DiagonalGMM, G
     after_one = DiagonalGMM(3, max_iter=1, tol=1e-12, dtype="float64").fit(X)
     after_two = DiagonalGMM(3, max_iter=2, tol=1e-12, dtype="float64").fit(X)
     reference = GaussianMixture(
-        3, covariance_type="diag", max_iter=1, tol=1e-12, reg_covar=1e-6,
-        weights_init=after_one.weights_, means_init=after_one.means_, precisions_init=1 / after_one.variances_,
+        3,
+        covariance_type="diag",
+        max_iter=1,
+        tol=1e-12,
+        reg_covar=1e-6,
+        weights_init=after_one.weights_,
+        means_init=after_one.means_,
+        precisions_init=1 / after_one.variances_,
     ).fit(X)
     np.testing.assert_allclose(after_two.weights_, reference.weights_, rtol=1e-9)
     np.testing.assert_allclose(after_two.means_, reference.means_, rtol=1e-9, atol=1e-9)
@@ -259,13 +271,24 @@ def test_clone_gives_an_unfitted_estimator_with_the_same_parameters_and_the_same
 def test_get_params_set_params_round_trip_and_defaults_come_from_the_schema():
     defaults = schema_defaults("gmm")
     assert DiagonalGMM().get_params() == {
-        "n_components": defaults["components"], "max_iter": defaults["max_iter"], "tol": defaults["tol"],
-        "reg_covar": defaults["reg_covar"], "random_state": defaults["seed"], "device": None, "dtype": "float32",
+        "n_components": defaults["components"],
+        "max_iter": defaults["max_iter"],
+        "tol": defaults["tol"],
+        "reg_covar": defaults["reg_covar"],
+        "random_state": defaults["seed"],
+        "device": None,
+        "dtype": "float32",
         "warm_start_subsample": "auto",
     }
     params = {
-        "n_components": 5, "max_iter": 7, "tol": 1e-5, "reg_covar": 1e-3, "random_state": 11, "device": "cpu",
-        "dtype": "float64", "warm_start_subsample": None,
+        "n_components": 5,
+        "max_iter": 7,
+        "tol": 1e-5,
+        "reg_covar": 1e-3,
+        "random_state": 11,
+        "device": "cpu",
+        "dtype": "float64",
+        "warm_start_subsample": None,
     }
     model = DiagonalGMM()
     assert model.set_params(**params) is model
@@ -336,8 +359,15 @@ def test_predict_proba_rows_are_distributions():
 def patch_store(slide, coords: np.ndarray) -> PatchStore:
     """A patch store of 64 px patches read at level 0 of a 0.5 µm/px slide."""
     return PatchStore(
-        coords=coords, slide_id="slide-1", slide_path=str(slide), mpp_level0=0.5, target_mpp=0.5, patch_px=64,
-        footprint_px=64, read_level=0, read_px=64,
+        coords=coords,
+        slide_id="slide-1",
+        slide_path=str(slide),
+        mpp_level0=0.5,
+        target_mpp=0.5,
+        patch_px=64,
+        footprint_px=64,
+        read_level=0,
+        read_px=64,
     )
 
 
@@ -400,10 +430,20 @@ def test_slide_stage_writes_the_gmm_store_and_a_component_map(tmp_path):
 def test_slide_without_patches_gets_an_absent_store_and_a_picture(tmp_path):
     slide, _, _ = write_slide_inputs(tmp_path, n_patches_per_region=1)
     patch_store(slide, np.zeros((0, 2), np.int64)).write(tmp_path / "empty-patches.zarr")
-    write_store(tmp_path / "empty-features.zarr",
-                {"features": np.zeros((0, 16), np.float16), "coords": np.zeros((0, 2), np.int64)}, {})
-    fit_and_plot(tmp_path / "empty-features.zarr", tmp_path / "empty-patches.zarr", slide,
-                 tmp_path / "gmm.zarr", tmp_path / "qc.png", GMM_CONFIG, slide_id="slide-1")
+    write_store(
+        tmp_path / "empty-features.zarr",
+        {"features": np.zeros((0, 16), np.float16), "coords": np.zeros((0, 2), np.int64)},
+        {},
+    )
+    fit_and_plot(
+        tmp_path / "empty-features.zarr",
+        tmp_path / "empty-patches.zarr",
+        slide,
+        tmp_path / "gmm.zarr",
+        tmp_path / "qc.png",
+        GMM_CONFIG,
+        slide_id="slide-1",
+    )
     store = open_store(tmp_path / "gmm.zarr")
     assert store.attrs["present"] is False and store.attrs["n_samples"] == 0
     assert store["means"].shape == (16, 16) and not np.asarray(store["means"][...]).any()
@@ -423,15 +463,26 @@ def test_a_chunk_job_fits_every_slide_it_can_and_names_the_one_it_cannot(tmp_pat
     each slide logs to its own file; a slide fitted in a chunk equals the same slide fitted alone."""
     slide, patches, features = write_slide_inputs(tmp_path, n_patches_per_region=20)
     write_store(tmp_path / "bad.zarr", {"features": np.zeros((4, 8), np.float16), "coords": np.zeros((3, 2), np.int64)})
-    write_store(tmp_path / "empty.zarr", {"features": np.zeros((0, 16), np.float16), "coords": np.zeros((0, 2), np.int64)})
+    write_store(
+        tmp_path / "empty.zarr", {"features": np.zeros((0, 16), np.float16), "coords": np.zeros((0, 2), np.int64)}
+    )
     inputs = {"first": features, "broken": tmp_path / "bad.zarr", "empty": tmp_path / "empty.zarr"}
     jobs = [
-        SlideGMMJob(slide_id, store, tmp_path / f"{slide_id}.gmm.zarr", patches, slide, tmp_path / f"{slide_id}.png",
-                    tmp_path / "logs" / f"{slide_id}.log")
+        SlideGMMJob(
+            slide_id,
+            store,
+            tmp_path / f"{slide_id}.gmm.zarr",
+            patches,
+            slide,
+            tmp_path / f"{slide_id}.png",
+            tmp_path / "logs" / f"{slide_id}.log",
+        )
         for slide_id, store in inputs.items()
     ]
     drawn = []
-    with pytest.raises(SlideGMMJobError, match=r"1 of 3 slides.*\nslide broken: .*bad\.zarr.*rerun the embedding") as error:
+    with pytest.raises(
+        SlideGMMJobError, match=r"1 of 3 slides.*\nslide broken: .*bad\.zarr.*rerun the embedding"
+    ) as error:
         with log_to_file(tmp_path / "logs" / "chunk.log"):  # as the rule's script does
             fit_slide_gmms(jobs, GMM_CONFIG, draw=lambda mixture, job: drawn.append(job.slide_id))
     assert "first" not in str(error.value) and "empty" not in str(error.value)
@@ -441,7 +492,9 @@ def test_a_chunk_job_fits_every_slide_it_can_and_names_the_one_it_cannot(tmp_pat
     logs = {job.slide_id: Path(job.log).read_text() for job in jobs}
     assert "slide first: 60 patches" in logs["first"] and "broken" not in logs["first"]
     assert "bad.zarr" in logs["broken"] and "no patches" in logs["empty"]
-    assert all(line in (tmp_path / "logs" / "chunk.log").read_text() for log in logs.values() for line in log.splitlines())
+    assert all(
+        line in (tmp_path / "logs" / "chunk.log").read_text() for log in logs.values() for line in log.splitlines()
+    )
 
     alone = fit_slide_gmm(features, tmp_path / "alone.zarr", GMM_CONFIG, slide_id="first").store.tokens
     in_chunk = SlideGMMStore.read(tmp_path / "first.gmm.zarr").tokens
@@ -452,8 +505,15 @@ def test_a_chunk_job_fits_every_slide_it_can_and_names_the_one_it_cannot(tmp_pat
 def stored_mixture(encoder: str | None = "uni", **token_changes) -> SlideGMMStore:
     rng = np.random.default_rng(0)
     tokens = GMMResult(
-        weights=np.full(3, 1 / 3, np.float32), means=rng.normal(size=(3, 4)), variances=rng.uniform(0.5, 1, (3, 4)),
-        log_likelihood=-3.5, n_iter=7, converged=True, n_components_used=2, n_samples=50, present=True,
+        weights=np.full(3, 1 / 3, np.float32),
+        means=rng.normal(size=(3, 4)),
+        variances=rng.uniform(0.5, 1, (3, 4)),
+        log_likelihood=-3.5,
+        n_iter=7,
+        converged=True,
+        n_components_used=2,
+        n_samples=50,
+        present=True,
         n_fit_samples=40,
     )
     return SlideGMMStore("s1", encoder, 3, dataclasses.replace(tokens, **token_changes))

@@ -10,9 +10,9 @@ import pytest
 import torch
 from synthetic_cohort import small_train_config, write_synthetic_cohort
 
-from mosare.model.factory import build_model
 from mosare.evaluation.scenarios import scenarios, training_groups
 from mosare.evaluation.splits import make_folds
+from mosare.model.factory import build_model
 from mosare.training.cross_validation import RunContext, model_dims, run_unit
 
 CLASSES = ["A", "B"]
@@ -58,7 +58,10 @@ def test_scenarios_sharing_a_training_side_get_the_model_each_would_train_alone(
     config = small_train_config(models=["mosare", "abmil", "rna_mlp"], epochs=2, missing_rates=[0.5], mask_repeats=2)
     folds = make_folds(data.patient_ids, data.labels, config["folds"], config["seed"])[None]
     groups = training_groups(scenarios([0.5]))
-    assert [[s.slug for s in group] for group in groups] == [["complete"], ["masked_train-0.5", "masked_train_test-0.5"]]
+    assert [[s.slug for s in group] for group in groups] == [
+        ["complete"],
+        ["masked_train-0.5", "masked_train_test-0.5"],
+    ]
     shared_group = groups[1]
 
     def run(group, folder):

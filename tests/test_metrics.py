@@ -74,7 +74,9 @@ def test_repeated_folds_get_their_own_columns_and_one_mean_and_std():
         "fold0", "fold1", "fold2", "repeat1_fold0", "repeat1_fold1", "repeat1_fold2",
     ]  # fmt: skip
     auc = table[table["metric"] == "auc"].iloc[0]
-    assert auc["mean"] == pytest.approx(0.8) and auc["std"] == pytest.approx(np.std([0.8, 0.9, 1, 0.6, 0.7, 0.8], ddof=1))
+    assert auc["mean"] == pytest.approx(0.8) and auc["std"] == pytest.approx(
+        np.std([0.8, 0.9, 1, 0.6, 0.7, 0.8], ddof=1)
+    )
 
 
 def test_fold_summary_leaves_an_undefined_fold_out_of_mean_and_std():

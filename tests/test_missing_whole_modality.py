@@ -15,16 +15,16 @@ from synthetic_cohort import small_train_config, stand_in_factory, write_synthet
 
 from mosare.cohort.table import assemble_cohort
 from mosare.config import validate_config
-from mosare.evaluation.metrics import metrics_markdown, summarise_folds
-from mosare.model.factory import ModelDims, build_model
-from mosare.features.expression import build_rna_store
 from mosare.core.samples import load_sample_sheet
-from mosare.evaluation.splits import make_folds
 from mosare.core.stores import write_store
-from mosare.features.reports import TextFeatures, patient_reports, write_text_store
+from mosare.evaluation.metrics import metrics_markdown, summarise_folds
 from mosare.evaluation.scenarios import Scenario, plan_evaluation, scenario_presence, scenarios
-from mosare.training.cross_validation import cross_validate
+from mosare.evaluation.splits import make_folds
+from mosare.features.expression import build_rna_store
+from mosare.features.reports import TextFeatures, patient_reports, write_text_store
+from mosare.model.factory import ModelDims, build_model
 from mosare.reporting.cohort_figures import CohortResults, draw_cohort_figure
+from mosare.training.cross_validation import cross_validate
 from mosare.training.stage import train_and_evaluate
 
 CLASSES = ["A", "B"]
@@ -32,16 +32,24 @@ MODELS = ["mosare", "abmil", "rna_mlp", "report_mlp", "late_fusion"]
 
 
 def tiny_config(**overrides):
-    return small_train_config(**{"folds": 2, "epochs": 2, "models": MODELS, "hidden": 8, "prototypes_per_class": 2, **overrides})
+    return small_train_config(
+        **{"folds": 2, "epochs": 2, "models": MODELS, "hidden": 8, "prototypes_per_class": 2, **overrides}
+    )
 
 
 def test_user_cohort_of_slides_only_is_valid_and_its_cohort_table_flags_no_rna_and_no_reports(tmp_path):
-    config = validate_config({"cohorts": {"slides_only": {"classes": CLASSES, "samples": str(tmp_path / "samples.tsv")}}})
+    config = validate_config(
+        {"cohorts": {"slides_only": {"classes": CLASSES, "samples": str(tmp_path / "samples.tsv")}}}
+    )
     assert "rna" not in config["cohorts"]["slides_only"]
     for slide in ("s1", "s2"):
         (tmp_path / f"{slide}.svs").write_bytes(b"")
-        write_store(tmp_path / f"{slide}.zarr", {"features": np.zeros((3, 4), np.float16), "coords": np.zeros((3, 2), np.int64)})
-    (tmp_path / "samples.tsv").write_text("patient_id\tslide_id\tslide_path\tlabel\np1\ts1\ts1.svs\tA\np2\ts2\ts2.svs\tB\n")
+        write_store(
+            tmp_path / f"{slide}.zarr", {"features": np.zeros((3, 4), np.float16), "coords": np.zeros((3, 2), np.int64)}
+        )
+    (tmp_path / "samples.tsv").write_text(
+        "patient_id\tslide_id\tslide_path\tlabel\np1\ts1\ts1.svs\tA\np2\ts2\ts2.svs\tB\n"
+    )
     sheet = load_sample_sheet(tmp_path / "samples.tsv", CLASSES)
     assert patient_reports(sheet) == {"p1": None, "p2": None}
     build_rna_store(None, ["p1", "p2"], {"top_genes": 10}, tmp_path / "rna.zarr")  # what the rule does without rna:
@@ -84,8 +92,14 @@ def without_reports(tmp_path_factory):
     ids=["rna-only", "report-only", "no-slides"],
 )
 def test_cohort_without_any_slide_trains_end_to_end_with_the_models_that_apply(tmp_path, kept, options):
-    table, summary, root = run_stage(tmp_path, without_wsi=tuple(range(12)), missing_rna=0.0, missing_text=0.0, **options)
-    runnable = {"mosare", "late_fusion"} | {"rna": {"rna_mlp"}, "text": {"report_mlp"}, "rna+text": {"rna_mlp", "report_mlp"}}[kept]
+    table, summary, root = run_stage(
+        tmp_path, without_wsi=tuple(range(12)), missing_rna=0.0, missing_text=0.0, **options
+    )
+    runnable = {"mosare", "late_fusion"} | {
+        "rna": {"rna_mlp"},
+        "text": {"report_mlp"},
+        "rna+text": {"rna_mlp", "report_mlp"},
+    }[kept]
     assert set(table["model"]) == runnable
     assert "- abmil: reads only WSI, which no patient of the cohort has" in summary
     assert np.isfinite(table.loc[table["metric"] == "auc", "pooled"]).all()

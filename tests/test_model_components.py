@@ -13,7 +13,6 @@ from mosare.model.moe import LocalTokenGate, MixtureOfExperts
 from mosare.model.reconstruction import DecoupledReconstruction, reconstruction_loss
 from mosare.model.rna_encoders import GeneAttentionTokens
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 

@@ -134,8 +134,9 @@ def test_a_missing_modality_is_filled_from_the_present_ones_only_with_reconstruc
     outputs = with_reconstruction(batch)
     reconstructed_text = outputs["global_reconstruction"][:, 2]
     assert reconstructed_text.abs().sum() > 0
-    assert not torch.allclose(with_reconstruction(changed_wsi)["local_reconstruction"][:, 2],
-                              outputs["local_reconstruction"][:, 2])
+    assert not torch.allclose(
+        with_reconstruction(changed_wsi)["local_reconstruction"][:, 2], outputs["local_reconstruction"][:, 2]
+    )
     zero_fill = model("mosare_no_reconstruction").eval()
     assert "global_reconstruction" not in zero_fill(batch)
 

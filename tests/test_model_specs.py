@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import sys
+import dataclasses
 import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
 import yaml
+from conftest import REPO
 from torch import nn
 
-from mosare.model.factory import ModelDims, build_model
-import dataclasses
-
-from mosare.model.specs import MODELS, ModelSpec, model_specs, register_model, single_modality_models
 from mosare.evaluation.scenarios import plan_evaluation
-from conftest import REPO
+from mosare.model.factory import ModelDims, build_model
+from mosare.model.specs import MODELS, ModelSpec, model_specs, register_model, single_modality_models
 
 
 def test_the_schema_takes_its_model_names_from_the_registry_and_every_builder_loads():
@@ -38,17 +37,17 @@ def test_registry_loads_without_torch():
 class MeanPoolBaseline(nn.Module):
     """An example model kept to one class: it reads the mean patch feature only."""
 
-    def __init__(self, dims: ModelDims, n_classes: int, hparams, *, scale: float) -> None:  # noqa: ANN001
+    def __init__(self, dims: ModelDims, n_classes: int, hparams, *, scale: float) -> None:
         super().__init__()
         self.scale = scale
         self.classifier = nn.Linear(dims.wsi_dim, n_classes)
 
-    def forward(self, batch):  # noqa: ANN001, ANN201
+    def forward(self, batch):
         mask = batch["wsi_patch_mask"].float()[..., None]
         pooled = (batch["wsi_patches"] * mask).sum(1) / mask.sum(1).clamp(min=1)
         return {"logits": self.classifier(pooled * self.scale)}
 
-    def compute_loss(self, batch, outputs, epoch):  # noqa: ANN001, ANN201
+    def compute_loss(self, batch, outputs, epoch):
         loss = nn.functional.cross_entropy(outputs["logits"], batch["label"])
         return loss, {"ce": float(loss.detach())}
 
@@ -62,7 +61,9 @@ def test_a_new_baseline_is_one_registration_and_the_plan_and_factory_see_it():
         assert spec.required_index == 0
         no_slides = np.tile([False, True, True], (4, 1))
         plan = plan_evaluation(no_slides, ["mean_pool", "mosare"], [])
-        assert plan.models == ["mosare"] and plan.skipped == {"mean_pool": "reads only WSI, which no patient of the cohort has"}
+        assert plan.models == ["mosare"] and plan.skipped == {
+            "mean_pool": "reads only WSI, which no patient of the cohort has"
+        }
         with pytest.raises(ValueError, match="registered twice"):
             register_model(dataclasses.replace(spec, builder="elsewhere:OtherModel"))
     finally:

@@ -21,19 +21,21 @@ import yaml
 from snakemake.iocontainers import InputFiles, Log, Namedlist, OutputFiles, Params, Wildcards
 from snakemake.script import PythonScript
 from snakemake.sourcecache import LocalSourceFile
-
-from mosare.core import provenance
 from workflow_runs import (
     REPO,
     FinishedRun,
     chunk_jobs,
+    finished_tiny_run,  # noqa: F401 (session fixture shared with test_report)
     make_workdir,
     planned_jobs,
-    snakemake as run_snakemake,
     tiny_demo_config,
     write_config,
 )
-from workflow_runs import finished_tiny_run  # noqa: F401 (session fixture shared with test_report)
+from workflow_runs import (
+    snakemake as run_snakemake,
+)
+
+from mosare.core import provenance
 
 RULE_FILES = sorted((REPO / "workflow" / "rules").glob("*.smk"))
 

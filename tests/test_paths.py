@@ -26,7 +26,8 @@ def test_concrete_paths_and_rule_patterns_come_from_the_same_method():
 def test_no_two_artefacts_share_a_path_and_every_path_lies_under_the_root(root):
     layout = ResultsLayout(root)
     paths = {
-        name: getattr(layout, name)(*(f"{{{field}}}" for field in fields)) for name, fields in layout_locations().items()
+        name: getattr(layout, name)(*(f"{{{field}}}" for field in fields))
+        for name, fields in layout_locations().items()
     }
     assert all(path.startswith(f"{root}/") for path in paths.values()), paths
     by_path = {}

@@ -18,8 +18,8 @@ from workflow_runs import REPO
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from bench_planning import make_cohort  # noqa: E402
-from synthetic_slides import tissue_image, write_slide  # noqa: E402
+from bench_planning import make_cohort
+from synthetic_slides import tissue_image, write_slide
 
 
 def planning_calls(workdir: Path, profile: Path) -> tuple[int, int]:

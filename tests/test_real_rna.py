@@ -21,11 +21,11 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from mosare.cohort.table import build_cohort_table
 from mosare.cohort.data import load_cohort_data
+from mosare.cohort.table import build_cohort_table
 from mosare.core.config_schema import schema_defaults
-from mosare.evaluation.results import pooled_predictions
 from mosare.evaluation.metrics import auc_score
+from mosare.evaluation.results import pooled_predictions
 from mosare.features.expression import build_rna_store
 from mosare.features.reports import TextFeatures, write_text_store
 from mosare.training.cross_validation import cross_validate
@@ -45,7 +45,10 @@ def pbmc() -> tuple[pd.DataFrame, pd.Series]:
     target = CACHE / "pbmc68k_reduced.h5ad"
     if not target.exists():
         CACHE.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", SCANPY_WHEEL, "-d", str(CACHE)], check=True)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", SCANPY_WHEEL, "-d", str(CACHE)],
+            check=True,
+        )
         with zipfile.ZipFile(next(CACHE.glob("scanpy-1.11.5-*.whl"))) as archive:
             tmp = target.with_suffix(".part")
             tmp.write_bytes(archive.read(MEMBER))

@@ -11,11 +11,14 @@ import pandas as pd
 import pytest
 import yaml
 from PIL import Image
+from report.render_report import CHROMIUM, embedded_categories, embedded_results, render_report
+from workflow_runs import (
+    COHORT,
+    finished_tiny_run,  # noqa: F401 (session fixture: a finished tiny demo run)
+    snakemake,
+)
 
 from mosare.core.paths import ResultsLayout
-from report.render_report import CHROMIUM, embedded_categories, embedded_results, render_report
-from workflow_runs import COHORT, snakemake
-from workflow_runs import finished_tiny_run  # noqa: F401 (session fixture: a finished tiny demo run)
 
 pytestmark = pytest.mark.slow  # the shared tiny run takes minutes on 2 cores
 
@@ -24,8 +27,11 @@ REPORT_CAP = 3  # report.max_slide_pictures, below the tiny cohort's 8 slides
 # The tiny slides have 7-11 patches, all under the default qc.min_patches: with 4, only outliers are flagged.
 QC_OVERRIDES = {"report": {"max_slide_pictures": REPORT_CAP}, "qc": {"min_patches": 4}}
 QC_TARGETS = (
-    LAYOUT.slide_qc(COHORT), LAYOUT.slide_qc_overview(COHORT), LAYOUT.contact_sheets(COHORT),
-    LAYOUT.report_slide_pictures(COHORT, "tissue"), LAYOUT.report_slide_pictures(COHORT, "gmm"),
+    LAYOUT.slide_qc(COHORT),
+    LAYOUT.slide_qc_overview(COHORT),
+    LAYOUT.contact_sheets(COHORT),
+    LAYOUT.report_slide_pictures(COHORT, "tissue"),
+    LAYOUT.report_slide_pictures(COHORT, "gmm"),
 )
 
 
@@ -37,8 +43,9 @@ def report_html(finished_tiny_run) -> Path:
     overrides = run.workdir / "report_overrides.yaml"
     overrides.write_text(yaml.safe_dump(QC_OVERRIDES))
     snakemake(run.workdir, *QC_TARGETS, "--configfile", overrides.name, repo=run.repo)
-    snakemake(run.workdir, *run.targets, *QC_TARGETS, "--report", str(report), "--configfile", overrides.name,
-              repo=run.repo)
+    snakemake(
+        run.workdir, *run.targets, *QC_TARGETS, "--report", str(report), "--configfile", overrides.name, repo=run.repo
+    )
     return report
 
 
@@ -52,7 +59,9 @@ def test_report_holds_every_cohort_level_picture_of_the_run_with_a_caption(repor
     results, categories = embedded_results(html), embedded_categories(html)
     workdir = report_html.parent
     pictures = {
-        str(path) for path in (p.relative_to(workdir) for p in (workdir / "results").rglob("*.png")) if not per_slide(path)
+        str(path)
+        for path in (p.relative_to(workdir) for p in (workdir / "results").rglob("*.png"))
+        if not per_slide(path)
     }
 
     in_report = {name for name, r in results.items() if r["mime_type"].startswith("image/")}
@@ -84,7 +93,10 @@ def test_report_embeds_flagged_slides_pictures_first_and_caps_the_others(report_
     assert not [name for name in results if name.startswith(f"results/{COHORT}/qc/tissue/")]
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None and not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (apt-get install chromium)")
+@pytest.mark.skipif(
+    shutil.which("chromium") is None and not Path(CHROMIUM).exists(),
+    reason="Debian's chromium is not installed (apt-get install chromium)",
+)
 def test_report_renders_in_headless_chromium_with_every_image_loaded(report_html, tmp_path):
     rendered = render_report(report_html, tmp_path / "render")
 

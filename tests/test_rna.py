@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mosare.core.stores import open_store
 from mosare.features.expression import (
     RNAMatrixError,
     build_rna_store,
@@ -15,7 +16,6 @@ from mosare.features.expression import (
     select_rna_features,
     should_log_transform,
 )
-from mosare.core.stores import open_store
 
 
 def write_tsv(path, matrix: pd.DataFrame):

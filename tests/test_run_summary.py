@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from mosare.cohort.table import CohortTable
-from mosare.reporting.run_summary import patch_store_count, run_summary, summarise_cohort
 from mosare.core.stores import write_store
+from mosare.reporting.run_summary import patch_store_count, run_summary, summarise_cohort
 
 PATHS = {
     "tissue_qc": "results/{cohort}/qc/tissue/{slide_id}.png",
@@ -22,7 +22,9 @@ PATHS = {
 
 def write_patch_store(results: Path, cohort: str, slide_id: str, n_patches: int, with_count_attr: bool = True) -> None:
     attrs = {"slide_id": slide_id, "n_patches": n_patches} if with_count_attr else {"slide_id": slide_id}
-    write_store(results / cohort / "patches" / f"{slide_id}.zarr", {"coords": np.zeros((n_patches, 2), np.int64)}, attrs)
+    write_store(
+        results / cohort / "patches" / f"{slide_id}.zarr", {"coords": np.zeros((n_patches, 2), np.int64)}, attrs
+    )
 
 
 def write_cohort_table(results: Path, cohort: str, rows: list[tuple[str, str, bool, bool, bool]]) -> None:

@@ -34,7 +34,9 @@ def row(patient: str, slide: str, label: str = "LUAD", **extra: object) -> dict:
 def test_valid_sheet_resolves_relative_paths_against_its_folder(tmp_path: Path) -> None:
     rows = [row("P1", "S1", report_path="reports/P1.txt"), row("P1", "S2"), row("P2", "S3", "LUSC", mpp=0.25)]
     sheet = load_sample_sheet(write_sheet(tmp_path / "cohort", rows), CLASSES)
-    assert sheet["slide_path"].tolist() == [str((tmp_path / "cohort/slides" / f"S{i}.svs").resolve()) for i in (1, 2, 3)]
+    assert sheet["slide_path"].tolist() == [
+        str((tmp_path / "cohort/slides" / f"S{i}.svs").resolve()) for i in (1, 2, 3)
+    ]
     assert sheet.loc[0, "report_path"] == str((tmp_path / "cohort/reports/P1.txt").resolve())
     assert sheet["report_path"].isna().tolist() == [False, True, True]
     assert sheet["mpp"].isna().tolist() == [True, True, False] and sheet.loc[2, "mpp"] == 0.25
@@ -146,7 +148,11 @@ def test_one_slide_file_under_two_patients_is_reported_with_every_row(tmp_path: 
 
 
 def test_one_report_file_under_two_patients_is_reported_with_every_row(tmp_path: Path) -> None:
-    rows = [row("P1", "S1", report_path="reports/P1.txt"), row("P2", "S2", report_path="reports/P1.txt"), row("P3", "S3")]
+    rows = [
+        row("P1", "S1", report_path="reports/P1.txt"),
+        row("P2", "S2", report_path="reports/P1.txt"),
+        row("P3", "S3"),
+    ]
     with pytest.raises(SampleSheetError, match="1 problem") as error:
         load_sample_sheet(write_sheet(tmp_path, rows), CLASSES)
     assert (
@@ -166,7 +172,9 @@ def slideless(patient: str, label: str = "LUAD", **extra: object) -> dict:
 
 
 @pytest.mark.parametrize("position", ["first", "middle", "last"])
-def test_a_patient_without_a_slide_is_a_row_with_empty_slide_columns_anywhere_in_the_sheet(tmp_path: Path, position) -> None:
+def test_a_patient_without_a_slide_is_a_row_with_empty_slide_columns_anywhere_in_the_sheet(
+    tmp_path: Path, position
+) -> None:
     rows = [row("P1", "S1"), row("P2", "S2", "LUSC"), row("P3", "S3")]
     at = {"first": 0, "middle": 2, "last": 3}[position]
     rows.insert(at, slideless("P9", "LUSC", report_path="reports/P9.txt"))

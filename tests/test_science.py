@@ -10,9 +10,9 @@ import pytest
 import torch
 from synthetic_cohort import write_synthetic_cohort
 
-from mosare.evaluation.results import comparison_table, pooled_predictions
-from mosare.evaluation.metrics import auc_score
 from mosare.cohort.data import CohortData
+from mosare.evaluation.metrics import auc_score
+from mosare.evaluation.results import comparison_table, pooled_predictions
 from mosare.training.cross_validation import cross_validate
 
 CLASSES = ["A", "B"]
@@ -99,7 +99,11 @@ def test_permuted_labels_give_chance_auc_so_nothing_leaks_through_the_protocol(c
         ).predictions
         labels = (predictions["label"] == "B").to_numpy().astype(int)
         pooled.append(auc_score(labels, predictions[["prob_A", "prob_B"]].to_numpy()))
-    print("permuted labels: pooled test AUCs " + ", ".join(f"{auc:.3f}" for auc in pooled) + f"; mean {np.mean(pooled):.3f}")
+    print(
+        "permuted labels: pooled test AUCs "
+        + ", ".join(f"{auc:.3f}" for auc in pooled)
+        + f"; mean {np.mean(pooled):.3f}"
+    )
     assert abs(np.mean(pooled) - 0.5) < 0.07
 
 

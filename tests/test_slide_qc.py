@@ -7,6 +7,9 @@ import pandas as pd
 import pytest
 from qc_slides import EOSIN, HEMATOXYLIN, INKS, blurred, folded, he_tile, stained_rgb, write_qc_slide
 
+from mosare.cohort.slide_qc_table import read_flagged_slides, slide_flags, slide_qc_table, write_slide_qc_table
+from mosare.core.stores import open_store
+from mosare.slides.qc_fields import QC_METRICS
 from mosare.slides.qc_metrics import (
     FinePassQC,
     brightness_contrast,
@@ -18,9 +21,6 @@ from mosare.slides.qc_metrics import (
     sharpness,
     stain_densities,
 )
-from mosare.slides.qc_fields import QC_METRICS
-from mosare.cohort.slide_qc_table import read_flagged_slides, slide_flags, slide_qc_table, write_slide_qc_table
-from mosare.core.stores import open_store
 from mosare.slides.tiling import tile_slide
 
 ALL = np.ones((512, 512), bool)
@@ -146,7 +146,11 @@ def tiled_stores(tmp_path_factory):
     """Patch stores of eight normal slides and of altered copies of the first, tiled as the workflow does."""
     folder = tmp_path_factory.mktemp("qc_slides")
     variants = {
-        "normal": {}, **{f"normal_{seed}": {"seed": seed} for seed in range(1, 8)}, "blurred": {"blur_sigma": 3.0}, "faded": {"h_scale": 0.4}, "folded": {"fold": True},
+        "normal": {},
+        **{f"normal_{seed}": {"seed": seed} for seed in range(1, 8)},
+        "blurred": {"blur_sigma": 3.0},
+        "faded": {"h_scale": 0.4},
+        "folded": {"fold": True},
         **{f"{ink}_pen": {"ink": ink} for ink in INKS},
     }
     stores = {}
@@ -264,12 +268,14 @@ def test_min_patches_defaults_to_the_configured_gmm_components():
 def test_excluded_slides_become_absent_but_their_patients_stay(flagged_position, caplog):
     from mosare.cohort.slide_qc_table import exclude_flagged_slides
 
-    sheet = pd.DataFrame({
-        "patient_id": ["P1", "P1", "P2", "P3"],
-        "slide_id": ["a", "b", "c", ""],
-        "slide_path": ["a.svs", "b.svs", "c.svs", ""],
-        "label": ["x", "x", "y", "y"],
-    })
+    sheet = pd.DataFrame(
+        {
+            "patient_id": ["P1", "P1", "P2", "P3"],
+            "slide_id": ["a", "b", "c", ""],
+            "slide_path": ["a.svs", "b.svs", "c.svs", ""],
+            "label": ["x", "x", "y", "y"],
+        }
+    )
     slide = ["a", "b", "c"][flagged_position]
     with caplog.at_level("WARNING"):
         kept = exclude_flagged_slides(sheet, {slide: "sharpness low (z -9.0)"}, "lung")
@@ -375,7 +381,8 @@ def test_report_copies_are_jpegs_of_at_most_the_report_size_in_status_folders(tm
     selection = select_report_slides(["other", "small", "big"], {"small"}, 2)  # the middle of [other, big]: big
     written = write_report_copies(selection, pictures, tmp_path / "report")
     assert sorted(path.relative_to(tmp_path / "report").as_posix() for path in written) == [
-        "flagged/small.jpg", "unflagged/big.jpg"
+        "flagged/small.jpg",
+        "unflagged/big.jpg",
     ]
     big = Image.open(tmp_path / "report/unflagged/big.jpg")
     assert big.format == "JPEG" and big.size == (REPORT_PICTURE_MAX_SIDE, REPORT_PICTURE_MAX_SIDE // 2)

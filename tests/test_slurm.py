@@ -10,10 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from workflow_runs import (
+    REPO,
+    deepest_targets,
+    finished_tiny_run,  # noqa: F401 (session fixture: the local run to compare with)
+    make_workdir,
+    snakemake,
+    tiny_demo_config,
+)
 
 from mosare.core.stores import open_store
-from workflow_runs import REPO, deepest_targets, make_workdir, snakemake, tiny_demo_config
-from workflow_runs import finished_tiny_run  # noqa: F401 (session fixture: the local run to compare with)
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -85,7 +91,9 @@ def test_every_job_went_through_sbatch_and_completed(slurm_and_local_runs):
 
 def test_per_slide_rules_share_one_grouped_slurm_job(slurm_and_local_runs):
     slurm_dir, _, targets, log = slurm_and_local_runs
-    per_slide_jobs = len(re.findall(r"^\s*rule (?:demo_slide|tile_slide|embed_slides_\w+|fit_slide_gmms_\w+):", log, re.M))
+    per_slide_jobs = len(
+        re.findall(r"^\s*rule (?:demo_slide|tile_slide|embed_slides_\w+|fit_slide_gmms_\w+):", log, re.M)
+    )
 
     group_submissions = re.findall(r"SLURM jobid \d+ \(log: [^)]*group_per_slide", log)
     assert per_slide_jobs >= len(targets)

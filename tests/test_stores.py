@@ -97,7 +97,11 @@ def test_no_store_key_is_spelled_outside_its_store_module():
 def test_the_grep_sees_each_kind_of_key_use():
     source = 'x["coords"]; "features" in g; {"present": 1}; a.get("gene_ids"); f("n_patches"); "scores"'
     assert [key for _, _, key in store_key_uses(ast.parse(source))] == [
-        "coords", "features", "present", "gene_ids", "n_patches"
+        "coords",
+        "features",
+        "present",
+        "gene_ids",
+        "n_patches",
     ]  # a bare string (a docstring, a message) is no key use
 
 
@@ -119,8 +123,10 @@ def test_only_store_modules_open_zarr_stores():
 
 
 def test_store_modules_import_no_torch():
-    modules = "mosare.slides.patch_store, mosare.features.feature_store, mosare.features.text_store, " \
+    modules = (
+        "mosare.slides.patch_store, mosare.features.feature_store, mosare.features.text_store, "
         "mosare.features.rna_store, mosare.deploy.attention_store"
+    )
     code = f"import sys, {modules}; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -143,10 +149,22 @@ def tree_bytes(path: Path) -> dict[str, bytes]:
 
 def patch_store() -> PatchStore:
     return PatchStore(
-        coords=np.array([[0, 0], [512, 256]], np.int64), slide_id="S1", slide_path="/slides/S1.svs", mpp_level0=0.25,
-        mpp_source="file", target_mpp=0.5, patch_px=256, footprint_px=512, read_level=1, read_px=256,
-        upsample_factor=1.0, tissue={"method": "saturation", "min_tissue_fraction": 0.5}, tissue_area_um2=1.5e5,
-        level_dimensions=[[2048, 1024], [1024, 512]], unreadable_tiles=[], qc={"n_patches": 2, "sharpness": 3.5},
+        coords=np.array([[0, 0], [512, 256]], np.int64),
+        slide_id="S1",
+        slide_path="/slides/S1.svs",
+        mpp_level0=0.25,
+        mpp_source="file",
+        target_mpp=0.5,
+        patch_px=256,
+        footprint_px=512,
+        read_level=1,
+        read_px=256,
+        upsample_factor=1.0,
+        tissue={"method": "saturation", "min_tissue_fraction": 0.5},
+        tissue_area_um2=1.5e5,
+        level_dimensions=[[2048, 1024], [1024, 512]],
+        unreadable_tiles=[],
+        qc={"n_patches": 2, "sharpness": 3.5},
     )
 
 
@@ -156,10 +174,22 @@ def test_patch_store_round_trips_byte_identical_to_the_tiling_layout(tmp_path):
     same_store(PatchStore.read(tmp_path / "new.zarr"), store)
     assert PatchStore.count(tmp_path / "new.zarr") == 2
     legacy = {  # the tiling stage's attrs, in the order it has always written them
-        "slide_id": "S1", "slide_path": "/slides/S1.svs", "mpp_level0": 0.25, "mpp_source": "file", "target_mpp": 0.5,
-        "patch_px": 256, "footprint_px": 512, "read_level": 1, "read_px": 256, "upsample_factor": 1.0,
-        "tissue": store.tissue, "n_patches": 2, "tissue_area_um2": 1.5e5, "level_dimensions": store.level_dimensions,
-        "unreadable_tiles": [], "qc": store.qc,
+        "slide_id": "S1",
+        "slide_path": "/slides/S1.svs",
+        "mpp_level0": 0.25,
+        "mpp_source": "file",
+        "target_mpp": 0.5,
+        "patch_px": 256,
+        "footprint_px": 512,
+        "read_level": 1,
+        "read_px": 256,
+        "upsample_factor": 1.0,
+        "tissue": store.tissue,
+        "n_patches": 2,
+        "tissue_area_um2": 1.5e5,
+        "level_dimensions": store.level_dimensions,
+        "unreadable_tiles": [],
+        "qc": store.qc,
     }
     write_store(tmp_path / "legacy.zarr", {"coords": store.coords}, legacy)
     assert tree_bytes(tmp_path / "new.zarr") == tree_bytes(tmp_path / "legacy.zarr")
@@ -208,8 +238,11 @@ def test_an_appender_left_unfinished_keeps_no_store(tmp_path):
 def test_text_store_round_trips_and_refuses_a_truncated_store(tmp_path):
     rng = np.random.default_rng(1)
     features = TextFeatures(
-        ["P1", "P2"], rng.normal(size=(2, 3)).astype(np.float32), rng.normal(size=(2, 4, 3)).astype(np.float32),
-        np.array([True, False]), np.array([7, 0], np.int32),
+        ["P1", "P2"],
+        rng.normal(size=(2, 3)).astype(np.float32),
+        rng.normal(size=(2, 4, 3)).astype(np.float32),
+        np.array([True, False]),
+        np.array([7, 0], np.int32),
     )
     store = TextStore(features, TextEncoding(model="m", dim=3, components=4, leak_patterns=["adeno"], drop_sections=[]))
     store.write(tmp_path / "text.zarr")

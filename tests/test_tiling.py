@@ -12,9 +12,9 @@ import zarr
 from synthetic_slides import tissue_image, write_image_tool_tiff, write_slide
 
 import mosare.slides.reader
+from mosare.reporting.plots.tissue import SMALL_PIECE_COLOUR, plot_tissue_qc
 from mosare.slides.patch_geometry import patch_geometry
 from mosare.slides.patch_grid import grid_starts, mask_cell_fractions
-from mosare.reporting.plots.tissue import SMALL_PIECE_COLOUR, plot_tissue_qc
 from mosare.slides.reader import ImplausibleMppError, MissingMppError, SlideError, open_slide
 from mosare.slides.tiling import explain_no_patches, patch_coords, tile_slide
 from mosare.slides.tissue import TissueMask, TissueParams, detect_tissue
@@ -103,9 +103,7 @@ def test_real_cmu_slide_gives_tissue_patches_and_a_qc_picture(cmu_slide, tmp_pat
 
 
 def test_demo_like_slide_finds_each_tissue_piece_and_skips_pen_ink(tmp_path):
-    image = tissue_image(
-        4096, 4096, blobs=[(0.3, 0.3, 0.2, 0.2), (0.7, 0.7, 0.2, 0.2)], pen=(0.05, 0.95, 0.55, 0.95)
-    )
+    image = tissue_image(4096, 4096, blobs=[(0.3, 0.3, 0.2, 0.2), (0.7, 0.7, 0.2, 0.2)], pen=(0.05, 0.95, 0.55, 0.95))
     path = write_slide(tmp_path / "demo.svs", image, mpp=0.25, downsamples=(1, 4, 16))
     store = tmp_path / "demo.zarr"
     # The slide is 1 mm wide, so each disc (0.13 mm²) is below the default 0.25 mm² fragment size.
@@ -213,8 +211,9 @@ def test_demo_cohort_slide_with_a_marker_stroke_keeps_patches_off_the_ink(tmp_pa
     from mosare.demo.writer import patient_phenotype, write_demo_slide
 
     path = tmp_path / "demo-pen.svs"
-    write_demo_slide(path, seed=0, slide_index=0, phenotype=patient_phenotype(0, 0, 0.0), mpp=0.5,
-                     slide_px=7168, pen=True)
+    write_demo_slide(
+        path, seed=0, slide_index=0, phenotype=patient_phenotype(0, 0, 0.0), mpp=0.5, slide_px=7168, pen=True
+    )
     result = tile(path, tmp_path / "p.zarr", None, slide_id="demo-pen", tiling=TILING)
     coords = zarr.open_group(str(tmp_path / "p.zarr"), mode="r")["coords"][:]
     # 1.8 x 1.8 mm field with about 1.5 mm² of tissue; a patch covers 0.0164 mm².
@@ -365,11 +364,11 @@ def test_a_dark_stroke_broken_by_tissue_colour_into_pieces_each_under_the_stroke
     mpp = 8.0
     rgb = np.full((120, 400, 3), (215, 140, 200), np.uint8)  # eosin-pink tissue
     for start in range(10, 380, 38):  # a 6 px (48 µm) dark stroke in 34 px pieces, 4 px (32 µm) of purple between
-        rgb[20:26, start:start + 34] = (40, 40, 48)
-        rgb[20:26, start + 34:start + 38] = (120, 60, 130)
+        rgb[20:26, start : start + 34] = (40, 40, 48)
+        rgb[20:26, start + 34 : start + 38] = (120, 60, 130)
     for y in range(60, 110, 25):  # dark debris specks, 4x4 px, 24 px apart
         for x in range(20, 380, 24):
-            rgb[y:y + 4, x:x + 4] = (40, 40, 48)
+            rgb[y : y + 4, x : x + 4] = (40, 40, 48)
     hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
     min_px, gap_px = MIN_STROKE_AREA_UM2 / mpp**2, round(STROKE_GAP_UM / mpp)
     assert 6 * 34 < min_px  # each piece alone is below the area of a stroke

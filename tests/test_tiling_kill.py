@@ -24,8 +24,15 @@ from mosare.core.stores import write_store
 from mosare.slides.tiling import tile_slide
 
 TILING = {"target_mpp": 0.5, "patch_px": 256, "min_tissue_fraction": 0.5, "tissue": {}}
-GMM = {"components": 4, "max_iter": 50, "tol": 1e-3, "reg_covar": 1e-6, "select_by_bic": False, "seed": 0,
-       "max_samples": None}
+GMM = {
+    "components": 4,
+    "max_iter": 50,
+    "tol": 1e-3,
+    "reg_covar": 1e-6,
+    "select_by_bic": False,
+    "seed": 0,
+    "max_samples": None,
+}
 KILLS = 8
 
 
@@ -188,8 +195,15 @@ def test_a_chunk_of_slides_embedding_killed_at_random_points_never_leaves_a_stor
     torch.set_num_threads(1)
     (tmp_path / "weights.bin").write_bytes(b"no weights")
     encoder = Encoder(
-        name="mean-colour", model=SlowMeanColour(), dim=3, input_px=32, mean=(0.0,) * 3, std=(1.0,) * 3,
-        interpolation=v2.InterpolationMode.BILINEAR, autocast_dtype=None, weights_path=str(tmp_path / "weights.bin"),
+        name="mean-colour",
+        model=SlowMeanColour(),
+        dim=3,
+        input_px=32,
+        mean=(0.0,) * 3,
+        std=(1.0,) * 3,
+        interpolation=v2.InterpolationMode.BILINEAR,
+        autocast_dtype=None,
+        weights_path=str(tmp_path / "weights.bin"),
         device=torch.device("cpu"),
     )
     patch_stores = []
@@ -198,10 +212,21 @@ def test_a_chunk_of_slides_embedding_killed_at_random_points_never_leaves_a_stor
         path = write_slide(tmp_path / f"slide{slide}.svs", image, mpp=0.5)
         coords = np.array([(x, y) for y in range(0, 512, 256) for x in range(0, 1024, 256)], dtype=np.int64)
         patch_stores.append(tmp_path / "patches" / f"slide{slide}.zarr")
-        write_store(patch_stores[-1], {"coords": coords}, {
-            "slide_id": f"slide{slide}", "slide_path": str(path), "mpp_level0": 0.5, "target_mpp": 0.5,
-            "patch_px": 256, "footprint_px": 256, "read_level": 0, "read_px": 256, "n_patches": len(coords),
-        })
+        write_store(
+            patch_stores[-1],
+            {"coords": coords},
+            {
+                "slide_id": f"slide{slide}",
+                "slide_path": str(path),
+                "mpp_level0": 0.5,
+                "target_mpp": 0.5,
+                "patch_px": 256,
+                "footprint_px": 256,
+                "read_level": 0,
+                "read_px": 256,
+                "n_patches": len(coords),
+            },
+        )
 
     def run(folder: Path) -> None:
         jobs = [SlideJob(store, folder / store.name) for store in patch_stores]

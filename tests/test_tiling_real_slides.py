@@ -52,7 +52,9 @@ def test_corrupt_tiles_are_recorded_warned_drawn_and_lose_no_slide(tmp_path, cle
     for tile in recorded:
         column, row = TISSUE_TILE[tile["level"]]
         downsample = DOWNSAMPLES[tile["level"]]
-        assert abs(tile["x"] - column * 256 * downsample) <= downsample and abs(tile["y"] - row * 256 * downsample) <= 16
+        assert (
+            abs(tile["x"] - column * 256 * downsample) <= downsample and abs(tile["y"] - row * 256 * downsample) <= 16
+        )
         assert tile["filled_from"] == (tile["level"] - 1 if tile["level"] > 0 else None)
     assert "'S-bad'" in caplog.text and "cannot be decoded" in caplog.text
     # Only a level-0 tile is lost (filled with background): at most the patches it touches differ.
@@ -66,7 +68,9 @@ def test_a_slide_with_more_unreadable_area_than_allowed_fails_naming_it_and_the_
     image = tissue_image(2048, 2048, blobs=[(0.5, 0.5, 0.4, 0.4)])
     path = write_slide(tmp_path / "rotten.svs", image, mpp=0.5)
     corrupt_tiles(path, 0, [(column, 3) for column in range(8)])  # one row of 8 x 8 tiles: 12.5% of the area
-    with pytest.raises(TooManyUnreadableTilesError, match=r"'rotten'.*rotten.svs.*tiling.max_unreadable_fraction = 0.05"):
+    with pytest.raises(
+        TooManyUnreadableTilesError, match=r"'rotten'.*rotten.svs.*tiling.max_unreadable_fraction = 0.05"
+    ):
         tile_slide(path, tmp_path / "r.zarr", slide_id="rotten", tiling=TILING)
     assert not (tmp_path / "r.zarr").exists()
     # Allowing more keeps the slide, with the row's patches gone.

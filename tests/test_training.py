@@ -8,12 +8,9 @@ import pytest
 import torch
 from synthetic_cohort import StandInModel, small_train_config, stand_in_factory, write_synthetic_cohort
 
-from mosare.evaluation.splits import check_cohort_splits, fold_validation_split, make_folds, validation_split
 from mosare.cohort.data import CohortData, merge_slide_components
 from mosare.evaluation.metrics import KEY_COLUMNS
 from mosare.evaluation.results import evaluation_tables, write_results
-from mosare.reporting.plots.training import draw_model_curves
-from mosare.training.fold_inputs import eval_patch_rows, fit_normalisation, fold_tensors, make_batch
 from mosare.evaluation.scenarios import (
     MNARSetting,
     Scenario,
@@ -23,8 +20,11 @@ from mosare.evaluation.scenarios import (
     scenario_presence,
     scenarios,
 )
-from mosare.training.loop import lr_factor, train_model
+from mosare.evaluation.splits import check_cohort_splits, fold_validation_split, make_folds, validation_split
+from mosare.reporting.plots.training import draw_model_curves
 from mosare.training.cross_validation import cross_validate
+from mosare.training.fold_inputs import eval_patch_rows, fit_normalisation, fold_tensors, make_batch
+from mosare.training.loop import lr_factor, train_model
 
 CLASSES = ["A", "B"]
 DIMS = (16, 24, 12)
@@ -78,7 +78,9 @@ def test_split_check_names_the_cohort_and_fold_when_a_validation_split_cannot_ho
 def test_split_check_names_the_cohort_when_a_class_has_fewer_patients_than_folds():
     ids, labels = np.array([f"P{i}" for i in range(12)]), np.array([0] * 10 + [1] * 2)
 
-    with pytest.raises(ValueError, match=r"^cohort 'tiny' \(train.folds 3, .*class counts \[10, 2\]\).*lower train.folds"):
+    with pytest.raises(
+        ValueError, match=r"^cohort 'tiny' \(train.folds 3, .*class counts \[10, 2\]\).*lower train.folds"
+    ):
         check_cohort_splits("tiny", ids, labels, small_train_config(folds=3))
 
 
@@ -250,7 +252,9 @@ def test_batches_hide_masked_modalities_with_zeros_and_sample_only_the_patients_
     assert torch.all(batch["wsi_local"][1] == 0)
     assert batch["wsi_patch_mask"][[0, 2]].all()
     # patient 2's sampled patches are rows of its own slides, normalised
-    own = (tensors.patches[cohort.patch_offsets[2] : cohort.patch_offsets[3]].float() - tensors.patch_mean) / tensors.patch_std
+    own = (
+        tensors.patches[cohort.patch_offsets[2] : cohort.patch_offsets[3]].float() - tensors.patch_mean
+    ) / tensors.patch_std
     for patch in batch["wsi_patches"][2]:
         assert torch.isclose(own, patch).all(dim=1).any()
     evaluation = make_batch(tensors, index, shown, patches_per_step=None, generator=None)
@@ -271,7 +275,15 @@ def test_early_stopping_keeps_the_first_best_epoch_and_stops_after_patience(coho
     model = StandInModel("late_fusion", DIMS, 2)
     config = small_train_config(lr=0.0, epochs=10, patience=2)  # nothing improves after epoch 0
     result = train_model(
-        model, tensors, np.arange(12), np.arange(12, 18), shown, config, torch.device("cpu"), seed=0, prior=np.array([0.5, 0.5])
+        model,
+        tensors,
+        np.arange(12),
+        np.arange(12, 18),
+        shown,
+        config,
+        torch.device("cpu"),
+        seed=0,
+        prior=np.array([0.5, 0.5]),
     )
     assert result.best_epoch == 0
     assert result.history["epoch"].tolist() == [0, 1, 2]
@@ -321,7 +333,9 @@ def test_metrics_table_has_one_row_per_model_scenario_and_metric_with_fold_colum
     assert len(written) == len(config["models"]) * 3 * 6
     assert set(written["scenario"]) == {"complete", "masked_train", "masked_train_test"}
     assert set(written["metric"]) == {"auc", "f1_macro", "accuracy", "balanced_accuracy", "brier", "ece"}
-    row = written[(written["model"] == "late_fusion") & (written["scenario"] == "complete") & (written["metric"] == "auc")]
+    row = written[
+        (written["model"] == "late_fusion") & (written["scenario"] == "complete") & (written["metric"] == "auc")
+    ]
     folds = row[["fold0", "fold1", "fold2"]].to_numpy()[0]
     assert row["mean"].iloc[0] == pytest.approx(folds.mean())
     assert row["std"].iloc[0] == pytest.approx(folds.std(ddof=1))
@@ -374,7 +388,9 @@ def test_single_modality_model_predicts_the_training_prior_for_patients_without_
 def test_cross_validation_is_deterministic_given_the_seed(tmp_path, cohort):
     config = small_train_config(models=["late_fusion"], missing_rates=[])
     runs = [
-        cross_validate(cohort, config, "toy", tmp_path / f"run{i}", torch.device("cpu"), stand_in_factory(DIMS), dims=DIMS).predictions
+        cross_validate(
+            cohort, config, "toy", tmp_path / f"run{i}", torch.device("cpu"), stand_in_factory(DIMS), dims=DIMS
+        ).predictions
         for i in range(2)
     ]
     pd.testing.assert_frame_equal(runs[0], runs[1])
@@ -422,13 +438,17 @@ def test_rna_genes_are_chosen_by_variance_among_the_fit_patients_only(tmp_path):
 
 def test_repeated_cross_validation_draws_new_folds_and_keeps_every_repeats_predictions(tmp_path, cohort):
     config = small_train_config(models=["late_fusion"], missing_rates=[0.5], repeats=2, mask_repeats=2)
-    run = cross_validate(cohort, config, "toy", tmp_path / "train", torch.device("cpu"), stand_in_factory(DIMS), dims=DIMS)
+    run = cross_validate(
+        cohort, config, "toy", tmp_path / "train", torch.device("cpu"), stand_in_factory(DIMS), dims=DIMS
+    )
     assert list(run.splits.columns) == ["patient_id", "label", "fold", "fold_repeat1"]
     assert not np.array_equal(run.splits["fold"], run.splits["fold_repeat1"])
     for (repeat, scenario), rows in run.predictions.groupby(["repeat", "scenario"]):
         assert sorted(rows["patient_id"]) == sorted(cohort.patient_ids), (repeat, scenario)
     unit = tmp_path / "train" / "late_fusion" / "masked_train_test-0.5"
-    assert (unit / "fold0" / "checkpoint-draw1.pt").exists() and (unit / "repeat1" / "fold2" / "history-draw1.tsv").exists()
+    assert (unit / "fold0" / "checkpoint-draw1.pt").exists() and (
+        unit / "repeat1" / "fold2" / "history-draw1.tsv"
+    ).exists()
     assert not (tmp_path / "train" / "late_fusion" / "complete" / "fold0" / "checkpoint-draw1.pt").exists()
     tables = evaluation_tables(run.fold_metrics, run.predictions, config, CLASSES, run.realised_rates)
     assert [c for c in tables.metrics.columns if "fold" in c] == [

@@ -8,12 +8,18 @@ import os
 from pathlib import Path
 
 import pytest
+from workflow_runs import (
+    COHORT,
+    finished_tiny_run,  # noqa: F401 (session fixture shared with test_orchestration)
+    make_workdir,
+    planned_jobs,
+    snakemake,
+    snapshot_workflow,
+    tiny_demo_config,
+)
 
-from workflow_runs import COHORT, make_workdir, planned_jobs, snakemake, snapshot_workflow, tiny_demo_config
-from workflow_runs import finished_tiny_run  # noqa: F401 (session fixture shared with test_orchestration)
-
-from mosare.features.encoders import EncoderWeightsError, create_encoder
 from mosare.core.stores import open_store
+from mosare.features.encoders import EncoderWeightsError, create_encoder
 from mosare.features.weights_fingerprint import (
     WeightsChangedError,
     check_weights_unchanged,

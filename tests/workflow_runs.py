@@ -81,7 +81,9 @@ def snakemake(workdir: Path, *args: str, repo: Path = REPO, timeout: float = 900
         timeout=timeout,
     )
     if result.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+        raise AssertionError(
+            f"snakemake {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+        )
     return result
 
 
@@ -139,7 +141,9 @@ def deepest_targets(
 
     config = yaml.safe_load((workdir / "config.yaml").read_text())
     cohort_config = config["cohorts"][cohort]
-    sheet = plan_demo_cohort(cohort, cohort_config["demo"], cohort_config["classes"], workdir / "results" / "demo" / cohort)
+    sheet = plan_demo_cohort(
+        cohort, cohort_config["demo"], cohort_config["classes"], workdir / "results" / "demo" / cohort
+    )
     encoder = config["encoder"]["name"].replace(":", "-")
     available = workflow_rules(workdir, repo)
     for rule, target in TARGETS_BY_RULE:
@@ -148,7 +152,9 @@ def deepest_targets(
             targets = sorted({pattern.format(encoder=encoder, slide=slide) for slide in sheet["slide_id"]})
             if _buildable(workdir, targets, repo):
                 return targets
-    raise AssertionError(f"none of {[rule for rule, _ in TARGETS_BY_RULE]} can be built yet with rules {sorted(available)}")
+    raise AssertionError(
+        f"none of {[rule for rule, _ in TARGETS_BY_RULE]} can be built yet with rules {sorted(available)}"
+    )
 
 
 @dataclass

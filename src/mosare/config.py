@@ -35,7 +35,12 @@ def _error_location(error: Any) -> str:
 
 def _plugin_names(registry: Registry[Any], **extra: Any) -> dict[str, Any]:
     """A schema fragment: one of ``registry``'s names (marked with its kind, for the error message)."""
-    return {"x-plugin-kind": registry.kind, "x-plugin-dir": str(registry.plugin_dir()), "enum": registry.names(), **extra}
+    return {
+        "x-plugin-kind": registry.kind,
+        "x-plugin-dir": str(registry.plugin_dir()),
+        "enum": registry.names(),
+        **extra,
+    }
 
 
 def registry_schema() -> dict[str, Any]:
@@ -44,7 +49,9 @@ def registry_schema() -> dict[str, Any]:
     encoder = schema["properties"]["encoder"]["properties"]["name"]
     encoder["anyOf"] = [_plugin_names(ENCODERS), {"pattern": f"^{TIMM_PREFIX}.+"}]
     encoder["x-plugin-kind"] = ENCODERS.kind
-    schema["properties"]["tiling"]["properties"]["tissue"]["properties"]["method"].update(_plugin_names(TISSUE_DETECTORS))
+    schema["properties"]["tiling"]["properties"]["tissue"]["properties"]["method"].update(
+        _plugin_names(TISSUE_DETECTORS)
+    )
     schema["$defs"]["train"]["properties"]["models"]["items"].update(_plugin_names(MODELS))
     return schema
 

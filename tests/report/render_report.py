@@ -122,8 +122,12 @@ def _target(html: str, results: dict[str, dict]) -> dict:
                 if (result.get("mime_type") or "").startswith("image/"):
                     path = ["Results", category, *([subcategory] if subcategory != "Other" else [])]
                     row_texts = [name, result.get("name") or name, *((result.get("labels") or {}).values())]
-                    return {"name": name, "data_uri": result["data_uri"], "path": path,
-                            "row_texts": [str(t) for t in row_texts]}
+                    return {
+                        "name": name,
+                        "data_uri": result["data_uri"],
+                        "path": path,
+                        "row_texts": [str(t) for t in row_texts],
+                    }
     raise ValueError("the report holds no picture")
 
 
@@ -161,7 +165,9 @@ def render_report(report: Path, out_dir: Path) -> RenderResult:
     found = re.search(r'<pre id="mosare-render">(.*?)</pre>', dom, re.S)
     if found is None:
         raise RuntimeError(f"the report's page never finished its checks; is {report} a Snakemake report?")
-    seen = json.loads(found.group(1).replace("&quot;", '"').replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&"))
+    seen = json.loads(
+        found.group(1).replace("&quot;", '"').replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    )
     images = {name: tuple(size) if size else None for name, size in seen["images"].items()}
     for name, result in results.items():
         if (result.get("mime_type") or "").startswith("image/"):
@@ -178,8 +184,10 @@ def main(argv: list[str]) -> int:
         print(__doc__, file=sys.stderr)
         return 2
     result = render_report(Path(argv[0]), Path(argv[1]))
-    print(f"app rendered: {result.app_rendered}; images loaded: {len(result.images) - len(result.failed_images)}"
-          f"/{len(result.images)}; shown: {result.shown}; screenshot: {result.screenshot}")
+    print(
+        f"app rendered: {result.app_rendered}; images loaded: {len(result.images) - len(result.failed_images)}"
+        f"/{len(result.images)}; shown: {result.shown}; screenshot: {result.screenshot}"
+    )
     if result.failed_images:
         print(f"images that failed to load: {result.failed_images}", file=sys.stderr)
     return 0 if result.app_rendered and result.shown and not result.failed_images else 1

@@ -11,20 +11,20 @@ if __name__ == "__main__":
     from mosare.deploy.attention import write_cohort_attention
     from mosare.reporting.plots.attention import draw_cohort_attention
 
-    with log_to_file(snakemake.log[0]):  # noqa: F821 (injected by Snakemake)
+    with log_to_file(snakemake.log[0]):
         slides = write_cohort_attention(
-            snakemake.input.models,  # noqa: F821
-            snakemake.input.cohort_table,  # noqa: F821
-            snakemake.params.features_dir,  # noqa: F821
-            snakemake.params.patches_dir,  # noqa: F821
-            {"attention": snakemake.output.attention},  # noqa: F821
-            snakemake.params.classes,  # noqa: F821
-            snakemake.params.model,  # noqa: F821
+            snakemake.input.models,
+            snakemake.input.cohort_table,
+            snakemake.params.features_dir,
+            snakemake.params.patches_dir,
+            {"attention": snakemake.output.attention},
+            snakemake.params.classes,
+            snakemake.params.model,
         )
         draw_cohort_attention(
             slides,
-            Path(snakemake.params.patches_dir),  # noqa: F821
-            Path(snakemake.output.heatmaps),  # noqa: F821
-            Path(snakemake.output.montages),  # noqa: F821
-            workers=snakemake.threads,  # noqa: F821
+            Path(snakemake.params.patches_dir),
+            Path(snakemake.output.heatmaps),
+            Path(snakemake.output.montages),
+            workers=snakemake.threads,
         )

@@ -8,9 +8,9 @@ import pandas as pd
 from mosare.core.logs import log_to_file
 from mosare.reporting.plots.slide_qc import plot_contact_sheets, plot_qc_overview
 
-with log_to_file(snakemake.log[0]) as log:  # noqa: F821 (injected by Snakemake)
-    table = pd.read_csv(snakemake.input.table, sep="\t", dtype={"slide_id": str, "flags": str})  # noqa: F821
-    pictures = {Path(path).stem: path for path in snakemake.input.pictures}  # noqa: F821
-    pages = plot_contact_sheets(table, pictures, snakemake.output.sheets)  # noqa: F821
-    plot_qc_overview(table, snakemake.output.overview)  # noqa: F821
+with log_to_file(snakemake.log[0]) as log:
+    table = pd.read_csv(snakemake.input.table, sep="\t", dtype={"slide_id": str, "flags": str})
+    pictures = {Path(path).stem: path for path in snakemake.input.pictures}
+    pages = plot_contact_sheets(table, pictures, snakemake.output.sheets)
+    plot_qc_overview(table, snakemake.output.overview)
     log.info("%d contact sheet page(s) for %d slides", len(pages), len(table))

@@ -2,18 +2,18 @@
 
 import checkout_src  # noqa: F401 (puts this checkout's src/ first on sys.path, so mosare comes from here)
 
-from mosare.features.embedding import SlideJob, embed_slides_with_config
 from mosare.core.logs import log_to_file
+from mosare.features.embedding import SlideJob, embed_slides_with_config
 
-with log_to_file(snakemake.log.chunk):  # noqa: F821 (injected by Snakemake)
+with log_to_file(snakemake.log.chunk):
     embed_slides_with_config(
         [
             SlideJob(patches, features, log)
             for patches, features, log in zip(
-                snakemake.input.patches, snakemake.output.features, snakemake.log.slides, strict=True  # noqa: F821
+                snakemake.input.patches, snakemake.output.features, snakemake.log.slides, strict=True
             )
         ],
-        snakemake.params.encoder,  # noqa: F821
-        threads=snakemake.threads,  # noqa: F821
-        weights_fingerprint=snakemake.input.weights_fingerprint,  # noqa: F821
+        snakemake.params.encoder,
+        threads=snakemake.threads,
+        weights_fingerprint=snakemake.input.weights_fingerprint,
     )

@@ -5,8 +5,8 @@ import checkout_src  # noqa: F401 (puts this checkout's src/ first on sys.path, 
 from mosare.core.logs import log_to_file
 from mosare.features.weights_fingerprint import fingerprint_encoder_weights
 
-with log_to_file(snakemake.log[0]):  # noqa: F821 (injected by Snakemake)
+with log_to_file(snakemake.log[0]):
     fingerprint_encoder_weights(
-        snakemake.params.encoder,  # noqa: F821
-        snakemake.output.fingerprint,  # noqa: F821
+        snakemake.params.encoder,
+        snakemake.output.fingerprint,
     )

@@ -3,14 +3,14 @@
 import checkout_src  # noqa: F401 (puts this checkout's src/ first on sys.path, so mosare comes from here)
 
 from mosare.core.logs import log_to_file
-from mosare.features.expression import build_rna_store
 from mosare.core.samples import load_sample_sheet
+from mosare.features.expression import build_rna_store
 
-with log_to_file(snakemake.log[0]):  # noqa: F821 (injected by Snakemake)
-    sheet = load_sample_sheet(snakemake.input.samples, snakemake.params.classes)  # noqa: F821
+with log_to_file(snakemake.log[0]):
+    sheet = load_sample_sheet(snakemake.input.samples, snakemake.params.classes)
     build_rna_store(
-        snakemake.input.get("rna"),  # noqa: F821 (absent when the cohort has no RNA matrix)
+        snakemake.input.get("rna"),
         sheet["patient_id"].drop_duplicates().tolist(),
-        snakemake.params.rna,  # noqa: F821
-        snakemake.output[0],  # noqa: F821
+        snakemake.params.rna,
+        snakemake.output[0],
     )

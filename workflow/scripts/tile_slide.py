@@ -6,13 +6,13 @@ from mosare.core.logs import log_to_file
 from mosare.reporting.plots.tissue import plot_tissue_qc
 from mosare.slides.tiling import tile_slide
 
-with log_to_file(snakemake.log[0]):  # noqa: F821 (injected by Snakemake)
+with log_to_file(snakemake.log[0]):
     result = tile_slide(
-        snakemake.input.slide,  # noqa: F821
-        snakemake.output.patches,  # noqa: F821
-        slide_id=snakemake.wildcards.slide_id,  # noqa: F821
-        tiling=snakemake.params.tiling,  # noqa: F821
-        mpp_override=snakemake.params.mpp_override,  # noqa: F821
+        snakemake.input.slide,
+        snakemake.output.patches,
+        slide_id=snakemake.wildcards.slide_id,
+        tiling=snakemake.params.tiling,
+        mpp_override=snakemake.params.mpp_override,
         thumbnail=True,
     )
-    plot_tissue_qc(result, snakemake.output.qc)  # noqa: F821
+    plot_tissue_qc(result, snakemake.output.qc)

@@ -185,7 +185,9 @@ def load_cohort_data(
             feature_path, gmm_path = features_dir / f"{slide_id}.zarr", gmm_dir / f"{slide_id}.zarr"
             slide_features = FeatureStore.read(feature_path).features.astype(np.float16, copy=False)
             if len(slide_features) == 0:  # no tissue patch: the slide adds nothing (the patient may have others)
-                log.warning("slide %s of patient %s has no patches (%s); skipped", slide_id, patient_ids[i], feature_path)
+                log.warning(
+                    "slide %s of patient %s has no patches (%s); skipped", slide_id, patient_ids[i], feature_path
+                )
                 continue
             gmm = SlideGMMStore.read(gmm_path)
             if gmm.n_components != n_components:

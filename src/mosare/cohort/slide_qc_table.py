@@ -78,9 +78,7 @@ def robust_z(values: pd.Series, rule: OutlierRule) -> pd.Series:
     return (scaled - median) / spread
 
 
-def slide_flags(
-    table: pd.DataFrame, *, mad_k: float = DEFAULT_MAD_K, min_patches: int | None = None
-) -> pd.Series:
+def slide_flags(table: pd.DataFrame, *, mad_k: float = DEFAULT_MAD_K, min_patches: int | None = None) -> pd.Series:
     """Per slide, its reasons for concern joined by ``; `` (empty when none), e.g. ``sharpness low (z -9.2)``.
 
     ``min_patches`` None: the default ``gmm.components`` (fewer patches cannot give each mixture component one)."""
@@ -93,7 +91,9 @@ def slide_flags(
     for index in np.flatnonzero(~missing & (table["n_patches"] < min_patches).to_numpy()):
         reasons[index].append(f"n_patches {table['n_patches'].iloc[index]:.0f} < {min_patches}")
     for index in np.flatnonzero((table["unreadable_fraction"] > UNREADABLE_FLOOR).to_numpy()):
-        reasons[index].append(f"unreadable_fraction {table['unreadable_fraction'].iloc[index]:.3f} > {UNREADABLE_FLOOR}")
+        reasons[index].append(
+            f"unreadable_fraction {table['unreadable_fraction'].iloc[index]:.3f} > {UNREADABLE_FLOOR}"
+        )
     if int((~missing).sum()) >= MIN_SLIDES_FOR_OUTLIERS:
         for metric, rule in OUTLIER_RULES.items():
             z = robust_z(table[metric], rule).to_numpy()
@@ -135,8 +135,13 @@ def exclude_flagged_slides(sheet: pd.DataFrame, flagged: Mapping[str, str], coho
         log.info("%s: qc.exclude_flagged is on; no slide is flagged", cohort)
         return sheet
     for slide_id, patient_id in zip(sheet.loc[excluded, "slide_id"], sheet.loc[excluded, "patient_id"]):
-        log.warning("%s: slide %s of patient %s left out (qc.exclude_flagged): %s", cohort, slide_id, patient_id,
-                    flagged[slide_id])
+        log.warning(
+            "%s: slide %s of patient %s left out (qc.exclude_flagged): %s",
+            cohort,
+            slide_id,
+            patient_id,
+            flagged[slide_id],
+        )
     log.warning("%s: %d flagged slide(s) left out of training (qc.exclude_flagged)", cohort, int(excluded.sum()))
     kept = sheet.copy()
     kept.loc[excluded, ["slide_id", "slide_path"]] = ""

@@ -116,9 +116,7 @@ def sheet_patient_labels(sheet: pd.DataFrame, classes: list[str]) -> tuple[np.nd
     return labels.index.to_numpy(dtype=str), labels.map(index).to_numpy(dtype=np.int64)
 
 
-def store_presence(
-    store_path: str | Path, stored: tuple[list[str], np.ndarray], patient_ids: list[str]
-) -> np.ndarray:
+def store_presence(store_path: str | Path, stored: tuple[list[str], np.ndarray], patient_ids: list[str]) -> np.ndarray:
     """The ``present`` flags of a per-patient store (text or RNA: its ``read_presence``), reordered to
     ``patient_ids``."""
     ids, present = stored

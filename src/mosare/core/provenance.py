@@ -58,7 +58,7 @@ def _imported_modules(path: Path) -> set[Path]:
 
 # Cached by the source text itself: every stage's hash walks the shared modules (stores, logs, ...) again, and
 # parsing was 5.4 of a 13 s dry run; an edited file has another text, so it is parsed anew.
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _imported_modules_of_source(path: Path, package_dir: Path, source: str) -> frozenset[Path]:
     own_package = ["mosare", *path.parent.relative_to(package_dir).parts]
     found: set[Path] = set()
@@ -95,8 +95,10 @@ def stage_source_files(stage: str) -> list[Path]:
 
 
 def _is_docstring(statement: ast.stmt) -> bool:
-    return isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant) and isinstance(
-        statement.value.value, str
+    return (
+        isinstance(statement, ast.Expr)
+        and isinstance(statement.value, ast.Constant)
+        and isinstance(statement.value.value, str)
     )
 
 
@@ -109,7 +111,7 @@ def _without_docstrings(tree: ast.Module) -> ast.Module:
     return tree
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def code_fingerprint(source: str) -> str:
     """What of a module's source can change a result: its syntax tree without docstrings, without positions.
 

@@ -29,9 +29,7 @@ def _rows(frame: pd.DataFrame) -> str:
     return ", ".join(str(i + 2) for i in frame.index)
 
 
-def validate_sample_sheet(
-    sheet: pd.DataFrame, classes: Sequence[str], *, base_dir: Path, source: str
-) -> pd.DataFrame:
+def validate_sample_sheet(sheet: pd.DataFrame, classes: Sequence[str], *, base_dir: Path, source: str) -> pd.DataFrame:
     """Check a sample sheet and return it with absolute paths and normalised optional columns.
 
     ``base_dir`` resolves relative paths; ``source`` names the sheet in error messages.
@@ -52,7 +50,9 @@ def validate_sample_sheet(
     for column in OPTIONAL_COLUMNS:
         if column not in sheet.columns:
             sheet[column] = None
-    blank = {column: sheet[column].isna() | (sheet[column].astype(str).str.strip() == "") for column in REQUIRED_COLUMNS}
+    blank = {
+        column: sheet[column].isna() | (sheet[column].astype(str).str.strip() == "") for column in REQUIRED_COLUMNS
+    }
     slideless = blank["slide_id"] & blank["slide_path"]
     for column in REQUIRED_COLUMNS:
         empty = sheet[blank[column] & ~(slideless if column in ("slide_id", "slide_path") else False)]
@@ -76,9 +76,7 @@ def validate_sample_sheet(
         bad = sheet[~values.str.fullmatch(ID_PATTERN.pattern) & ~(slideless if column == "slide_id" else False)]
         if len(bad):
             listed = "; ".join(f"line {i + 2}: {v!r}" for i, v in bad[column].items())
-            problems.append(
-                f"'{column}' values must match {ID_PATTERN.pattern} (they become file names): {listed}"
-            )
+            problems.append(f"'{column}' values must match {ID_PATTERN.pattern} (they become file names): {listed}")
     duplicated = sheet[sheet["slide_id"].duplicated(keep=False) & ~slideless]
     if len(duplicated):
         listed = "; ".join(f"{sid!r} on lines {_rows(rows)}" for sid, rows in duplicated.groupby("slide_id"))

@@ -56,9 +56,7 @@ def atomic_store(path: str | Path) -> Iterator[zarr.Group]:
         os.replace(tmp, path)
 
 
-def write_store(
-    path: str | Path, arrays: Mapping[str, np.ndarray], attrs: Mapping[str, Any] | None = None
-) -> None:
+def write_store(path: str | Path, arrays: Mapping[str, np.ndarray], attrs: Mapping[str, Any] | None = None) -> None:
     """Write in-memory ``arrays`` and JSON-serialisable ``attrs`` to a new store at ``path`` atomically."""
     with atomic_store(path) as group:
         for name, values in arrays.items():

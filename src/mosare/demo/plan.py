@@ -125,6 +125,8 @@ def make_demo_plan(cohort: str, demo_config: Mapping[str, Any], classes: Sequenc
     return DemoPlan(cohort, settings, tuple(classes), Path(out_dir).resolve(), patients, tuple(slides))
 
 
-def plan_demo_cohort(cohort: str, demo_config: Mapping[str, Any], classes: Sequence[str], out_dir: Path) -> pd.DataFrame:
+def plan_demo_cohort(
+    cohort: str, demo_config: Mapping[str, Any], classes: Sequence[str], out_dir: Path
+) -> pd.DataFrame:
     """The sample sheet :func:`write_demo_cohort` will write (absolute paths under ``out_dir``); pure and cheap."""
     return make_demo_plan(cohort, demo_config, classes, out_dir).sheet

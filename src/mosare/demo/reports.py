@@ -29,91 +29,162 @@ class OrganText(TypedDict):
 
 _LUNG = OrganText(
     organ="lung",
-    specimens=("Right upper lobe, lobectomy", "Left lower lobe, lobectomy", "Right lung, wedge resection",
-               "Left upper lobe, segmentectomy", "CT-guided core biopsy of a peripheral lung nodule"),
-    generic_diagnosis=("Non-small cell carcinoma, see comment", "Primary lung carcinoma, non-small cell type",
-                       "Malignant epithelial neoplasm of lung origin"),
+    specimens=(
+        "Right upper lobe, lobectomy",
+        "Left lower lobe, lobectomy",
+        "Right lung, wedge resection",
+        "Left upper lobe, segmentectomy",
+        "CT-guided core biopsy of a peripheral lung nodule",
+    ),
+    generic_diagnosis=(
+        "Non-small cell carcinoma, see comment",
+        "Primary lung carcinoma, non-small cell type",
+        "Malignant epithelial neoplasm of lung origin",
+    ),
 )
 _KIDNEY = OrganText(
     organ="kidney",
-    specimens=("Left kidney, radical nephrectomy", "Right kidney, partial nephrectomy",
-               "Right renal mass, core needle biopsy", "Left kidney, laparoscopic partial nephrectomy"),
-    generic_diagnosis=("Renal cell carcinoma, see comment", "Renal epithelial neoplasm, malignant",
-                       "Renal cell carcinoma, subtype discussed below"),
+    specimens=(
+        "Left kidney, radical nephrectomy",
+        "Right kidney, partial nephrectomy",
+        "Right renal mass, core needle biopsy",
+        "Left kidney, laparoscopic partial nephrectomy",
+    ),
+    generic_diagnosis=(
+        "Renal cell carcinoma, see comment",
+        "Renal epithelial neoplasm, malignant",
+        "Renal cell carcinoma, subtype discussed below",
+    ),
 )
 _BREAST = OrganText(
     organ="breast",
-    specimens=("Left breast, lumpectomy", "Right breast, simple mastectomy", "Left breast, ultrasound-guided core biopsy",
-               "Right breast, wide local excision"),
-    generic_diagnosis=("Invasive carcinoma of the breast, see comment", "Invasive mammary carcinoma",
-                       "Malignant breast neoplasm, invasive"),
+    specimens=(
+        "Left breast, lumpectomy",
+        "Right breast, simple mastectomy",
+        "Left breast, ultrasound-guided core biopsy",
+        "Right breast, wide local excision",
+    ),
+    generic_diagnosis=(
+        "Invasive carcinoma of the breast, see comment",
+        "Invasive mammary carcinoma",
+        "Malignant breast neoplasm, invasive",
+    ),
 )
 SUBTYPE_TEXT: dict[str, SubtypeText] = {
     "LUAD": SubtypeText(
         **_LUNG,
-        subtype_names=("invasive adenocarcinoma", "adenocarcinoma, acinar predominant",
-                       "adenocarcinoma with lepidic and papillary components", "lung adenocarcinoma"),
-        findings=("Tumor cells form acinar glands lined by columnar cells.",
-                  "A lepidic growth pattern along alveolar walls is seen at the periphery.",
-                  "Intracytoplasmic mucin droplets are present in a subset of tumor cells.",
-                  "Gland-forming tumor with micropapillary tufts floating in alveolar spaces."),
-        stains={"TTF-1": ("positive", "negative"), "Napsin A": ("positive", "negative"),
-                "p40": ("negative", "positive"), "CK5/6": ("negative", "positive")},
+        subtype_names=(
+            "invasive adenocarcinoma",
+            "adenocarcinoma, acinar predominant",
+            "adenocarcinoma with lepidic and papillary components",
+            "lung adenocarcinoma",
+        ),
+        findings=(
+            "Tumor cells form acinar glands lined by columnar cells.",
+            "A lepidic growth pattern along alveolar walls is seen at the periphery.",
+            "Intracytoplasmic mucin droplets are present in a subset of tumor cells.",
+            "Gland-forming tumor with micropapillary tufts floating in alveolar spaces.",
+        ),
+        stains={
+            "TTF-1": ("positive", "negative"),
+            "Napsin A": ("positive", "negative"),
+            "p40": ("negative", "positive"),
+            "CK5/6": ("negative", "positive"),
+        },
     ),
     "LUSC": SubtypeText(
         **_LUNG,
-        subtype_names=("squamous cell carcinoma", "keratinizing squamous cell carcinoma",
-                       "squamous carcinoma, moderately differentiated"),
-        findings=("Sheets and nests of polygonal cells with abundant eosinophilic cytoplasm.",
-                  "Keratin pearls and intercellular bridges are identified.",
-                  "Individual cell keratinization and central necrosis within nests.",
-                  "Solid nests with peripheral palisading and no gland formation."),
-        stains={"p40": ("positive", "negative"), "CK5/6": ("positive", "negative"),
-                "TTF-1": ("negative", "positive"), "Napsin A": ("negative", "positive")},
+        subtype_names=(
+            "squamous cell carcinoma",
+            "keratinizing squamous cell carcinoma",
+            "squamous carcinoma, moderately differentiated",
+        ),
+        findings=(
+            "Sheets and nests of polygonal cells with abundant eosinophilic cytoplasm.",
+            "Keratin pearls and intercellular bridges are identified.",
+            "Individual cell keratinization and central necrosis within nests.",
+            "Solid nests with peripheral palisading and no gland formation.",
+        ),
+        stains={
+            "p40": ("positive", "negative"),
+            "CK5/6": ("positive", "negative"),
+            "TTF-1": ("negative", "positive"),
+            "Napsin A": ("negative", "positive"),
+        },
     ),
     "CCRCC": SubtypeText(
         **_KIDNEY,
-        subtype_names=("clear cell renal cell carcinoma", "renal cell carcinoma, clear cell type",
-                       "clear cell carcinoma of the kidney"),
-        findings=("Nests of tumor cells with optically empty cytoplasm and distinct cell membranes.",
-                  "A delicate arborizing capillary network surrounds the tumor nests.",
-                  "Areas of hemorrhage and hemosiderin deposition with golden-yellow cut surface grossly.",
-                  "Alveolar and acinar architecture of cells with glycogen-rich cytoplasm."),
-        stains={"CA-IX": ("diffuse membranous (box-like) positivity", "negative or perinecrotic only"),
-                "CK7": ("negative", "diffusely positive"), "CD10": ("positive", "focal")},
+        subtype_names=(
+            "clear cell renal cell carcinoma",
+            "renal cell carcinoma, clear cell type",
+            "clear cell carcinoma of the kidney",
+        ),
+        findings=(
+            "Nests of tumor cells with optically empty cytoplasm and distinct cell membranes.",
+            "A delicate arborizing capillary network surrounds the tumor nests.",
+            "Areas of hemorrhage and hemosiderin deposition with golden-yellow cut surface grossly.",
+            "Alveolar and acinar architecture of cells with glycogen-rich cytoplasm.",
+        ),
+        stains={
+            "CA-IX": ("diffuse membranous (box-like) positivity", "negative or perinecrotic only"),
+            "CK7": ("negative", "diffusely positive"),
+            "CD10": ("positive", "focal"),
+        },
     ),
     "PRCC": SubtypeText(
         **_KIDNEY,
-        subtype_names=("papillary renal cell carcinoma", "renal cell carcinoma, papillary type",
-                       "papillary carcinoma of the kidney"),
-        findings=("Fibrovascular cores lined by a single layer of tumor cells.",
-                  "Numerous foamy macrophages expand the cores.",
-                  "Psammoma bodies and hemosiderin-laden macrophages are present.",
-                  "Tubulopapillary architecture with a well-defined fibrous pseudocapsule."),
-        stains={"CK7": ("diffusely positive", "negative"), "AMACR": ("strongly positive", "weak"),
-                "CA-IX": ("negative or perinecrotic only", "diffuse membranous positivity")},
+        subtype_names=(
+            "papillary renal cell carcinoma",
+            "renal cell carcinoma, papillary type",
+            "papillary carcinoma of the kidney",
+        ),
+        findings=(
+            "Fibrovascular cores lined by a single layer of tumor cells.",
+            "Numerous foamy macrophages expand the cores.",
+            "Psammoma bodies and hemosiderin-laden macrophages are present.",
+            "Tubulopapillary architecture with a well-defined fibrous pseudocapsule.",
+        ),
+        stains={
+            "CK7": ("diffusely positive", "negative"),
+            "AMACR": ("strongly positive", "weak"),
+            "CA-IX": ("negative or perinecrotic only", "diffuse membranous positivity"),
+        },
     ),
     "IDC": SubtypeText(
         **_BREAST,
-        subtype_names=("invasive ductal carcinoma", "invasive ductal carcinoma, no special type",
-                       "ductal carcinoma, invasive"),
-        findings=("Cohesive nests, cords and tubules of tumor cells in a desmoplastic stroma.",
-                  "Tumor cells form trabeculae and glandular structures with moderate pleomorphism.",
-                  "Tubule formation in about 30 percent of the tumor; mitoses are readily found.",
-                  "The tumor has an infiltrative border with solid nests and focal necrosis."),
-        stains={"E-cadherin": ("positive, strong membranous", "negative (loss of membranous staining)"),
-                "p120": ("membranous", "cytoplasmic")},
+        subtype_names=(
+            "invasive ductal carcinoma",
+            "invasive ductal carcinoma, no special type",
+            "ductal carcinoma, invasive",
+        ),
+        findings=(
+            "Cohesive nests, cords and tubules of tumor cells in a desmoplastic stroma.",
+            "Tumor cells form trabeculae and glandular structures with moderate pleomorphism.",
+            "Tubule formation in about 30 percent of the tumor; mitoses are readily found.",
+            "The tumor has an infiltrative border with solid nests and focal necrosis.",
+        ),
+        stains={
+            "E-cadherin": ("positive, strong membranous", "negative (loss of membranous staining)"),
+            "p120": ("membranous", "cytoplasmic"),
+        },
     ),
     "ILC": SubtypeText(
         **_BREAST,
-        subtype_names=("invasive lobular carcinoma", "invasive lobular carcinoma, classic type",
-                       "lobular carcinoma, invasive"),
-        findings=("Discohesive small cells infiltrate the stroma in single files.",
-                  "Tumor cells are arranged in a targetoid pattern around benign ducts.",
-                  "Intracytoplasmic vacuoles and occasional signet-ring forms are seen.",
-                  "Diffuse infiltration with little stromal reaction; no tubule formation."),
-        stains={"E-cadherin": ("negative (loss of membranous staining)", "positive, strong membranous"),
-                "p120": ("cytoplasmic", "membranous")},
+        subtype_names=(
+            "invasive lobular carcinoma",
+            "invasive lobular carcinoma, classic type",
+            "lobular carcinoma, invasive",
+        ),
+        findings=(
+            "Discohesive small cells infiltrate the stroma in single files.",
+            "Tumor cells are arranged in a targetoid pattern around benign ducts.",
+            "Intracytoplasmic vacuoles and occasional signet-ring forms are seen.",
+            "Diffuse infiltration with little stromal reaction; no tubule formation.",
+        ),
+        stains={
+            "E-cadherin": ("negative (loss of membranous staining)", "positive, strong membranous"),
+            "p120": ("cytoplasmic", "membranous"),
+        },
     ),
 }
 
@@ -170,8 +241,10 @@ def demo_report(plan: DemoPlan, patient: PatientPlan) -> str:
 
     def fill(sentence: str) -> str:
         return sentence.format(
-            mitoses=int(rng.integers(2, 30)), amount=pick(["sparse", "moderate", "brisk"]),
-            necrosis=int(rng.integers(0, 40)), lvi=pick(["present", "not identified", "suspicious, not definitive"]),
+            mitoses=int(rng.integers(2, 30)),
+            amount=pick(["sparse", "moderate", "brisk"]),
+            necrosis=int(rng.integers(0, 40)),
+            lvi=pick(["present", "not identified", "suspicious, not definitive"]),
         )
 
     size = rng.uniform(0.8, 6.5, 3)
@@ -192,27 +265,33 @@ def demo_report(plan: DemoPlan, patient: PatientPlan) -> str:
     diagnosis = pick(own.subtype_names) if names_subtype else pick(own.generic_diagnosis)
     nodes_total = int(rng.integers(0, 18))
     nodes_positive = int(rng.integers(0, nodes_total + 1)) if rng.random() < 0.4 else 0
-    margin = pick([
-        "All margins are negative; the closest margin is {d:.1f} cm.",
-        "Tumor is present at the {side} margin.",
-        "Margins are free of tumor (closest {d:.1f} cm).",
-    ]).format(d=rng.uniform(0.1, 2.5), side=pick(["bronchial", "vascular", "deep", "medial", "superior"]))
+    margin = pick(
+        [
+            "All margins are negative; the closest margin is {d:.1f} cm.",
+            "Tumor is present at the {side} margin.",
+            "Margins are free of tumor (closest {d:.1f} cm).",
+        ]
+    ).format(d=rng.uniform(0.1, 2.5), side=pick(["bronchial", "vascular", "deep", "medial", "superior"]))
 
     heading = str.upper if rng.random() < 0.5 else str.title
     sections = [
         (heading("specimen"), pick(own.specimens) + "."),
         (heading("clinical history"), f"{age}-year-old {sex} with a {size[0]:.1f} cm {own.organ} mass."),
-        (heading("gross description"),
-         f"The specimen measures {size[0] + 1:.1f} x {size[1] + 1:.1f} x {size[2] + 0.5:.1f} cm. Sectioning reveals a "
-         f"{pick(['firm', 'tan-white', 'grey-white', 'variegated'])} {pick(['well-circumscribed', 'ill-defined', 'lobulated'])} "
-         f"lesion measuring {size[0]:.1f} cm."),
+        (
+            heading("gross description"),
+            f"The specimen measures {size[0] + 1:.1f} x {size[1] + 1:.1f} x {size[2] + 0.5:.1f} cm. Sectioning reveals a "
+            f"{pick(['firm', 'tan-white', 'grey-white', 'variegated'])} {pick(['well-circumscribed', 'ill-defined', 'lobulated'])} "
+            f"lesion measuring {size[0]:.1f} cm.",
+        ),
         (heading("microscopic description"), " ".join(findings)),
     ]
     if stain_lines:
         sections.append((heading("immunohistochemistry"), "; ".join(stain_lines) + "."))
     sections.append((heading("margins"), margin))
     if nodes_total:
-        sections.append((heading("lymph nodes"), f"{nodes_positive} of {nodes_total} lymph nodes involved by carcinoma."))
+        sections.append(
+            (heading("lymph nodes"), f"{nodes_positive} of {nodes_total} lymph nodes involved by carcinoma.")
+        )
     grade = pick(["well differentiated", "moderately differentiated", "poorly differentiated", "grade 2", "grade 3"])
     sections.append((heading("diagnosis"), f"{own.organ.capitalize()}: {diagnosis}, {grade}, {size[0]:.1f} cm."))
     separator = ":\n" if rng.random() < 0.5 else ": "

@@ -104,7 +104,9 @@ def write_demo_tables(plan: DemoPlan) -> pd.DataFrame:
     _write_text(plan.out_dir / "rna.tsv", demo_rna_matrix(plan).to_csv(sep="\t", lineterminator="\n"))
     relative = sheet.assign(
         slide_path=[str(Path(p).relative_to(plan.out_dir)) for p in sheet["slide_path"]],
-        report_path=[str(Path(p).relative_to(plan.out_dir)) if isinstance(p, str) else "" for p in sheet["report_path"]],
+        report_path=[
+            str(Path(p).relative_to(plan.out_dir)) if isinstance(p, str) else "" for p in sheet["report_path"]
+        ],
         mpp="",
     )
     _write_text(plan.out_dir / "samples.tsv", relative.to_csv(sep="\t", index=False, lineterminator="\n"))

@@ -67,7 +67,9 @@ def deploy_model(loaded: LoadedModel, data: CohortData, batch_size: int = 32) ->
     stats = dataclasses.replace(stats, rna_genes=np.arange(data.rna.shape[1]))
     rna = np.where(np.isnan(data.rna), stats.rna[0][None, :], data.rna) if data.rna.size else data.rna
     data = dataclasses.replace(data, rna=rna.astype(np.float32))
-    tensors = fold_tensors(data, stats, eval_patch_rows(data, int(facts.hparams["patches_per_step"]), derived_seed(0, 7)))
+    tensors = fold_tensors(
+        data, stats, eval_patch_rows(data, int(facts.hparams["patches_per_step"]), derived_seed(0, 7))
+    )
     shown = torch.from_numpy(data.available)
     index = np.arange(data.n_patients)
     required = single_modality_models().get(facts.model)
@@ -81,7 +83,9 @@ def deploy_model(loaded: LoadedModel, data: CohortData, batch_size: int = 32) ->
     frame["predicted"] = np.asarray(facts.classes)[probabilities.argmax(axis=1)]
     used = data.available if required is None else data.available & (np.arange(3) == required)
     frame["modalities_used"] = ["+".join(m for m, on in zip(MODALITIES, row) if on) or "none" for row in used]
-    contributions = modality_contributions(loaded.model, tensors, index, shown, probabilities.argmax(axis=1), batch_size)
+    contributions = modality_contributions(
+        loaded.model, tensors, index, shown, probabilities.argmax(axis=1), batch_size
+    )
     for m, name in enumerate(MODALITIES):
         frame[f"logit_share_{name}"] = contributions[:, m]
     return frame

@@ -162,7 +162,6 @@ def write_cohort_attention(
     outputs: Mapping[str, str | Path],
     classes: Sequence[str],
     model_name: str,
-
 ) -> list[SlideAttention]:
     """Map ``model_name``'s patch attention over every slide of the cohort in ``cohort_table``; write, per slide,
     ``outputs["attention"]/{slide}.zarr`` and ``.geojson``. Returns the slides' attention, which

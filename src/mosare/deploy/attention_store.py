@@ -23,7 +23,14 @@ COORDS = "coords"
 SCORES = "scores"
 SCORE_COLUMNS = ("attention", "attention_rank")
 ATTRS = (
-    "model", "model_dir", "source_cohort", "slide_id", "patient_id", "score_columns", "footprint_px", "n_patches",
+    "model",
+    "model_dir",
+    "source_cohort",
+    "slide_id",
+    "patient_id",
+    "score_columns",
+    "footprint_px",
+    "n_patches",
     "patient_share",
 )
 FIX = "delete it and rerun rule deploy_attention"
@@ -47,8 +54,15 @@ class AttentionStore:
         slide = self.attention
         scores = np.stack([slide.attention, slide.rank], axis=1) if slide.n_patches else np.zeros((0, 2))
         values = (
-            self.model, self.model_dir, self.source_cohort, slide.slide_id, slide.patient_id, list(SCORE_COLUMNS),
-            slide.footprint_px, slide.n_patches, slide.patient_share,
+            self.model,
+            self.model_dir,
+            self.source_cohort,
+            slide.slide_id,
+            slide.patient_id,
+            list(SCORE_COLUMNS),
+            slide.footprint_px,
+            slide.n_patches,
+            slide.patient_share,
         )
         write_store(
             path,
@@ -61,7 +75,12 @@ class AttentionStore:
         """Read a finished store; an incomplete one is an ``AttentionStoreError`` naming the store and the fix."""
         group = open_store(path)
         check_store(
-            group, path, kind="attention store", arrays=(COORDS, SCORES), attrs=ATTRS, fix=FIX,
+            group,
+            path,
+            kind="attention store",
+            arrays=(COORDS, SCORES),
+            attrs=ATTRS,
+            fix=FIX,
             error=AttentionStoreError,
         )
         attrs = dict(group.attrs)

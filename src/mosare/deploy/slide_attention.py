@@ -77,7 +77,9 @@ def read_extreme_patches(attention: SlideAttention, patch_store: str | Path) -> 
         with open_slide(reading.slide_path, slide_id=reading.slide_id, mpp_override=reading.mpp_level0) as slide:
             for row in [*top, *bottom]:
                 x, y = attention.coords[row]
-                images[int(row)] = slide.read_patch(int(x), int(y), reading.read_level, reading.read_px, reading.patch_px)
+                images[int(row)] = slide.read_patch(
+                    int(x), int(y), reading.read_level, reading.read_px, reading.patch_px
+                )
     return ExtremePatches(top, [images[int(r)] for r in top], bottom, [images[int(r)] for r in bottom])
 
 

@@ -40,9 +40,7 @@ def auc_score(labels: np.ndarray, probabilities: np.ndarray) -> float:
     # sklearn's multi-class AUC needs rows summing to one and every class present in labels.
     if np.unique(labels).size < n_classes:
         return float("nan")
-    return float(
-        roc_auc_score(labels, probabilities, multi_class="ovr", average="macro", labels=np.arange(n_classes))
-    )
+    return float(roc_auc_score(labels, probabilities, multi_class="ovr", average="macro", labels=np.arange(n_classes)))
 
 
 def classification_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
@@ -81,11 +79,12 @@ def summarise_folds(fold_metrics: pd.DataFrame, n_folds: int, repeats: int = 1) 
     """
     fold_columns = [fold_column(r, k) for r in range(repeats) for k in range(n_folds)]
     frame = fold_metrics.assign(
-        column=[fold_column(r, k) for r, k in zip(fold_metrics.get("repeat", 0 * fold_metrics["fold"]), fold_metrics["fold"])]
+        column=[
+            fold_column(r, k)
+            for r, k in zip(fold_metrics.get("repeat", 0 * fold_metrics["fold"]), fold_metrics["fold"])
+        ]
     )
-    long = frame.melt(
-        id_vars=[*KEY_COLUMNS, "column"], value_vars=list(METRICS), var_name="metric", value_name="value"
-    )
+    long = frame.melt(id_vars=[*KEY_COLUMNS, "column"], value_vars=list(METRICS), var_name="metric", value_name="value")
     wide = long.set_index([*KEY_COLUMNS, "metric", "column"])["value"].unstack("column").reindex(columns=fold_columns)
     wide.columns.name = None
     values = wide.to_numpy(dtype=np.float64)

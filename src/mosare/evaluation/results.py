@@ -27,7 +27,14 @@ from mosare.evaluation.evidence import (
     stratified_bootstrap_counts,
     weighted_auc,
 )
-from mosare.evaluation.metrics import KEY_COLUMNS, METRICS, classification_metrics, metrics_markdown, scenario_label, summarise_folds
+from mosare.evaluation.metrics import (
+    KEY_COLUMNS,
+    METRICS,
+    classification_metrics,
+    metrics_markdown,
+    scenario_label,
+    summarise_folds,
+)
 from mosare.evaluation.splits import derived_seed
 
 REFERENCE_MODEL = "mosare"
@@ -159,7 +166,9 @@ def realised_rates_markdown(table: pd.DataFrame) -> str:
     lines = [header, "|---" * (len(columns) + 1) + "|"]
     for _, row in rows.iterrows():
         label = scenario_label(row["scenario"], row["train_missing_rate"], row["test_missing_rate"])
-        lines.append(f"| {label} | " + " | ".join("n/a" if pd.isna(row[c]) else f"{row[c]:.2f}" for c in columns) + " |")
+        lines.append(
+            f"| {label} | " + " | ".join("n/a" if pd.isna(row[c]) else f"{row[c]:.2f}" for c in columns) + " |"
+        )
     return (
         "\n## Realised missing rates\n\nShare of the patients having a modality from whom it was hidden, on the "
         "training side (fit + validation) and the test side, over all folds, repeats and mask draws. The paper's "
@@ -253,6 +262,8 @@ def write_results(
 def calibration_pair(table: pd.DataFrame, models: Sequence[str]) -> list[str]:
     """MoSARe (or the first model) and the baseline with the best pooled AUC on complete data."""
     first = REFERENCE_MODEL if REFERENCE_MODEL in models else models[0]
-    rows = table[(table["scenario"] == "complete") & (table["metric"] == "auc") & table["model"].isin(BASELINES_FOR_CALIBRATION)]
+    rows = table[
+        (table["scenario"] == "complete") & (table["metric"] == "auc") & table["model"].isin(BASELINES_FOR_CALIBRATION)
+    ]
     rows = rows[rows["model"] != first].dropna(subset=["pooled"])
     return [first] + ([str(rows.sort_values("pooled", ascending=False)["model"].iloc[0])] if len(rows) else [])

@@ -114,7 +114,9 @@ def draw_missing_masks(available: np.ndarray, rate: float, rng: np.random.Genera
     return masks_from_draws(available, rate, rng.random(np.shape(available)))
 
 
-def mnar_masks(available: np.ndarray, labels: np.ndarray, setting: MNARSetting, n_classes: int, uniforms: np.ndarray) -> np.ndarray:
+def mnar_masks(
+    available: np.ndarray, labels: np.ndarray, setting: MNARSetting, n_classes: int, uniforms: np.ndarray
+) -> np.ndarray:
     """Shown modalities (N, 3) under ``setting``: its modality dropped where ``uniforms`` fall below the patient's
     class rate, unless that would leave the patient with nothing, or without both WSI and RNA."""
     available = np.asarray(available, dtype=bool)
@@ -163,9 +165,14 @@ def plan_evaluation(
     for scenario in list(run_scenarios[1:]):
         if scenario.mnar is not None:
             droppable = two_or_more & available[:, scenario.mnar.modality]
-            reason = f"no patient has {MODALITY_TITLES[scenario.mnar.modality]} and another modality, so it drops nothing"
+            reason = (
+                f"no patient has {MODALITY_TITLES[scenario.mnar.modality]} and another modality, so it drops nothing"
+            )
         else:
-            droppable, reason = two_or_more, "no patient has two modalities, so masking drops nothing: it equals complete"
+            droppable, reason = (
+                two_or_more,
+                "no patient has two modalities, so masking drops nothing: it equals complete",
+            )
         if not droppable.any():
             skipped[scenario.slug] = reason
             run_scenarios.remove(scenario)
@@ -198,7 +205,9 @@ def scenario_presence(
             for side, rows, rate in ((0, ~test, scenario.train_rate), (1, test, scenario.test_rate)):
                 uniforms = np.random.default_rng(derived_seed(seed, fold, side, draw, 11)).random((int(rows.sum()), 3))
                 if scenario.mnar is not None:
-                    mnar_uniforms = np.random.default_rng(derived_seed(seed, fold, side, draw, 13)).random(int(rows.sum()))
+                    mnar_uniforms = np.random.default_rng(derived_seed(seed, fold, side, draw, 13)).random(
+                        int(rows.sum())
+                    )
                     shown[rows] = mnar_masks(available[rows], labels[rows], scenario.mnar, n_classes, mnar_uniforms)
                 elif rate > 0:
                     shown[rows] = masks_from_draws(available[rows], rate, uniforms)

@@ -250,7 +250,12 @@ def embed_slides(
     """
     reuse_batch_buffers()
     grids = [PatchStore.read(job.patch_store) for job in jobs]
-    input_px = encoder.spec.input_px if isinstance(encoder, PendingEncoder) else encoder.input_px
+    if isinstance(encoder, PendingEncoder):
+        if encoder.spec.input_px is None:  # a timm architecture's input size is known once its model is built
+            raise ValueError(f"encoder {encoder.spec.name!r}: build the model before embedding (input size unknown)")
+        input_px = encoder.spec.input_px
+    else:
+        input_px = encoder.input_px
     dataset = PatchDataset(grids, encoder.resize_crop, input_px)
     device = resolve_device(None) if isinstance(encoder, PendingEncoder) else encoder.device
     loader = patch_loader(dataset, batch_size=batch_size, num_workers=num_workers, pin_memory=device.type == "cuda")
@@ -265,9 +270,16 @@ def embed_slides(
             with slide_log(job.log):
                 results.append(
                     _embed_one_slide(
-                        job, grid, slide_index, (next(batches) for _ in range(n_batches)), encoder,
-                        batch_size=batch_size, num_workers=num_workers, max_failed_fraction=max_failed_fraction,
-                        chunk_rows=chunk_rows, weights_sha256=weights_sha256,
+                        job,
+                        grid,
+                        slide_index,
+                        (next(batches) for _ in range(n_batches)),
+                        encoder,
+                        batch_size=batch_size,
+                        num_workers=num_workers,
+                        max_failed_fraction=max_failed_fraction,
+                        chunk_rows=chunk_rows,
+                        weights_sha256=weights_sha256,
                         forward_rows=None if device.type == "cuda" else forward_rows,
                     )
                 )
@@ -297,8 +309,15 @@ def _embed_one_slide(
     failed: list[list[Any]] = []
     log.info(
         "slide %s: %d patches -> %s (%s, %d-d, %s on %s, batch %d, %d workers)",
-        grid.slide_id, n_patches, job.output, encoder.name, encoder.dim, encoder.dtype_name, encoder.device,
-        batch_size, num_workers,
+        grid.slide_id,
+        n_patches,
+        job.output,
+        encoder.name,
+        encoder.dim,
+        encoder.dtype_name,
+        encoder.device,
+        batch_size,
+        num_workers,
     )
     with FeatureStore.appending(
         job.output, n_patches, encoder.dim, chunk_rows=chunk_rows, on_flush=release_free_heap_memory

@@ -113,8 +113,9 @@ def select_rna_features(
     patient_ids = list(patient_ids)
     if matrix is None:
         log.info("no RNA matrix configured: all %d patients have RNA marked absent", len(patient_ids))
-        return RNAFeatures(patient_ids, [], np.zeros((len(patient_ids), 0), np.float32),
-                           np.zeros(len(patient_ids), bool), False)
+        return RNAFeatures(
+            patient_ids, [], np.zeros((len(patient_ids), 0), np.float32), np.zeros(len(patient_ids), bool), False
+        )
     cohort_ids = set(patient_ids)
     extra = [column for column in matrix.columns if column not in cohort_ids]
     near_misses = misspelled_patient_columns(extra, patient_ids, set(matrix.columns))
@@ -149,8 +150,11 @@ def select_rna_features(
     log.info(
         "%s: %d genes stored, log2(x+1) %s, RNA present for %d/%d patients; rna.top_genes are chosen inside each "
         "training fold",
-        source, len(genes), "applied" if transformed else "not applied",
-        int(present.sum()), len(patient_ids),
+        source,
+        len(genes),
+        "applied" if transformed else "not applied",
+        int(present.sum()),
+        len(patient_ids),
     )
     return RNAFeatures(patient_ids, genes, out, present, transformed)
 

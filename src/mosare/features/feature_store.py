@@ -115,7 +115,9 @@ class FeatureStore:
             appender = FeatureAppender(group, n_rows, dim, chunk_rows, on_flush)
             yield appender
             if not appender.finished:
-                raise RuntimeError(f"feature store {path}: FeatureAppender.finish was not called; the store is not kept")
+                raise RuntimeError(
+                    f"feature store {path}: FeatureAppender.finish was not called; the store is not kept"
+                )
 
     @classmethod
     def read(cls, path: str | Path) -> FeatureStore:
@@ -132,7 +134,9 @@ class FeatureStore:
             )
         attrs = dict(group.attrs)
         if N_PATCHES in attrs and int(attrs[N_PATCHES]) != len(features):
-            raise FeatureStoreError(f"feature store {path} says {attrs[N_PATCHES]} rows but holds {len(features)}; {FIX}")
+            raise FeatureStoreError(
+                f"feature store {path} says {attrs[N_PATCHES]} rows but holds {len(features)}; {FIX}"
+            )
         return cls(features, coords.astype(np.int64, copy=False), EmbeddingRecord.from_attrs(attrs))
 
     @staticmethod

@@ -175,8 +175,11 @@ class DiagonalGMM(DensityMixin, BaseEstimator):
             raise ValueError(f"{name}: tol must be a number > 0, got {self.tol!r}")
         if not (is_real(self.reg_covar) and self.reg_covar > 0):
             raise ValueError(f"{name}: reg_covar must be a number > 0 (the variance floor), got {self.reg_covar!r}")
-        if not (self.random_state is None or is_int(self.random_state)
-                or isinstance(self.random_state, np.random.RandomState)):
+        if not (
+            self.random_state is None
+            or is_int(self.random_state)
+            or isinstance(self.random_state, np.random.RandomState)
+        ):
             raise ValueError(
                 f"{name}: random_state must be an int, None or a numpy.random.RandomState, got {self.random_state!r}"
             )
@@ -242,7 +245,9 @@ class DiagonalGMM(DensityMixin, BaseEstimator):
         weights = weights[alive] / weights[alive].sum()
         self.n_components_used_ = int(alive.sum())
         self.weights_, self.means_, self.variances_ = pad_components(
-            weights.cpu().numpy(), (means[alive] + shift).cpu().numpy(), variances[alive].cpu().numpy(),
+            weights.cpu().numpy(),
+            (means[alive] + shift).cpu().numpy(),
+            variances[alive].cpu().numpy(),
             self.n_components,
         )
         self.converged_, self.n_iter_, self.lower_bound_ = converged, n_iter, lower_bound
@@ -281,9 +286,7 @@ class DiagonalGMM(DensityMixin, BaseEstimator):
     def predict(self, X: ArrayLike) -> np.ndarray:
         """Most likely component of each sample (padding copies never win over the fitted component)."""
         self._check_fitted(X)
-        return predict_components(
-            X, self.weights_, self.means_, self.variances_, dtype=self.dtype, device=self.device
-        )
+        return predict_components(X, self.weights_, self.means_, self.variances_, dtype=self.dtype, device=self.device)
 
     def n_parameters(self) -> int:
         """Free parameters of the fitted (unpadded) mixture: means, variances and C-1 weights."""
@@ -351,9 +354,7 @@ class GMMResult:
         return predict_components(X, self.weights, self.means, self.variances, device=device)
 
 
-def fit_gmm_tokens(
-    X: ArrayLike, config: Mapping[str, Any], *, device: str | torch.device | None = None
-) -> GMMResult:
+def fit_gmm_tokens(X: ArrayLike, config: Mapping[str, Any], *, device: str | torch.device | None = None) -> GMMResult:
     """Fit the configured mixture to ``X`` (N, D) and return ``config["components"]`` tokens.
 
     ``config`` is the validated ``gmm`` config section (components, max_iter, tol, reg_covar,
@@ -367,13 +368,24 @@ def fit_gmm_tokens(
     if n_samples == 0:
         zeros = np.zeros((n_components, dim), dtype=np.float32)
         return GMMResult(
-            weights=np.zeros(n_components, dtype=np.float32), means=zeros, variances=zeros.copy(),
-            log_likelihood=None, n_iter=0, converged=False, n_components_used=0, n_samples=0, present=False,
+            weights=np.zeros(n_components, dtype=np.float32),
+            means=zeros,
+            variances=zeros.copy(),
+            log_likelihood=None,
+            n_iter=0,
+            converged=False,
+            n_components_used=0,
+            n_samples=0,
+            present=False,
             n_fit_samples=0,
         )
     estimator = DiagonalGMM(
-        n_components, max_iter=int(config["max_iter"]), tol=float(config["tol"]), reg_covar=float(config["reg_covar"]),
-        random_state=int(config["seed"]), device=device,
+        n_components,
+        max_iter=int(config["max_iter"]),
+        tol=float(config["tol"]),
+        reg_covar=float(config["reg_covar"]),
+        random_state=int(config["seed"]),
+        device=device,
     )
     X_fit = _fit_rows(X, config["max_samples"], int(config["seed"]))
     if config["select_by_bic"]:

@@ -205,9 +205,11 @@ def mixture_log_responsibilities(
     shift = weights_t @ means_t
     log_weights, centred_means = torch.log(weights_t), means_t - shift
     # Row chunks: scoring a large slide holds one chunk's [x, x²], not the whole slide's (2x its features).
-    weighted = torch.cat([
-        log_weighted_density(centred_and_squared(chunk, shift), log_weights, centred_means, variances_t)
-        for chunk in X.split(SCORING_CHUNK_ROWS)
-    ])
+    weighted = torch.cat(
+        [
+            log_weighted_density(centred_and_squared(chunk, shift), log_weights, centred_means, variances_t)
+            for chunk in X.split(SCORING_CHUNK_ROWS)
+        ]
+    )
     log_likelihood = torch.logsumexp(weighted, dim=1)
     return log_likelihood, weighted - log_likelihood[:, None]

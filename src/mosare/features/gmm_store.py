@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from mosare.features.gmm import GMMResult
 from mosare.core.stores import open_store, write_store
+from mosare.features.gmm import GMMResult
 
 ARRAYS = ("weights", "means", "variances")
 TOKEN_ATTRS = tuple(field.name for field in dataclasses.fields(GMMResult) if field.name not in ARRAYS)
@@ -61,10 +61,9 @@ class SlideGMMStore:
                 f"GMM store {path} lacks {', '.join(missing)}; it was written by another version of the workflow: "
                 "delete it and rerun its GMM job (snakemake --forcerun with this store as the target)"
             )
-        tokens = GMMResult(
-            **{name: np.asarray(group[name][...], dtype=np.float32) for name in ARRAYS},
-            **{name: group.attrs[name] for name in TOKEN_ATTRS},
-        )
+        fields: dict[str, Any] = {name: np.asarray(group[name][...], dtype=np.float32) for name in ARRAYS}
+        fields.update({name: group.attrs[name] for name in TOKEN_ATTRS})
+        tokens = GMMResult(**fields)
         return cls(group.attrs["slide_id"], group.attrs["encoder"], group.attrs["seed"], tokens)
 
 

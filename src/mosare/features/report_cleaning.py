@@ -57,7 +57,9 @@ _PHRASE_AFTER = (
     r"(?:cells?|renal|carcinomas?|carcinomatous|cancers?|neoplasms?|tumou?rs?|type|subtype|variant|predominant|"
     r"patterns?|components?|features|differentiation|in[- ]situ|of\s+the\s+(?:kidney|lung|breast))"
 )
-_PHRASE_TAIL = r"(?:,\s*)?(?:(?:classic(?:al)?|conventional|usual|pleomorphic)\s+(?:type|variant|form)|invasive|infiltrating)"
+_PHRASE_TAIL = (
+    r"(?:,\s*)?(?:(?:classic(?:al)?|conventional|usual|pleomorphic)\s+(?:type|variant|form)|invasive|infiltrating)"
+)
 _LEAK_MARK = "\x00"  # stands for a matched subtype word; reports never hold NUL (read_report refuses them)
 _PHRASE_UNIT = (
     rf"(?:\b{_PHRASE_BEFORE}[\s-]+)*{_LEAK_MARK}(?:[\s-]*{_LEAK_MARK})*"

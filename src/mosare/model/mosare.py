@@ -48,14 +48,20 @@ class MoSARe(nn.Module):
         self.local_tokens = dims.local_tokens
         # No encoder for a modality the cohort lacks altogether (size 0): its features are zeros.
         self.wsi_global = (
-            GatedAttentionMIL(dims.wsi_dim, dim, hparams.abmil_attention_hidden, hparams.dropout) if dims.wsi_dim else None
+            GatedAttentionMIL(dims.wsi_dim, dim, hparams.abmil_attention_hidden, hparams.dropout)
+            if dims.wsi_dim
+            else None
         )
         self.wsi_local = TokenProjection(dims.wsi_dim, dim, hparams.dropout) if dims.wsi_dim else None
         self.rna_global = RNAGlobalMLP(dims.rna_genes, hparams.rna_hidden, dim) if dims.rna_genes else None
         self.rna_local = (
             GeneAttentionTokens(
-                dims.rna_genes, dims.local_tokens, dim,
-                hparams.rna_token_dim, hparams.rna_attention_hidden, hparams.dropout,
+                dims.rna_genes,
+                dims.local_tokens,
+                dim,
+                hparams.rna_token_dim,
+                hparams.rna_attention_hidden,
+                hparams.dropout,
             )  # fmt: skip
             if dims.rna_genes
             else None
@@ -160,7 +166,9 @@ class MoSARe(nn.Module):
             "final_routing": final_routing,
             # Each modality's share of the logits: fused is the sum of the six final tokens and the classifier is
             # linear, so logits = bias + sum over modalities of W @ (its local + global token), exactly.
-            "modality_logits": torch.einsum("kd,bmd->bmk", self.classifier.weight, final_tokens[:, :3] + final_tokens[:, 3:]),
+            "modality_logits": torch.einsum(
+                "kd,bmd->bmk", self.classifier.weight, final_tokens[:, :3] + final_tokens[:, 3:]
+            ),
         }
         if wsi_attention is not None:
             outputs["wsi_attention"] = wsi_attention

@@ -12,8 +12,14 @@ class RNAGlobalMLP(nn.Module):
     def __init__(self, genes: int, hidden: int, dim: int, dropout: float = 0.2) -> None:
         super().__init__()
         self.layers = nn.Sequential(
-            nn.Linear(genes, hidden), nn.LayerNorm(hidden), nn.ReLU(), nn.Dropout(dropout),
-            nn.Linear(hidden, hidden), nn.LayerNorm(hidden), nn.ReLU(), nn.Dropout(dropout),
+            nn.Linear(genes, hidden),
+            nn.LayerNorm(hidden),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, hidden),
+            nn.LayerNorm(hidden),
+            nn.ReLU(),
+            nn.Dropout(dropout),
             nn.Linear(hidden, dim),
         )
 

@@ -80,7 +80,9 @@ class CohortFigure:
 
 def _check_name(figure: CohortFigure) -> None:
     if not FIGURE_NAME.match(figure.name):
-        raise ValueError(f"cohort figure name {figure.name!r} must match {FIGURE_NAME.pattern} (it becomes a file name)")
+        raise ValueError(
+            f"cohort figure name {figure.name!r} must match {FIGURE_NAME.pattern} (it becomes a file name)"
+        )
 
 
 FIGURES: Registry[CohortFigure] = Registry(

@@ -36,7 +36,10 @@ class CohortSummary:
     @property
     def has_problems(self) -> bool:
         return bool(
-            self.empty_slides or self.patients_without_wsi or self.patients_without_rna or self.patients_without_report
+            self.empty_slides
+            or self.patients_without_wsi
+            or self.patients_without_rna
+            or self.patients_without_report
             or self.flagged_slides
         )
 

@@ -69,9 +69,7 @@ def write_report_copy(picture: str | Path, target: str | Path, max_side: int = R
         copy.save(tmp, format="JPEG", quality=REPORT_PICTURE_QUALITY, optimize=True)
 
 
-def write_report_copies(
-    selection: ReportSlides, pictures: dict[str, str | Path], folder: str | Path
-) -> list[Path]:
+def write_report_copies(selection: ReportSlides, pictures: dict[str, str | Path], folder: str | Path) -> list[Path]:
     """The selected slides' ``pictures`` (slide id -> picture) as report copies ``folder/{status}/{slide}.jpg``."""
     written = []
     for status, slides in selection.by_status().items():

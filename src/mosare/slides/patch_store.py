@@ -27,12 +27,32 @@ N_PATCHES = "n_patches"
 GRID_ATTRS = ("slide_id", "slide_path", "mpp_level0", "target_mpp", "patch_px", "footprint_px", "read_level", "read_px")
 # What the tiling stage recorded besides: absent in stores written otherwise (read as None).
 RECORD_ATTRS = (
-    "mpp_source", "upsample_factor", "tissue", "tissue_area_um2", "level_dimensions", "unreadable_tiles", "qc"
+    "mpp_source",
+    "upsample_factor",
+    "tissue",
+    "tissue_area_um2",
+    "level_dimensions",
+    "unreadable_tiles",
+    "qc",
 )
 # Every attr in the order the tiling stage writes them (kept so that stores stay byte-identical).
 ATTR_ORDER = (
-    "slide_id", "slide_path", "mpp_level0", "mpp_source", "target_mpp", "patch_px", "footprint_px", "read_level",
-    "read_px", "upsample_factor", "tissue", N_PATCHES, "tissue_area_um2", "level_dimensions", "unreadable_tiles", "qc",
+    "slide_id",
+    "slide_path",
+    "mpp_level0",
+    "mpp_source",
+    "target_mpp",
+    "patch_px",
+    "footprint_px",
+    "read_level",
+    "read_px",
+    "upsample_factor",
+    "tissue",
+    N_PATCHES,
+    "tissue_area_um2",
+    "level_dimensions",
+    "unreadable_tiles",
+    "qc",
 )
 FIX = "delete it and rerun its tiling job (snakemake --forcerun tile_slide with this store as the target)"
 
@@ -83,7 +103,12 @@ class PatchStore:
         """Read a finished store; an incomplete one is a ``PatchStoreError`` naming the store and the fix."""
         group = open_store(path)
         check_store(
-            group, path, kind="patch store", arrays=(COORDS,), attrs=(*GRID_ATTRS, N_PATCHES), fix=FIX,
+            group,
+            path,
+            kind="patch store",
+            arrays=(COORDS,),
+            attrs=(*GRID_ATTRS, N_PATCHES),
+            fix=FIX,
             error=PatchStoreError,
         )
         attrs = dict(group.attrs)

@@ -36,7 +36,6 @@ MACENKO_BETA = 0.15
 MACENKO_ALPHA = 1.0
 
 
-
 def _grey(rgb: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
 

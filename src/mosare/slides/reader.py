@@ -16,10 +16,10 @@ from typing import Literal
 
 import cv2
 import numpy as np
-
-from mosare.core.config_schema import schema_defaults
 import openslide
 from tqdm import tqdm
+
+from mosare.core.config_schema import schema_defaults
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,9 @@ def resolve_mpp(
     if sheet is not None and from_file is not None and abs(sheet / from_file - 1) > 0.01:
         log.warning(
             "%s: the sample sheet's mpp %.4f µm/px overrides the file's %.4f µm/px; using the sample sheet's value",
-            slide_label, sheet, from_file,
+            slide_label,
+            sheet,
+            from_file,
         )
     for mpp, source in ((sheet, "sample_sheet"), (from_file, "file"), (_valid_mpp(assume_mpp), "config")):
         if mpp is not None:
@@ -259,9 +261,7 @@ class Slide:
                 )
         return rgb
 
-    def _read_tile(
-        self, level: int, tile: tuple[int, int, int, int], part: tuple[int, int, int, int]
-    ) -> np.ndarray:
+    def _read_tile(self, level: int, tile: tuple[int, int, int, int], part: tuple[int, int, int, int]) -> np.ndarray:
         """``part`` (level px x, y, width, height) of one tile of ``level``; see ``read_region``."""
         downsample = self.level_downsamples[level]
         x, y, width, height = part
@@ -280,16 +280,20 @@ class Slide:
             )
             log.warning(
                 "slide %r (%s): the tile at level %d, level-0 (%d, %d), %dx%d px, cannot be decoded; %s",
-                self.slide_id, self.path, level, key[1], key[2], tile_width, tile_height,
+                self.slide_id,
+                self.path,
+                level,
+                key[1],
+                key[2],
+                tile_width,
+                tile_height,
                 f"using level {filled_from} there" if filled_from is not None else "filled with background",
             )
             self._check_unreadable_fraction()
         if filled_from is None:
             return np.full((height, width, 3), BACKGROUND, np.uint8)
         finer = downsample / self.level_downsamples[filled_from]
-        region = self.read_region(
-            x0, y0, filled_from, max(1, round(width * finer)), max(1, round(height * finer))
-        )
+        region = self.read_region(x0, y0, filled_from, max(1, round(width * finer)), max(1, round(height * finer)))
         return cv2.resize(region, (width, height), interpolation=cv2.INTER_AREA)
 
     def _check_unreadable_fraction(self) -> None:
@@ -371,9 +375,7 @@ class Slide:
             if factor == 1:
                 binned[first:last] = strip
             else:
-                binned[first:last] = cv2.resize(
-                    strip, (out_width, last - first), interpolation=cv2.INTER_AREA
-                )
+                binned[first:last] = cv2.resize(strip, (out_width, last - first), interpolation=cv2.INTER_AREA)
         return binned
 
     def read_downsampled(self, downsample: float) -> tuple[np.ndarray, float]:
@@ -412,6 +414,9 @@ def open_slide(
     ``max_unreadable_fraction`` bounds the area that region reads may fill with background (see ``read_region``).
     """
     return Slide(
-        path, slide_id=slide_id, mpp_override=mpp_override, assume_mpp=assume_mpp,
+        path,
+        slide_id=slide_id,
+        mpp_override=mpp_override,
+        assume_mpp=assume_mpp,
         max_unreadable_fraction=max_unreadable_fraction,
     )

@@ -34,9 +34,7 @@ def kept_cells(fractions: np.ndarray, min_tissue_fraction: float) -> np.ndarray:
     return (fractions >= min_tissue_fraction) & (fractions > 0)
 
 
-def patch_coords(
-    fractions: np.ndarray, xs: np.ndarray, ys: np.ndarray, min_tissue_fraction: float
-) -> np.ndarray:
+def patch_coords(fractions: np.ndarray, xs: np.ndarray, ys: np.ndarray, min_tissue_fraction: float) -> np.ndarray:
     """(N, 2) int64 level-0 top-left x, y of the grid cells with at least ``min_tissue_fraction`` tissue.
 
     A cell without any tissue is never kept, even at ``min_tissue_fraction`` 0.
@@ -61,9 +59,7 @@ def explain_no_patches(
     fraction = (
         mask_cell_fractions(tissue.mask, tissue.downsample, xs, ys, footprint_px) if fractions is None else fractions
     )
-    threshold = (
-        f"{tissue.threshold:.0f} (Otsu)" if params.saturation_threshold is None else f"{tissue.threshold:.0f}"
-    )
+    threshold = f"{tissue.threshold:.0f} (Otsu)" if params.saturation_threshold is None else f"{tissue.threshold:.0f}"
     if len(xs) == 0 or len(ys) == 0:
         cause = (
             f"the slide ({dimensions[0]}x{dimensions[1]} px) is smaller than one patch ({footprint_px} level-0 px); "
@@ -96,7 +92,6 @@ def explain_no_patches(
         f"({params.median_blur}) and closing ({params.closing})"
     )
     return f"{cause}. Settings that remove tissue: {settings}"
-
 
 
 @dataclass(frozen=True)
@@ -144,7 +139,10 @@ def tile_slide(
     min_fraction = float(tiling.get("min_tissue_fraction", 0.5))
     max_unreadable = float(tiling.get("max_unreadable_fraction", DEFAULT_MAX_UNREADABLE_FRACTION))
     with open_slide(
-        slide_path, slide_id=slide_id, mpp_override=mpp_override, assume_mpp=tiling.get("assume_mpp"),
+        slide_path,
+        slide_id=slide_id,
+        mpp_override=mpp_override,
+        assume_mpp=tiling.get("assume_mpp"),
         max_unreadable_fraction=max_unreadable,
     ) as slide:
         label = f"slide {slide_id!r} ({slide_path})"
@@ -162,7 +160,9 @@ def tile_slide(
             log.warning(
                 "%s: %d tile(s) could not be decoded (%.3f%% of the slide filled with background, the rest read "
                 "from a finer level); listed in the patch store's unreadable_tiles and drawn on the QC picture",
-                label, len(unreadable), 100 * slide.unreadable_fraction,
+                label,
+                len(unreadable),
+                100 * slide.unreadable_fraction,
             )
         PatchStore(
             coords=coords,
@@ -187,14 +187,26 @@ def tile_slide(
             level_dimensions=[list(d) for d in slide.level_dimensions],
             unreadable_tiles=[tile.as_dict() for tile in unreadable],
             qc=slide_qc_metrics(
-                fine=fine_qc, tissue_mask=tissue.mask, tissue_mpp=tissue.mpp, ink=tissue.ink,
-                fractions=fractions, kept=kept_cells(fractions, min_fraction),
+                fine=fine_qc,
+                tissue_mask=tissue.mask,
+                tissue_mpp=tissue.mpp,
+                ink=tissue.ink,
+                fractions=fractions,
+                kept=kept_cells(fractions, min_fraction),
                 unreadable_fraction=slide.unreadable_fraction,
             ),
         ).write(store_path)
         return TilingResult(
-            slide_id, label, coords, geometry, tissue, slide.mpp, slide.mpp_source, slide.dimensions,
-            unreadable, image,
+            slide_id,
+            label,
+            coords,
+            geometry,
+            tissue,
+            slide.mpp,
+            slide.mpp_source,
+            slide.dimensions,
+            unreadable,
+            image,
         )
 
 
@@ -208,15 +220,28 @@ def _geometry(slide: Slide, label: str, target_mpp: float, patch_px: int) -> Pat
     log.info(
         "%s: %dx%d px, %d level(s), %.4f µm/px (from %s); patches %d px at %.3f µm/px = %d level-0 px, "
         "read %d px at level %d",
-        slide.slide_id, *slide.dimensions, slide.level_count, slide.mpp, slide.mpp_source, patch_px,
-        target_mpp, geometry.footprint_px, geometry.read_px, geometry.read_level,
+        slide.slide_id,
+        *slide.dimensions,
+        slide.level_count,
+        slide.mpp,
+        slide.mpp_source,
+        patch_px,
+        target_mpp,
+        geometry.footprint_px,
+        geometry.read_px,
+        geometry.read_level,
     )
     if geometry.upsampled:
         log.warning(
             "%s: its finest level is %.4f µm/px (from %s), coarser than tiling.target_mpp %.3f µm/px, so each "
             "patch is %d px read at level 0 and upsampled %.2fx to %d px: the encoder sees interpolated, not "
             "scanned, detail. Rescan at higher resolution or raise tiling.target_mpp if this is not intended",
-            label, slide.mpp, slide.mpp_source, target_mpp, geometry.read_px, geometry.upsample_factor,
+            label,
+            slide.mpp,
+            slide.mpp_source,
+            target_mpp,
+            geometry.read_px,
+            geometry.upsample_factor,
             patch_px,
         )
     return geometry
@@ -235,18 +260,24 @@ def _log_tissue(
 ) -> None:
     log.info(
         "%s: tissue %.2f mm² (threshold %.0f, detected at %.2f µm/px, patch fractions at %.2f µm/px); %d patches",
-        slide_id, tissue.area_um2 / 1e6, tissue.threshold, tissue.mpp, params.fraction_mpp, len(coords),
+        slide_id,
+        tissue.area_um2 / 1e6,
+        tissue.threshold,
+        tissue.mpp,
+        params.fraction_mpp,
+        len(coords),
     )
     if tissue.small_piece_areas_um2:
         log.info(
             "%s: %d tissue piece(s) smaller than %g µm² (tiling.tissue.min_tissue_area_um2) dropped "
             "(largest: %.0f µm²)",
-            slide_id, len(tissue.small_piece_areas_um2), tissue.min_piece_um2, tissue.small_piece_areas_um2[0],
+            slide_id,
+            len(tissue.small_piece_areas_um2),
+            tissue.min_piece_um2,
+            tissue.small_piece_areas_um2[0],
         )
     if len(coords) == 0:
-        reason = explain_no_patches(
-            tissue, params, slide.dimensions, geometry.footprint_px, min_fraction, fractions
-        )
+        reason = explain_no_patches(tissue, params, slide.dimensions, geometry.footprint_px, min_fraction, fractions)
         log.warning(
             "%s: no tissue patches found; writing an empty patch store. %s. Check the QC picture", label, reason
         )

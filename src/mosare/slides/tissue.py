@@ -57,9 +57,7 @@ class TissueParams:
 
     def __post_init__(self) -> None:
         if self.median_blur % 2 == 0:
-            raise ValueError(
-                f"tiling.tissue.median_blur must be an odd number of pixels, got {self.median_blur}"
-            )
+            raise ValueError(f"tiling.tissue.median_blur must be an odd number of pixels, got {self.median_blur}")
 
     @classmethod
     def from_config(cls, tissue: Mapping[str, Any] | None) -> TissueParams:
@@ -190,7 +188,12 @@ def tissue_from_segmentation(
     small_pieces, _ = contours(filled & ~kept, downsample)
     ink, _ = contours(segmentation.ink & segmentation.stained, downsample)
     return TissueMask(
-        kept, downsample, mpp, segmentation.threshold, tissue_contours, hole_contours,
+        kept,
+        downsample,
+        mpp,
+        segmentation.threshold,
+        tissue_contours,
+        hole_contours,
         small_piece_contours=small_pieces,
         small_piece_areas_um2=[float(px) * px_area_um2 for px in small_piece_px],
         ink_contours=ink,
@@ -221,9 +224,7 @@ def _fine_read(slide: Slide, fraction_mpp: float) -> tuple[int, int, float]:
     return level, factor, slide.level_downsamples[level] * factor
 
 
-def _coarse_index(
-    start: float, count: int, fine_downsample: float, tissue: TissueMask, axis: int = 0
-) -> np.ndarray:
+def _coarse_index(start: float, count: int, fine_downsample: float, tissue: TissueMask, axis: int = 0) -> np.ndarray:
     """Coarse mask row (axis 0) or column (axis 1) of ``count`` fine pixels starting at level-0 ``start``."""
     centres = start + (np.arange(count) + 0.5) * fine_downsample
     return np.clip((centres / tissue.downsample).astype(np.int64), 0, tissue.mask.shape[axis] - 1)

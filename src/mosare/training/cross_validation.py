@@ -44,13 +44,11 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from mosare.core.atomic_files import atomic_file, write_tsv
 from mosare.cohort.data import CohortData
+from mosare.core.atomic_files import atomic_file, write_tsv
 from mosare.core.devices import resolve_device
-from mosare.training.fold_inputs import eval_patch_rows, fit_normalisation, fold_tensors
-from mosare.evaluation.metrics import METRICS, classification_metrics
 from mosare.core.modalities import MODALITIES
-from mosare.model.specs import single_modality_models
+from mosare.evaluation.metrics import METRICS, classification_metrics
 from mosare.evaluation.scenarios import (
     MODALITY_TITLES,
     MNARSetting,
@@ -60,6 +58,8 @@ from mosare.evaluation.scenarios import (
     training_groups,
 )
 from mosare.evaluation.splits import check_cohort_splits, derived_seed, fold_validation_split, repeat_seed
+from mosare.model.specs import single_modality_models
+from mosare.training.fold_inputs import eval_patch_rows, fit_normalisation, fold_tensors
 from mosare.training.loop import predict_probabilities, train_model
 
 log = logging.getLogger(__name__)
@@ -80,12 +80,11 @@ def make_deterministic(device: torch.device) -> None:
 def model_dims(data: CohortData, train_config: dict[str, Any]) -> Any:
     """The model package's ``ModelDims`` for this cohort's inputs; size 0 for a modality no patient has. The RNA
     width is the number of genes each fold keeps (``rna_top_genes``, at most the genes stored)."""
+    from mosare.core.config_schema import schema_defaults
     from mosare.model.factory import ModelDims
 
-    from mosare.core.config_schema import schema_defaults
-
     hidden = train_config.get("hidden", schema_defaults("train")["hidden"])
-    in_cohort = data.available.any(axis=0)
+    in_cohort = [bool(column.any()) for column in np.asarray(data.available).T]
     top_genes = train_config.get("rna_top_genes")
     stored_genes = data.rna.shape[1]
     return ModelDims(
@@ -166,8 +165,12 @@ def run_unit(
     presence = scenario_presence(data.available, data.labels, folds, fold, group, seed, config.get("mask_repeats", 1))
     draws = presence[group[0]]  # what the training side sees, the same in every scenario of the group
     for scenario in group[1:]:
-        if not all(np.array_equal(a[training_rows], b[training_rows]) for a, b in zip(draws, presence[scenario], strict=True)):
-            raise ValueError(f"{scenario.slug} and {group[0].slug} hide different training modalities; they cannot share a model")
+        if not all(
+            np.array_equal(a[training_rows], b[training_rows]) for a, b in zip(draws, presence[scenario], strict=True)
+        ):
+            raise ValueError(
+                f"{scenario.slug} and {group[0].slug} hide different training modalities; they cannot share a model"
+            )
     scenario_keys = {
         scenario: {
             "cohort": context.cohort,
@@ -177,12 +180,15 @@ def run_unit(
         }
         for scenario in group
     }
-    results: dict[Scenario, tuple[list[dict[str, Any]], list[pd.DataFrame]]] = {scenario: ([], []) for scenario in group}
+    results: dict[Scenario, tuple[list[dict[str, Any]], list[pd.DataFrame]]] = {
+        scenario: ([], []) for scenario in group
+    }
     slugs = "+".join(scenario.slug for scenario in group)
     for model_name in tqdm(config["models"], desc=f"repeat {repeat}, fold {fold}, {slugs}", disable=not progress):
         required = single_modality_models().get(model_name)
         row_keys = {
-            scenario: {**keys, "model": model_name, "repeat": repeat, "fold": fold} for scenario, keys in scenario_keys.items()
+            scenario: {**keys, "model": model_name, "repeat": repeat, "fold": fold}
+            for scenario, keys in scenario_keys.items()
         }
         if required is not None and not any(shown[fit_index, required].any() for shown in draws):
             log.warning(
@@ -199,12 +205,23 @@ def run_unit(
             model = context.build(model_name, context.dims, len(data.classes), config)
             train_seed = derived_seed(seed, fold, 3) if draw == 0 else derived_seed(seed, fold, 3, draw)
             result = train_model(
-                model, tensors, fit_index, val_index, torch.from_numpy(shown_array), config, device, train_seed, prior, required
+                model,
+                tensors,
+                fit_index,
+                val_index,
+                torch.from_numpy(shown_array),
+                config,
+                device,
+                train_seed,
+                prior,
+                required,
             )
             for scenario in group:
                 shown = torch.from_numpy(presence[scenario][draw])
                 per_draw[scenario].append(
-                    predict_probabilities(model, tensors, test_index, shown, config["batch_size"], device, prior, required)
+                    predict_probabilities(
+                        model, tensors, test_index, shown, config["batch_size"], device, prior, required
+                    )
                 )
                 unit_dir = context.unit_dir(model_name, scenario, repeat, fold)
                 write_tsv(result.history, unit_dir / _draw_file("history.tsv", draw))
@@ -212,7 +229,9 @@ def run_unit(
                     torch.save(result.state_dict, tmp)
         for scenario in group:
             probabilities = np.mean(per_draw[scenario], axis=0)
-            results[scenario][0].append({**row_keys[scenario], **classification_metrics(data.labels[test_index], probabilities)})
+            results[scenario][0].append(
+                {**row_keys[scenario], **classification_metrics(data.labels[test_index], probabilities)}
+            )
             frame = pd.DataFrame(
                 {"patient_id": data.patient_ids[test_index], "label": np.array(data.classes)[data.labels[test_index]]}
             )
@@ -241,7 +260,11 @@ def realised_rates_table(data: CohortData, context: RunContext, scenario_list: l
                         available = data.available[rows_of_side]
                         having[side] += available.sum(axis=0)
                         hidden[side] += (available & ~shown[rows_of_side]).sum(axis=0)
-        row = {"scenario": scenario.name, "train_missing_rate": scenario.train_rate, "test_missing_rate": scenario.test_rate}
+        row = {
+            "scenario": scenario.name,
+            "train_missing_rate": scenario.train_rate,
+            "test_missing_rate": scenario.test_rate,
+        }
         for side in ("train", "test"):
             with np.errstate(invalid="ignore", divide="ignore"):
                 rates = np.where(having[side] > 0, hidden[side] / np.maximum(having[side], 1), np.nan)
@@ -298,7 +321,9 @@ def submit(pool: Executor | None, data: CohortData, task: Callable[..., Any], *a
 
 def splits_table(data: CohortData, folds: np.ndarray) -> pd.DataFrame:
     """patient_id, label, fold (repeat 0), then ``fold_repeat{r}`` for the later repeats."""
-    table = pd.DataFrame({"patient_id": data.patient_ids, "label": np.array(data.classes)[data.labels], "fold": folds[0]})
+    table = pd.DataFrame(
+        {"patient_id": data.patient_ids, "label": np.array(data.classes)[data.labels], "fold": folds[0]}
+    )
     for repeat in range(1, len(folds)):
         table[f"fold_repeat{repeat}"] = folds[repeat]
     return table
@@ -325,11 +350,16 @@ def cross_validate(
     same ``data``) where one is given; results do not depend on the number of workers. Models and scenarios the cohort cannot run (:func:`plan_evaluation`) are skipped with a log line.
     """
     if build is None:
-        from mosare.model.factory import build_model as build
+        from mosare.model.factory import build_model
+
+        build = build_model
     device = device or resolve_device()
     make_deterministic(device)
     plan = plan_evaluation(
-        data.available, train_config["models"], train_config["missing_rates"], MNARSetting.from_config(train_config.get("mnar"))
+        data.available,
+        train_config["models"],
+        train_config["missing_rates"],
+        MNARSetting.from_config(train_config.get("mnar")),
     )
     for name, reason in plan.skipped.items():
         log.warning("%s: %s skipped: %s", cohort, name, reason)
@@ -368,10 +398,13 @@ def cross_validate(
         unit_task = functools.partial(run_unit, progress=pool is None)
         futures = [submit(pool, data, unit_task, context, *unit) for unit in units]
         for _ in tqdm(
-            concurrent.futures.as_completed(futures), total=len(futures), desc="repeat x fold x training group", disable=pool is None
+            concurrent.futures.as_completed(futures),
+            total=len(futures),
+            desc="repeat x fold x training group",
+            disable=pool is None,
         ):
             pass
-        by_unit = {(repeat, fold): {} for repeat, fold, _ in units}
+        by_unit: dict[tuple[int, int], dict[Scenario, Any]] = {(repeat, fold): {} for repeat, fold, _ in units}
         for (repeat, fold, _), future in zip(units, futures, strict=True):
             by_unit[repeat, fold].update(future.result())
     # Rows in (repeat, fold, scenario, model) order, as the scenarios are listed.

@@ -61,7 +61,9 @@ class InputFacts:
     rna_log_transformed: bool | None
 
     @classmethod
-    def read(cls, data: CohortData, features_dir: str | Path, text_store: str | Path, rna_store: str | Path) -> InputFacts:
+    def read(
+        cls, data: CohortData, features_dir: str | Path, text_store: str | Path, rna_store: str | Path
+    ) -> InputFacts:
         """The facts of ``data``'s inputs, from the attributes of its stores."""
         encoder = sha256 = None
         feature_stores = sorted(Path(features_dir).glob("*.zarr")) if Path(features_dir).is_dir() else []
@@ -175,12 +177,18 @@ def train_final_model(
     torch.manual_seed(derived_seed(seed, 2))
     model = build(model_name, dims, len(data.classes), dict(train_config))
     required = single_modality_models().get(model_name)
-    result = train_model(model, tensors, fit_index, val_index, shown, dict(train_config), device, derived_seed(seed, 3), prior, required)
+    result = train_model(
+        model, tensors, fit_index, val_index, shown, dict(train_config), device, derived_seed(seed, 3), prior, required
+    )
     return TrainedFinalModel(result.state_dict, stats, result.best_epoch)
 
 
 def save_final_model(
-    directory: str | Path, state_dict: Mapping[str, torch.Tensor], stats: Normalisation, facts: FinalModelFacts, card: str
+    directory: str | Path,
+    state_dict: Mapping[str, torch.Tensor],
+    stats: Normalisation,
+    facts: FinalModelFacts,
+    card: str,
 ) -> None:
     """Write the four files of a final model atomically."""
     directory = Path(directory)
@@ -334,7 +342,9 @@ def write_final_models(
             hparams={k: v for k, v in train_config.items() if k != "models"},
             selected_epoch=epoch,
             rna_genes=tuple(np.asarray(rna_gene_ids)[stats.rna_genes].tolist()) if data.available[:, 1].any() else (),
-            class_prior=tuple(float(p) for p in np.bincount(data.labels, minlength=len(data.classes)) / data.n_patients),
+            class_prior=tuple(
+                float(p) for p in np.bincount(data.labels, minlength=len(data.classes)) / data.n_patients
+            ),
             package_version=mosare.__version__,
         )
         directory = Path(models_dir) / model_name

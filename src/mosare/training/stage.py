@@ -38,15 +38,18 @@ def train_and_evaluate(
     the slide_qc.tsv whose flagged slides ``qc.exclude_flagged`` left out (None when it is off), counted in
     metrics.md. With several CPU cores, the cross-validation units and the final models share one pool of
     single-threaded worker processes."""
-    from mosare.training.final_models import InputFacts, train_final_model, write_final_models
     from mosare.model.factory import build_model
+    from mosare.training.final_models import InputFacts, train_final_model, write_final_models
 
     data = inputs.load(classes)
     train_config = {**train_config, "rna_top_genes": rna_top_genes}
     device = resolve_device()
     cores = usable_cores(threads)
     plan = plan_evaluation(
-        data.available, train_config["models"], train_config["missing_rates"], MNARSetting.from_config(train_config.get("mnar"))
+        data.available,
+        train_config["models"],
+        train_config["missing_rates"],
+        MNARSetting.from_config(train_config.get("mnar")),
     )
     log.info(
         "%s: %d patients (%d with WSI, %d RNA, %d report), %d models x %d scenarios x %d folds x %d repeats on %s, "
@@ -60,7 +63,10 @@ def train_and_evaluate(
     with cohort_workers(data, cores, device) as pool:
         # In the same pool as the units (first in its queue), not one after another in this process afterwards.
         final_models = (
-            {name: submit(pool, data, train_final_model, name, final_config, build_model, dims, device) for name in plan.models}
+            {
+                name: submit(pool, data, train_final_model, name, final_config, build_model, dims, device)
+                for name in plan.models
+            }
             if "models" in outputs
             else {}
         )

@@ -18,6 +18,9 @@ register_model(
 )
 register_model(
     ModelSpec(
-        "mosare_no_moe", MOSARE, {"use_moe": False}, description="ablation: one dense expert instead of each mixture of experts"
+        "mosare_no_moe",
+        MOSARE,
+        {"use_moe": False},
+        description="ablation: one dense expert instead of each mixture of experts",
     )
 )

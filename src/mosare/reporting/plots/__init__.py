@@ -10,12 +10,12 @@ import cv2
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.image import AxesImage  # noqa: E402
-from PIL import Image  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.image import AxesImage
+from PIL import Image
 
-from mosare.core.atomic_files import atomic_file  # noqa: E402
+from mosare.core.atomic_files import atomic_file
 
 # Per-slide QC pictures are thumbnails with coloured overlays: as 256-colour palette PNGs they are 3-4x smaller
 # (demo tissue QC 1.7 MB -> 0.6 MB, GMM map 1.0 -> 0.26 MB) and look the same, which keeps a cohort's report
@@ -45,7 +45,10 @@ def save_png(
                 buffer = io.BytesIO()
                 # Uncompressed: this PNG is only decoded again below (zlib here cost ~1 s per QC picture).
                 figure.savefig(
-                    buffer, format="png", dpi=dpi, bbox_inches="tight" if tight else None,
+                    buffer,
+                    format="png",
+                    dpi=dpi,
+                    bbox_inches="tight" if tight else None,
                     pil_kwargs={"compress_level": 0},
                 )
                 buffer.seek(0)

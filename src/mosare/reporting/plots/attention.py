@@ -87,8 +87,12 @@ def plot_attention_montage(attention: SlideAttention, patches: ExtremePatches, p
         axes[axis_row, 0].set_ylabel(label, fontsize=10)
         if not len(images):
             axes[axis_row, 0].set_axis_on()
-            axes[axis_row, 0].text(0.5, 0.5, "no patches", ha="center", va="center", transform=axes[axis_row, 0].transAxes)
-    fig.suptitle(f"{attention.slide_id}: highest- and lowest-attention patches ({attention.n_patches} in all)", fontsize=10)
+            axes[axis_row, 0].text(
+                0.5, 0.5, "no patches", ha="center", va="center", transform=axes[axis_row, 0].transAxes
+            )
+    fig.suptitle(
+        f"{attention.slide_id}: highest- and lowest-attention patches ({attention.n_patches} in all)", fontsize=10
+    )
     save_png(fig, path, dpi=110, tight=True, palette=True)
 
 

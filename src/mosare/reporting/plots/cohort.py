@@ -31,7 +31,9 @@ def plot_modality_presence(table: CohortTable, cohort: str, path: str | Path) ->
     for k, (label, colour) in enumerate(zip(classes, colours)):
         of_class = labels == label
         present = table.present[of_class].sum(axis=0).astype(int).tolist()
-        bars = per_modality.bar(positions + k * width, present, width, color=colour, label=f"{label} (n={of_class.sum()})")
+        bars = per_modality.bar(
+            positions + k * width, present, width, color=colour, label=f"{label} (n={of_class.sum()})"
+        )
         per_modality.bar_label(bars, fontsize=8)
     per_modality.set_xticks(positions + width * (len(classes) - 1) / 2, [m.upper() for m in MODALITIES])
     per_modality.set_ylabel("patients with the modality")

@@ -32,7 +32,9 @@ def plot_comparisons(comparisons: pd.DataFrame, path: str | Path) -> None:
     errors = np.abs(np.stack([difference - comparisons["ci_low"], comparisons["ci_high"] - difference]))
     significant = (comparisons["p_holm"] < 0.05).to_numpy()
     axis.errorbar(difference, y, xerr=errors, fmt="none", ecolor="0.4", lw=1)
-    axis.scatter(difference[~significant], y[~significant], facecolors="white", edgecolors="C0", zorder=3, label="p_holm >= 0.05")
+    axis.scatter(
+        difference[~significant], y[~significant], facecolors="white", edgecolors="C0", zorder=3, label="p_holm >= 0.05"
+    )
     axis.scatter(difference[significant], y[significant], color="C3", zorder=3, label="p_holm < 0.05")
     axis.axvline(0, color="0.2", lw=0.8)
     axis.set_yticks(y, labels, fontsize=7)

@@ -99,6 +99,13 @@ def plot_slide_mixture(
         thumbnail = slide.thumbnail(QC_THUMBNAIL_PX)
         dimensions = slide.dimensions
     plot_component_map(
-        thumbnail, dimensions, mixture.coords, patches.footprint_px, mixture.labels,
-        mixture.store.tokens.weights, path, title=mixture.title, copy_of=mixture.copy_of,
+        thumbnail,
+        dimensions,
+        mixture.coords,
+        patches.footprint_px,
+        mixture.labels,
+        mixture.store.tokens.weights,
+        path,
+        title=mixture.title,
+        copy_of=mixture.copy_of,
     )

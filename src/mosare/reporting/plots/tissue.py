@@ -97,12 +97,19 @@ def plot_tissue_qc(result: TilingResult, path: str | Path) -> None:
         handles.append(Line2D([], [], color=INK_COLOUR, label="excluded: pen ink"))
     if any(t.filled_from is None for t in result.unreadable_tiles):
         handles.append(
-            Rectangle((0, 0), 1, 1, facecolor="none", edgecolor=UNREADABLE_COLOUR, label="corrupt tile, no level readable")
+            Rectangle(
+                (0, 0), 1, 1, facecolor="none", edgecolor=UNREADABLE_COLOUR, label="corrupt tile, no level readable"
+            )
         )
     if any(t.filled_from is not None for t in result.unreadable_tiles):
         handles.append(
             Rectangle(
-                (0, 0), 1, 1, facecolor="none", edgecolor=UNREADABLE_COLOUR, linestyle="dashed",
+                (0, 0),
+                1,
+                1,
+                facecolor="none",
+                edgecolor=UNREADABLE_COLOUR,
+                linestyle="dashed",
                 label="corrupt tile, read from a finer level",
             )
         )

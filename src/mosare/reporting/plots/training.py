@@ -48,7 +48,9 @@ def read_histories(scenario_dir: Path) -> dict[int, pd.DataFrame]:
 
 def draw_model_curves(train_dir: str | Path, train_config: Mapping[str, Any]) -> None:
     """``train/{model}/curves.png`` for every model trained: its training curves in every scenario it ran."""
-    slugs = [s.slug for s in scenarios(train_config["missing_rates"], MNARSetting.from_config(train_config.get("mnar")))]
+    slugs = [
+        s.slug for s in scenarios(train_config["missing_rates"], MNARSetting.from_config(train_config.get("mnar")))
+    ]
     for model_name in train_config["models"]:
         per_scenario = {slug: read_histories(Path(train_dir) / model_name / slug) for slug in slugs}
         per_scenario = {slug: histories for slug, histories in per_scenario.items() if histories}
@@ -104,7 +106,12 @@ def plot_roc(
         if truth.min() == truth.max():
             continue
         fpr, tpr, _ = roc_curve(truth, score)
-        axis.plot(fpr, tpr, lw=2 if model_name == "mosare" else 1.2, label=f"{model_name} (AUC {roc_auc_score(truth, score):.3f})")
+        axis.plot(
+            fpr,
+            tpr,
+            lw=2 if model_name == "mosare" else 1.2,
+            label=f"{model_name} (AUC {roc_auc_score(truth, score):.3f})",
+        )
     axis.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
     positive = classes[1] if len(classes) == 2 else "micro-average"
     title = title or f"complete data, test folds pooled ({positive})"
