@@ -24,7 +24,8 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "mosare"
 
 PATCH, FEATURE, GMM = "slides/patch_store.py", "features/feature_store.py", "features/gmm_store.py"
 TEXT, RNA, ATTENTION = "features/text_store.py", "features/rna_store.py", "deploy/attention_store.py"
-STORE_MODULES = {PATCH, FEATURE, GMM, TEXT, RNA, ATTENTION, "core/stores.py"}
+PATIENTS = "features/patient_stores.py"  # the keys the text and RNA stores share
+STORE_MODULES = {PATCH, FEATURE, GMM, TEXT, RNA, PATIENTS, ATTENTION, "core/stores.py"}
 
 # Each store key (array name or attr) and the store modules allowed to spell it.
 STORE_KEYS = {
@@ -37,8 +38,8 @@ STORE_KEYS = {
     "weights_sha256": {FEATURE},
     **dict.fromkeys(("weights", "means", "variances"), {GMM}),
     **dict.fromkeys(("global", "local", "n_sentences"), {TEXT}),
-    "patient_ids": {TEXT, RNA},
-    "present": {TEXT, RNA},
+    "patient_ids": {PATIENTS},
+    "present": {PATIENTS},
     **dict.fromkeys(("gene_ids", "values", "log_transformed", "n_genes"), {RNA}),
     "scores": {ATTENTION},
 }

@@ -18,11 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from mosare.core.stores import StoreError, check_store, open_store, write_store
+from mosare.features.patient_stores import PATIENT_IDS, PRESENT, read_patient_presence, string_ids
 
-PATIENT_IDS = "patient_ids"
 GENE_IDS = "gene_ids"
 VALUES = "values"
-PRESENT = "present"
 ARRAYS = (PATIENT_IDS, GENE_IDS, VALUES, PRESENT)
 LOG_TRANSFORMED = "log_transformed"
 N_GENES = "n_genes"
@@ -70,7 +69,7 @@ class RNAStore:
         store and the fix."""
         group = open_store(path)
         check_store(group, path, kind="RNA store", arrays=ARRAYS, fix=FIX, error=RNAStoreError)
-        patient_ids, gene_ids = _strings(group[PATIENT_IDS][...]), _strings(group[GENE_IDS][...])
+        patient_ids, gene_ids = string_ids(group[PATIENT_IDS][...]), string_ids(group[GENE_IDS][...])
         values, present = np.asarray(group[VALUES][...]), np.asarray(group[PRESENT][...]).astype(bool)
         if values.shape != (len(patient_ids), len(gene_ids)) or present.shape != (len(patient_ids),):
             raise RNAStoreError(
@@ -84,23 +83,16 @@ class RNAStore:
     @staticmethod
     def read_presence(path: str | Path) -> tuple[list[str], np.ndarray]:
         """The store's patient ids and their (P,) bool ``present`` flags, without reading the values."""
-        group = open_store(path)
-        check_store(group, path, kind="RNA store", arrays=(PATIENT_IDS, PRESENT), fix=FIX, error=RNAStoreError)
-        return _strings(group[PATIENT_IDS][...]), np.asarray(group[PRESENT][...]).astype(bool)
+        return read_patient_presence(path, kind="RNA store", fix=FIX, error=RNAStoreError)
 
     @staticmethod
     def read_gene_ids(path: str | Path) -> list[str]:
         """The store's gene ids in column order, without reading the values."""
         group = open_store(path)
         check_store(group, path, kind="RNA store", arrays=(GENE_IDS,), fix=FIX, error=RNAStoreError)
-        return _strings(group[GENE_IDS][...])
+        return string_ids(group[GENE_IDS][...])
 
     @staticmethod
     def read_log_transformed(path: str | Path) -> bool | None:
         """Whether the store's values are log2(x + 1) of the matrix (None: the store does not say)."""
         return open_store(path).attrs.get(LOG_TRANSFORMED)
-
-
-def _strings(values: np.ndarray) -> list[str]:
-    """Ids as Python strings (zarr string arrays come as numpy StringDType)."""
-    return [str(value) for value in np.asarray(values).tolist()]

@@ -18,11 +18,10 @@ from typing import Any
 import numpy as np
 
 from mosare.core.stores import StoreError, check_store, open_store, write_store
+from mosare.features.patient_stores import PATIENT_IDS, PRESENT, read_patient_presence, string_ids
 
-PATIENT_IDS = "patient_ids"
 GLOBAL = "global"
 LOCAL = "local"
-PRESENT = "present"
 N_SENTENCES = "n_sentences"
 ARRAYS = (PATIENT_IDS, GLOBAL, LOCAL, PRESENT, N_SENTENCES)
 FIX = "delete it and rerun rule encode_reports for its cohort"
@@ -89,7 +88,7 @@ class TextStore:
         store and the fix."""
         group = open_store(path)
         check_store(group, path, kind="text store", arrays=ARRAYS, fix=FIX, error=TextStoreError)
-        patient_ids = _strings(group[PATIENT_IDS][...])
+        patient_ids = string_ids(group[PATIENT_IDS][...])
         arrays = {name: np.asarray(group[name][...]) for name in ARRAYS[1:]}
         lengths = {name: len(values) for name, values in arrays.items()}
         if set(lengths.values()) != {len(patient_ids)}:
@@ -104,16 +103,9 @@ class TextStore:
     @staticmethod
     def read_presence(path: str | Path) -> tuple[list[str], np.ndarray]:
         """The store's patient ids and their (P,) bool ``present`` flags, without reading the features."""
-        group = open_store(path)
-        check_store(group, path, kind="text store", arrays=(PATIENT_IDS, PRESENT), fix=FIX, error=TextStoreError)
-        return _strings(group[PATIENT_IDS][...]), np.asarray(group[PRESENT][...]).astype(bool)
+        return read_patient_presence(path, kind="text store", fix=FIX, error=TextStoreError)
 
     @staticmethod
     def read_encoding(path: str | Path) -> TextEncoding:
         """How a finished store's reports were encoded, without reading its arrays."""
         return TextEncoding.from_attrs(dict(open_store(path).attrs))
-
-
-def _strings(values: np.ndarray) -> list[str]:
-    """Ids as Python strings (zarr string arrays come as numpy StringDType)."""
-    return [str(value) for value in np.asarray(values).tolist()]
