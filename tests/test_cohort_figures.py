@@ -93,6 +93,18 @@ def test_every_registered_figure_draws_from_a_finished_cohort(tmp_path, name):
     assert_drawn(tmp_path / "figures" / f"{name}.png")
 
 
+def test_a_cohort_without_comparisons_still_draws_its_forest_plot(tmp_path):
+    finished_cohort(tmp_path)
+    (tmp_path / "comparisons.tsv").write_text("")  # what training writes when MoSARe was not among the models
+    results = CohortResults.read(
+        "toy", CLASSES, cohort_table=tmp_path / "cohort.tsv", metrics=tmp_path / "metrics.tsv",
+        comparisons=tmp_path / "comparisons.tsv", predictions=tmp_path / "predictions.tsv", train_dir=tmp_path / "train",
+    )  # fmt: skip
+    assert results.comparisons.empty
+    draw_cohort_figure("comparisons", results, tmp_path / "comparisons.png")
+    assert (tmp_path / "comparisons.png").stat().st_size > 0
+
+
 def test_results_offer_one_scenario_s_predictions_of_every_model_and_fold(tmp_path):
     results = finished_cohort(tmp_path)
     complete = results.scenario_predictions("complete")

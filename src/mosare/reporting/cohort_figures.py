@@ -55,7 +55,7 @@ class CohortResults:
             classes=tuple(classes),
             table=CohortTable.read(cohort_table, classes),
             metrics=pd.read_csv(metrics, sep="\t"),
-            comparisons=pd.read_csv(comparisons, sep="\t"),
+            comparisons=_read_optional_table(comparisons),
             predictions=pd.read_csv(predictions, sep="\t", dtype={"patient_id": str, "label": str}),
             train_dir=Path(train_dir),
         )
@@ -66,6 +66,14 @@ class CohortResults:
         if rows.empty:
             raise ValueError(f"{self.cohort}: no predictions in scenario {scenario!r}, repeat {repeat}")
         return rows
+
+
+def _read_optional_table(path: str | Path) -> pd.DataFrame:
+    """A TSV that training leaves empty when there is nothing to list (comparisons without the reference model)."""
+    try:
+        return pd.read_csv(path, sep="\t")
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
 
 
 @dataclasses.dataclass(frozen=True)
