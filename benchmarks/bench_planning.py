@@ -5,9 +5,11 @@ of each class), with no RNA or reports, so planning sees N tiling, embedding-chu
 training job. Each dry run is a fresh `snakemake` process planning `results/<cohort>/metrics.tsv`; the script prints
 its wall seconds, seconds per 1,000 slides, the per-slide cost relative to the smallest cohort (a ratio near 1 is
 linear planning), its peak RSS, and how much of the time the profiler puts in this workflow's own functions
-(`--profile`).
+(`--profile`). `--slurm` plans the largest cohort again, in this process through Snakemake's API, with the SLURM
+profile's `groups` and `group-components` (profiles/slurm/config.yaml), and counts the SLURM jobs the per-slide work
+(tiling, embedding, GMMs) is grouped into.
 
-    .venv/bin/python benchmarks/bench_planning.py [--slides 1000 5000 10000 20000] [--repo .] [--profile]
+    .venv/bin/python benchmarks/bench_planning.py [--slides 1000 5000 10000 20000] [--repo .] [--profile] [--slurm]
 """
 
 from __future__ import annotations
@@ -77,11 +79,36 @@ def workflow_share(profile: Path, repo: Path) -> float:
     )
 
 
+def slurm_groups(workdir: Path, repo: Path) -> tuple[int, int]:
+    """(jobs in a group, SLURM jobs they form) when the cohort is planned with the SLURM profile's grouping."""
+    import immutables
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.enums import Quietness
+    from snakemake.settings.types import ConfigSettings, DAGSettings, GroupSettings, OutputSettings, ResourceSettings
+
+    profile = yaml.safe_load((repo / "profiles" / "slurm" / "config.yaml").read_text())
+    groups = dict(entry.split("=") for entry in profile.get("groups", []))
+    components = {name: int(n) for name, n in (entry.split("=") for entry in profile.get("group-components", []))}
+    with SnakemakeApi(OutputSettings(quiet={Quietness.ALL})) as api:
+        workflow = api.workflow(
+            resource_settings=ResourceSettings(cores=16),
+            config_settings=ConfigSettings(configfiles=[workdir / "config.yaml"]),
+            snakefile=repo / "Snakefile",
+            workdir=workdir,
+        )
+        dag = workflow.dag(dag_settings=DAGSettings(targets={"results/big/metrics.tsv"}))
+        settings = GroupSettings(overwrite_groups=immutables.Map(groups), group_components=immutables.Map(components))
+        dag.execute_workflow(executor="dryrun", group_settings=settings)
+        grouped = workflow._workflow.dag._group  # job -> its group job (Snakemake's DAG; no public accessor)
+        return len(grouped), len({id(group) for group in grouped.values()})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--slides", type=int, nargs="+", default=[1000, 5000, 10000, 20000])
     parser.add_argument("--repo", type=Path, default=HERE.parent, help="the checkout whose workflow is planned")
     parser.add_argument("--profile", action="store_true", help="profile each dry run (slower)")
+    parser.add_argument("--slurm", action="store_true", help="count the SLURM jobs of the largest cohort")
     args = parser.parse_args()
     repo = args.repo.resolve()
     with tempfile.TemporaryDirectory() as scratch_dir:
@@ -98,6 +125,9 @@ def main() -> None:
             base = base or per_slide
             own = f"{workflow_share(profile, repo):11.1f}" if profile else f"{'-':>11}"
             print(f"{n_slides:8d} {seconds:8.1f} {1000 * per_slide:8.2f} {per_slide / base:12.2f} {peak:8.0f} {own}")
+            if args.slurm and n_slides == max(args.slides):
+                grouped, slurm_jobs = slurm_groups(workdir, repo)
+                print(f"SLURM profile, {n_slides} slides: {grouped} per-slide jobs in {slurm_jobs} SLURM jobs")
             shutil.rmtree(workdir)
 
 
