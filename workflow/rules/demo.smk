@@ -24,6 +24,7 @@ rule demo_slide:
     threads: 1
     resources:
         mem_mb=1500,
+        disk_mb=1000,  # stated, as for tile_slide: one slide written, nothing staged
         runtime=10,
     conda:
         "../../envs/demo.yaml"

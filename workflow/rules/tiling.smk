@@ -22,6 +22,9 @@ rule tile_slide:
     threads: 1
     resources:
         mem_mb=2000,
+        # Stated, not Snakemake's default of twice the input's size: the job reads the slide where it lies and writes a
+        # small store, and the default costs a stat of every slide per job while planning (docs/performance.md).
+        disk_mb=1000,
         runtime=20,
     conda:
         "../../envs/wsi.yaml"
