@@ -1,7 +1,7 @@
 # Demo cohorts (cohorts configured with `demo:`): a synthetic cohort under results/demo/{cohort}/, deterministic by
 # demo.seed. One job per slide (demo_slide), then one job (demo_cohort) writes the reports, the RNA matrix and, last,
-# the sample sheet. Logic: src/mosare/demo/writer.py (writers), demo_plan.py,
-# demo_render.py (slides), demo_texts.py (reports), plots/demo.py (overview).
+# the sample sheet. Logic: src/mosare/demo/ (plan.py, render.py for the slides, reports.py, writer.py), and
+# src/mosare/reporting/plots/demo.py (overview).
 #
 # The planned sample sheet (cohort_sheet in common.smk) holds absolute slide paths, and downstream rules use them as
 # inputs, so demo_slide's output is the same absolute path: DEMO_ROOT is resolved exactly like the plan's out_dir.

@@ -1,6 +1,6 @@
 # WSI stage 1: tissue detection and the patch grid at the exact target µm/px, one job per slide.
-# Logic: src/mosare/slides/tiling.py (stage), tissue.py + tissue_<method>.py (detectors), patch_grid.py, patch_geometry.py,
-# slides.py (reader); the script draws the QC picture with src/mosare/reporting/plots/tissue.py.
+# Logic: src/mosare/slides/ (tiling.py the stage, tissue.py and the detectors in tissue_plugins/, patch_grid.py,
+# patch_geometry.py, patch_store.py, reader.py); the script draws the QC picture with src/mosare/reporting/plots/tissue.py.
 
 
 rule tile_slide:
