@@ -87,6 +87,41 @@ def test_final_models_and_metrics_are_the_same_with_a_worker_pool(trained, tmp_p
         assert (tmp_path / "models" / name / "model.json").read_text() == (models_dir / name / "model.json").read_text()
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_one_job_per_fold_gives_the_bits_of_the_one_job_stage(trained, tmp_path, threads):
+    """The workflow's training jobs (one per fold, one for the final models, one evaluation) against the one-process
+    stage: metrics.tsv, every out-of-fold prediction, every per-unit output and every saved model file are the same."""
+    from mosare.training.plan import fold_keys
+    from mosare.training.stage import evaluate, train_final_models, train_folds
+
+    reference = trained[0].parent
+    paths = write_synthetic_cohort(tmp_path, n_patients=18, without_wsi=(17,))
+    for store in paths.features_dir.glob("*.zarr"):
+        arrays = {name: open_store(store)[name][...] for name in ("features", "coords")}
+        write_store(store, arrays, {"encoder": "efficientnet-lite0", "weights_sha256": "ab" * 32})
+    folds = {key: tmp_path / "folds" / f"repeat{key[0]}-fold{key[1]}.pkl" for key in fold_keys(FINAL_CONFIG)}
+    for key, path in folds.items():  # each fold in its own call, as each runs in its own job
+        train_folds("toy", CLASSES, FINAL_CONFIG, paths, {key: path}, tmp_path / "train", threads, rna_top_genes=10)
+    train_final_models("toy", CLASSES, FINAL_CONFIG, paths, tmp_path / "final.pt", threads, rna_top_genes=10)
+    outputs = {name: tmp_path / file for name, file in [
+        ("splits", "splits.tsv"), ("metrics", "metrics.tsv"), ("summary", "metrics.md"), ("comparisons", "comparisons.tsv"),
+        ("predictions", "predictions.tsv"), ("train_dir", "train"), ("models", "models"),
+    ]}  # fmt: skip
+    evaluate("toy", CLASSES, FINAL_CONFIG, paths, folds, tmp_path / "final.pt", outputs, rna_top_genes=10)
+
+    for table in ("metrics.tsv", "predictions.tsv", "comparisons.tsv", "splits.tsv", "metrics.md"):
+        assert (tmp_path / table).read_bytes() == (reference / table).read_bytes(), table
+    for folder in ("train", "models"):
+        ours = sorted(p.relative_to(tmp_path) for p in (tmp_path / folder).rglob("*") if p.is_file())
+        theirs = sorted(p.relative_to(reference) for p in (reference / folder).rglob("*") if p.is_file())
+        assert ours == theirs and ours
+        for relative in ours:
+            if relative.suffix == ".pt":  # torch's zip records no timestamps, but compare tensors to name a difference
+                mine, other = (torch.load(root / relative, weights_only=True) for root in (tmp_path, reference))
+                assert mine.keys() == other.keys() and all(torch.equal(mine[k], other[k]) for k in mine), relative
+            assert (tmp_path / relative).read_bytes() == (reference / relative).read_bytes(), relative
+
+
 def test_a_loaded_model_predicts_from_its_saved_preprocessing(trained):
     models_dir, data, facts, _ = trained
     loaded = load_final_model(models_dir / "mosare", facts, [f"G{g}" for g in range(24)])

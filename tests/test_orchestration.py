@@ -22,6 +22,7 @@ from snakemake.iocontainers import InputFiles, Log, Namedlist, OutputFiles, Para
 from snakemake.script import PythonScript
 from snakemake.sourcecache import LocalSourceFile
 from workflow_runs import (
+    COHORT,
     REPO,
     FinishedRun,
     chunk_jobs,
@@ -341,6 +342,29 @@ def test_a_finished_run_with_nothing_changed_plans_zero_jobs_within_seconds(fini
 def copy_of_runs_workflow(run: FinishedRun, tmp_path: Path) -> Path:
     """The workflow exactly as the finished run used it (not the repository now, which may have moved on)."""
     return Path(shutil.copytree(run.repo, tmp_path / "workflow"))  # copy2 keeps mtimes: no script looks newer
+
+
+@pytest.mark.slow  # the shared tiny run takes minutes on 2 cores
+def test_changing_an_evaluation_setting_plans_the_evaluation_and_its_figures_only(finished_tiny_run):
+    run = finished_tiny_run
+    config = tiny_demo_config()
+    config["train"]["bootstrap_resamples"] = 1500
+    write_config(run.workdir, config)
+    try:
+        planned = planned_jobs(run.workdir, *run.targets, repo=run.repo)
+    finally:
+        write_config(run.workdir, tiny_demo_config())
+    assert planned.get("train_and_evaluate") == 1
+    assert not {"train_fold", "train_final_models"} & set(planned)
+    assert set(planned) == _expected_after(run, {"train_and_evaluate"})
+
+
+def test_a_cohort_plans_one_training_job_per_fold_of_each_repeat_plus_final_models_and_evaluation(tmp_path):
+    config = tiny_demo_config()
+    config["train"].update(folds=2, repeats=3)
+    workdir = make_workdir(tmp_path / "work", config)
+    planned = planned_jobs(workdir, f"results/{COHORT}/metrics.tsv")
+    assert (planned["train_fold"], planned["train_final_models"], planned["train_and_evaluate"]) == (6, 1, 1)
 
 
 @pytest.mark.slow  # the shared tiny run takes minutes on 2 cores

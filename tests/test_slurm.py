@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import yaml
 from workflow_runs import (
+    COHORT,
     REPO,
     deepest_targets,
     finished_tiny_run,  # noqa: F401 (session fixture: the local run to compare with)
@@ -44,8 +45,9 @@ def profile_for_this_node(target_dir: Path) -> Path:
     cpus, memory_mb = node_capacity()
     profile = yaml.safe_load(SLURM_PROFILE.read_text())
     for resources in profile["set-resources"].values():
-        for site_specific in ("gpu", "gres", "slurm_partition"):
+        for site_specific in ("gres", "slurm_partition"):
             resources.pop(site_specific, None)
+        resources["gpu"] = 0  # the test node has none; the training rules ask for one each
         if "mem_mb" in resources:
             resources["mem_mb"] = min(resources["mem_mb"], memory_mb // 4)
     profile["cores"] = cpus
@@ -117,3 +119,32 @@ def test_slurm_outputs_equal_a_local_runs(slurm_and_local_runs):
                 np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4, err_msg=f"{store}:{name}")
             else:
                 assert np.array_equal(a, b), f"{store}:{name}"
+
+
+@pytest.fixture(scope="module")
+def slurm_training_log(slurm_and_local_runs, finished_tiny_run) -> str:
+    """The same cohort trained and evaluated through SLURM, after its per-slide work (the log of that run)."""
+    slurm_dir, *_ = slurm_and_local_runs
+    profile = slurm_dir.parent / "profile"
+    target = f"results/{COHORT}/metrics.tsv"
+    run = snakemake(
+        slurm_dir, "--profile", str(profile), "--workflow-profile", "none", target, repo=finished_tiny_run.repo
+    )
+    return run.stdout + run.stderr
+
+
+def test_training_runs_as_one_slurm_job_per_fold_and_the_evaluation_waits_for_all(
+    slurm_and_local_runs, slurm_training_log
+):
+    slurm_dir, local_dir, *_ = slurm_and_local_runs
+    log = slurm_training_log
+    submitted = re.findall(r"has been submitted with SLURM jobid (\d+) \(log: [^)]*/rule_(\w+)/", log)
+    rules = [rule for _, rule in submitted]
+    folds = tiny_demo_config()["train"]["folds"]
+    assert rules.count("train_fold") == folds and rules.count("train_final_models") == 1, rules
+    # The evaluation is submitted only once every fold job has finished.
+    finished_folds = [match.start() for match in re.finditer(r"Finished jobid: \d+ \(Rule: train_fold\)", log)]
+    evaluation = re.search(r"has been submitted with SLURM jobid \d+ \(log: [^)]*/rule_train_and_evaluate/", log)
+    assert len(finished_folds) == folds and evaluation and evaluation.start() > max(finished_folds)
+    metrics = Path("results") / COHORT / "metrics.tsv"
+    assert (slurm_dir / metrics).read_bytes() == (local_dir / metrics).read_bytes()

@@ -23,6 +23,7 @@ from mosare.features.encoder_specs import checkpoint_hint, encoder_spec
 from mosare.core.paths import ResultsLayout, encoder_dir_name
 from mosare.core.samples import ID_PATTERN, SlideEntry, SlideIndex, load_sample_sheet
 from mosare.features.weights_fingerprint import read_fingerprint
+from mosare.training.plan import fold_keys, without_evaluation_settings
 
 validate_config(config)
 check_encoder_weights_configured(config)
@@ -184,7 +185,15 @@ def cohort_embedding_chunks(cohort: str) -> list:
 # Which ready job a scheduler with few cores starts first (Snakemake's ``priority``, highest first): a rendered slide
 # is tiled before the next is rendered, and a chunk whose tiles are done is embedded at once, so the long embedding
 # jobs start early and overlap the rest instead of queueing at the end. It orders jobs only; outputs do not change.
-SCHEDULING_PRIORITY = {"demo_slide": 0, "tile_slide": 1, "fit_slide_gmms": 2, "embed_slides": 3, "encode_reports": 3}
+SCHEDULING_PRIORITY = {
+    "demo_slide": 0,
+    "tile_slide": 1,
+    "fit_slide_gmms": 2,
+    "embed_slides": 3,
+    "encode_reports": 3,
+    "train_fold": 4,
+    "train_final_models": 5,
+}
 
 
 def chunk_rule_name(stage: str, cohort: str, chunk) -> str:
@@ -341,6 +350,22 @@ def training_config(wildcards) -> dict:
     """The global train section with the cohort's overrides, once its folds are known to be feasible."""
     check_training_splits(wildcards.cohort)
     return cohort_train_config(config, wildcards.cohort)
+
+
+def training_run_config(wildcards) -> dict:
+    """What the fold and final-model jobs train by: the train section less the evaluation's own settings, so changing
+    those reruns the evaluation job only."""
+    return without_evaluation_settings(training_config(wildcards))
+
+
+def cohort_fold_keys(wildcards) -> list[list[int]]:
+    """[repeat, fold] of every fold job of the cohort, in run order."""
+    return [list(key) for key in fold_keys(cohort_train_config(config, wildcards.cohort))]
+
+
+def cohort_fold_results(wildcards) -> list[str]:
+    """Every fold job's results file, in the order of cohort_fold_keys."""
+    return [LAYOUT.fold_results(wildcards.cohort, repeat, fold) for repeat, fold in cohort_fold_keys(wildcards)]
 
 
 # ---- Cohort-level figures (figures.smk) -----------------------------------------------------------

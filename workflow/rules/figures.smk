@@ -8,7 +8,6 @@ rule draw_cohort_figure:
         comparisons=LAYOUT.comparisons("{cohort}"),
         predictions=LAYOUT.predictions("{cohort}"),
         cohort_table=LAYOUT.cohort_table("{cohort}"),
-        train_dir=LAYOUT.train_dir("{cohort}"),
     output:
         report(
             LAYOUT.cohort_figure("{cohort}", "{figure}"),
@@ -26,6 +25,7 @@ rule draw_cohort_figure:
     params:
         classes=cohort_classes,
         description=cohort_figure_description,
+        train_dir=lambda wildcards: LAYOUT.train_dir(wildcards.cohort),  # training histories, written by train_fold
         code=code_hash("figures"),
     threads: 1
     resources:

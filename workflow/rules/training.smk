@@ -1,12 +1,85 @@
 # Training and evaluation: every model in train.models under patient-level stratified cross-validation, in the
-# complete and missing-modality scenarios, one job per cohort (logic: src/mosare/training/stage.py). Its figures
-# (ROC, training curves, comparisons, calibration) are cohort figures, drawn by rule draw_cohort_figure. The job asks for a GPU
-# (resources gpu=1) and uses CUDA with bf16 autocast when one is visible; without one it runs on the CPU, one
-# single-threaded process per core.
+# complete and missing-modality scenarios (logic: src/mosare/training/stage.py). Jobs a cluster can spread:
+# train_fold, one per fold of each repeat (every model and scenario of that fold); train_final_models, the models
+# trained on the whole cohort; and train_and_evaluate, which reads them and writes the tables and model cards. Each
+# training job asks for a GPU (resources gpu=1) and uses CUDA with bf16 autocast when one is visible; without one it
+# runs on the CPU, one single-threaded process per thread. The figures (ROC, training curves, comparisons,
+# calibration) are cohort figures, drawn by rule draw_cohort_figure.
+
+
+rule train_fold:
+    input:
+        cohort_table=LAYOUT.cohort_table("{cohort}"),
+        features=cohort_feature_stores,
+        gmms=cohort_gmm_stores,
+        text=LAYOUT.text_store("{cohort}"),
+        rna=LAYOUT.rna_store("{cohort}"),
+    output:
+        LAYOUT.fold_results("{cohort}", "{repeat}", "{fold}"),
+    log:
+        f"{RESULTS}/logs/train_fold/{{cohort}}/repeat{{repeat}}-fold{{fold}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/train_fold/{{cohort}}/repeat{{repeat}}-fold{{fold}}.tsv"
+    wildcard_constraints:
+        repeat=r"\d+",
+        fold=r"\d+",
+    params:
+        train=training_run_config,
+        classes=cohort_classes,
+        rna_top_genes=config["rna"]["top_genes"],
+        features_dir=training_features_dir,
+        gmm_dir=training_gmm_dir,
+        train_dir=lambda wildcards: LAYOUT.train_dir(wildcards.cohort),
+        code=code_hash("training"),
+    priority: SCHEDULING_PRIORITY["train_fold"]
+    threads: 1
+    resources:
+        gpu=1,
+        mem_mb=4000,
+        runtime=120,
+    conda:
+        "../../envs/train.yaml"
+    script:
+        "../scripts/train_fold.py"
+
+
+rule train_final_models:
+    input:
+        cohort_table=LAYOUT.cohort_table("{cohort}"),
+        features=cohort_feature_stores,
+        gmms=cohort_gmm_stores,
+        text=LAYOUT.text_store("{cohort}"),
+        rna=LAYOUT.rna_store("{cohort}"),
+    output:
+        LAYOUT.final_model_results("{cohort}"),
+    log:
+        f"{RESULTS}/logs/train_final_models/{{cohort}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/train_final_models/{{cohort}}.tsv"
+    params:
+        train=training_run_config,
+        classes=cohort_classes,
+        rna_top_genes=config["rna"]["top_genes"],
+        features_dir=training_features_dir,
+        gmm_dir=training_gmm_dir,
+        code=code_hash("training"),
+    # The longest training job: started before the folds, so it does not finish last.
+    priority: SCHEDULING_PRIORITY["train_final_models"]
+    threads: 1
+    resources:
+        gpu=1,
+        mem_mb=4000,
+        runtime=120,
+    conda:
+        "../../envs/train.yaml"
+    script:
+        "../scripts/train_final_models.py"
 
 
 rule train_and_evaluate:
     input:
+        folds=cohort_fold_results,
+        final_models=LAYOUT.final_model_results("{cohort}"),
         cohort_table=LAYOUT.cohort_table("{cohort}"),
         features=cohort_feature_stores,
         gmms=cohort_gmm_stores,
@@ -23,7 +96,6 @@ rule train_and_evaluate:
         summary=LAYOUT.metrics_summary("{cohort}"),
         comparisons=LAYOUT.comparisons("{cohort}"),
         splits=LAYOUT.splits("{cohort}"),
-        train_dir=directory(LAYOUT.train_dir("{cohort}")),
         models=directory(LAYOUT.models_dir("{cohort}")),
         predictions=LAYOUT.predictions("{cohort}"),
     log:
@@ -32,17 +104,18 @@ rule train_and_evaluate:
         f"{RESULTS}/benchmarks/train_and_evaluate/{{cohort}}.tsv"
     params:
         train=training_config,
+        folds=cohort_fold_keys,
         classes=cohort_classes,
         rna_top_genes=config["rna"]["top_genes"],
         features_dir=training_features_dir,
         gmm_dir=training_gmm_dir,
+        train_dir=lambda wildcards: LAYOUT.train_dir(wildcards.cohort),
         exclude_flagged=config["qc"]["exclude_flagged"],
         code=code_hash("training"),
-    threads: 16
+    threads: 1
     resources:
-        gpu=1,
         mem_mb=8000,
-        runtime=240,
+        runtime=60,
     conda:
         "../../envs/train.yaml"
     script:

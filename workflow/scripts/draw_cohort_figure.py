@@ -13,6 +13,6 @@ with log_to_file(snakemake.log[0]):
         metrics=snakemake.input.metrics,
         comparisons=snakemake.input.comparisons,
         predictions=snakemake.input.predictions,
-        train_dir=snakemake.input.train_dir,
+        train_dir=snakemake.params.train_dir,
     )
     draw_cohort_figure(snakemake.wildcards.figure, results, snakemake.output[0])

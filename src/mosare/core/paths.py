@@ -80,6 +80,9 @@ class ResultsLayout:
     comparisons = _Location("{cohort}/comparisons.tsv")
     splits = _Location("{cohort}/splits.tsv")
     train_dir = _Location("{cohort}/train")
+    # One training job's results per fold of a repeat, and the final models' weights, for the evaluation job.
+    fold_results = _Location("{cohort}/train/folds/repeat{repeat}-fold{fold}.pkl")
+    final_model_results = _Location("{cohort}/train/final_models.pt")
     models_dir = _Location("{cohort}/models")
     predictions = _Location("{cohort}/predictions.tsv")  # every out-of-fold prediction, keyed, for the figures
     cohort_figure = _Location("{cohort}/figures/{figure}.png")

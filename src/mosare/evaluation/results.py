@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from mosare.core.atomic_files import atomic_file, write_tsv
+from mosare.core.config_schema import schema_defaults
 from mosare.evaluation.evidence import (
     CI_LEVEL,
     auc_with_interval,
@@ -136,7 +137,7 @@ def evaluation_tables(
     realised_rates: pd.DataFrame | None = None,
 ) -> ResultTables:
     """metrics.tsv and comparisons.tsv as tables (``train.bootstrap_resamples`` resamples, seeded by ``train.seed``)."""
-    n_resamples = int(train_config.get("bootstrap_resamples", 2000))
+    n_resamples = int(train_config.get("bootstrap_resamples", schema_defaults("train")["bootstrap_resamples"]))
     seed = derived_seed(train_config["seed"], 17)
     table = summarise_folds(fold_metrics, train_config["folds"], train_config.get("repeats", 1))
     pooled = pooled_predictions(predictions)

@@ -34,7 +34,6 @@ Rules (the same for every caller):
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import numbers
@@ -57,6 +56,7 @@ from mosare.features.gmm_em import (
     initial_parameters,
     mixture_log_responsibilities,
 )
+from mosare.features.gmm_store import GMMResult
 
 logger = logging.getLogger(__name__)
 
@@ -325,33 +325,6 @@ def select_components_by_bic(X: ArrayLike, max_components: int, **estimator_kwar
     """
     model, _ = _fit_by_bic(X, DiagonalGMM(max_components, **estimator_kwargs))
     return model.n_components
-
-
-@dataclasses.dataclass(frozen=True)
-class GMMResult:
-    """A fixed-size token set: always ``n_components`` rows, float32.
-
-    ``present`` is False only for an empty input (all-zero arrays, ``log_likelihood`` None);
-    ``n_components_used`` is how many components were fitted before padding; ``n_fit_samples`` how many of the
-    ``n_samples`` rows EM ran on (fewer only with ``max_samples``); ``log_likelihood`` is over all ``n_samples``.
-    """
-
-    weights: np.ndarray
-    means: np.ndarray
-    variances: np.ndarray
-    log_likelihood: float | None
-    n_iter: int
-    converged: bool
-    n_components_used: int
-    n_samples: int
-    present: bool
-    n_fit_samples: int
-
-    def predict(self, X: ArrayLike, device: str | torch.device | None = None) -> np.ndarray:
-        """Most likely component of each row of ``X``."""
-        if not self.present:
-            raise ValueError("an empty token set (present=False) has no components to assign samples to")
-        return predict_components(X, self.weights, self.means, self.variances, device=device)
 
 
 def fit_gmm_tokens(X: ArrayLike, config: Mapping[str, Any], *, device: str | torch.device | None = None) -> GMMResult:

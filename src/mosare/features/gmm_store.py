@@ -11,14 +11,47 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mosare.core.stores import open_store, write_store
-from mosare.features.gmm import GMMResult
+
+if TYPE_CHECKING:
+    import torch
 
 ARRAYS = ("weights", "means", "variances")
+
+
+@dataclasses.dataclass(frozen=True)
+class GMMResult:
+    """A fixed-size token set: always ``n_components`` rows, float32.
+
+    ``present`` is False only for an empty input (all-zero arrays, ``log_likelihood`` None);
+    ``n_components_used`` is how many components were fitted before padding; ``n_fit_samples`` how many of the
+    ``n_samples`` rows EM ran on (fewer only with ``max_samples``); ``log_likelihood`` is over all ``n_samples``.
+    """
+
+    weights: np.ndarray
+    means: np.ndarray
+    variances: np.ndarray
+    log_likelihood: float | None
+    n_iter: int
+    converged: bool
+    n_components_used: int
+    n_samples: int
+    present: bool
+    n_fit_samples: int
+
+    def predict(self, X: np.ndarray, device: str | torch.device | None = None) -> np.ndarray:
+        """Most likely component of each row of ``X``."""
+        if not self.present:
+            raise ValueError("an empty token set (present=False) has no components to assign samples to")
+        from mosare.features.gmm import predict_components  # torch, only when a picture needs it
+
+        return predict_components(X, self.weights, self.means, self.variances, device=device)
+
+
 TOKEN_ATTRS = tuple(field.name for field in dataclasses.fields(GMMResult) if field.name not in ARRAYS)
 ATTRS = ("slide_id", "encoder", "seed", *TOKEN_ATTRS)
 

@@ -51,6 +51,7 @@ from mosare.core.modalities import MODALITIES
 from mosare.evaluation.metrics import METRICS, classification_metrics
 from mosare.evaluation.scenarios import (
     MODALITY_TITLES,
+    EvaluationPlan,
     MNARSetting,
     Scenario,
     plan_evaluation,
@@ -329,7 +330,34 @@ def splits_table(data: CohortData, folds: np.ndarray) -> pd.DataFrame:
     return table
 
 
-def cross_validate(
+@dataclasses.dataclass(frozen=True)
+class CrossValidationPlan:
+    """What a cross-validation will run: the models and scenarios the cohort allows, every repeat's folds, and the
+    context its units share. Deterministic, so a fold job and the evaluation job plan the same one."""
+
+    plan: EvaluationPlan
+    folds: np.ndarray  # (repeats, N)
+    context: RunContext
+
+    def units(self, repeat: int | None = None, fold: int | None = None) -> list[tuple[int, int, tuple[Scenario, ...]]]:
+        """(repeat, fold, training group) of every unit, or of one repeat's fold, in run order."""
+        return [
+            (r, k, group)
+            for r in range(len(self.folds))
+            for k in range(self.context.train_config["folds"])
+            for group in training_groups(self.plan.scenarios)
+            if (repeat is None or r == repeat) and (fold is None or k == fold)
+        ]
+
+    def fold_keys(self) -> list[tuple[int, int]]:
+        """(repeat, fold) of every fold, in run order."""
+        return list(dict.fromkeys((r, k) for r, k, _ in self.units()))
+
+
+FoldResults = dict[Scenario, tuple[list[dict[str, Any]], list[pd.DataFrame]]]
+
+
+def plan_cross_validation(
     data: CohortData,
     train_config: dict[str, Any],
     cohort: str,
@@ -337,24 +365,13 @@ def cross_validate(
     device: torch.device | None = None,
     build: ModelFactory | None = None,
     dims: Any = None,
-    workers: int = 1,
-    pool: Executor | None = None,
-) -> CrossValidation:
-    """Every model x scenario x repeat x fold: splits, per-fold metrics, test predictions, realised missing rates.
-
-    Per-fold outputs go to ``train_dir/{model}/{scenario}/fold{k}/`` (``repeat{r}/fold{k}`` for later repeats):
-    ``predictions.tsv`` (averaged over mask draws), and per mask draw ``history.tsv`` and ``checkpoint.pt`` (draws
-    after the first: ``history-draw{d}.tsv``, ``checkpoint-draw{d}.pt``). ``build`` and ``dims`` default to
-    ``mosare.model.build_model`` and the cohort's ``ModelDims``. With ``workers`` > 1 on the CPU, units run in that
-    many single-threaded processes (``build`` must then be picklable), or in ``pool`` (:func:`cohort_workers` of the
-    same ``data``) where one is given; results do not depend on the number of workers. Models and scenarios the cohort cannot run (:func:`plan_evaluation`) are skipped with a log line.
-    """
+) -> CrossValidationPlan:
+    """The cross-validation of ``data`` under ``train_config``; see :func:`cross_validate`."""
     if build is None:
         from mosare.model.factory import build_model
 
         build = build_model
     device = device or resolve_device()
-    make_deterministic(device)
     plan = plan_evaluation(
         data.available,
         train_config["models"],
@@ -386,17 +403,26 @@ def cross_validate(
         build=build,
         dims=dims if dims is not None else model_dims(data, train_config),
     )
-    units = [
-        (repeat, fold, group)
-        for repeat in range(repeats)
-        for fold in range(train_config["folds"])
-        for group in training_groups(plan.scenarios)
-    ]
+    return CrossValidationPlan(plan, folds, context)
+
+
+def run_units(
+    data: CohortData,
+    cv: CrossValidationPlan,
+    units: Sequence[tuple[int, int, tuple[Scenario, ...]]],
+    *,
+    workers: int = 1,
+    pool: Executor | None = None,
+) -> dict[tuple[int, int], FoldResults]:
+    """Train and test ``units``; their results by (repeat, fold). Runs in ``pool``, else in ``workers`` processes
+    on the CPU, else here; every unit is seeded by its arguments, so the results do not depend on where it ran."""
+    device = torch.device(cv.context.device)
+    make_deterministic(device)
     with contextlib.ExitStack() as stack:
         if pool is None:
             pool = stack.enter_context(cohort_workers(data, min(workers, len(units)), device))
         unit_task = functools.partial(run_unit, progress=pool is None)
-        futures = [submit(pool, data, unit_task, context, *unit) for unit in units]
+        futures = [submit(pool, data, unit_task, cv.context, *unit) for unit in units]
         for _ in tqdm(
             concurrent.futures.as_completed(futures),
             total=len(futures),
@@ -404,16 +430,52 @@ def cross_validate(
             disable=pool is None,
         ):
             pass
-        by_unit: dict[tuple[int, int], dict[Scenario, Any]] = {(repeat, fold): {} for repeat, fold, _ in units}
+        by_unit: dict[tuple[int, int], FoldResults] = {(repeat, fold): {} for repeat, fold, _ in units}
         for (repeat, fold, _), future in zip(units, futures, strict=True):
             by_unit[repeat, fold].update(future.result())
+    return by_unit
+
+
+def collect_cross_validation(
+    data: CohortData, cv: CrossValidationPlan, by_unit: dict[tuple[int, int], FoldResults]
+) -> CrossValidation:
+    """The tables of a finished cross-validation from its folds' results (every fold of :meth:`fold_keys`)."""
+    missing = [key for key in cv.fold_keys() if key not in by_unit]
+    if missing:
+        raise ValueError(f"{cv.context.cohort}: no results for (repeat, fold) {missing}")
     # Rows in (repeat, fold, scenario, model) order, as the scenarios are listed.
-    results = [by_unit[unit][scenario] for unit in by_unit for scenario in plan.scenarios]
+    results = [by_unit[key][scenario] for key in cv.fold_keys() for scenario in cv.plan.scenarios]
     metric_rows = [row for rows, _ in results for row in rows]
     predictions = [frame for _, frames in results for frame in frames]
     return CrossValidation(
-        splits_table(data, folds),
+        splits_table(data, cv.folds),
         pd.DataFrame(metric_rows),
         pd.concat(predictions, ignore_index=True),
-        realised_rates_table(data, context, plan.scenarios),
+        realised_rates_table(data, cv.context, cv.plan.scenarios),
     )
+
+
+def cross_validate(
+    data: CohortData,
+    train_config: dict[str, Any],
+    cohort: str,
+    train_dir: str | Path,
+    device: torch.device | None = None,
+    build: ModelFactory | None = None,
+    dims: Any = None,
+    workers: int = 1,
+    pool: Executor | None = None,
+) -> CrossValidation:
+    """Every model x scenario x repeat x fold: splits, per-fold metrics, test predictions, realised missing rates.
+
+    Per-fold outputs go to ``train_dir/{model}/{scenario}/fold{k}/`` (``repeat{r}/fold{k}`` for later repeats):
+    ``predictions.tsv`` (averaged over mask draws), and per mask draw ``history.tsv`` and ``checkpoint.pt`` (draws
+    after the first: ``history-draw{d}.tsv``, ``checkpoint-draw{d}.pt``). ``build`` and ``dims`` default to
+    ``mosare.model.build_model`` and the cohort's ``ModelDims``. With ``workers`` > 1 on the CPU, units run in that
+    many single-threaded processes (``build`` must then be picklable), or in ``pool`` (:func:`cohort_workers` of the
+    same ``data``) where one is given; results do not depend on the number of workers. Models and scenarios the
+    cohort cannot run (:func:`plan_evaluation`) are skipped with a log line. The workflow runs the same in one job per
+    fold (:func:`plan_cross_validation`, :func:`run_units` for the fold's units, then :func:`collect_cross_validation`).
+    """
+    cv = plan_cross_validation(data, train_config, cohort, train_dir, device, build, dims)
+    return collect_cross_validation(data, cv, run_units(data, cv, cv.units(), workers=workers, pool=pool))

@@ -1,21 +1,39 @@
 """The training stage of one cohort: load its stores, cross-validate every model in every scenario
 (``mosare.training.cross_validation``), write the result tables (``mosare.evaluation.results``) and train and save
-the final models (``mosare.training.final_models``), all in one pool of worker processes."""
+the final models (``mosare.training.final_models``).
+
+The workflow runs it as jobs a cluster can spread: :func:`train_folds` (one job per fold of a repeat),
+:func:`train_final_models` (one job) and :func:`evaluate` (one job, reading what the others wrote).
+:func:`train_and_evaluate` runs the same in one process, one pool of workers; both give the same bits.
+"""
 
 from __future__ import annotations
 
 import logging
+import pickle
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from mosare.cohort.data import CohortInputs
+from mosare.core.atomic_files import atomic_file
 from mosare.core.devices import resolve_device
 from mosare.core.resources import usable_cores
 from mosare.evaluation.results import ResultTables, evaluation_tables, write_results
 from mosare.evaluation.scenarios import MNARSetting, plan_evaluation
-from mosare.training.cross_validation import cohort_workers, cross_validate, model_dims, submit
+from mosare.training.cross_validation import (
+    FoldResults,
+    cohort_workers,
+    collect_cross_validation,
+    cross_validate,
+    model_dims,
+    plan_cross_validation,
+    run_units,
+    submit,
+)
+from mosare.training.plan import FoldKey
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +102,117 @@ def train_and_evaluate(
                 InputFacts.read(data, inputs.features_dir, inputs.text, inputs.rna), tables.metrics, tables.comparisons,
                 rna_gene_ids(inputs.rna), dims, {name: future.result() for name, future in final_models.items()},
             )  # fmt: skip
+    return tables
+
+
+def write_fold_results(results: FoldResults, path: str | Path) -> None:
+    """One fold's unit results (metric rows and predictions per scenario), exactly as the evaluation reads them."""
+    with atomic_file(path) as tmp:
+        tmp.write_bytes(pickle.dumps(results, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def read_fold_results(path: str | Path) -> FoldResults:
+    """What :func:`write_fold_results` wrote (this workflow's own file, written by a fold job of the same code)."""
+    return pickle.loads(Path(path).read_bytes())
+
+
+def _training_setup(
+    cohort: str, classes: list[str], train_config: dict[str, Any], inputs: CohortInputs, rna_top_genes: int | None
+) -> tuple[Any, dict[str, Any], torch.device, Any]:
+    """(cohort data, train config with rna_top_genes, device, model dims), as every training job starts."""
+    data = inputs.load(classes)
+    train_config = {**train_config, "rna_top_genes": rna_top_genes}
+    return data, train_config, resolve_device(), model_dims(data, train_config)
+
+
+def train_folds(
+    cohort: str,
+    classes: list[str],
+    train_config: dict[str, Any],
+    inputs: CohortInputs,
+    folds: Mapping[FoldKey, str | Path],
+    train_dir: str | Path,
+    threads: int,
+    rna_top_genes: int | None = None,
+) -> None:
+    """Train and test every model and scenario of the given (repeat, fold)s, in ``threads`` worker processes; write
+    each fold's results to its path in ``folds`` and its per-unit outputs under ``train_dir``."""
+    data, train_config, device, dims = _training_setup(cohort, classes, train_config, inputs, rna_top_genes)
+    cores = usable_cores(threads)
+    torch.set_num_threads(1)  # units run single-threaded wherever they run: their bits do not depend on the cores
+    cv = plan_cross_validation(data, train_config, cohort, train_dir, device, dims=dims)
+    units = [unit for repeat, fold in folds for unit in cv.units(repeat, fold)]
+    log.info(
+        "%s: (repeat, fold) %s, %d training units on %s, %d worker(s)", cohort, list(folds), len(units), device, cores
+    )
+    results = run_units(data, cv, units, workers=cores)
+    for key, path in folds.items():
+        write_fold_results(results[key], path)
+
+
+def train_final_models(
+    cohort: str,
+    classes: list[str],
+    train_config: dict[str, Any],
+    inputs: CohortInputs,
+    output: str | Path,
+    threads: int,
+    rna_top_genes: int | None = None,
+) -> None:
+    """Train every model the cohort can run on all its patients (``threads`` worker processes); write the trained
+    weights and statistics to ``output`` for :func:`evaluate`, which saves them with their model cards."""
+    from mosare.model.factory import build_model
+    from mosare.training.final_models import train_final_model
+
+    data, train_config, device, dims = _training_setup(cohort, classes, train_config, inputs, rna_top_genes)
+    cores = usable_cores(threads)
+    torch.set_num_threads(1)  # as in train_folds: single-threaded in the workers and here alike
+    plan = plan_cross_validation(data, train_config, cohort, "", device, dims=dims).plan
+    final_config = {**train_config, "models": plan.models}
+    with cohort_workers(data, min(cores, len(plan.models)), device) as pool:
+        futures = {
+            name: submit(pool, data, train_final_model, name, final_config, build_model, dims, device)
+            for name in plan.models
+        }
+        trained = {name: future.result() for name, future in futures.items()}
+    with atomic_file(output) as tmp:
+        torch.save(trained, tmp)
+
+
+def evaluate(
+    cohort: str,
+    classes: list[str],
+    train_config: dict[str, Any],
+    inputs: CohortInputs,
+    folds: Mapping[FoldKey, str | Path],
+    final_models: str | Path | None,
+    outputs: dict[str, str | Path],
+    rna_top_genes: int | None = None,
+    slide_qc_table: str | Path | None = None,
+) -> ResultTables:
+    """The tables of the cross-validation whose folds :func:`train_folds` wrote (``folds``), and the final models
+    :func:`train_final_models` trained (``final_models``) saved under ``outputs["models"]`` with their model cards;
+    ``outputs`` as for :func:`train_and_evaluate`."""
+    from mosare.training.final_models import InputFacts, write_final_models
+
+    data, train_config, device, dims = _training_setup(cohort, classes, train_config, inputs, rna_top_genes)
+    cv = plan_cross_validation(data, train_config, cohort, outputs["train_dir"], device, dims=dims)
+    run = collect_cross_validation(data, cv, {key: read_fold_results(path) for key, path in folds.items()})
+    tables = evaluation_tables(run.fold_metrics, run.predictions, train_config, classes, run.realised_rates)
+    write_results(
+        run.splits, tables, run.predictions, train_config, outputs,
+        excluded=data.excluded, skipped=cv.plan.skipped, report_notes=report_encoding_note(inputs.text),
+        slide_qc_table=slide_qc_table,
+    )  # fmt: skip
+    if final_models is not None and "models" in outputs:
+        trained = torch.load(final_models, map_location="cpu", weights_only=False)
+        final_config = {**train_config, "models": cv.plan.models}
+        log.info("%s: saving the final models, trained on all %d patients", cohort, data.n_patients)
+        write_final_models(
+            data, final_config, cohort, outputs["models"],
+            InputFacts.read(data, inputs.features_dir, inputs.text, inputs.rna), tables.metrics, tables.comparisons,
+            rna_gene_ids(inputs.rna), dims, trained,
+        )  # fmt: skip
     return tables
 
 
