@@ -357,6 +357,25 @@ class CrossValidationPlan:
 FoldResults = dict[Scenario, tuple[list[dict[str, Any]], list[pd.DataFrame]]]
 
 
+def runnable_plan(data: CohortData, train_config: dict[str, Any], cohort: str) -> EvaluationPlan:
+    """The models and scenarios this cohort can run (:func:`plan_evaluation`), the others logged as skipped; a
+    ValueError when no configured model can run."""
+    plan = plan_evaluation(
+        data.available,
+        train_config["models"],
+        train_config["missing_rates"],
+        MNARSetting.from_config(train_config.get("mnar")),
+    )
+    for name, reason in plan.skipped.items():
+        log.warning("%s: %s skipped: %s", cohort, name, reason)
+    if not plan.models:
+        raise ValueError(
+            f"{cohort}: none of train.models {list(train_config['models'])} can run on this cohort "
+            f"({'; '.join(f'{m} {r}' for m, r in plan.skipped.items())}); add abmil or a fusion model to train.models"
+        )
+    return plan
+
+
 def plan_cross_validation(
     data: CohortData,
     train_config: dict[str, Any],
@@ -372,19 +391,7 @@ def plan_cross_validation(
 
         build = build_model
     device = device or resolve_device()
-    plan = plan_evaluation(
-        data.available,
-        train_config["models"],
-        train_config["missing_rates"],
-        MNARSetting.from_config(train_config.get("mnar")),
-    )
-    for name, reason in plan.skipped.items():
-        log.warning("%s: %s skipped: %s", cohort, name, reason)
-    if not plan.models:
-        raise ValueError(
-            f"{cohort}: none of train.models {list(train_config['models'])} can run on this cohort "
-            f"({'; '.join(f'{m} {r}' for m, r in plan.skipped.items())}); add abmil or a fusion model to train.models"
-        )
+    plan = runnable_plan(data, train_config, cohort)
     repeats = train_config.get("repeats", 1)
     folds = np.stack(
         [

@@ -22,15 +22,16 @@ from mosare.core.atomic_files import atomic_file
 from mosare.core.devices import resolve_device
 from mosare.core.resources import usable_cores
 from mosare.evaluation.results import ResultTables, evaluation_tables, write_results
-from mosare.evaluation.scenarios import MNARSetting, plan_evaluation
 from mosare.training.cross_validation import (
+    CrossValidation,
+    CrossValidationPlan,
     FoldResults,
     cohort_workers,
     collect_cross_validation,
-    cross_validate,
     model_dims,
     plan_cross_validation,
     run_units,
+    runnable_plan,
     submit,
 )
 from mosare.training.plan import FoldKey
@@ -57,52 +58,33 @@ def train_and_evaluate(
     metrics.md. With several CPU cores, the cross-validation units and the final models share one pool of
     single-threaded worker processes."""
     from mosare.model.factory import build_model
-    from mosare.training.final_models import InputFacts, train_final_model, write_final_models
+    from mosare.training.final_models import train_final_model
 
-    data = inputs.load(classes)
-    train_config = {**train_config, "rna_top_genes": rna_top_genes}
-    device = resolve_device()
+    data, train_config, device, dims = _training_setup(cohort, classes, train_config, inputs, rna_top_genes)
     cores = usable_cores(threads)
-    plan = plan_evaluation(
-        data.available,
-        train_config["models"],
-        train_config["missing_rates"],
-        MNARSetting.from_config(train_config.get("mnar")),
-    )
+    cv = plan_cross_validation(data, train_config, cohort, outputs["train_dir"], device, dims=dims)
     log.info(
         "%s: %d patients (%d with WSI, %d RNA, %d report), %d models x %d scenarios x %d folds x %d repeats on %s, "
         "%d worker(s)",
-        cohort, data.n_patients, *data.available.sum(axis=0), len(plan.models), len(plan.scenarios),
+        cohort, data.n_patients, *data.available.sum(axis=0), len(cv.plan.models), len(cv.plan.scenarios),
         train_config["folds"], train_config.get("repeats", 1), device, cores,
     )  # fmt: skip
     torch.set_num_threads(cores)
-    dims = model_dims(data, train_config)
-    final_config = {**train_config, "models": plan.models}
+    final_config = {**train_config, "models": cv.plan.models}
     with cohort_workers(data, cores, device) as pool:
         # In the same pool as the units (first in its queue), not one after another in this process afterwards.
         final_models = (
             {
                 name: submit(pool, data, train_final_model, name, final_config, build_model, dims, device)
-                for name in plan.models
+                for name in cv.plan.models
             }
             if "models" in outputs
             else {}
         )
-        run = cross_validate(data, train_config, cohort, outputs["train_dir"], device, dims=dims, pool=pool)
-        tables = evaluation_tables(run.fold_metrics, run.predictions, train_config, classes, run.realised_rates)
-        write_results(
-            run.splits, tables, run.predictions, train_config, outputs,
-            excluded=data.excluded, skipped=plan.skipped, report_notes=report_encoding_note(inputs.text),
-            slide_qc_table=slide_qc_table,
-        )  # fmt: skip
-        if final_models:
-            log.info("%s: saving the final models, trained on all %d patients", cohort, data.n_patients)
-            write_final_models(
-                data, final_config, cohort, outputs["models"],
-                InputFacts.read(data, inputs.features_dir, inputs.text, inputs.rna), tables.metrics, tables.comparisons,
-                rna_gene_ids(inputs.rna), dims, {name: future.result() for name, future in final_models.items()},
-            )  # fmt: skip
-    return tables
+        run = collect_cross_validation(data, cv, run_units(data, cv, cv.units(), pool=pool))
+        trained = {name: future.result() for name, future in final_models.items()} if final_models else None
+        return _write_stage_outputs(cohort, classes, train_config, inputs, data, cv, run, trained, dims, outputs,
+                                    slide_qc_table)  # fmt: skip
 
 
 def write_fold_results(results: FoldResults, path: str | Path) -> None:
@@ -167,7 +149,7 @@ def train_final_models(
     data, train_config, device, dims = _training_setup(cohort, classes, train_config, inputs, rna_top_genes)
     cores = usable_cores(threads)
     torch.set_num_threads(1)  # as in train_folds: single-threaded in the workers and here alike
-    plan = plan_cross_validation(data, train_config, cohort, "", device, dims=dims).plan
+    plan = runnable_plan(data, train_config, cohort)
     final_config = {**train_config, "models": plan.models}
     with cohort_workers(data, min(cores, len(plan.models)), device) as pool:
         futures = {
@@ -193,19 +175,39 @@ def evaluate(
     """The tables of the cross-validation whose folds :func:`train_folds` wrote (``folds``), and the final models
     :func:`train_final_models` trained (``final_models``) saved under ``outputs["models"]`` with their model cards;
     ``outputs`` as for :func:`train_and_evaluate`."""
-    from mosare.training.final_models import InputFacts, write_final_models
-
     data, train_config, device, dims = _training_setup(cohort, classes, train_config, inputs, rna_top_genes)
     cv = plan_cross_validation(data, train_config, cohort, outputs["train_dir"], device, dims=dims)
     run = collect_cross_validation(data, cv, {key: read_fold_results(path) for key, path in folds.items()})
+    trained = None if final_models is None else torch.load(final_models, map_location="cpu", weights_only=False)
+    return _write_stage_outputs(
+        cohort, classes, train_config, inputs, data, cv, run, trained, dims, outputs, slide_qc_table
+    )
+
+
+def _write_stage_outputs(
+    cohort: str,
+    classes: list[str],
+    train_config: dict[str, Any],
+    inputs: CohortInputs,
+    data: Any,
+    cv: CrossValidationPlan,
+    run: CrossValidation,
+    trained: Mapping[str, Any] | None,
+    dims: Any,
+    outputs: Mapping[str, str | Path],
+    slide_qc_table: str | Path | None,
+) -> ResultTables:
+    """The tables of a finished cross-validation and, given ``trained`` and ``outputs["models"]``, the final models
+    saved with their model cards: what :func:`train_and_evaluate` and :func:`evaluate` both end with."""
+    from mosare.training.final_models import InputFacts, write_final_models
+
     tables = evaluation_tables(run.fold_metrics, run.predictions, train_config, classes, run.realised_rates)
     write_results(
         run.splits, tables, run.predictions, train_config, outputs,
         excluded=data.excluded, skipped=cv.plan.skipped, report_notes=report_encoding_note(inputs.text),
         slide_qc_table=slide_qc_table,
     )  # fmt: skip
-    if final_models is not None and "models" in outputs:
-        trained = torch.load(final_models, map_location="cpu", weights_only=False)
+    if trained is not None and "models" in outputs:
         final_config = {**train_config, "models": cv.plan.models}
         log.info("%s: saving the final models, trained on all %d patients", cohort, data.n_patients)
         write_final_models(
