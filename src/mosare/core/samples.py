@@ -6,7 +6,6 @@ Every check reports every offending row at once, so a user fixes a sheet in one 
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -136,7 +135,6 @@ class SlideEntry:
     """What planning needs of one slide's sample-sheet row."""
 
     slide_id: str
-    patient_id: str
     slide_path: str
     mpp: float | None  # the sheet's level-0 µm/px, None when blank
 
@@ -149,18 +147,12 @@ class SlideIndex:
     """
 
     def __init__(self, sheet: pd.DataFrame) -> None:
-        rows = slide_rows(sheet)
-        mpp = rows["mpp"] if "mpp" in rows.columns else pd.Series(math.nan, index=rows.index)
+        rows = slide_rows(sheet)  # a validated or planned sheet: mpp is always a column (NaN when blank)
         self._entries = {
-            slide_id: SlideEntry(slide_id, patient_id, str(path), None if pd.isna(value) else float(value))
-            for slide_id, patient_id, path, value in zip(
-                rows["slide_id"], rows["patient_id"], rows["slide_path"], mpp, strict=True
-            )
+            slide_id: SlideEntry(slide_id, str(path), None if pd.isna(mpp) else float(mpp))
+            for slide_id, path, mpp in zip(rows["slide_id"], rows["slide_path"], rows["mpp"], strict=True)
         }
         self.ids: tuple[str, ...] = tuple(self._entries)
-
-    def __len__(self) -> int:
-        return len(self.ids)
 
     def __contains__(self, slide_id: object) -> bool:
         return slide_id in self._entries
