@@ -45,7 +45,7 @@ def _plugin_names(registry: Registry[Any], **extra: Any) -> dict[str, Any]:
 
 def registry_schema() -> dict[str, Any]:
     """The config schema with the names of every plugin registry filled in as enums."""
-    schema = copy.deepcopy(config_schema())
+    schema = config_schema()  # already a fresh copy
     encoder = schema["properties"]["encoder"]["properties"]["name"]
     encoder["anyOf"] = [_plugin_names(ENCODERS), {"pattern": f"^{TIMM_PREFIX}.+"}]
     encoder["x-plugin-kind"] = ENCODERS.kind
