@@ -137,7 +137,8 @@ def test_rna_matrix_lists_exactly_the_patients_with_rna(tiny_cohort, tmp_path):
     assert rna.columns[0] == "gene_id"
     assert list(rna.columns[1:]) == [p.patient_id for p in plan.patients if p.has_rna]
     assert sum(not p.has_rna for p in plan.patients) == 1
-    assert rna["gene_id"].tolist() == [f"GENE{g:05d}" for g in range(1, 61)]
+    n_genes = TINY["genes"] + demo_settings(TINY)["noise_genes"]  # the class genes, then the pure-noise ones
+    assert rna["gene_id"].tolist() == [f"GENE{g:05d}" for g in range(1, n_genes + 1)]
     counts = rna.iloc[:, 1:].to_numpy()
     assert counts.dtype.kind == "i" and counts.min() >= 0
 
@@ -213,7 +214,7 @@ def test_overview_picture_shows_the_slides_in_colour(tiny_cohort, tmp_path):
 def test_an_external_cohort_shares_the_class_biology_through_biology_seed_and_differs_in_patients(tmp_path):
     def class_signal(settings: dict) -> tuple[pd.Series, pd.DataFrame]:
         plan = make_demo_plan("nsclc", {"patients": 120, "genes": 300, **settings}, CLASSES, tmp_path)
-        rna = np.log2(demo_rna_matrix(plan) + 1.0)
+        rna = np.log2(demo_rna_matrix(plan).iloc[:300] + 1.0)  # the class genes (the noise genes after them mark none)
         labels = pd.Series({p.patient_id: p.label for p in plan.patients})[rna.columns]
         return rna.loc[:, labels == "LUSC"].mean(axis=1) - rna.loc[:, labels == "LUAD"].mean(axis=1), rna
 
@@ -243,3 +244,59 @@ def test_stain_shift_changes_the_colours_not_the_tissue():
     np.testing.assert_array_equal(
         render_tissue(4, 0, phenotype, 768.0, pen=False, stain_shift=0.0), plain.astype(np.uint8)
     )
+
+
+def test_every_demo_patient_has_a_site_every_site_holds_every_class_and_each_site_stains_its_own_way(tmp_path):
+    plan = make_demo_plan("nsclc", {"patients": 40, "seed": 1, "stain_shift": 0.15}, CLASSES, tmp_path)
+    sites = pd.crosstab([p.site for p in plan.patients], [p.label for p in plan.patients])
+    assert list(sites.index) == ["S1", "S2", "S3", "S4", "S5"]
+    assert (sites == 4).all().all(), "each class dealt evenly over the sites"
+    shifts = {p.site: p.stain_shift for p in plan.patients}
+    assert all(p.stain_shift == shifts[p.site] for p in plan.patients), "one stain per site"
+    assert sorted(shifts.values()) == pytest.approx([0.05, 0.1, 0.15, 0.2, 0.25]), "the cohort's shift +- the site's"
+    sheet = plan.sheet
+    assert sheet["site"].tolist() == [slide.patient.site for slide in plan.slides]
+    again = make_demo_plan("nsclc", {"patients": 40, "seed": 1, "stain_shift": 0.15}, CLASSES, tmp_path)
+    assert [(p.site, p.stain_shift) for p in again.patients] == [(p.site, p.stain_shift) for p in plan.patients]
+    # Sites come from a stream of their own: the patients, labels and missing modalities are as before sites.
+    no_sites = make_demo_plan("nsclc", {"patients": 40, "seed": 1, "sites": 1}, CLASSES, tmp_path)
+    assert [p.label for p in no_sites.patients] == [p.label for p in plan.patients]
+    assert [(p.has_rna, p.has_report) for p in no_sites.patients] == [(p.has_rna, p.has_report) for p in plan.patients]
+
+
+def test_the_demo_rna_has_more_genes_than_top_genes_and_each_fold_chooses_its_own(tmp_path):
+    """The shipped config's rna.top_genes must leave genes out on the demo, so per-fold gene selection is exercised:
+    the noise genes vary as much as the class genes, and which genes make the cut depends on the fold's patients."""
+    import yaml
+
+    from mosare.cohort.data import CohortData
+    from mosare.evaluation.splits import fold_validation_split, make_folds
+    from mosare.features.expression import select_rna_features
+    from mosare.training.fold_inputs import fit_normalisation
+
+    shipped = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())
+    top_genes = shipped["rna"]["top_genes"]
+    plan = make_demo_plan("nsclc", shipped["cohorts"]["nsclc"]["demo"], CLASSES, tmp_path)
+    matrix = demo_rna_matrix(plan)
+    settings = demo_settings(shipped["cohorts"]["nsclc"]["demo"])
+    assert len(matrix) == settings["genes"] + settings["noise_genes"] > top_genes
+    ids = [p.patient_id for p in plan.patients]
+    rna = select_rna_features(matrix, ids)  # what the RNA stage stores: log2(count + 1)
+    n = len(ids)
+    data = CohortData(
+        patient_ids=np.array(ids), labels=np.array([CLASSES.index(p.label) for p in plan.patients]),
+        classes=CLASSES, available=np.stack([np.zeros(n, bool), rna.present, np.zeros(n, bool)], axis=1),
+        patches=np.zeros((0, 4), np.float16), patch_offsets=np.zeros(n + 1, np.int64),
+        wsi_local=np.zeros((n, 2, 4), np.float32), rna=rna.values,
+        text_global=np.zeros((n, 3), np.float32), text_local=np.zeros((n, 2, 3), np.float32),
+    )  # fmt: skip
+    train = {"val_fraction": 0.2, "seed": 0}
+    folds = make_folds(data.patient_ids, data.labels, 5, seed=0)
+    chosen = []
+    for fold in range(5):
+        fit, _ = fold_validation_split(folds, fold, data.labels, train)
+        chosen.append(frozenset(fit_normalisation(data, fit, top_genes).rna_genes.tolist()))
+    assert all(len(genes) == top_genes for genes in chosen)
+    assert len(set(chosen)) == 5, "every fold keeps its own genes"
+    noise = set(range(settings["genes"], len(matrix)))
+    assert all(genes & noise and noise - genes for genes in chosen), "noise genes compete for the cut, some win"

@@ -141,6 +141,29 @@ def test_a_missing_modality_is_filled_from_the_present_ones_only_with_reconstruc
     assert "global_reconstruction" not in zero_fill(batch)
 
 
+def test_zero_fill_ablation_turns_a_missing_modality_into_one_learned_constant():
+    # mosare_no_reconstruction feeds exact zeros for a missing modality into the final MoE, whose experts and gate
+    # have biases: the modality's share of the logits is then the same non-zero vector for every patient who lacks
+    # it, whatever the patient's other modalities (docs/model.md, deviation 8).
+    net = model("mosare_no_reconstruction").eval()
+    present = MIXED_PRESENCE
+    batch = make_batch(8, present=present)
+    with torch.no_grad():
+        outputs = net(batch)
+        missing = ~present
+        assert torch.equal(outputs["global_features"][missing], torch.zeros_like(outputs["global_features"][missing]))
+        assert torch.equal(outputs["local_features"][missing], torch.zeros_like(outputs["local_features"][missing]))
+        zero_token, _ = net.final_experts(torch.zeros(1, 1, DIMS.hidden))
+        constant = net.classifier.weight @ (2 * zero_token[0, 0])  # the zero local and the zero global token
+        shares = outputs["modality_logits"][missing]  # (missing pairs, classes)
+    assert constant.abs().sum() > 0
+    torch.testing.assert_close(shares, constant.expand_as(shares), rtol=0, atol=1e-6)
+    # With reconstruction, a missing modality's share depends on the patient (it is reconstructed from the others).
+    with torch.no_grad():
+        reconstructed = model("mosare").eval()(batch)["modality_logits"][missing]
+    assert not torch.allclose(reconstructed, reconstructed[:1].expand_as(reconstructed), atol=1e-4)
+
+
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_every_parameter_learns_after_the_contrastive_warmup(name):
     # Default hyper-parameters (one local token kept): every parameter, the attention's query and key projections

@@ -198,7 +198,8 @@ def test_flags_catch_every_altered_copy_in_a_cohort_of_normal_ones(tiled_stores,
     assert "dark_fraction high" in flagged["folded"]
     for ink in INKS:
         assert "ink_fraction high" in flagged[f"{ink}_pen"], ink
-    assert list(table.columns) == ["slide_id", *QC_METRICS, "flags"]
+    assert list(table.columns) == ["slide_id", *QC_METRICS, "flags", "status", "reason"]
+    assert (table["status"] == "ok").all() and (table["reason"] == "").all()
 
 
 def qc_rows(n: int, **columns) -> pd.DataFrame:
@@ -266,7 +267,7 @@ def test_min_patches_defaults_to_the_configured_gmm_components():
 
 @pytest.mark.parametrize("flagged_position", [0, 1, 2])
 def test_excluded_slides_become_absent_but_their_patients_stay(flagged_position, caplog):
-    from mosare.cohort.slide_qc_table import exclude_flagged_slides
+    from mosare.cohort.slide_qc_table import drop_slides
 
     sheet = pd.DataFrame(
         {
@@ -278,20 +279,20 @@ def test_excluded_slides_become_absent_but_their_patients_stay(flagged_position,
     )
     slide = ["a", "b", "c"][flagged_position]
     with caplog.at_level("WARNING"):
-        kept = exclude_flagged_slides(sheet, {slide: "sharpness low (z -9.0)"}, "lung")
+        kept = drop_slides(sheet, {slide: "sharpness low (z -9.0)"}, "lung")
     assert list(kept["patient_id"]) == list(sheet["patient_id"])  # every patient keeps its rows
     assert list(kept["slide_id"]) == [("" if s == slide else s) for s in sheet["slide_id"]]
     assert kept.loc[kept["slide_id"] == "", "slide_path"].eq("").all()
     assert list(sheet["slide_id"]) == ["a", "b", "c", ""]  # the caller's sheet is untouched
     assert f"slide {slide} of patient" in caplog.text and "sharpness low (z -9.0)" in caplog.text
-    assert "1 flagged slide(s) left out of training" in caplog.text
+    assert "1 slide(s) left out of training" in caplog.text
 
 
 def test_exclusion_of_slides_not_in_the_sheet_changes_nothing():
-    from mosare.cohort.slide_qc_table import exclude_flagged_slides
+    from mosare.cohort.slide_qc_table import drop_slides
 
     sheet = pd.DataFrame({"patient_id": ["P1"], "slide_id": ["a"], "slide_path": ["a.svs"], "label": ["x"]})
-    assert exclude_flagged_slides(sheet, {"zz": "n_patches 0 < 16"}, "lung").equals(sheet)
+    assert drop_slides(sheet, {"zz": "n_patches 0 < 16"}, "lung").equals(sheet)
 
 
 def test_contact_sheets_hold_48_slides_a_page_and_frame_flagged_ones_in_red(tmp_path):
@@ -392,14 +393,22 @@ def test_report_copies_are_jpegs_of_at_most_the_report_size_in_status_folders(tm
 
 
 @pytest.mark.parametrize("n_flagged", [0, 1, 3])
-def test_metrics_md_counts_and_names_the_slides_left_out_by_qc(n_flagged, tmp_path):
+@pytest.mark.parametrize("exclude_flagged", [False, True])
+def test_metrics_md_counts_and_names_the_slides_left_out(n_flagged, exclude_flagged, tmp_path):
+    from mosare.cohort.slide_qc_table import slides_left_out
     from mosare.evaluation.results import excluded_slides_markdown
 
     table = qc_rows(6)
     table["flags"] = [f"sharpness low (z -{i}.0)" if i < n_flagged else "" for i in range(6)]
+    table["status"] = ["ok"] * 5 + ["excluded"]
+    table["reason"] = [""] * 5 + ["tiling: not a slide"]
     write_slide_qc_table(table, tmp_path / "slide_qc.tsv")
-    text = excluded_slides_markdown(tmp_path / "slide_qc.tsv")
-    assert f"Slides left out by slide QC (`qc.exclude_flagged`): {n_flagged}.\n" in text
-    for i, slide in enumerate(table["slide_id"]):
-        assert (f"- {slide}: sharpness low (z -{i}.0)" in text) == (i < n_flagged)
-    assert "left out by slide QC: 0 (`qc.exclude_flagged` is off)" in excluded_slides_markdown(None)
+    text = excluded_slides_markdown(slides_left_out(tmp_path / "slide_qc.tsv", exclude_flagged=exclude_flagged))
+    expected = 1 + (n_flagged if exclude_flagged else 0)
+    assert f"Slides left out of training (`slides.on_error`, `qc.exclude_flagged`): {expected}.\n" in text
+    for i, slide in enumerate(table["slide_id"][:5]):
+        assert (f"- {slide}: flagged by slide QC (qc.exclude_flagged): sharpness low (z -{i}.0)" in text) == (
+            exclude_flagged and i < n_flagged
+        )
+    assert f"- {table['slide_id'].iloc[5]}: excluded at tiling: not a slide\n" in text
+    assert excluded_slides_markdown(None) == ""  # a slide-less cohort says nothing about slides

@@ -25,7 +25,8 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "mosare"
 PATCH, FEATURE, GMM = "slides/patch_store.py", "features/feature_store.py", "features/gmm_store.py"
 TEXT, RNA, ATTENTION = "features/text_store.py", "features/rna_store.py", "deploy/attention_store.py"
 PATIENTS = "features/patient_stores.py"  # the keys the text and RNA stores share
-STORE_MODULES = {PATCH, FEATURE, GMM, TEXT, RNA, PATIENTS, ATTENTION, "core/stores.py"}
+EXCLUSION = "slides/exclusion.py"  # what stands in a store's place when its slide was left out
+STORE_MODULES = {PATCH, FEATURE, GMM, TEXT, RNA, PATIENTS, ATTENTION, EXCLUSION, "core/stores.py"}
 
 # Each store key (array name or attr) and the store modules allowed to spell it.
 STORE_KEYS = {
@@ -42,6 +43,7 @@ STORE_KEYS = {
     "present": {PATIENTS},
     **dict.fromkeys(("gene_ids", "values", "log_transformed", "n_genes"), {RNA}),
     "scores": {ATTENTION},
+    "excluded": {EXCLUSION},
 }
 # The same words used for something other than a store, each with where and why ("*": the whole module).
 NOT_STORE_KEYS = {

@@ -10,6 +10,7 @@ from synthetic_cohort import StandInModel, small_train_config, stand_in_factory,
 
 from mosare.cohort.data import CohortData, merge_slide_components
 from mosare.evaluation.metrics import KEY_COLUMNS
+from mosare.evaluation.repeats import repeat_auc_spread
 from mosare.evaluation.results import evaluation_tables, write_results
 from mosare.evaluation.scenarios import (
     MNARSetting,
@@ -455,3 +456,6 @@ def test_repeated_cross_validation_draws_new_folds_and_keeps_every_repeats_predi
         "fold0", "fold1", "fold2", "repeat1_fold0", "repeat1_fold1", "repeat1_fold2",
     ]  # fmt: skip
     assert len(tables.pooled) == 3 * cohort.n_patients, "one pooled row per patient and scenario, averaged over repeats"
+    spread = repeat_auc_spread(run.predictions)  # metrics.md's spread across repeats: one AUC per repeat
+    assert len(spread) == 3 and (spread["repeats"] == 2).all()
+    assert spread[["auc_repeat0", "auc_repeat1"]].notna().all().all()

@@ -299,8 +299,9 @@ def configured_leak_patterns(wildcards) -> list[str] | None:
 
 
 def excluded_slides_table(wildcards) -> list[str]:
-    """The cohort's slide QC table when qc.exclude_flagged leaves its flagged slides out of training, else none."""
-    return [LAYOUT.slide_qc(wildcards.cohort)] if config["qc"]["exclude_flagged"] else []
+    """The slide QC table of a cohort with slides: it names the slides training leaves out (excluded ones, and flagged
+    ones when qc.exclude_flagged is on); none for a slide-less cohort."""
+    return [LAYOUT.slide_qc(wildcards.cohort)] if slide_ids(wildcards.cohort) else []
 
 
 def report_files(wildcards) -> list[str]:
@@ -339,11 +340,18 @@ def training_gmm_dir(wildcards) -> str:
 def check_training_splits(cohort: str) -> None:
     """Fail while the workflow is planned, not hours later in the training job, when the sample sheet's patients
     cannot fill every fold and validation split (mosare.evaluation.splits.check_cohort_splits, the check training runs)."""
-    from mosare.cohort.table import sheet_patient_labels
+    from mosare.cohort.table import sheet_patient_labels, sheet_patient_sites
     from mosare.evaluation.splits import check_cohort_splits
 
-    patient_ids, labels = sheet_patient_labels(cohort_sheet(cohort), config["cohorts"][cohort]["classes"])
-    check_cohort_splits(cohort, patient_ids, labels, cohort_train_config(config, cohort))
+    sheet, classes = cohort_sheet(cohort), config["cohorts"][cohort]["classes"]
+    patient_ids, labels = sheet_patient_labels(sheet, classes)
+    try:
+        check_cohort_splits(
+            cohort, patient_ids, labels, cohort_train_config(config, cohort),
+            sites=sheet_patient_sites(sheet), classes=classes,
+        )
+    except ValueError as error:
+        raise ValueError(f"{error} (sample sheet: {sample_sheet_path(cohort)})") from error
 
 
 def training_config(wildcards) -> dict:

@@ -1,4 +1,5 @@
-# Slide QC per cohort: the tiling jobs' quality metrics (patch stores' qc attrs) in one table, with outlier flags.
+# Slide QC per cohort: the tiling jobs' quality metrics (patch stores' qc attrs) in one table, with outlier flags and the
+# status and reason of slides excluded at tiling or embedding (slides.on_error: exclude).
 # Logic: src/mosare/slides/qc_metrics.py (metrics, computed by tile_slide), src/mosare/cohort/slide_qc_table.py (table and flags),
 # src/mosare/reporting/plots/slide_qc.py (contact sheets, overview), src/mosare/reporting/slide_qc_report.py (pictures in the report).
 
@@ -6,6 +7,8 @@
 rule slide_qc:
     input:
         stores=lambda wildcards: tiled_slides(wildcards.cohort),
+        # For the slides excluded at embedding (slides.on_error: exclude), listed with their reason.
+        features=lambda wildcards: slide_feature_stores(wildcards.cohort),
     output:
         table=LAYOUT.slide_qc("{cohort}"),
     log:

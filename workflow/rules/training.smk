@@ -85,7 +85,7 @@ rule train_and_evaluate:
         gmms=cohort_gmm_stores,
         text=LAYOUT.text_store("{cohort}"),
         rna=LAYOUT.rna_store("{cohort}"),
-        slide_qc=excluded_slides_table,  # counted in metrics.md when qc.exclude_flagged is on
+        slide_qc=excluded_slides_table,  # the slides left out, listed in metrics.md
     output:
         metrics=report(
             LAYOUT.metrics("{cohort}"),

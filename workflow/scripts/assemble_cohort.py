@@ -4,7 +4,7 @@ from pathlib import Path
 
 import checkout_src  # noqa: F401 (puts this checkout's src/ first on sys.path, so mosare comes from here)
 
-from mosare.cohort.slide_qc_table import exclude_flagged_slides, read_flagged_slides
+from mosare.cohort.slide_qc_table import drop_slides, slides_left_out
 from mosare.cohort.table import build_cohort_table
 from mosare.core.logs import log_to_file
 from mosare.core.samples import load_sample_sheet
@@ -12,9 +12,9 @@ from mosare.reporting.plots.cohort import plot_modality_presence
 
 with log_to_file(snakemake.log[0]):
     sheet = load_sample_sheet(snakemake.input.samples, snakemake.params.classes)
-    if snakemake.params.exclude_flagged:
-        flagged = read_flagged_slides(snakemake.input.slide_qc[0])
-        sheet = exclude_flagged_slides(sheet, flagged, snakemake.wildcards.cohort)
+    if snakemake.input.slide_qc:  # a cohort with slides: excluded ones, and flagged ones with qc.exclude_flagged
+        left_out = slides_left_out(snakemake.input.slide_qc[0], exclude_flagged=snakemake.params.exclude_flagged)
+        sheet = drop_slides(sheet, left_out, snakemake.wildcards.cohort)
     table = build_cohort_table(
         sheet,
         {Path(store).name.removesuffix(".zarr"): store for store in snakemake.input.features},

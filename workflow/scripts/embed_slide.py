@@ -16,4 +16,6 @@ with log_to_file(snakemake.log.chunk):
         snakemake.params.encoder,
         threads=snakemake.threads,
         weights_fingerprint=snakemake.input.weights_fingerprint,
+        # Read from the config, not a param: no finished slide's store depends on it, so switching reruns nothing.
+        on_error=snakemake.config["slides"]["on_error"],
     )

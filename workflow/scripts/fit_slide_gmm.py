@@ -6,8 +6,18 @@ import torch
 
 from mosare.core.logs import log_to_file
 from mosare.core.resources import usable_cores
-from mosare.features.slide_gmm import SlideGMMJob, fit_slide_gmms
+from mosare.features.slide_gmm import SlideGMMJob, SlideMixture, fit_slide_gmms
+from mosare.reporting.plots.exclusion import plot_slide_exclusion
 from mosare.reporting.plots.gmm import plot_slide_mixture
+from mosare.slides.exclusion import SlideExclusion
+
+
+def draw(fitted: SlideMixture | SlideExclusion, job: SlideGMMJob) -> None:
+    if isinstance(fitted, SlideExclusion):
+        plot_slide_exclusion(fitted, job.qc_picture)
+    else:
+        plot_slide_mixture(fitted, job.patch_store, job.slide_path, job.qc_picture)
+
 
 with log_to_file(snakemake.log.chunk):
     # One thread: GMM jobs run side by side with other jobs, and a shared core makes torch's thread pool stall.
@@ -27,5 +37,5 @@ with log_to_file(snakemake.log.chunk):
             )
         ],
         snakemake.params.gmm,
-        draw=lambda mixture, job: plot_slide_mixture(mixture, job.patch_store, job.slide_path, job.qc_picture),
+        draw=draw,
     )

@@ -4,6 +4,7 @@
 import checkout_src  # noqa: F401 (puts this checkout's src/ first on sys.path, so mosare comes from here)
 
 from mosare.cohort.data import CohortInputs
+from mosare.cohort.slide_qc_table import slides_left_out
 from mosare.core.logs import log_to_file
 from mosare.reporting.plots.training import draw_model_curves
 from mosare.training.stage import evaluate
@@ -29,7 +30,11 @@ with log_to_file(snakemake.log[0]):
             "predictions": snakemake.output.predictions,
         },
         rna_top_genes=snakemake.params.rna_top_genes,
-        # counted in metrics.md; the input is there only when qc.exclude_flagged is on
-        slide_qc_table=snakemake.input.slide_qc[0] if snakemake.params.exclude_flagged else None,
+        # the slides left out, as the cohort table left them out, listed in metrics.md; none for a slide-less cohort
+        left_out_slides=(
+            slides_left_out(snakemake.input.slide_qc[0], exclude_flagged=snakemake.params.exclude_flagged)
+            if snakemake.input.slide_qc
+            else None
+        ),
     )
     draw_model_curves(snakemake.params.train_dir, snakemake.params.train)

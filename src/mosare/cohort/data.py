@@ -67,6 +67,7 @@ class CohortData:
     text_global: np.ndarray  # (N, Dt) float32
     text_local: np.ndarray  # (N, C, Dt) float32
     excluded: list[str] = dataclasses.field(default_factory=list)  # patients with no modality at all
+    sites: np.ndarray | None = None  # (N,) str: each patient's site (cohort.tsv), None when the sheet gives none
 
     def subset(self, rows: np.ndarray) -> CohortData:
         """The same cohort restricted to patients ``rows`` (in that order)."""
@@ -85,6 +86,7 @@ class CohortData:
             rna=self.rna[rows],
             text_global=self.text_global[rows],
             text_local=self.text_local[rows],
+            sites=None if self.sites is None else self.sites[rows],
         )
 
     @property
@@ -224,6 +226,7 @@ def load_cohort_data(
         rna=rna,
         text_global=text_global,
         text_local=text_local,
+        sites=None if table.sites is None else np.asarray(table.sites, dtype=str),
     )
     usable = available.any(axis=1)
     if not usable.all():

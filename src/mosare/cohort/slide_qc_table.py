@@ -1,5 +1,6 @@
 """A cohort's slide QC table (``results/{cohort}/slide_qc.tsv``): the patch stores' ``qc`` metrics, one row per slide,
-and a ``flags`` column naming why a slide looks wrong.
+a ``flags`` column naming why a slide looks wrong, and ``status`` (``ok`` or ``excluded``) with the ``reason`` of a
+slide that could not be used (``slides.on_error: exclude``, ``mosare.slides.exclusion``), at tiling or embedding.
 
 A slide is flagged on a metric when it lies more than ``qc.mad_k`` robust standard deviations from the cohort's
 median, in the direction that means trouble (``OUTLIER_RULES``). The robust standard deviation is 1.4826 x the
@@ -21,6 +22,7 @@ import pandas as pd
 
 from mosare.core.atomic_files import atomic_file
 from mosare.core.config_schema import schema_defaults
+from mosare.slides.exclusion import SlideExclusion
 from mosare.slides.patch_store import PatchStore
 from mosare.slides.qc_fields import QC_METRICS
 
@@ -56,16 +58,33 @@ OUTLIER_RULES: dict[str, OutlierRule] = {
 }
 
 
-def read_slide_qc(stores: Mapping[str, str | Path]) -> pd.DataFrame:
-    """One row per slide (``slide_id`` then ``QC_METRICS``) from the patch stores' ``qc`` attributes.
+OK, EXCLUDED = "ok", "excluded"  # the status column's values
+
+
+def read_slide_qc(
+    stores: Mapping[str, str | Path], feature_stores: Mapping[str, str | Path] | None = None
+) -> pd.DataFrame:
+    """One row per slide (``slide_id`` then ``QC_METRICS``) from the patch stores' ``qc`` attributes, and each
+    slide's ``status`` and ``reason``: excluded at tiling (its patch store is an exclusion, metrics NaN) or at
+    embedding (its store in ``feature_stores``, slide id -> feature store, is one).
 
     A store tiled before QC metrics existed gives a row of NaN (flagged ``no QC metrics``).
     """
     rows = []
     for slide_id, store in stores.items():
-        qc = PatchStore.read(store).qc or {}
-        rows.append({"slide_id": slide_id, **{key: qc.get(key) for key in QC_METRICS}})
-    table = pd.DataFrame(rows, columns=["slide_id", *QC_METRICS])
+        exclusion = SlideExclusion.read(store)
+        if exclusion is None and feature_stores is not None:
+            exclusion = SlideExclusion.read(feature_stores[slide_id])
+        qc = (PatchStore.read(store).qc or {}) if exclusion is None or exclusion.stage != "tiling" else {}
+        rows.append(
+            {
+                "slide_id": slide_id,
+                **{key: qc.get(key) for key in QC_METRICS},
+                "status": OK if exclusion is None else EXCLUDED,
+                "reason": "" if exclusion is None else f"{exclusion.stage}: {exclusion.reason}",
+            }
+        )
+    table = pd.DataFrame(rows, columns=["slide_id", *QC_METRICS, "status", "reason"])
     table[list(QC_METRICS)] = table[list(QC_METRICS)].astype(float)
     return table
 
@@ -81,12 +100,16 @@ def robust_z(values: pd.Series, rule: OutlierRule) -> pd.Series:
 def slide_flags(table: pd.DataFrame, *, mad_k: float = DEFAULT_MAD_K, min_patches: int | None = None) -> pd.Series:
     """Per slide, its reasons for concern joined by ``; `` (empty when none), e.g. ``sharpness low (z -9.2)``.
 
-    ``min_patches`` None: the default ``gmm.components`` (fewer patches cannot give each mixture component one)."""
+    ``min_patches`` None: the default ``gmm.components`` (fewer patches cannot give each mixture component one).
+    An excluded slide (``status``) is flagged ``excluded at <stage>`` first."""
     if min_patches is None:
         min_patches = int(schema_defaults("gmm")["components"])
     reasons: list[list[str]] = [[] for _ in range(len(table))]
+    excluded = (table["status"] == EXCLUDED).to_numpy() if "status" in table else np.zeros(len(table), bool)
+    for index in np.flatnonzero(excluded):
+        reasons[index].append(f"excluded at {table['reason'].iloc[index].split(':', 1)[0]}")
     missing = table[list(QC_METRICS)].isna().all(axis=1).to_numpy()
-    for index in np.flatnonzero(missing):
+    for index in np.flatnonzero(missing & ~excluded):
         reasons[index].append("no QC metrics")
     for index in np.flatnonzero(~missing & (table["n_patches"] < min_patches).to_numpy()):
         reasons[index].append(f"n_patches {table['n_patches'].iloc[index]:.0f} < {min_patches}")
@@ -105,11 +128,15 @@ def slide_flags(table: pd.DataFrame, *, mad_k: float = DEFAULT_MAD_K, min_patche
 
 
 def slide_qc_table(
-    stores: Mapping[str, str | Path], *, mad_k: float = DEFAULT_MAD_K, min_patches: int | None = None
+    stores: Mapping[str, str | Path],
+    feature_stores: Mapping[str, str | Path] | None = None,
+    *,
+    mad_k: float = DEFAULT_MAD_K,
+    min_patches: int | None = None,
 ) -> pd.DataFrame:
-    """The cohort's QC table: ``read_slide_qc`` plus ``flags``."""
-    table = read_slide_qc(stores)
-    table["flags"] = slide_flags(table, mad_k=mad_k, min_patches=min_patches)
+    """The cohort's QC table: ``read_slide_qc`` plus ``flags`` (before ``status`` and ``reason``)."""
+    table = read_slide_qc(stores, feature_stores)
+    table.insert(len(table.columns) - 2, "flags", slide_flags(table, mad_k=mad_k, min_patches=min_patches))
     return table
 
 
@@ -119,30 +146,42 @@ def write_slide_qc_table(table: pd.DataFrame, path: str | Path) -> None:
 
 
 def read_flagged_slides(path: str | Path) -> dict[str, str]:
-    """Flagged slides of a written ``slide_qc.tsv``: slide id -> its flags."""
+    """Flagged slides of a written ``slide_qc.tsv``: slide id -> its flags (excluded slides among them)."""
     table = pd.read_csv(path, sep="\t", usecols=["slide_id", "flags"], dtype=str).fillna({"flags": ""})
     return {slide: flags for slide, flags in zip(table["slide_id"], table["flags"]) if flags}
 
 
-def exclude_flagged_slides(sheet: pd.DataFrame, flagged: Mapping[str, str], cohort: str) -> pd.DataFrame:
-    """The sample sheet with flagged slides made absent (``qc.exclude_flagged``), each exclusion logged.
+def read_excluded_slides(path: str | Path) -> dict[str, str]:
+    """Slides of a written ``slide_qc.tsv`` that could not be used (``slides.on_error: exclude``): slide id -> reason
+    (``<stage>: <error>``)."""
+    table = pd.read_csv(path, sep="\t", dtype=str).fillna("")
+    if "status" not in table:  # written before exclusions existed
+        return {}
+    excluded = table[table["status"] == EXCLUDED]
+    return dict(zip(excluded["slide_id"], excluded["reason"]))
 
-    A flagged slide's row keeps its patient but loses its slide id, as a patient without a slide has: a patient
-    whose every slide is flagged stays in the cohort with WSI missing, one with another slide keeps that one.
+
+def slides_left_out(path: str | Path, *, exclude_flagged: bool) -> dict[str, str]:
+    """The slides training leaves out, from a written ``slide_qc.tsv``, slide id -> why: every excluded slide
+    (``excluded at <stage>: <error>``), and with ``exclude_flagged`` (``qc.exclude_flagged``) every flagged one."""
+    excluded = {slide: f"excluded at {reason}" for slide, reason in read_excluded_slides(path).items()}
+    flagged = read_flagged_slides(path) if exclude_flagged else {}
+    return {slide: f"flagged by slide QC (qc.exclude_flagged): {flags}" for slide, flags in flagged.items()} | excluded
+
+
+def drop_slides(sheet: pd.DataFrame, left_out: Mapping[str, str], cohort: str) -> pd.DataFrame:
+    """The sample sheet with the ``left_out`` slides (slide id -> why) made absent, each logged.
+
+    A left-out slide's row keeps its patient but loses its slide id, as a patient without a slide has: a patient
+    whose every slide is left out stays in the cohort with WSI missing, one with another slide keeps that one.
     """
-    excluded = sheet["slide_id"].isin(list(flagged)) & (sheet["slide_id"] != "")
-    if not excluded.any():
-        log.info("%s: qc.exclude_flagged is on; no slide is flagged", cohort)
+    dropped = sheet["slide_id"].isin(list(left_out)) & (sheet["slide_id"] != "")
+    if not dropped.any():
+        log.info("%s: no slide is left out (slide QC and slides.on_error)", cohort)
         return sheet
-    for slide_id, patient_id in zip(sheet.loc[excluded, "slide_id"], sheet.loc[excluded, "patient_id"]):
-        log.warning(
-            "%s: slide %s of patient %s left out (qc.exclude_flagged): %s",
-            cohort,
-            slide_id,
-            patient_id,
-            flagged[slide_id],
-        )
-    log.warning("%s: %d flagged slide(s) left out of training (qc.exclude_flagged)", cohort, int(excluded.sum()))
+    for slide_id, patient_id in zip(sheet.loc[dropped, "slide_id"], sheet.loc[dropped, "patient_id"]):
+        log.warning("%s: slide %s of patient %s left out: %s", cohort, slide_id, patient_id, left_out[slide_id])
+    log.warning("%s: %d slide(s) left out of training", cohort, int(dropped.sum()))
     kept = sheet.copy()
-    kept.loc[excluded, ["slide_id", "slide_path"]] = ""
+    kept.loc[dropped, ["slide_id", "slide_path"]] = ""
     return kept

@@ -16,6 +16,7 @@ import pandas as pd
 
 from mosare.core.atomic_files import write_tsv
 from mosare.core.modalities import MODALITIES
+from mosare.core.samples import patient_sites
 from mosare.features.feature_store import FeatureStore
 from mosare.features.rna_store import RNAStore
 from mosare.features.text_store import TextStore
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 
 FLAG_COLUMNS = tuple(f"has_{m}" for m in MODALITIES)
 COLUMNS = ("patient_id", "label", "slide_ids", *FLAG_COLUMNS)
+SITE_COLUMN = "site"  # optional: written when the sample sheet gives the patients' sites
 FLAG_TEXT = {True: "True", False: "False"}
 
 
@@ -35,15 +37,17 @@ class CohortError(ValueError):
 class CohortTable:
     """``results/{cohort}/cohort.tsv``: one row per patient in sample-sheet order; read and written only here.
 
-    ``present`` (P, 3) bool: which modalities each patient really has, columns in ``MODALITIES`` order. On disk:
-    columns ``patient_id, label, slide_ids`` (comma-joined, empty for none), ``has_wsi, has_rna, has_text``
-    (``True``/``False``).
+    ``present`` (P, 3) bool: which modalities each patient really has, columns in ``MODALITIES`` order. ``sites``:
+    each patient's tissue source site (:func:`~mosare.core.samples.patient_sites`), None when the sheet gives none.
+    On disk: columns ``patient_id, label, slide_ids`` (comma-joined, empty for none), ``has_wsi, has_rna, has_text``
+    (``True``/``False``), then ``site`` when the sites are known.
     """
 
     patient_ids: tuple[str, ...]
     labels: tuple[str, ...]
     slide_ids: tuple[tuple[str, ...], ...]
     present: np.ndarray
+    sites: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         n = len(self.patient_ids)
@@ -53,6 +57,8 @@ class CohortTable:
                 f"{n} patients, {len(self.labels)} labels, {len(self.slide_ids)} slide lists, present "
                 f"{self.present.shape}"
             )
+        if self.sites is not None and (len(self.sites) != n or not all(self.sites)):
+            raise ValueError(f"a cohort table's sites name one site per patient: {n} patients, sites {self.sites}")
 
     def __len__(self) -> int:
         return len(self.patient_ids)
@@ -62,13 +68,15 @@ class CohortTable:
         return self.present[:, MODALITIES.index(modality)]
 
     def to_frame(self) -> pd.DataFrame:
-        """The table as written: one row per patient, the columns of ``COLUMNS``."""
+        """The table as written: one row per patient, the columns of ``COLUMNS`` (and ``site`` when known)."""
         frame = pd.DataFrame(
             {"patient_id": self.patient_ids, "label": self.labels, "slide_ids": [",".join(s) for s in self.slide_ids]},
             columns=list(COLUMNS[:3]),
         )
         for column, flags in zip(FLAG_COLUMNS, self.present.T):
             frame[column] = flags.astype(bool)
+        if self.sites is not None:
+            frame[SITE_COLUMN] = list(self.sites)
         return frame
 
     def write(self, path: str | Path) -> None:
@@ -101,11 +109,15 @@ class CohortTable:
                     f"{path}: labels {unknown} are not among the cohort's classes {list(classes)}; "
                     "fix the sample sheet or the cohort's 'classes' in the workflow configuration"
                 )
+        if SITE_COLUMN in frame.columns and (frame[SITE_COLUMN] == "").any():
+            lines = ", ".join(str(i + 2) for i in frame.index[frame[SITE_COLUMN] == ""])
+            raise CohortError(f"{path}: 'site' is empty on line(s) {lines}; rerun rule assemble_cohort")
         return cls(
             patient_ids=tuple(frame["patient_id"]),
             labels=tuple(frame["label"]),
             slide_ids=tuple(tuple(s for s in ids.split(",") if s) for ids in frame["slide_ids"]),
             present=np.stack([flags[column] for column in FLAG_COLUMNS], axis=1).reshape(len(frame), len(MODALITIES)),
+            sites=tuple(frame[SITE_COLUMN]) if SITE_COLUMN in frame.columns else None,
         )
 
 
@@ -114,6 +126,13 @@ def sheet_patient_labels(sheet: pd.DataFrame, classes: list[str]) -> tuple[np.nd
     labels = sheet.groupby("patient_id", sort=False)["label"].first()
     index = {name: i for i, name in enumerate(classes)}
     return labels.index.to_numpy(dtype=str), labels.map(index).to_numpy(dtype=np.int64)
+
+
+def sheet_patient_sites(sheet: pd.DataFrame) -> tuple[str, ...] | None:
+    """Each patient's site, one per patient in sheet order (as in cohort.tsv), or None when the sheet gives none
+    (:func:`~mosare.core.samples.patient_sites`: the site column, else TCGA barcodes)."""
+    sites = patient_sites(sheet)
+    return None if sites is None else tuple(sites[pid] for pid in dict.fromkeys(sheet["patient_id"].astype(str)))
 
 
 def store_presence(store_path: str | Path, stored: tuple[list[str], np.ndarray], patient_ids: list[str]) -> np.ndarray:
@@ -159,6 +178,7 @@ def assemble_cohort(
         labels=tuple(str(group["label"].iloc[0]) for _, group in groups),
         slide_ids=tuple(slide_ids),
         present=np.stack([present[m] for m in MODALITIES], axis=1).reshape(len(groups), len(MODALITIES)),
+        sites=sheet_patient_sites(sheet),
     )
 
 

@@ -1,4 +1,4 @@
-"""Cohort sample sheets: one row per slide (patient_id, slide_id, slide_path, label[, report_path, mpp]).
+"""Cohort sample sheets: one row per slide (patient_id, slide_id, slide_path, label[, report_path, mpp, site]).
 
 A patient without a slide (RNA and/or a report only) is one row with ``slide_id`` and ``slide_path`` both empty.
 Every check reports every offending row at once, so a user fixes a sheet in one pass.
@@ -14,9 +14,11 @@ from pathlib import Path
 import pandas as pd
 
 REQUIRED_COLUMNS = ("patient_id", "slide_id", "slide_path", "label")
-OPTIONAL_COLUMNS = ("report_path", "mpp")
+OPTIONAL_COLUMNS = ("report_path", "mpp", "site")
 # Patient and slide ids become file names and Snakemake wildcards (common.smk constrains {slide_id} to this).
 ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]+$")
+# A TCGA patient barcode (or a longer sample barcode): project, tissue source site (group 1), participant.
+TCGA_BARCODE = re.compile(r"^TCGA-([A-Za-z0-9]{2})-[A-Za-z0-9]{4}(?:-.*)?$")
 
 
 class SampleSheetError(ValueError):
@@ -115,6 +117,7 @@ def validate_sample_sheet(sheet: pd.DataFrame, classes: Sequence[str], *, base_d
             listed = "; ".join(f"line {i + 2}: {p}" for i, p in absent[column].items())
             problems.append(f"'{column}' file(s) not found (relative paths resolve against {base_dir}): {listed}")
     problems += _conflicting_report_paths(sheet)
+    problems += _site_problems(sheet)
     problems += _files_shared_between_patients(sheet, "slide_path", "slide")
     problems += _files_shared_between_patients(sheet, "report_path", "report")
     if problems:
@@ -122,7 +125,63 @@ def validate_sample_sheet(sheet: pd.DataFrame, classes: Sequence[str], *, base_d
     for column in ("patient_id", "slide_id", "label"):
         sheet[column] = sheet[column].astype(str)
     sheet.loc[slideless, "slide_id"] = ""
+    sheet["site"] = sheet["site"].map(lambda v: None if _blank(v) else str(v).strip())
     return sheet.reset_index(drop=True)
+
+
+def patient_sites(sheet: pd.DataFrame) -> dict[str, str] | None:
+    """Each patient's tissue source site ({patient_id: site}, in sheet order), or None when the sheet gives none.
+
+    The sheet's ``site`` column where it is filled in; without it, the site code of TCGA barcodes (``TCGA-XX-...``:
+    ``XX``) when every patient_id is one. ``train.split: site`` groups the test folds by it.
+    """
+    patients = sheet["patient_id"].astype(str)
+    if "site" in sheet.columns and not sheet["site"].map(_blank).all():
+        filled = sheet[~sheet["site"].map(_blank)]
+        return {
+            str(pid): str(site).strip()
+            for pid, site in filled.groupby("patient_id", sort=False)["site"].first().items()
+        }
+    codes = {pid: TCGA_BARCODE.match(pid) for pid in dict.fromkeys(patients)}
+    if codes and all(codes.values()):
+        return {pid: match.group(1).upper() for pid, match in codes.items() if match is not None}
+    return None
+
+
+def _blank(value: object) -> bool:
+    return value is None or (isinstance(value, float) and pd.isna(value)) or str(value).strip() == ""
+
+
+def _site_problems(sheet: pd.DataFrame) -> list[str]:
+    """A patient has one site, and a sheet that names sites names one for every patient."""
+    blank = sheet["site"].map(_blank)
+    if blank.all():
+        return []
+    site = sheet["site"].astype(str).str.strip()
+    problems = []
+    per_patient = site[~blank].groupby(sheet.loc[~blank, "patient_id"], sort=False).nunique()
+    conflicting = per_patient[per_patient > 1].index
+    if len(conflicting):
+        listed = "; ".join(
+            f"{pid!r} has "
+            + ", ".join(
+                f"{name!r} on line(s) {_rows(rows)}"
+                for name, rows in sheet[(sheet.patient_id == pid) & ~blank].groupby(site, sort=False)
+            )
+            for pid in conflicting
+        )
+        problems.append(
+            f"each patient comes from one site: {listed}; put that patient's one site on all of their rows (or leave "
+            "it blank on all but one)"
+        )
+    without = sheet[~sheet["patient_id"].isin(set(sheet.loc[~blank, "patient_id"]))]
+    if len(without):
+        listed = ", ".join(repr(pid) for pid in dict.fromkeys(without["patient_id"].astype(str)))
+        problems.append(
+            f"'site' is filled in for some patients but not for {listed} (line(s) {_rows(without)}); give every "
+            "patient a site, or leave the column out"
+        )
+    return problems
 
 
 def slide_rows(sheet: pd.DataFrame) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""Demo cohorts planned from their seed alone: patients, slides, magnifications and missing modalities.
+"""Demo cohorts planned from their seed alone: patients, their sites, slides, magnifications and missing modalities.
 
 Everything derives from ``demo.seed``: :func:`plan_demo_cohort` (cheap, called while Snakemake builds the DAG)
 and the writers in ``mosare.demo.writer`` share one :class:`DemoPlan`, so the sheet planned in memory names exactly the
@@ -29,6 +29,8 @@ class PatientPlan:
     has_rna: bool
     has_report: bool
     index: int
+    site: str  # the tissue source site (the sample sheet's site column)
+    stain_shift: float  # the cohort's stain_shift plus the site's own: what the patient's slides are stained with
 
 
 @dataclass(frozen=True)
@@ -63,10 +65,13 @@ class DemoPlan:
                     else None
                 ),
                 "mpp": math.nan,
+                "site": slide.patient.site,
             }
             for slide in self.slides
         ]
-        return pd.DataFrame(rows, columns=["patient_id", "slide_id", "slide_path", "label", "report_path", "mpp"])
+        return pd.DataFrame(
+            rows, columns=["patient_id", "slide_id", "slide_path", "label", "report_path", "mpp", "site"]
+        )
 
 
 def demo_settings(demo_config: Mapping[str, Any]) -> dict[str, Any]:
@@ -92,8 +97,23 @@ def _exact_subset(rng: np.random.Generator, n: int, fraction: float) -> np.ndarr
     return mask
 
 
+def demo_sites(
+    seed: int, class_index: np.ndarray, n_sites: int, site_stain_shift: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(site of every patient, stain shift of every site). Each class's patients, in a seeded order, are dealt to the
+    sites in turn, one count carried on from class to class: every site holds every class as evenly as the counts
+    allow, so any number of folds up to ``n_sites`` can keep sites apart. The sites' shifts are spread evenly over
+    [-site_stain_shift, site_stain_shift], in a seeded order. Its own stream (purpose 5), so sites move nothing
+    else."""
+    rng = random_stream(seed, 5)
+    order = np.concatenate([rng.permutation(np.flatnonzero(class_index == k)) for k in np.unique(class_index)])
+    sites = np.empty(len(class_index), dtype=np.int64)
+    sites[order] = np.arange(len(order)) % n_sites
+    return sites, rng.permutation(np.linspace(-site_stain_shift, site_stain_shift, n_sites))
+
+
 def make_demo_plan(cohort: str, demo_config: Mapping[str, Any], classes: Sequence[str], out_dir: Path) -> DemoPlan:
-    """Decide every patient, slide, magnification and missing modality from the seed alone."""
+    """Decide every patient, site, slide, magnification and missing modality from the seed alone."""
     settings = demo_settings(demo_config)
     seed, n_patients = int(settings["seed"]), int(settings["patients"])
     if len(classes) < 2:
@@ -103,6 +123,7 @@ def make_demo_plan(cohort: str, demo_config: Mapping[str, Any], classes: Sequenc
     lacks_rna = _exact_subset(rng, n_patients, settings["fraction_missing_rna"])
     lacks_report = _exact_subset(rng, n_patients, settings["fraction_missing_report"])
     two_slides = _exact_subset(rng, n_patients, settings["fraction_two_slides"])
+    site_of, site_shift = demo_sites(seed, class_index, int(settings["sites"]), float(settings["site_stain_shift"]))
     patients = tuple(
         PatientPlan(
             patient_id=f"{cohort}-{i + 1:03d}",
@@ -111,6 +132,8 @@ def make_demo_plan(cohort: str, demo_config: Mapping[str, Any], classes: Sequenc
             has_rna=not lacks_rna[i],
             has_report=not lacks_report[i],
             index=i,
+            site=f"S{site_of[i] + 1}",
+            stain_shift=float(settings["stain_shift"]) + float(site_shift[site_of[i]]),
         )
         for i, k in enumerate(class_index)
     )

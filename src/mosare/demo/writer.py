@@ -24,7 +24,8 @@ from mosare.demo.reports import demo_report
 def demo_rna_matrix(plan: DemoPlan) -> pd.DataFrame:
     """Raw-count-like RNA (genes x patients with RNA): negative-binomial counts around gene baselines, one
     up-regulated module per class whose activity varies by patient, two nuisance programmes and two
-    sequencing batches with gene-wise offsets. Counts, so the RNA stage's ``log_transform: auto`` logs them.
+    sequencing batches with gene-wise offsets; then ``noise_genes`` pure-noise genes (:func:`noise_gene_log_means`).
+    Counts, so the RNA stage's ``log_transform: auto`` logs them.
     """
     seed = int(plan.settings["seed"])
     biology_seed = seed if plan.settings.get("biology_seed") is None else int(plan.settings["biology_seed"])
@@ -50,13 +51,30 @@ def demo_rna_matrix(plan: DemoPlan) -> pd.DataFrame:
     mean = library[:, None] * np.exp(log_mean)
     dispersion = 0.15
     counts = rng.poisson(rng.gamma(1 / dispersion, mean * dispersion))
+    noise_rng = random_stream(seed, 7)  # a stream of its own, so the genes above stay as they were
+    noise_mean = library[:, None] * np.exp(noise_gene_log_means(plan, n_patients, noise_rng))
+    counts = np.concatenate([counts, noise_rng.poisson(noise_rng.gamma(1 / dispersion, noise_mean * dispersion))], 1)
     has_rna = [p.has_rna for p in plan.patients]
     matrix = pd.DataFrame(
         counts[has_rna].T,
         columns=[p.patient_id for p in plan.patients if p.has_rna],
-        index=pd.Index([f"GENE{g + 1:05d}" for g in range(n_genes)], name="gene_id"),
+        index=pd.Index([f"GENE{g + 1:05d}" for g in range(counts.shape[1])], name="gene_id"),
     )
     return matrix
+
+
+def noise_gene_log_means(plan: DemoPlan, n_patients: int, rng: np.random.Generator) -> np.ndarray:
+    """(patients, noise_genes) natural-log mean counts of the pure-noise genes at library size 1: a gene baseline
+    plus a patient deviation of gene-wise spread 0.1-0.8, unrelated to class, batch or site. Many vary more than
+    the class genes, so the ``rna.top_genes`` most variable genes include noise and differ from fold to fold, as
+    in real expression data. Gene parameters come from ``biology_seed`` (an external cohort has the same noise
+    genes), the patients' deviations from ``rng``."""
+    seed = int(plan.settings["seed"])
+    biology_seed = seed if plan.settings.get("biology_seed") is None else int(plan.settings["biology_seed"])
+    n_noise = int(plan.settings["noise_genes"])
+    genes = random_stream(biology_seed, 6)
+    baseline, spread = genes.normal(2.0, 1.6, n_noise), genes.uniform(0.1, 0.8, n_noise)
+    return baseline[None, :] + rng.normal(0.0, 1.0, (n_patients, n_noise)) * spread[None, :]
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -81,7 +99,7 @@ def write_planned_slide(plan: DemoPlan, slide_id: str, *, workers: int = 1) -> P
         mpp=slide.mpp,
         slide_px=int(plan.settings["slide_px"]),
         pen=slide.pen,
-        stain_shift=float(plan.settings.get("stain_shift", 0.0)),
+        stain_shift=slide.patient.stain_shift,
         workers=workers,
     )
     return path

@@ -81,6 +81,23 @@ def auc_with_interval(
     return (point, *percentile_interval(resampled))
 
 
+def paired_auc_comparison(
+    labels: np.ndarray, probabilities_a: np.ndarray, probabilities_b: np.ndarray, n_resamples: int, seed: int
+) -> dict[str, float]:
+    """Two models' AUCs on the same patients and their difference (a - b): a paired-bootstrap percentile CI (the same
+    resampled patients for both) and, for two classes, DeLong's two-sided p (NaN otherwise)."""
+    labels = np.asarray(labels)
+    counts = stratified_bootstrap_counts(labels, n_resamples, seed)
+    differences = weighted_auc(labels, probabilities_a, counts) - weighted_auc(labels, probabilities_b, counts)
+    auc_a = float(weighted_auc(labels, probabilities_a, np.ones((1, len(labels))))[0])
+    auc_b = float(weighted_auc(labels, probabilities_b, np.ones((1, len(labels))))[0])
+    two_classes = probabilities_a.shape[1] == 2
+    p_value = delong_test(labels, probabilities_a[:, 1], probabilities_b[:, 1])[3] if two_classes else np.nan
+    low, high = percentile_interval(differences)
+    return {"auc": auc_a, "auc_compared": auc_b, "auc_difference": auc_a - auc_b, "ci_low": low, "ci_high": high,
+            "p_delong": p_value}  # fmt: skip
+
+
 def _midranks(values: np.ndarray) -> np.ndarray:
     """Ranks 1..n of ``values`` along the last axis, ties sharing their mean rank."""
     order = np.argsort(values, axis=-1, kind="stable")

@@ -19,15 +19,7 @@ import pandas as pd
 
 from mosare.core.atomic_files import atomic_file, write_tsv
 from mosare.core.config_schema import schema_defaults
-from mosare.evaluation.evidence import (
-    CI_LEVEL,
-    auc_with_interval,
-    delong_test,
-    holm_adjust,
-    percentile_interval,
-    stratified_bootstrap_counts,
-    weighted_auc,
-)
+from mosare.evaluation.evidence import CI_LEVEL, auc_with_interval, holm_adjust, paired_auc_comparison
 from mosare.evaluation.metrics import (
     KEY_COLUMNS,
     METRICS,
@@ -36,7 +28,8 @@ from mosare.evaluation.metrics import (
     scenario_label,
     summarise_folds,
 )
-from mosare.evaluation.splits import derived_seed
+from mosare.evaluation.repeats import repeat_spread_markdown
+from mosare.evaluation.splits import derived_seed, split_setting
 
 REFERENCE_MODEL = "mosare"
 SCENARIO_KEYS: tuple[str, ...] = ("scenario", "train_missing_rate", "test_missing_rate")
@@ -62,7 +55,7 @@ def pooled_predictions(predictions: pd.DataFrame) -> pd.DataFrame:
     return predictions.groupby(keys, sort=False)[probability_columns(predictions)].mean().reset_index()
 
 
-def _label_index(frame: pd.DataFrame, classes: Sequence[str]) -> np.ndarray:
+def label_index(frame: pd.DataFrame, classes: Sequence[str]) -> np.ndarray:
     return frame["label"].map({name: i for i, name in enumerate(classes)}).to_numpy(dtype=np.int64)
 
 
@@ -71,7 +64,7 @@ def pooled_metric_rows(pooled: pd.DataFrame, classes: Sequence[str], n_resamples
     for the AUC (the other metrics have no interval)."""
     rows = []
     for key, group in pooled.groupby(list(KEY_COLUMNS), sort=False):
-        labels = _label_index(group, classes)
+        labels = label_index(group, classes)
         probabilities = group[probability_columns(group)].to_numpy(dtype=np.float64)
         values = classification_metrics(labels, probabilities)
         auc, low, high = auc_with_interval(labels, probabilities, n_resamples, seed)
@@ -100,27 +93,17 @@ def comparison_table(
             if model == reference:
                 continue
             patients = ours.index.intersection(theirs.index)
-            labels = _label_index(ours.loc[patients].reset_index(), classes)
+            labels = label_index(ours.loc[patients].reset_index(), classes)
             columns = probability_columns(ours)
             p_ours = ours.loc[patients, columns].to_numpy(np.float64)
             p_theirs = theirs.loc[patients, columns].to_numpy(np.float64)
-            counts = stratified_bootstrap_counts(labels, n_resamples, seed)
-            differences = weighted_auc(labels, p_ours, counts) - weighted_auc(labels, p_theirs, counts)
-            auc_ours = float(weighted_auc(labels, p_ours, np.ones((1, len(labels))))[0])
-            auc_theirs = float(weighted_auc(labels, p_theirs, np.ones((1, len(labels))))[0])
-            p_value = delong_test(labels, p_ours[:, 1], p_theirs[:, 1])[3] if len(classes) == 2 else np.nan
             rows.append(
                 {
                     **dict(zip(["cohort", *SCENARIO_KEYS], scenario_key)),
                     "model": reference,
                     "compared_to": model,
                     "n_patients": len(patients),
-                    "auc": auc_ours,
-                    "auc_compared": auc_theirs,
-                    "auc_difference": auc_ours - auc_theirs,
-                    "ci_low": percentile_interval(differences)[0],
-                    "ci_high": percentile_interval(differences)[1],
-                    "p_delong": p_value,
+                    **paired_auc_comparison(labels, p_ours, p_theirs, n_resamples, seed),
                 }
             )
     table = pd.DataFrame(rows)
@@ -210,16 +193,56 @@ def comparisons_markdown(comparisons: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def excluded_slides_markdown(slide_qc_table: str | Path | None) -> str:
-    """metrics.md's count of the slides ``qc.exclude_flagged`` left out of training (``slide_qc_table``: the cohort's
-    slide_qc.tsv when it is on, None when it is off), naming each with its flags."""
-    if slide_qc_table is None:
-        return "\nSlides left out by slide QC: 0 (`qc.exclude_flagged` is off).\n"
-    from mosare.cohort.slide_qc_table import read_flagged_slides
+def excluded_slides_markdown(left_out_slides: Mapping[str, str] | None) -> str:
+    """metrics.md's list of the slides left out of training (slide id -> why; None for a slide-less cohort): those
+    that could not be used (``slides.on_error: exclude``) and, with ``qc.exclude_flagged``, those slide QC flagged."""
+    if left_out_slides is None:
+        return ""
+    markdown = f"\nSlides left out of training (`slides.on_error`, `qc.exclude_flagged`): {len(left_out_slides)}.\n"
+    return markdown + "".join(f"- {slide}: {why}\n" for slide, why in left_out_slides.items())
 
-    flagged = read_flagged_slides(slide_qc_table)
-    markdown = f"\nSlides left out by slide QC (`qc.exclude_flagged`): {len(flagged)}.\n"
-    return markdown + "".join(f"- {slide}: {flags}\n" for slide, flags in flagged.items())
+
+SITE_MAJORITY = 0.5  # metrics.md warns when one site holds more than this share of one class's patients
+
+
+def split_markdown(splits: pd.DataFrame, train_config: Mapping[str, Any]) -> str:
+    """metrics.md's statement of the split (``train.split``) and, when the sites are known (``splits`` has a
+    ``site`` column), a warning for every site holding more than half of one class's patients: there, site and
+    class go together, so a model can score by recognising the site."""
+    split, folds = split_setting(train_config), train_config["folds"]
+    if split == "site":
+        statement = (
+            f"Split: by site (`train.split: site`): {folds} test folds stratified by class, every site's patients in "
+            f"one test fold ({splits['site'].nunique()} sites)."
+        )
+    else:
+        statement = (
+            f"Split: by patient (`train.split: patient`): {folds} test folds stratified by class, every patient's "
+            "slides in one test fold."
+        )
+    statement += " The validation split inside each training fold is patient-level, stratified by class."
+    if "site" not in splits.columns:
+        return (
+            f"\n{statement} Sites: unknown (the sample sheet gives none), so site-class confounding is not checked.\n"
+        )
+    counts = pd.crosstab(splits["site"].astype(str), splits["label"])
+    if len(counts) < 2:
+        return f"\n{statement} Sites: one, so site and class cannot go together.\n"
+    share, overall = counts / counts.sum(axis=0), counts.sum(axis=1)
+    advice = (
+        "the fold testing that site trains on few patients of that class"
+        if split == "site"
+        else "a model may score by recognising the site; compare with `train.split: site`"
+    )
+    warnings = [
+        f"- **Warning**: site {site} holds {counts.loc[site, label]} of {counts[label].sum()} {label} patients "
+        f"({share.loc[site, label]:.0%}; {overall[site]} of {overall.sum()} patients overall): {advice}."
+        for label in counts.columns
+        for site in counts.index[share[label] > SITE_MAJORITY]
+    ]
+    if not warnings:
+        return f"\n{statement} Sites: {len(counts)}; none holds more than half of a class's patients.\n"
+    return f"\n{statement} Sites: {len(counts)}.\n\n" + "\n".join(warnings) + "\n"
 
 
 def write_results(
@@ -231,14 +254,14 @@ def write_results(
     excluded: Sequence[str] = (),
     skipped: Mapping[str, str] | None = None,
     report_notes: str = "",
-    slide_qc_table: str | Path | None = None,
+    left_out_slides: Mapping[str, str] | None = None,
 ) -> None:
     """Write splits.tsv, metrics.tsv, comparisons.tsv, predictions.tsv and metrics.md (the ``outputs`` given).
 
     ``excluded``: patients no model could classify (no modality at all), named in metrics.md. ``skipped``: models
     and scenarios not run, named with their reason in metrics.md. ``report_notes``: which parts of the reports were
-    encoded. ``slide_qc_table``: the slide_qc.tsv whose flagged slides ``qc.exclude_flagged`` left out (None when it
-    is off), counted in metrics.md."""
+    encoded. ``left_out_slides``: slide id -> why, of the slides training left out (None for a slide-less cohort),
+    listed in metrics.md."""
     table, models = tables.metrics, train_config["models"]
     write_tsv(splits, Path(outputs["splits"]))
     write_tsv(table, Path(outputs["metrics"]))
@@ -247,6 +270,8 @@ def write_results(
     if "predictions" in outputs:
         write_tsv(predictions, Path(outputs["predictions"]))
     markdown = metrics_markdown(table, "auc", models)
+    markdown += repeat_spread_markdown(predictions, int(train_config.get("repeats", 1)), models)
+    markdown += split_markdown(splits, train_config)
     markdown += realised_rates_markdown(table) + calibration_markdown(table, models)
     markdown += comparisons_markdown(tables.comparisons)
     if report_notes:
@@ -255,7 +280,7 @@ def write_results(
         markdown += "\nNot run on this cohort:\n\n" + "".join(f"- {name}: {why}\n" for name, why in skipped.items())
     if excluded:
         markdown += f"\nLeft out of every model (no modality at all): {', '.join(excluded)}.\n"
-    markdown += excluded_slides_markdown(slide_qc_table)
+    markdown += excluded_slides_markdown(left_out_slides)
     with atomic_file(outputs["summary"]) as tmp:
         tmp.write_text(markdown, encoding="utf-8")
 

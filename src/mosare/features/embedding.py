@@ -12,7 +12,9 @@ The main process moves uint8 batches to the device (pinned memory, non-blocking 
 there and runs the model under ``torch.inference_mode()``. Features are streamed to each slide's store chunk by
 chunk, so memory does not grow with the number of patches. A patch that fails to decode (a corrupt JPEG tile)
 is logged, recorded in the store's ``failed_patches`` attr and dropped from both ``features`` and ``coords``;
-when more than ``max_failed_fraction`` of a slide's patches fail, the job fails naming the slide.
+when more than ``max_failed_fraction`` of a slide's patches fail, the slide is excluded (``slides.on_error:
+exclude``, ``mosare.slides.exclusion``: its store becomes the record of why, and the chunk's other slides go on) or the
+job fails naming the slide (``stop``). A slide excluded at tiling is passed on as excluded, without being read.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from mosare.features.encoder_specs import EncoderSpec, encoder_spec
 from mosare.features.feature_store import CHUNK_ROWS, EmbeddingRecord, FeatureStore
 from mosare.features.patch_preprocessing import spec_resize_crop
 from mosare.features.weights_fingerprint import check_weights_unchanged, read_fingerprint, sha256_file
+from mosare.slides.exclusion import EXCLUDE, STOP, SWITCH_HINT, SlideExclusion, check_on_error, exclude_slide
 from mosare.slides.patch_store import PatchStore
 from mosare.slides.reader import Slide, SlideReadError, open_slide
 
@@ -238,17 +241,31 @@ def embed_slides(
     chunk_rows: int = CHUNK_ROWS,
     weights_sha256: str | None = None,
     forward_rows: int | None = None,
-) -> list[dict[str, Any]]:
-    """Embed every patch of each job's patch store into its feature store, slide after slide; returns their attrs.
+    on_error: str = STOP,
+) -> list[dict[str, Any] | SlideExclusion]:
+    """Embed every patch of each job's patch store into its feature store, slide after slide; returns their attrs,
+    or the ``SlideExclusion`` written in place of the store of a slide left out.
 
     A ``PendingEncoder`` is built only once the decode workers have started, so loading the model overlaps the
     first slide's decoding. ``weights_sha256`` is the sha256 of the weights already known (the workflow's
     fingerprint); without it the file is hashed here. ``forward_rows`` (the spec's ``cpu_forward_rows``) runs the
     model on pieces of each batch on a CPU (``forward_pieces``); the batches, and so the features, stay the same.
-    Raises EmbeddingError naming the slide when more than ``max_failed_fraction`` of its patches fail to decode;
-    that slide's output is then not created.
+    When more than ``max_failed_fraction`` of a slide's patches fail to decode, ``on_error`` ``exclude`` writes a
+    ``SlideExclusion`` in its output's place and goes on; ``stop`` raises EmbeddingError naming the slide (that
+    slide's output is then not created). A slide excluded at tiling gets its exclusion passed on in both modes.
     """
+    check_on_error(on_error)
     reuse_batch_buffers()
+    results: list[dict[str, Any] | SlideExclusion | None] = [None] * len(jobs)
+    for index, job in enumerate(jobs):
+        tiling_exclusion = SlideExclusion.read(job.patch_store)
+        if tiling_exclusion is not None:
+            with slide_log(job.log):
+                tiling_exclusion.write(job.output)
+                log.warning("%s; passed on to %s", tiling_exclusion.describe(), job.output)
+            results[index] = tiling_exclusion
+    embedded = [index for index, result in enumerate(results) if result is None]
+    jobs = [jobs[index] for index in embedded]
     grids = [PatchStore.read(job.patch_store) for job in jobs]
     if isinstance(encoder, PendingEncoder):
         if encoder.spec.input_px is None:  # a timm architecture's input size is known once its model is built
@@ -264,16 +281,16 @@ def embed_slides(
         if isinstance(encoder, PendingEncoder):
             encoder = encoder.load()
         weights_sha256 = weights_sha256 or sha256_file(encoder.weights_path)
-        results = []
         for slide_index, (job, grid) in enumerate(zip(jobs, grids, strict=True)):
             n_batches = math.ceil(len(grid.coords) / batch_size)
+            slide_batches = (next(batches) for _ in range(n_batches))
             with slide_log(job.log):
-                results.append(
-                    _embed_one_slide(
+                try:
+                    result: dict[str, Any] | SlideExclusion = _embed_one_slide(
                         job,
                         grid,
                         slide_index,
-                        (next(batches) for _ in range(n_batches)),
+                        slide_batches,
                         encoder,
                         batch_size=batch_size,
                         num_workers=num_workers,
@@ -282,8 +299,16 @@ def embed_slides(
                         weights_sha256=weights_sha256,
                         forward_rows=None if device.type == "cuda" else forward_rows,
                     )
-                )
-        return results
+                except EmbeddingError as error:
+                    if on_error != EXCLUDE:
+                        raise EmbeddingError(f"{error}. {SWITCH_HINT}") from error
+                    for _ in slide_batches:  # the loader runs across slides: the next slide starts at its own batch
+                        pass
+                    result = exclude_slide(
+                        job.output, slide_id=grid.slide_id, slide_path=grid.slide_path, stage="embedding", error=error
+                    )
+            results[embedded[slide_index]] = result
+        return [result for result in results if result is not None]
     finally:
         del batches  # stops the workers, also when a slide failed
         dataset.close()
@@ -372,8 +397,10 @@ def _embed_one_slide(
     return attrs
 
 
-def embed_slide(patch_store: str | Path, output: str | Path, encoder: Encoder, **options: Any) -> dict[str, Any]:
-    """``embed_slides`` for one slide (same options); returns its feature store's attrs."""
+def embed_slide(
+    patch_store: str | Path, output: str | Path, encoder: Encoder, **options: Any
+) -> dict[str, Any] | SlideExclusion:
+    """``embed_slides`` for one slide (same options); returns its feature store's attrs (or its exclusion)."""
     return embed_slides([SlideJob(patch_store, output)], encoder, **options)[0]
 
 
@@ -383,8 +410,9 @@ def embed_slides_with_config(
     *,
     threads: int,
     weights_fingerprint: str | Path,
-) -> list[dict[str, Any]]:
-    """``embed_slides`` with the config's ``encoder`` section, on CUDA when available, else on ``threads`` CPU threads.
+    on_error: str = STOP,
+) -> list[dict[str, Any] | SlideExclusion]:
+    """``embed_slides`` with the config's ``encoder`` section and ``slides.on_error``, on CUDA when available, else on ``threads`` CPU threads.
 
     ``weights_fingerprint`` is the encoder's fingerprint file (``mosare.features.weights_fingerprint``): the weights loaded
     must still be the fingerprinted file (size and mtime; WeightsChangedError otherwise), and its sha256 is the one
@@ -414,4 +442,5 @@ def embed_slides_with_config(
         max_failed_fraction=float(encoder_config.get("max_failed_fraction", 0.01)),
         weights_sha256=fingerprint.sha256,
         forward_rows=spec.cpu_forward_rows,
+        on_error=on_error,
     )

@@ -22,6 +22,7 @@ import numpy as np
 import zarr
 
 from mosare.core.stores import StoreError, atomic_store, check_store, open_store
+from mosare.slides.exclusion import SlideExclusion
 
 FEATURES = "features"
 COORDS = "coords"
@@ -124,6 +125,7 @@ class FeatureStore:
         """Read a finished store; a missing array or arrays that do not align is a ``FeatureStoreError`` naming the
         store and the fix."""
         group = open_store(path)
+        _refuse_exclusion(group, path)
         check_store(group, path, kind="feature store", arrays=ARRAYS, fix=FIX, error=FeatureStoreError)
         features = np.asarray(group[FEATURES][...])
         coords = np.asarray(group[COORDS][...])
@@ -142,14 +144,24 @@ class FeatureStore:
     @staticmethod
     def read_record(path: str | Path) -> EmbeddingRecord:
         """How a finished store's features were made, without reading its arrays."""
-        return EmbeddingRecord.from_attrs(dict(open_store(path).attrs))
+        group = open_store(path)
+        _refuse_exclusion(group, path)
+        return EmbeddingRecord.from_attrs(dict(group.attrs))
 
     @staticmethod
     def count(path: str | Path) -> int:
-        """Rows (patches) of a finished store, without reading its arrays."""
+        """Rows (patches) of a finished store, without reading its arrays; 0 for an excluded slide."""
         group = open_store(path)
+        if SlideExclusion.from_attrs(group.attrs) is not None:
+            return 0
         check_store(group, path, kind="feature store", arrays=(FEATURES,), fix=FIX, error=FeatureStoreError)
         return int(group[FEATURES].shape[0])
+
+
+def _refuse_exclusion(group: zarr.Group, path: str | Path) -> None:
+    exclusion = SlideExclusion.from_attrs(group.attrs)
+    if exclusion is not None:
+        raise FeatureStoreError(f"{exclusion.describe()}; {path} holds no features")
 
 
 class FeatureAppender:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mosare.core.stores import open_store, write_store
+from mosare.slides.exclusion import SlideExclusion
 
 if TYPE_CHECKING:
     import torch
@@ -88,6 +89,9 @@ class SlideGMMStore:
     def read(cls, path: str | Path) -> SlideGMMStore:
         """Read a finished store; an incomplete one is an error naming the store and the fix."""
         group = open_store(path)
+        exclusion = SlideExclusion.from_attrs(group.attrs)
+        if exclusion is not None:
+            raise GMMStoreError(f"{exclusion.describe()}; {path} holds no mixture")
         missing = [name for name in ARRAYS if name not in group] + [name for name in ATTRS if name not in group.attrs]
         if missing:
             raise GMMStoreError(

@@ -21,6 +21,7 @@ from mosare.core.logs import slide_log
 from mosare.features.feature_store import FeatureStore
 from mosare.features.gmm import fit_gmm_tokens, padding_sources
 from mosare.features.gmm_store import SlideGMMStore
+from mosare.slides.exclusion import SlideExclusion
 
 logger = logging.getLogger(__name__)
 
@@ -111,10 +112,11 @@ def fit_slide_gmms(
     jobs: Sequence[SlideGMMJob],
     gmm_config: Mapping[str, Any],
     *,
-    draw: Callable[[SlideMixture, SlideGMMJob], None],
+    draw: Callable[[SlideMixture | SlideExclusion, SlideGMMJob], None],
     device: str | torch.device | None = None,
 ) -> None:
-    """Fit, store and draw every slide of a job, each logged to its own file as well as the job's.
+    """Fit, store and draw every slide of a job, each logged to its own file as well as the job's. A slide excluded
+    before (``mosare.slides.exclusion``) gets its exclusion passed on as its GMM store, and drawn.
 
     A failing slide does not stop the others: every slide is tried, then one error names all that failed (Snakemake
     removes a failed job's outputs, so they all rerun once the cause is fixed; the message says what to fix).
@@ -123,6 +125,12 @@ def fit_slide_gmms(
     for job in jobs:
         try:
             with slide_log(job.log):
+                exclusion = SlideExclusion.read(job.feature_store)
+                if exclusion is not None:
+                    exclusion.write(job.gmm_store)
+                    logger.warning("%s; passed on to %s", exclusion.describe(), job.gmm_store)
+                    draw(exclusion, job)
+                    continue
                 mixture = fit_slide_gmm(
                     job.feature_store, job.gmm_store, gmm_config, slide_id=job.slide_id, device=device
                 )

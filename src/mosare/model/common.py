@@ -45,21 +45,22 @@ class ModelDims:
 
 @dataclass(frozen=True)
 class ModelHParams:
-    """Loss weights, schedule and model sizes; defaults are the paper's where it gives one. The fields that are
-    ``train`` config keys default to the schema's values; the others are architecture constants, not configurable."""
+    """Loss weights, schedule and model sizes; defaults are the paper's or its authors' where they give one
+    (docs/model.md lists which). The fields that are ``train`` config keys default to the schema's values; the others
+    are architecture constants, not configurable."""
 
     lambda_symcl: float = TRAIN_DEFAULTS["lambda_symcl"]
     lambda_mcl: float = TRAIN_DEFAULTS["lambda_mcl"]
     lambda_rec: float = TRAIN_DEFAULTS["lambda_rec"]
     prototypes_per_class: int = TRAIN_DEFAULTS["prototypes_per_class"]
     contrastive_warmup_epochs: int = TRAIN_DEFAULTS["contrastive_warmup_epochs"]
+    rna_hidden: int = TRAIN_DEFAULTS["rna_hidden"]
     heads: int = 4
     experts: int = 5
     expert_top_k: int = 2
     local_top_k: int = 1
     dropout: float = 0.1
     abmil_attention_hidden: int = 256
-    rna_hidden: int = 256
     rna_token_dim: int = 64
     rna_attention_hidden: int = 16
     symcl_temperature: float = 0.07

@@ -23,7 +23,9 @@ class MoSARe(nn.Module):
     mixture of experts over six tokens -> classifier.
 
     Ablations: `use_mcl=False` drops the multi-prototype loss; `reconstruct=False` zero-fills missing modalities
-    and drops the reconstruction loss; `use_moe=False` replaces every mixture of experts by one dense expert MLP.
+    and drops the reconstruction loss (the final MoE, whose layers have biases, maps the zeros to a learned constant,
+    the same for every patient lacking the modality); `use_moe=False` replaces every mixture of experts by one dense
+    expert MLP.
     A missing modality's input never reaches the output: its features are zeroed right after its encoders and it
     is a masked key in every attention block. A modality no patient of the cohort has (size 0 in `ModelDims`) has
     no encoder and is not reconstructed: a decoder never trained on it would only invent it.

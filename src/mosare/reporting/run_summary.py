@@ -11,7 +11,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from mosare.cohort.slide_qc_table import read_flagged_slides
+from mosare.cohort.slide_qc_table import read_excluded_slides, read_flagged_slides
 from mosare.cohort.table import CohortTable
 from mosare.core.paths import ResultsLayout
 from mosare.slides.patch_store import PatchStore
@@ -32,6 +32,8 @@ class CohortSummary:
     patients_without_report: list[str]
     flagged_slides: dict[str, str] = dataclasses.field(default_factory=dict)  # slide QC: slide id -> its flags
     slide_qc_table: str = ""  # where they were read from
+    # slides.on_error: exclude: slide id -> ``<stage>: <error>`` (not repeated among the flagged ones)
+    excluded_slides: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def has_problems(self) -> bool:
@@ -41,6 +43,7 @@ class CohortSummary:
             or self.patients_without_rna
             or self.patients_without_report
             or self.flagged_slides
+            or self.excluded_slides
         )
 
 
@@ -78,6 +81,8 @@ def summarise_cohort(results_dir: str | Path, cohort: str) -> CohortSummary | No
     if table is None and not counts:
         return None
     qc_table = layout.slide_qc(cohort)
+    excluded = read_excluded_slides(qc_table) if Path(qc_table).is_file() else {}
+    flagged = read_flagged_slides(qc_table) if Path(qc_table).is_file() else {}
     return CohortSummary(
         cohort=cohort,
         n_slides=len(slides),
@@ -86,8 +91,9 @@ def summarise_cohort(results_dir: str | Path, cohort: str) -> CohortSummary | No
         patients_without_wsi=[] if table is None else _lacking(table, "wsi", among_those_with_slides=True),
         patients_without_rna=[] if table is None else _lacking(table, "rna"),
         patients_without_report=[] if table is None else _lacking(table, "text"),
-        flagged_slides=read_flagged_slides(qc_table) if Path(qc_table).is_file() else {},
+        flagged_slides={slide: flags for slide, flags in flagged.items() if slide not in excluded},
         slide_qc_table=qc_table,
+        excluded_slides=excluded,
     )
 
 
@@ -110,6 +116,15 @@ def format_cohort_summary(summary: CohortSummary, paths: Mapping[str, str]) -> l
             f"    {len(summary.empty_slides)} slide(s) with 0 tissue patches: {_listed(summary.empty_slides)}"
             f" (pictures: {where['tissue_qc']}; logs: {where['tiling_log']})"
         )
+    if summary.excluded_slides:
+        excluded = list(summary.excluded_slides)
+        lines.append(
+            f"    {len(excluded)} slide(s) could not be used and were left out (slides.on_error: exclude; "
+            f"{summary.slide_qc_table}, logs: {where['tiling_log']}, {where['embedding_log']}):"
+        )
+        lines.extend(f"      {slide}: {summary.excluded_slides[slide]}" for slide in excluded[:MAX_LISTED])
+        if len(excluded) > MAX_LISTED:
+            lines.append(f"      ... ({len(excluded) - MAX_LISTED} more)")
     if summary.flagged_slides:
         flagged = list(summary.flagged_slides)
         lines.append(

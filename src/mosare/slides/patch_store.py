@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from mosare.core.stores import StoreError, check_store, open_store, write_store
+from mosare.slides.exclusion import EXCLUDED, SlideExclusion
 
 COORDS = "coords"
 N_PATCHES = "n_patches"
@@ -102,6 +103,9 @@ class PatchStore:
     def read(cls, path: str | Path) -> PatchStore:
         """Read a finished store; an incomplete one is a ``PatchStoreError`` naming the store and the fix."""
         group = open_store(path)
+        exclusion = SlideExclusion.from_attrs(group.attrs)
+        if exclusion is not None:
+            raise PatchStoreError(f"{exclusion.describe()}; {path} holds no patches")
         check_store(
             group,
             path,
@@ -134,9 +138,11 @@ class PatchStore:
     @staticmethod
     def count(path: str | Path) -> int:
         """Patches in a finished store without reading or checking the rest: its ``n_patches`` attr, else the
-        length of ``coords`` (stores written before the attr existed)."""
+        length of ``coords`` (stores written before the attr existed); 0 for an excluded slide."""
         group = open_store(path)
         if N_PATCHES in group.attrs:
             return int(group.attrs[N_PATCHES])
+        if EXCLUDED in group.attrs:
+            return 0
         check_store(group, path, kind="patch store", arrays=(COORDS,), fix=FIX, error=PatchStoreError)
         return int(group[COORDS].shape[0])

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 # The default detector is imported by name, not found at run time, so it is part of this stage's code fingerprint.
+from mosare.slides.exclusion import EXCLUDE, SWITCH_HINT, SlideExclusion, check_on_error, exclude_slide
 from mosare.slides.patch_geometry import PatchGeometry, patch_geometry
 from mosare.slides.patch_grid import grid_starts, mask_cell_fractions
 from mosare.slides.patch_store import PatchStore
@@ -208,6 +209,28 @@ def tile_slide(
             unreadable,
             image,
         )
+
+
+def tile_or_exclude(
+    slide_path: str | Path,
+    store_path: str | Path,
+    *,
+    slide_id: str,
+    tiling: Mapping[str, Any],
+    on_error: str,
+    mpp_override: float | None = None,
+    thumbnail: bool = False,
+) -> TilingResult | SlideExclusion:
+    """``tile_slide``, with a slide that cannot be used (``SlideError``) handled by ``slides.on_error``: ``exclude``
+    writes a ``SlideExclusion`` at ``store_path`` and returns it; ``stop`` raises the error, saying how to switch."""
+    try:
+        return tile_slide(
+            slide_path, store_path, slide_id=slide_id, tiling=tiling, mpp_override=mpp_override, thumbnail=thumbnail
+        )
+    except SlideError as error:
+        if check_on_error(on_error) != EXCLUDE:
+            raise type(error)(f"{error}. {SWITCH_HINT}") from error
+        return exclude_slide(store_path, slide_id=slide_id, slide_path=slide_path, stage="tiling", error=error)
 
 
 def _geometry(slide: Slide, label: str, target_mpp: float, patch_px: int) -> PatchGeometry:

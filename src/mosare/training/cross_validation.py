@@ -3,9 +3,9 @@ point, which also writes the tables and final models, is ``mosare.training.stage
 
 Protocol (see docs/evaluation.md):
 
-- Patient-level stratified k-fold (``StratifiedGroupKFold``, groups = patients), repeated ``train.repeats`` times
-  with new fold seeds (repeat 0 uses ``train.seed`` itself); the same folds for every model and scenario. Inside
-  each training fold a stratified validation split picks the epoch (best validation AUC, ties to the lower
+- Stratified k-fold (``StratifiedGroupKFold``, groups = patients, or sites under ``train.split: site``), repeated
+  ``train.repeats`` times with new fold seeds (repeat 0 uses ``train.seed`` itself); the same folds for every model
+  and scenario. Inside each training fold a patient-level stratified validation split picks the epoch (best validation AUC, ties to the lower
   validation cross-entropy; early stopping with ``patience``). The test fold is predicted once, by that checkpoint.
 - Every statistic fitted on data (z-scores of every input, the RNA genes kept) comes from the training part of the
   fold only (the training fold minus its validation split).
@@ -321,10 +321,12 @@ def submit(pool: Executor | None, data: CohortData, task: Callable[..., Any], *a
 
 
 def splits_table(data: CohortData, folds: np.ndarray) -> pd.DataFrame:
-    """patient_id, label, fold (repeat 0), then ``fold_repeat{r}`` for the later repeats."""
-    table = pd.DataFrame(
-        {"patient_id": data.patient_ids, "label": np.array(data.classes)[data.labels], "fold": folds[0]}
-    )
+    """patient_id, label, site (when the sites are known), fold (repeat 0), then ``fold_repeat{r}`` for the later
+    repeats."""
+    table = pd.DataFrame({"patient_id": data.patient_ids, "label": np.array(data.classes)[data.labels]})
+    if data.sites is not None:
+        table["site"] = data.sites
+    table["fold"] = folds[0]
     for repeat in range(1, len(folds)):
         table[f"fold_repeat{repeat}"] = folds[repeat]
     return table
@@ -396,7 +398,12 @@ def plan_cross_validation(
     folds = np.stack(
         [
             check_cohort_splits(
-                cohort, data.patient_ids, data.labels, {**train_config, "seed": repeat_seed(train_config["seed"], r)}
+                cohort,
+                data.patient_ids,
+                data.labels,
+                {**train_config, "seed": repeat_seed(train_config["seed"], r)},
+                sites=data.sites,
+                classes=data.classes,
             )
             for r in range(repeats)
         ]

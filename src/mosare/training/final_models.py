@@ -36,6 +36,7 @@ from mosare.features.feature_store import FeatureStore
 from mosare.features.rna_store import RNAStore
 from mosare.features.text_store import TextStore
 from mosare.model.specs import single_modality_models
+from mosare.slides.exclusion import SlideExclusion
 from mosare.training.fold_inputs import Normalisation, eval_patch_rows, fit_normalisation, fold_tensors
 from mosare.training.loop import train_model
 
@@ -67,8 +68,9 @@ class InputFacts:
         """The facts of ``data``'s inputs, from the attributes of its stores."""
         encoder = sha256 = None
         feature_stores = sorted(Path(features_dir).glob("*.zarr")) if Path(features_dir).is_dir() else []
-        if feature_stores and data.available[:, 0].any():
-            record = FeatureStore.read_record(feature_stores[0])
+        embedded = next((store for store in feature_stores if SlideExclusion.read(store) is None), None)
+        if embedded is not None and data.available[:, 0].any():
+            record = FeatureStore.read_record(embedded)
             encoder, sha256 = record.encoder, record.weights_sha256
         text = TextStore.read_encoding(text_store)
         has_text, has_rna = data.available[:, 2].any(), data.available[:, 1].any()

@@ -47,15 +47,15 @@ def train_and_evaluate(
     outputs: dict[str, str | Path],
     threads: int,
     rna_top_genes: int | None = None,
-    slide_qc_table: str | Path | None = None,
+    left_out_slides: Mapping[str, str] | None = None,
 ) -> ResultTables:
     """The whole training stage of one cohort: load the stores, cross-validate every model in every scenario,
     write the tables (figures are drawn from them by ``mosare.reporting``). ``outputs``: splits, metrics, summary,
     comparisons, predictions, train_dir and, to train and save the final models on the whole cohort
     (:mod:`mosare.training.final_models`), models.
-    ``rna_top_genes``: the config's ``rna.top_genes``, chosen inside each fold's training part. ``slide_qc_table``:
-    the slide_qc.tsv whose flagged slides ``qc.exclude_flagged`` left out (None when it is off), counted in
-    metrics.md. With several CPU cores, the cross-validation units and the final models share one pool of
+    ``rna_top_genes``: the config's ``rna.top_genes``, chosen inside each fold's training part. ``left_out_slides``:
+    slide id -> why, of the slides the cohort table left out (``mosare.cohort.slide_qc_table.slides_left_out``;
+    None for a slide-less cohort), listed in metrics.md. With several CPU cores, the cross-validation units and the final models share one pool of
     single-threaded worker processes."""
     from mosare.model.factory import build_model
     from mosare.training.final_models import train_final_model
@@ -84,7 +84,7 @@ def train_and_evaluate(
         run = collect_cross_validation(data, cv, run_units(data, cv, cv.units(), pool=pool))
         trained = {name: future.result() for name, future in final_models.items()} if final_models else None
         return _write_stage_outputs(cohort, classes, train_config, inputs, data, cv, run, trained, dims, outputs,
-                                    slide_qc_table)  # fmt: skip
+                                    left_out_slides)  # fmt: skip
 
 
 def write_fold_results(results: FoldResults, path: str | Path) -> None:
@@ -170,7 +170,7 @@ def evaluate(
     final_models: str | Path | None,
     outputs: dict[str, str | Path],
     rna_top_genes: int | None = None,
-    slide_qc_table: str | Path | None = None,
+    left_out_slides: Mapping[str, str] | None = None,
 ) -> ResultTables:
     """The tables of the cross-validation whose folds :func:`train_folds` wrote (``folds``), and the final models
     :func:`train_final_models` trained (``final_models``) saved under ``outputs["models"]`` with their model cards;
@@ -180,7 +180,7 @@ def evaluate(
     run = collect_cross_validation(data, cv, {key: read_fold_results(path) for key, path in folds.items()})
     trained = None if final_models is None else torch.load(final_models, map_location="cpu", weights_only=False)
     return _write_stage_outputs(
-        cohort, classes, train_config, inputs, data, cv, run, trained, dims, outputs, slide_qc_table
+        cohort, classes, train_config, inputs, data, cv, run, trained, dims, outputs, left_out_slides
     )
 
 
@@ -195,7 +195,7 @@ def _write_stage_outputs(
     trained: Mapping[str, Any] | None,
     dims: Any,
     outputs: Mapping[str, str | Path],
-    slide_qc_table: str | Path | None,
+    left_out_slides: Mapping[str, str] | None,
 ) -> ResultTables:
     """The tables of a finished cross-validation and, given ``trained`` and ``outputs["models"]``, the final models
     saved with their model cards: what :func:`train_and_evaluate` and :func:`evaluate` both end with."""
@@ -205,7 +205,7 @@ def _write_stage_outputs(
     write_results(
         run.splits, tables, run.predictions, train_config, outputs,
         excluded=data.excluded, skipped=cv.plan.skipped, report_notes=report_encoding_note(inputs.text),
-        slide_qc_table=slide_qc_table,
+        left_out_slides=left_out_slides,
     )  # fmt: skip
     if trained is not None and "models" in outputs:
         final_config = {**train_config, "models": cv.plan.models}
