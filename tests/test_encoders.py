@@ -16,7 +16,7 @@ import torch
 from skimage.data import chelsea
 
 from mosare.config import ConfigError, check_encoder_weights_configured
-from mosare.features.encoder_plugins.efficientnet_lite0 import efficientnet_lite0_imagenet
+from mosare.features.encoder_plugins.efficientnet_lite import efficientnet_lite_imagenet
 from mosare.features.encoder_plugins.uni import uni2_h_architecture, uni_architecture
 from mosare.features.encoder_specs import register_encoder, registered_specs, unregister_encoder
 from mosare.features.encoders import EncoderWeightsError, create_encoder
@@ -142,7 +142,7 @@ def test_uni_without_its_weights_file_says_it_is_access_gated_and_names_the_conf
 
 
 def test_efficientnet_lite0_package_weights_classify_chelsea_as_an_egyptian_cat():
-    classifier = efficientnet_lite0_imagenet()
+    classifier = efficientnet_lite_imagenet("efficientnet-lite0")
     encoder = create_encoder("efficientnet-lite0", device="cpu")
     image = encoder.transform(chelsea())[None]
 

@@ -58,6 +58,12 @@ def stage_hash(repo: Path, stage: str) -> str:
     return run_python(repo, f"from mosare.core.provenance import stage_code_hash; print(stage_code_hash({stage!r}))")
 
 
+def encoder_hash(repo: Path, encoder: str) -> str:
+    return run_python(
+        repo, f"from mosare.features.encoder_specs import embedding_code_hash; print(embedding_code_hash({encoder!r}))"
+    )
+
+
 def test_every_plugin_kind_has_one_recipe_in_its_own_folder():
     assert sorted(recipes()) == [
         "src/mosare/features/encoder_plugins",
@@ -77,7 +83,12 @@ def test_an_encoder_is_one_file_that_embeds_and_plans_with_its_own_resources(tmp
         "print(encoder.embed(torch.full((2, 3, 32, 32), 51, dtype=torch.uint8)).tolist())",
     )
     assert [value for row in eval(embedded) for value in row] == pytest.approx([0.2] * 6)
-    assert stage_hash(repo, "embedding") != stage_hash(REPO, "embedding")  # the plugin folder is fingerprinted
+    # The new encoder's embedding is fingerprinted with its own plugin file; the other encoders' stay as they were.
+    assert encoder_hash(repo, "efficientnet-lite0") == encoder_hash(REPO, "efficientnet-lite0")
+    new_hash = encoder_hash(repo, "mean-colour")
+    with next((repo / "src/mosare/features/encoder_plugins").glob("mean_colour*.py")).open("a") as plugin:
+        plugin.write("\nEDITED = True\n")
+    assert encoder_hash(repo, "mean-colour") != new_hash
 
     config = tiny_demo_config()
     config["encoder"] = {"name": "mean-colour", "checkpoint": "any.bin", "slides_per_job": 4}

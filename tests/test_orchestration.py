@@ -59,7 +59,7 @@ def script_rules() -> dict[str, tuple[str, Path]]:
         script = re.search(r'script:\s*\n\s*"([^"]+)"', block)
         if script is None:
             continue
-        stage = re.search(r'code=code_hash\("(\w+)"\)', block)
+        stage = re.search(r'code=(?:lambda wildcards: )?code_hash\("(\w+)"[,)]', block)
         rules[name] = (stage.group(1) if stage else "", (REPO / "workflow" / "rules" / script.group(1)).resolve())
     return rules
 

@@ -15,8 +15,15 @@ from typing import Any
 import yaml
 
 from mosare.core.config_schema import config_schema, config_schema_path
+from mosare.core.paths import encoder_dir_name
 from mosare.core.plugins import Registry
-from mosare.features.encoder_specs import ENCODERS, TIMM_PREFIX, EncoderWeightsError, check_checkpoint_setting
+from mosare.features.encoder_specs import (
+    ENCODERS,
+    TIMM_PREFIX,
+    EncoderWeightsError,
+    check_checkpoint_setting,
+    encoder_spec,
+)
 from mosare.model.specs import MODELS
 from mosare.slides.tissue import TISSUE_DETECTORS
 
@@ -113,15 +120,57 @@ def _unknown_key(key: str, allowed: list[str]) -> str:
 
 
 def check_encoder_weights_configured(config: dict[str, Any], *, source: str = WORKFLOW_CONFIG) -> None:
-    """Fail at planning, not when the first embedding job runs, when the encoder cannot get its weights.
+    """Fail at planning, not when the first embedding job runs, when an encoder cannot get its weights.
 
-    Every encoder whose weights do not ship in a package (its ``EncoderSpec``) needs ``encoder.checkpoint``. Only
-    that it is set is checked: finished results plan without the file (see mosare.features.weights_fingerprint).
+    Every encoder whose weights do not ship in a package (its ``EncoderSpec``) needs a checkpoint: ``encoder.checkpoint``,
+    or the ``checkpoint`` of its ``compare_encoders`` entry. Only that it is set is checked: finished results plan
+    without the file (see mosare.features.weights_fingerprint).
     """
-    try:
-        check_checkpoint_setting(config["encoder"]["name"], config["encoder"].get("checkpoint"))
-    except (EncoderWeightsError, ValueError) as error:
-        raise ConfigError(f"{source} is invalid: {error}") from error
+    for index, settings in enumerate(run_encoders(config, source=source).values()):
+        try:
+            check_checkpoint_setting(settings["name"], settings.get("checkpoint"))
+        except (EncoderWeightsError, ValueError) as error:
+            entry = "" if index == 0 else (
+                f" (in compare_encoders, give it as {{name: {settings['name']}, checkpoint: /path/to/weights}})"
+            )  # fmt: skip
+            raise ConfigError(f"{source} is invalid: {error}{entry}") from error
+
+
+def run_encoders(config: dict[str, Any], *, source: str = WORKFLOW_CONFIG) -> dict[str, dict[str, Any]]:
+    """Every encoder the run embeds with, by its directory name (``mosare.core.paths.encoder_dir_name``): ``encoder``
+    first (the one behind ``metrics.tsv``), then each of ``compare_encoders``, with ``encoder``'s other settings
+    (batch size, workers, ...) and its own name and checkpoint."""
+    primary = config["encoder"]
+    encoders = {encoder_dir_name(primary["name"]): dict(primary)}
+    for entry in config.get("compare_encoders") or []:
+        named: dict[str, Any] = {"name": entry, "checkpoint": None} if isinstance(entry, str) else {
+            "checkpoint": None,
+            **entry,
+        }  # fmt: skip
+        name = str(named["name"])
+        try:
+            encoder_spec(name)
+        except (KeyError, ValueError) as error:
+            raise ConfigError(f"{source}: compare_encoders: {error}") from error
+        slug = encoder_dir_name(name)
+        if slug in encoders:
+            raise ConfigError(
+                f"{source}: compare_encoders names {name!r} twice, or the encoder itself; each encoder once"
+            )
+        encoders[slug] = {**primary, **named}
+    return encoders
+
+
+def reads_slides(model: str) -> bool:
+    """Whether a registered model reads slide features (fusion models and the slide-only ones do)."""
+    return MODELS.get(model).required_modality in (None, "wsi")
+
+
+def encoder_comparison_train_config(config: dict[str, Any], cohort: str) -> dict[str, Any]:
+    """The cohort's training for a compared encoder: its models that read slides, the rest unchanged (the RNA-only
+    and report-only models do not depend on the encoder, so they are trained once, for ``encoder``)."""
+    train = cohort_train_config(config, cohort)
+    return {**train, "models": [model for model in train["models"] if reads_slides(model)]}
 
 
 def load_config(path: str | Path) -> dict[str, Any]:

@@ -13,13 +13,15 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from mosare.reporting.cohort_figures import registered_figures
 from mosare.config import (
     check_encoder_weights_configured,
+    encoder_comparison_train_config,
+    run_encoders,
     cohort_train_config,
     deploy_pairs,
     slide_qc_min_patches,
     validate_config,
 )
 from mosare.features.embedding_chunks import embedding_chunks
-from mosare.features.encoder_specs import checkpoint_hint, encoder_spec
+from mosare.features.encoder_specs import checkpoint_hint, encoder_source, encoder_spec
 from mosare.core.paths import ResultsLayout, encoder_dir_name
 from mosare.core.samples import ID_PATTERN, SlideEntry, SlideIndex, load_sample_sheet
 from mosare.features.weights_fingerprint import read_fingerprint
@@ -98,14 +100,16 @@ def get_final_output() -> list[str]:
         for path in (LAYOUT.slide_qc(cohort), LAYOUT.slide_qc_overview(cohort), LAYOUT.contact_sheets(cohort),
                      *report_slide_pictures(cohort))
     ]
-    return [LAYOUT.metrics(cohort) for cohort in COHORTS] + figures + deployed + deployed_attention() + slide_qc
+    return ([LAYOUT.metrics(cohort) for cohort in COHORTS] + figures + deployed + deployed_attention() + slide_qc
+            + encoder_comparisons())
 
 
-def code_hash(stage: str) -> str:
-    """Fingerprint of a stage's source; passed as a param so code edits rerun that stage."""
+def code_hash(stage: str, *extra_sources: str) -> str:
+    """Fingerprint of a stage's source (and of ``extra_sources``, relative to the package); passed as a param so code
+    edits rerun that stage."""
     from mosare.core.provenance import stage_code_hash
 
-    return stage_code_hash(stage)
+    return stage_code_hash(stage, extra_sources)
 
 
 # ---- Demo cohorts (demo.smk) ---------------------------------------------------------------------
@@ -168,13 +172,36 @@ def report_slide_pictures(cohort: str) -> list[str]:
 
 # ---- Embedding (embedding.smk) ---------------------------------------------------------------------
 
-# The configured encoder's registry entry: feature width, weights, and what one embedding job needs (mem_mb, GPUs,
-# threads) all come from it (mosare.features.encoder_specs), so adding an encoder needs no edit here.
-EMBEDDING_SPEC = encoder_spec(config["encoder"]["name"])
-EMBEDDING_LOG = f"{RESULTS}/logs/embed_slide/{{cohort}}/{encoder_slug()}/{{slide_id}}.log"
+# Every encoder the run embeds with, by directory name: `encoder` first (behind metrics.tsv), then compare_encoders,
+# each with `encoder`'s other settings (mosare.config.run_encoders). Each one's registry entry gives its feature width,
+# weights and what one embedding job needs (mem_mb, GPUs, threads), so adding an encoder needs no edit here.
+ENCODER_SETTINGS = run_encoders(config)
+PRIMARY_ENCODER = encoder_slug()
+COMPARED_ENCODERS = [slug for slug in ENCODER_SETTINGS if slug != PRIMARY_ENCODER]
 # Settings that decide which slides share a job, how it reads or where it runs, not what it computes (features are
 # bit-identical whatever the workers or the chunk, tests/test_embedding.py): changing them reruns nothing.
 EMBEDDING_PLACEMENT_KEYS = ("slides_per_job", "job_resources", "num_workers")
+
+
+def embedding_spec(encoder: str):
+    """An encoder's registry entry (mosare.features.encoder_specs), by directory name."""
+    return encoder_spec(ENCODER_SETTINGS[encoder]["name"])
+
+
+def embedding_log(encoder: str = PRIMARY_ENCODER) -> str:
+    return f"{RESULTS}/logs/embed_slide/{{cohort}}/{encoder}/{{slide_id}}.log"
+
+
+EMBEDDING_LOG = embedding_log()
+
+
+def embedding_chunk_log(cohort: str, encoder: str, chunk) -> str:
+    return f"{RESULTS}/logs/embed_slides/{cohort}/{encoder}/chunk{chunk.index}.log"
+
+
+def embedding_benchmark(cohort: str, encoder: str, chunk) -> str:
+    """An embedding job's benchmark file, which the encoder comparison reads the embedding cost from."""
+    return f"{RESULTS}/benchmarks/embed_slides/{cohort}/{encoder}/chunk{chunk.index}.tsv"
 
 
 def cohort_embedding_chunks(cohort: str) -> list:
@@ -196,9 +223,11 @@ SCHEDULING_PRIORITY = {
 }
 
 
-def chunk_rule_name(stage: str, cohort: str, chunk) -> str:
-    """``<stage>_<cohort>_<chunk>``: one generated rule per chunk (``--forcerun`` takes it, or one of its outputs)."""
-    return re.sub(r"\W", "_", f"{stage}_{cohort}_{chunk.index}")
+def chunk_rule_name(stage: str, cohort: str, chunk, encoder: str = PRIMARY_ENCODER) -> str:
+    """``<stage>_<cohort>_<chunk>`` (``_<encoder>`` after it for a compared encoder): one generated rule per chunk
+    (``--forcerun`` takes it, or one of its outputs)."""
+    suffix = "" if encoder == PRIMARY_ENCODER else f"_{encoder}"
+    return re.sub(r"\W", "_", f"{stage}_{cohort}_{chunk.index}{suffix}")
 
 
 def cohort_slide_paths(cohort: str) -> dict[str, str]:
@@ -206,30 +235,37 @@ def cohort_slide_paths(cohort: str) -> dict[str, str]:
     return cohort_slides(cohort).slide_paths()
 
 
-def embedding_settings() -> dict:
-    """The encoder section as the embedding jobs' params: everything that can change a feature."""
-    return {key: value for key, value in config["encoder"].items() if key not in EMBEDDING_PLACEMENT_KEYS}
+def encoder_plugin(encoder: str) -> str:
+    """An encoder's plugin module, which its embedding's code fingerprint takes beside the stage's modules
+    (mosare.features.encoder_specs.encoder_source): one encoder's plugin never reruns another's embedding."""
+    return encoder_source(ENCODER_SETTINGS[encoder]["name"])
 
 
-def embedding_resources(n_slides: int) -> dict:
+def embedding_settings(encoder: str = PRIMARY_ENCODER) -> dict:
+    """An encoder's settings as its embedding jobs' params: everything that can change a feature."""
+    return {key: value for key, value in ENCODER_SETTINGS[encoder].items() if key not in EMBEDDING_PLACEMENT_KEYS}
+
+
+def embedding_resources(n_slides: int, encoder: str = PRIMARY_ENCODER) -> dict:
     """An embedding job's resources: its encoder's mem_mb and GPUs, a runtime growing with its slides, and
     encoder.job_resources on top (e.g. slurm_partition: gpu), since generated rules cannot be named in a profile.
 
     SLURM profiles turn `gpu` into `--gpus`; locally it only limits how many GPU jobs run at once when
     `--resources gpu=N` is given. Jobs use CUDA whenever it is visible, whatever this says.
     """
-    resources = {"mem_mb": EMBEDDING_SPEC.mem_mb, "gpu": EMBEDDING_SPEC.gpus, "runtime": 15 + 5 * n_slides}
+    spec = embedding_spec(encoder)
+    resources = {"mem_mb": spec.mem_mb, "gpu": spec.gpus, "runtime": 15 + 5 * n_slides}
     return resources | config["encoder"]["job_resources"]
 
 
 def encoder_weights_config(wildcards) -> dict:
     """The encoder settings that pick its weights file (name, checkpoint); batch sizes do not call for a new hash."""
-    return {key: config["encoder"].get(key) for key in ("name", "checkpoint")}
+    return {key: ENCODER_SETTINGS[wildcards.encoder].get(key) for key in ("name", "checkpoint")}
 
 
-def configured_checkpoint() -> Path | None:
-    """The configured encoder.checkpoint (``~`` expanded), or None for weights shipped in a package."""
-    configured = config["encoder"].get("checkpoint")
+def configured_checkpoint(encoder: str) -> Path | None:
+    """An encoder's configured checkpoint (``~`` expanded), or None for weights shipped in a package."""
+    configured = ENCODER_SETTINGS[encoder].get("checkpoint")
     return Path(configured).expanduser() if configured else None
 
 
@@ -240,7 +276,7 @@ def encoder_weights_stat(wildcards) -> str | None:
     Not an input file, so a finished run can be planned after the weights are moved away (training on another
     machine): then the size and mtime recorded in the existing fingerprint stand in, and nothing reruns.
     """
-    weights = configured_checkpoint()
+    weights = configured_checkpoint(wildcards.encoder)
     if weights is None:
         return None
     recorded = Path(LAYOUT.encoder_fingerprint(wildcards.encoder))
@@ -251,39 +287,40 @@ def encoder_weights_stat(wildcards) -> str | None:
         fingerprint = read_fingerprint(recorded)
         size, mtime_ns = fingerprint.size_bytes, fingerprint.mtime_ns
     else:
-        name = config["encoder"]["name"]
+        name = ENCODER_SETTINGS[wildcards.encoder]["name"]
         raise ValueError(f"encoder {name!r}: weights file {weights} does not exist. {checkpoint_hint(name)}")
     return f"{size} bytes, mtime_ns {mtime_ns}"
 
 
-def feature_dir(cohort: str) -> str:
-    """Where a cohort's feature stores for the configured encoder live."""
-    return LAYOUT.feature_dir(cohort, encoder_slug())
+def feature_dir(cohort: str, encoder: str = PRIMARY_ENCODER) -> str:
+    """Where a cohort's feature stores for an encoder (default: the configured one) live."""
+    return LAYOUT.feature_dir(cohort, encoder)
 
 
-def slide_feature_stores(cohort: str) -> list[str]:
-    """Every slide's feature store of a cohort, for the configured encoder."""
-    return [f"{feature_dir(cohort)}/{slide_id}.zarr" for slide_id in slide_ids(cohort)]
+def slide_feature_stores(cohort: str, encoder: str = PRIMARY_ENCODER) -> list[str]:
+    """Every slide's feature store of a cohort, for an encoder (default: the configured one)."""
+    return [f"{feature_dir(cohort, encoder)}/{slide_id}.zarr" for slide_id in slide_ids(cohort)]
 
 
 # ---- Per-slide GMMs (local_features.smk) ---------------------------------------------------------
 
-GMM_LOG = f"{RESULTS}/logs/fit_slide_gmm/{{cohort}}/{encoder_slug()}/{{slide_id}}.log"
+def gmm_log(encoder: str = PRIMARY_ENCODER) -> str:
+    return f"{RESULTS}/logs/fit_slide_gmm/{{cohort}}/{encoder}/{{slide_id}}.log"
 
 
-def gmm_dir(cohort: str) -> str:
-    """Where a cohort's per-slide GMM stores for the configured encoder live."""
-    return LAYOUT.gmm_dir(cohort, encoder_slug())
+def gmm_dir(cohort: str, encoder: str = PRIMARY_ENCODER) -> str:
+    """Where a cohort's per-slide GMM stores for an encoder (default: the configured one) live."""
+    return LAYOUT.gmm_dir(cohort, encoder)
 
 
-def slide_gmm_stores(cohort: str) -> list[str]:
-    """Every slide's GMM store of a cohort, for the configured encoder."""
-    return [f"{gmm_dir(cohort)}/{slide_id}.zarr" for slide_id in slide_ids(cohort)]
+def slide_gmm_stores(cohort: str, encoder: str = PRIMARY_ENCODER) -> list[str]:
+    """Every slide's GMM store of a cohort, for an encoder (default: the configured one)."""
+    return [f"{gmm_dir(cohort, encoder)}/{slide_id}.zarr" for slide_id in slide_ids(cohort)]
 
 
 def gmm_qc_pictures(cohort: str) -> list[str]:
     """Every slide's component-map QC picture of a cohort, for the configured encoder."""
-    return [LAYOUT.gmm_qc(cohort, encoder_slug(), slide_id) for slide_id in slide_ids(cohort)]
+    return [LAYOUT.gmm_qc(cohort, PRIMARY_ENCODER, slide_id) for slide_id in slide_ids(cohort)]
 
 
 # ---- Reports, RNA, cohort table (modalities.smk) -------------------------------------------------
@@ -374,6 +411,35 @@ def cohort_fold_keys(wildcards) -> list[list[int]]:
 def cohort_fold_results(wildcards) -> list[str]:
     """Every fold job's results file, in the order of cohort_fold_keys."""
     return [LAYOUT.fold_results(wildcards.cohort, repeat, fold) for repeat, fold in cohort_fold_keys(wildcards)]
+
+
+# ---- Encoder comparison (training.smk) -----------------------------------------------------------
+
+def compared_encoder_pattern() -> str:
+    """Wildcard pattern matching only the compared encoders (matching nothing when there are none)."""
+    return "|".join(map(re.escape, COMPARED_ENCODERS)) if COMPARED_ENCODERS else "(?!x)x"
+
+
+def compared_encoder_training_config(wildcards) -> dict:
+    """A compared encoder's training: the cohort's, with its models that read slides only."""
+    check_training_splits(wildcards.cohort)
+    return encoder_comparison_train_config(config, wildcards.cohort)
+
+
+def compared_encoder_training_run_config(wildcards) -> dict:
+    return without_evaluation_settings(compared_encoder_training_config(wildcards))
+
+
+def compared_encoder_fold_results(wildcards) -> list[str]:
+    return [
+        LAYOUT.encoder_fold_results(wildcards.cohort, wildcards.encoder, repeat, fold)
+        for repeat, fold in cohort_fold_keys(wildcards)
+    ]
+
+
+def encoder_comparisons() -> list[str]:
+    """Every cohort's encoder comparison, when compare_encoders names any encoder."""
+    return [LAYOUT.encoder_comparison(cohort) for cohort in COHORTS if slide_ids(cohort)] if COMPARED_ENCODERS else []
 
 
 # ---- Cohort-level figures (figures.smk) -----------------------------------------------------------

@@ -7,25 +7,25 @@
 # embedding.smk); changing or adding a slide refits its chunk only.
 
 
-for _cohort in COHORTS:
+for _encoder, _cohort in ((encoder, cohort) for encoder in ENCODER_SETTINGS for cohort in COHORTS):
     _slide_paths = cohort_slide_paths(_cohort)
     for _chunk in cohort_embedding_chunks(_cohort):
 
         rule:
             name:
-                chunk_rule_name("fit_slide_gmms", _cohort, _chunk)
+                chunk_rule_name("fit_slide_gmms", _cohort, _chunk, _encoder)
             input:
-                features=[LAYOUT.feature_store(_cohort, encoder_slug(), slide_id) for slide_id in _chunk.slide_ids],
+                features=[LAYOUT.feature_store(_cohort, _encoder, slide_id) for slide_id in _chunk.slide_ids],
                 patches=[LAYOUT.patch_store(_cohort, slide_id) for slide_id in _chunk.slide_ids],
                 slides=[_slide_paths[slide_id] for slide_id in _chunk.slide_ids],
             output:
-                gmm=[directory(LAYOUT.gmm_store(_cohort, encoder_slug(), slide_id)) for slide_id in _chunk.slide_ids],
-                qc=[LAYOUT.gmm_qc(_cohort, encoder_slug(), slide_id) for slide_id in _chunk.slide_ids],
+                gmm=[directory(LAYOUT.gmm_store(_cohort, _encoder, slide_id)) for slide_id in _chunk.slide_ids],
+                qc=[LAYOUT.gmm_qc(_cohort, _encoder, slide_id) for slide_id in _chunk.slide_ids],
             log:
-                chunk=f"{RESULTS}/logs/fit_slide_gmms/{_cohort}/{encoder_slug()}/chunk{_chunk.index}.log",
-                slides=[GMM_LOG.format(cohort=_cohort, slide_id=slide_id) for slide_id in _chunk.slide_ids],
+                chunk=f"{RESULTS}/logs/fit_slide_gmms/{_cohort}/{_encoder}/chunk{_chunk.index}.log",
+                slides=[gmm_log(_encoder).format(cohort=_cohort, slide_id=slide_id) for slide_id in _chunk.slide_ids],
             benchmark:
-                f"{RESULTS}/benchmarks/fit_slide_gmms/{_cohort}/{encoder_slug()}/chunk{_chunk.index}.tsv"
+                f"{RESULTS}/benchmarks/fit_slide_gmms/{_cohort}/{_encoder}/chunk{_chunk.index}.tsv"
             params:
                 slide_ids=list(_chunk.slide_ids),
                 gmm=config["gmm"],

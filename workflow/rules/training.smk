@@ -120,3 +120,108 @@ rule train_and_evaluate:
         "../../envs/train.yaml"
     script:
         "../scripts/train_and_evaluate.py"
+
+
+# Encoder comparison (compare_encoders): each further encoder's features trained like `encoder`'s by the same rules,
+# its models that read slides only, on the same folds, masks and seeds, under results/{cohort}/encoders/{encoder}/;
+# then every encoder compared on the same patients (src/mosare/evaluation/encoder_comparison.py).
+
+
+use rule train_fold as train_fold_compared_encoder with:
+    input:
+        cohort_table=LAYOUT.cohort_table("{cohort}"),
+        features=lambda wildcards: slide_feature_stores(wildcards.cohort, wildcards.encoder),
+        gmms=lambda wildcards: slide_gmm_stores(wildcards.cohort, wildcards.encoder),
+        text=LAYOUT.text_store("{cohort}"),
+        rna=LAYOUT.rna_store("{cohort}"),
+    output:
+        LAYOUT.encoder_fold_results("{cohort}", "{encoder}", "{repeat}", "{fold}"),
+    log:
+        f"{RESULTS}/logs/train_fold/{{cohort}}/{{encoder}}/repeat{{repeat}}-fold{{fold}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/train_fold/{{cohort}}/{{encoder}}/repeat{{repeat}}-fold{{fold}}.tsv"
+    wildcard_constraints:
+        repeat=r"\d+",
+        fold=r"\d+",
+        encoder=compared_encoder_pattern(),
+    params:
+        train=compared_encoder_training_run_config,
+        classes=cohort_classes,
+        rna_top_genes=config["rna"]["top_genes"],
+        features_dir=lambda wildcards: feature_dir(wildcards.cohort, wildcards.encoder),
+        gmm_dir=lambda wildcards: gmm_dir(wildcards.cohort, wildcards.encoder),
+        train_dir=lambda wildcards: LAYOUT.encoder_train_dir(wildcards.cohort, wildcards.encoder),
+        code=code_hash("training"),
+
+
+use rule train_and_evaluate as evaluate_compared_encoder with:
+    input:
+        folds=compared_encoder_fold_results,
+        cohort_table=LAYOUT.cohort_table("{cohort}"),
+        features=lambda wildcards: slide_feature_stores(wildcards.cohort, wildcards.encoder),
+        gmms=lambda wildcards: slide_gmm_stores(wildcards.cohort, wildcards.encoder),
+        text=LAYOUT.text_store("{cohort}"),
+        rna=LAYOUT.rna_store("{cohort}"),
+        slide_qc=excluded_slides_table,
+    output:
+        metrics=LAYOUT.encoder_metrics("{cohort}", "{encoder}"),
+        summary=LAYOUT.encoder_metrics_summary("{cohort}", "{encoder}"),
+        comparisons=LAYOUT.encoder_comparisons("{cohort}", "{encoder}"),
+        splits=LAYOUT.encoder_splits("{cohort}", "{encoder}"),
+        predictions=LAYOUT.encoder_predictions("{cohort}", "{encoder}"),
+    log:
+        f"{RESULTS}/logs/train_and_evaluate/{{cohort}}/{{encoder}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/train_and_evaluate/{{cohort}}/{{encoder}}.tsv"
+    wildcard_constraints:
+        encoder=compared_encoder_pattern(),
+    params:
+        train=compared_encoder_training_config,
+        folds=cohort_fold_keys,
+        classes=cohort_classes,
+        rna_top_genes=config["rna"]["top_genes"],
+        features_dir=lambda wildcards: feature_dir(wildcards.cohort, wildcards.encoder),
+        gmm_dir=lambda wildcards: gmm_dir(wildcards.cohort, wildcards.encoder),
+        train_dir=lambda wildcards: LAYOUT.encoder_train_dir(wildcards.cohort, wildcards.encoder),
+        exclude_flagged=config["qc"]["exclude_flagged"],
+        code=code_hash("training"),
+
+
+rule encoder_comparison:
+    input:
+        predictions=lambda wildcards: [LAYOUT.predictions(wildcards.cohort)]
+        + [LAYOUT.encoder_predictions(wildcards.cohort, encoder) for encoder in COMPARED_ENCODERS],
+        # the embedding jobs' benchmark files are read for their cost once these exist
+        features=lambda wildcards: [store for encoder in ENCODER_SETTINGS
+                                    for store in slide_feature_stores(wildcards.cohort, encoder)],
+    output:
+        table=LAYOUT.encoder_comparison("{cohort}"),
+        summary=LAYOUT.encoder_comparison_summary("{cohort}"),
+        figure=report(
+            LAYOUT.encoder_comparison_figure("{cohort}"),
+            caption="../report/encoder_comparison.rst",
+            category="Encoder comparison",
+            subcategory="{cohort}",
+        ),
+    log:
+        f"{RESULTS}/logs/encoder_comparison/{{cohort}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/encoder_comparison/{{cohort}}.tsv"
+    params:
+        encoders=list(ENCODER_SETTINGS),
+        benchmarks=lambda wildcards: {
+            encoder: [embedding_benchmark(wildcards.cohort, encoder, chunk)
+                      for chunk in cohort_embedding_chunks(wildcards.cohort)]
+            for encoder in ENCODER_SETTINGS
+        },
+        classes=cohort_classes,
+        train=training_config,
+        code=code_hash("encoder_comparison"),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/train.yaml"
+    script:
+        "../scripts/compare_encoders.py"

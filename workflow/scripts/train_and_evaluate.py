@@ -1,5 +1,6 @@
 """Snakemake wrapper: one cohort's cross-validation tables and final models from its fold and final-model jobs
-(see mosare.training.stage.evaluate), then every model's training curves."""
+(see mosare.training.stage.evaluate), then every model's training curves. Also a compared encoder's tables (rule
+evaluate_compared_encoder), without final models."""
 
 import checkout_src  # noqa: F401 (puts this checkout's src/ first on sys.path, so mosare comes from here)
 
@@ -19,15 +20,11 @@ with log_to_file(snakemake.log[0]):
             (repeat, fold): path
             for (repeat, fold), path in zip(snakemake.params.folds, snakemake.input.folds, strict=True)
         },
-        snakemake.input.final_models,
+        # A compared encoder's evaluation (rule evaluate_compared_encoder) has no final models.
+        snakemake.input.get("final_models"),
         {
-            "splits": snakemake.output.splits,
-            "metrics": snakemake.output.metrics,
-            "summary": snakemake.output.summary,
-            "comparisons": snakemake.output.comparisons,
+            **{name: path for name, path in snakemake.output.items()},
             "train_dir": snakemake.params.train_dir,
-            "models": snakemake.output.models,
-            "predictions": snakemake.output.predictions,
         },
         rna_top_genes=snakemake.params.rna_top_genes,
         # the slides left out, as the cohort table left them out, listed in metrics.md; none for a slide-less cohort

@@ -86,6 +86,18 @@ class ResultsLayout:
     models_dir = _Location("{cohort}/models")
     predictions = _Location("{cohort}/predictions.tsv")  # every out-of-fold prediction, keyed, for the figures
     cohort_figure = _Location("{cohort}/figures/{figure}.png")
+    # Encoder comparison: each of compare_encoders trained beside `encoder`, then all compared on the same patients.
+    encoder_run_dir = _Location("{cohort}/encoders/{encoder}")
+    encoder_train_dir = _Location("{cohort}/encoders/{encoder}/train")
+    encoder_fold_results = _Location("{cohort}/encoders/{encoder}/train/folds/repeat{repeat}-fold{fold}.pkl")
+    encoder_metrics = _Location("{cohort}/encoders/{encoder}/metrics.tsv")
+    encoder_metrics_summary = _Location("{cohort}/encoders/{encoder}/metrics.md")
+    encoder_comparisons = _Location("{cohort}/encoders/{encoder}/comparisons.tsv")
+    encoder_splits = _Location("{cohort}/encoders/{encoder}/splits.tsv")
+    encoder_predictions = _Location("{cohort}/encoders/{encoder}/predictions.tsv")
+    encoder_comparison = _Location("{cohort}/encoder_comparison.tsv")
+    encoder_comparison_summary = _Location("{cohort}/encoder_comparison.md")
+    encoder_comparison_figure = _Location("{cohort}/encoder_comparison.png")
     # Deploy: one cohort's final models applied to another.
     deploy_dir = _Location("{source}/deploy/{target}")
     deploy_predictions = _Location("{source}/deploy/{target}/predictions.tsv")

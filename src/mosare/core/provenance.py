@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import functools
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
@@ -28,7 +29,9 @@ STAGE_SOURCES: dict[str, tuple[str, ...]] = {
         "reporting/plots/tissue.py",
         "reporting/plots/exclusion.py",
     ),
-    "embedding": ("features/embedding.py", "features/encoders.py", "slides/reader.py", "features/encoder_plugins"),
+    # Plus the encoder's own plugin module (mosare.features.encoder_specs.embedding_code_hash), so adding or editing
+    # one encoder's plugin reruns that encoder's embedding only.
+    "embedding": ("features/embedding.py", "features/encoders.py", "slides/reader.py"),
     "gmm": ("features/slide_gmm.py", "reporting/plots/gmm.py", "reporting/plots/exclusion.py"),
     "text": ("features/reports.py", "core/samples.py"),
     "rna": ("features/expression.py", "core/samples.py"),
@@ -39,6 +42,11 @@ STAGE_SOURCES: dict[str, tuple[str, ...]] = {
     "deploy": ("deploy/apply.py", "reporting/plots/training.py", "model"),
     "attention": ("deploy/attention.py", "reporting/plots/attention.py", "model"),
     "attention_report": ("reporting/attention_report.py",),
+    "encoder_comparison": (
+        "evaluation/encoder_comparison.py",
+        "reporting/plots/encoders.py",
+        "features/feature_store.py",
+    ),
 }
 
 # Modules that never change a stage's outputs (log plumbing, thread counts, this file); editing them reruns nothing.
@@ -82,12 +90,12 @@ def _imported_modules_of_source(path: Path, package_dir: Path, source: str) -> f
     return frozenset(found)
 
 
-def stage_source_files(stage: str) -> list[Path]:
-    """Every source file whose edits change the stage's outputs, sorted."""
+def stage_source_files(stage: str, extra: Sequence[str] = ()) -> list[Path]:
+    """Every source file whose edits change the stage's outputs (with ``extra``, relative to the package), sorted."""
     if stage not in STAGE_SOURCES:
         raise KeyError(f"unknown stage {stage!r}; known: {sorted(STAGE_SOURCES)}")
     pending: list[Path] = []
-    for relative in STAGE_SOURCES[stage]:
+    for relative in (*STAGE_SOURCES[stage], *extra):
         path = PACKAGE_DIR / relative
         pending.extend(sorted(path.rglob("*.py")) if path.is_dir() else [path] if path.is_file() else [])
     seen: set[Path] = set()
@@ -128,10 +136,11 @@ def code_fingerprint(source: str) -> str:
 
 
 @functools.cache
-def stage_code_hash(stage: str) -> str:
-    """A short sha256 over the stage's source files (names relative to the package, and code fingerprints)."""
+def stage_code_hash(stage: str, extra: tuple[str, ...] = ()) -> str:
+    """A short sha256 over the stage's source files and ``extra`` ones (names relative to the package, and code
+    fingerprints)."""
     digest = hashlib.sha256()
-    for path in stage_source_files(stage):
+    for path in stage_source_files(stage, extra):
         digest.update(str(path.relative_to(PACKAGE_DIR)).encode())
         digest.update(b"\0")
         digest.update(code_fingerprint(path.read_text(encoding="utf-8")).encode())

@@ -112,6 +112,13 @@ def comparison_table(
     return table
 
 
+def evaluation_resamples(train_config: Mapping[str, Any]) -> tuple[int, int]:
+    """The bootstrap's resamples (``train.bootstrap_resamples``) and seed (from ``train.seed``), shared by every table
+    of the evaluation."""
+    n_resamples = int(train_config.get("bootstrap_resamples", schema_defaults("train")["bootstrap_resamples"]))
+    return n_resamples, derived_seed(train_config["seed"], 17)
+
+
 def evaluation_tables(
     fold_metrics: pd.DataFrame,
     predictions: pd.DataFrame,
@@ -120,8 +127,7 @@ def evaluation_tables(
     realised_rates: pd.DataFrame | None = None,
 ) -> ResultTables:
     """metrics.tsv and comparisons.tsv as tables (``train.bootstrap_resamples`` resamples, seeded by ``train.seed``)."""
-    n_resamples = int(train_config.get("bootstrap_resamples", schema_defaults("train")["bootstrap_resamples"]))
-    seed = derived_seed(train_config["seed"], 17)
+    n_resamples, seed = evaluation_resamples(train_config)
     table = summarise_folds(fold_metrics, train_config["folds"], train_config.get("repeats", 1))
     pooled = pooled_predictions(predictions)
     table = table.merge(pooled_metric_rows(pooled, classes, n_resamples, seed), on=[*KEY_COLUMNS, "metric"], how="left")

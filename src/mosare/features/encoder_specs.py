@@ -47,7 +47,8 @@ class EncoderSpec:
     mean: tuple[float, float, float] | None
     std: tuple[float, float, float] | None
     interpolation: Literal["bilinear", "bicubic"]
-    cuda_dtype: Literal["float16", "bfloat16"]  # autocast dtype on CUDA; the CPU runs float32
+    # Compute dtype on CUDA: autocast to float16 or bfloat16, or float32 (no autocast). The CPU runs float32.
+    cuda_dtype: Literal["float16", "bfloat16", "float32"]
     weights: Literal["checkpoint", "package"]
     weights_hint: str  # where the weights come from, for every error message about them
     weights_mb: int  # size of the float32 weights (memory planning)
@@ -124,6 +125,21 @@ def encoder_spec(name: str) -> EncoderSpec:
     if name not in specs:
         raise ValueError(f"unknown encoder.name {name!r}; choose one of {sorted(specs)} or 'timm:<architecture>'")
     return specs[name]
+
+
+def encoder_source(name: str) -> str:
+    """The module an encoder's builder lives in (its plugin), relative to the package: ``features/encoder_plugins/
+    uni.py``. The embedding's code fingerprint takes it beside the stage's modules (``embedding_code_hash``)."""
+    module = encoder_spec(name).builder.split(":")[0]
+    return module.removeprefix("mosare.").replace(".", "/") + ".py"
+
+
+def embedding_code_hash(name: str) -> str:
+    """The embedding stage's code fingerprint for one encoder: the stage's modules and its plugin module (with what
+    that imports), so one encoder's plugin never reruns another's embedding."""
+    from mosare.core.provenance import stage_code_hash
+
+    return stage_code_hash("embedding", (encoder_source(name),))
 
 
 def load_object(dotted: str) -> Callable[..., Any]:

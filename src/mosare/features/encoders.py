@@ -10,7 +10,7 @@ is any timm model with a local checkpoint, pooled features (``num_classes=0``).
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -143,8 +143,17 @@ def pooled_dim(model: nn.Module) -> int:
     return int(width)
 
 
-def load_checkpoint(spec: EncoderSpec, architecture: nn.Module, path: Path) -> nn.Module:
-    """``architecture`` with the weights of ``path`` loaded strictly; EncoderWeightsError naming the file otherwise."""
+def load_checkpoint(
+    spec: EncoderSpec,
+    architecture: ModuleT,
+    path: Path,
+    convert: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None,
+) -> ModuleT:
+    """``architecture`` with the weights of ``path`` loaded strictly; EncoderWeightsError naming the file otherwise.
+
+    ``convert`` maps a checkpoint written under another library's names to the architecture's, explicitly (it raises
+    ValueError for a tensor it does not know or cannot place); its result is then loaded just as strictly.
+    """
     try:
         state = load_state_dict_file(path)
     except EncoderWeightsError:
@@ -154,6 +163,14 @@ def load_checkpoint(spec: EncoderSpec, architecture: nn.Module, path: Path) -> n
             f"encoder {spec.name!r}: cannot read weights file {path} ({type(error).__name__}: {error}). "
             f"{spec.weights_hint}"
         ) from error
+    if convert is not None:
+        try:
+            state = convert(state)
+        except ValueError as error:
+            raise EncoderWeightsError(
+                f"encoder {spec.name!r}: weights file {path} does not match the architecture: {error}. "
+                f"{spec.weights_hint}"
+            ) from error
     return load_weights_strictly(architecture, state, name=spec.name, path=path, hint=spec.weights_hint)
 
 
@@ -211,7 +228,7 @@ def create_encoder(
         mean=spec.mean,
         std=spec.std,
         interpolation=v2.InterpolationMode(spec.interpolation),
-        autocast_dtype=getattr(torch, spec.cuda_dtype),
+        autocast_dtype=None if spec.cuda_dtype == "float32" else getattr(torch, spec.cuda_dtype),
         weights_path=str(weights),
         device=device,
     )
