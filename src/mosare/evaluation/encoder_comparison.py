@@ -139,11 +139,11 @@ def encoder_comparison_markdown(table: pd.DataFrame) -> str:
     ]
     complete = table[table["scenario"] == "complete"]
     for model, rows in complete.groupby("model", sort=False):
-        best = rows.loc[rows["auc"].idxmax()]
+        top = rows[rows["auc"] == rows["auc"].max()]["encoder"].tolist()
         cells = ", ".join(
             f"{row.encoder} {row.auc:.3f} [{row.auc_ci_low:.3f}, {row.auc_ci_high:.3f}]" for row in rows.itertuples()
         )
-        lines.append(f"- {model}, complete data: {cells}; best: {best['encoder']}")
+        lines.append(f"- {model}, complete data: {cells}; {'best: ' + top[0] if len(top) == 1 else 'tied'}")
     significant = table[table["p_holm"] < 0.05]
     if significant.empty:
         lines.append("\nNo difference between encoders is significant after Holm's adjustment (p_holm < 0.05).")
