@@ -25,7 +25,7 @@ PEN_FRACTION = 0.3  # of slides with a marker stroke
 class PatientPlan:
     patient_id: str
     label: str
-    class_position: float  # 0 = first class (glandular) ... 1 = last class (solid)
+    class_position: float  # 0 = first class (glandular) ... 1 = last class (solid); survival: from the risk
     has_rna: bool
     has_report: bool
     index: int
@@ -120,9 +120,7 @@ def make_demo_plan(cohort: str, demo_config: Mapping[str, Any], classes: Sequenc
         raise ValueError(f"demo cohort {cohort!r} needs at least two classes, got {list(classes)}")
     rng = random_stream(seed, 0)
     class_index = rng.permutation(np.arange(n_patients) % len(classes))
-    lacks_rna = _exact_subset(rng, n_patients, settings["fraction_missing_rna"])
-    lacks_report = _exact_subset(rng, n_patients, settings["fraction_missing_report"])
-    two_slides = _exact_subset(rng, n_patients, settings["fraction_two_slides"])
+    lacks_rna, lacks_report, two_slides = plan_modalities(rng, n_patients, settings)
     site_of, site_shift = demo_sites(seed, class_index, int(settings["sites"]), float(settings["site_stain_shift"]))
     patients = tuple(
         PatientPlan(
@@ -137,6 +135,24 @@ def make_demo_plan(cohort: str, demo_config: Mapping[str, Any], classes: Sequenc
         )
         for i, k in enumerate(class_index)
     )
+    slides = plan_slides(rng, patients, two_slides, settings)
+    return DemoPlan(cohort, settings, tuple(classes), Path(out_dir).resolve(), patients, slides)
+
+
+def plan_modalities(
+    rng: np.random.Generator, n_patients: int, settings: Mapping[str, Any]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(lacks RNA, lacks a report, has two slides) per patient, each an exact share of the patients."""
+    lacks_rna = _exact_subset(rng, n_patients, settings["fraction_missing_rna"])
+    lacks_report = _exact_subset(rng, n_patients, settings["fraction_missing_report"])
+    two_slides = _exact_subset(rng, n_patients, settings["fraction_two_slides"])
+    return lacks_rna, lacks_report, two_slides
+
+
+def plan_slides(
+    rng: np.random.Generator, patients: Sequence[PatientPlan], two_slides: np.ndarray, settings: Mapping[str, Any]
+) -> tuple[SlidePlan, ...]:
+    """Every patient's slide(s) (``-A``, and ``-B`` where ``two_slides``), an exact share at 40x and with pen."""
     slide_owners = [p for p in patients for _ in range(2 if two_slides[p.index] else 1)]
     is_40x = _exact_subset(rng, len(slide_owners), settings["fraction_40x"])
     has_pen = _exact_subset(rng, len(slide_owners), PEN_FRACTION)
@@ -145,7 +161,7 @@ def make_demo_plan(cohort: str, demo_config: Mapping[str, Any], classes: Sequenc
         letter = "AB"[sum(s.patient is patient for s in slides)]
         mpp = 0.25 if is_40x[index] else 0.5
         slides.append(SlidePlan(f"{patient.patient_id}-{letter}", patient, mpp, bool(has_pen[index]), index))
-    return DemoPlan(cohort, settings, tuple(classes), Path(out_dir).resolve(), patients, tuple(slides))
+    return tuple(slides)
 
 
 def plan_demo_cohort(

@@ -1,7 +1,9 @@
-"""Demo pathology reports: findings that lean towards the patient's class, noisily, and sometimes name it."""
+"""Demo pathology reports: findings that lean towards the patient's class, noisily, and sometimes name it; for a
+survival demo (:func:`survival_report`), findings that grow more aggressive with the patient's latent risk."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypedDict
@@ -293,6 +295,93 @@ def demo_report(plan: DemoPlan, patient: PatientPlan) -> str:
             (heading("lymph nodes"), f"{nodes_positive} of {nodes_total} lymph nodes involved by carcinoma.")
         )
     grade = pick(["well differentiated", "moderately differentiated", "poorly differentiated", "grade 2", "grade 3"])
+    sections.append((heading("diagnosis"), f"{own.organ.capitalize()}: {diagnosis}, {grade}, {size[0]:.1f} cm."))
+    separator = ":\n" if rng.random() < 0.5 else ": "
+    return "\n\n".join(f"{title}{separator}{body}" for title, body in sections) + "\n"
+
+
+# The survival demo: how strongly each aggressive finding follows the latent risk r (standard normal). A finding is
+# the aggressive one with probability sigmoid(RISK_SLOPE * r + its offset); ordinal ones (grade, pleomorphism) cut
+# RISK_SLOPE * r plus logistic noise at two thresholds.
+RISK_SLOPE = 1.2
+SURVIVAL_NEUTRAL_FINDINGS = (
+    "Tumor-associated lymphocytes are {amount}.",
+    "The background parenchyma shows chronic inflammation and fibrosis.",
+    "Crush artefact limits the evaluation of part of the specimen.",
+    "Perineural invasion is not identified.",
+)
+
+
+def survival_report(plan: DemoPlan, patient: PatientPlan, risk: float) -> str:
+    """A synthetic pathology report for a survival demo patient whose findings grow more aggressive with ``risk``.
+
+    Grade and nuclear pleomorphism (three levels), the mitotic count, necrosis, lymphovascular invasion and involved
+    lymph nodes each lean to the aggressive side as ``risk`` rises, noisily; each is mentioned in most reports, not
+    all. It is given the risk and never the time or the event, so nothing in it states the outcome.
+    """
+    rng = random_stream(int(plan.settings["seed"]), 3, patient.index)
+    own = subtype_text(patient.label, patient.class_position)
+
+    def pick(options: Sequence[str]) -> str:
+        return options[int(rng.integers(len(options)))]
+
+    def aggressive(offset: float) -> bool:
+        return bool(rng.random() < 1.0 / (1.0 + math.exp(-(RISK_SLOPE * risk + offset))))
+
+    def level(low: str, middle: str, high: str) -> str:
+        score = RISK_SLOPE * risk + rng.logistic()
+        return low if score < -1.2 else high if score > 1.2 else middle
+
+    size = rng.uniform(0.8, 6.5, 3)
+    sex, age = pick(["male", "female"]), int(rng.integers(38, 86))
+    pleomorphism = level("mild", "moderate", "marked")
+    mitoses = int(rng.poisson(math.exp(1.6 + 0.6 * risk)))
+    findings = [
+        pick(own.findings),
+        f"The tumor shows {pleomorphism} nuclear pleomorphism.",
+        f"Mitotic activity: {mitoses} per 10 high-power fields.",
+        (
+            f"Tumor necrosis involves approximately {int(rng.integers(5, 40))} percent of the tumor."
+            if aggressive(-0.5)
+            else "No tumor necrosis is identified."
+        ),
+        f"Lymphovascular invasion is {'present' if aggressive(-0.7) else 'not identified'}.",
+    ]
+    findings = [finding for finding in findings if rng.random() < 0.8]
+    neutral = pick(SURVIVAL_NEUTRAL_FINDINGS)
+    findings.append(neutral.format(amount=pick(["sparse", "moderate", "brisk"])))
+    rng.shuffle(findings)
+    nodes_total = int(rng.integers(0, 18))
+    nodes_positive = int(rng.integers(1, nodes_total + 1)) if nodes_total and aggressive(-1.2) else 0
+    margin = pick(
+        [
+            "All margins are negative; the closest margin is {d:.1f} cm.",
+            "Tumor is present at the {side} margin.",
+            "Margins are free of tumor (closest {d:.1f} cm).",
+        ]
+    ).format(d=rng.uniform(0.1, 2.5), side=pick(["vascular", "deep", "medial", "superior"]))
+    grade = level(
+        "well differentiated (grade 1)", "moderately differentiated (grade 2)", "poorly differentiated (grade 3)"
+    )
+
+    heading = str.upper if rng.random() < 0.5 else str.title
+    sections = [
+        (heading("specimen"), pick(own.specimens) + "."),
+        (heading("clinical history"), f"{age}-year-old {sex} with a {size[0]:.1f} cm {own.organ} mass."),
+        (
+            heading("gross description"),
+            f"The specimen measures {size[0] + 1:.1f} x {size[1] + 1:.1f} x {size[2] + 0.5:.1f} cm. Sectioning reveals a "
+            f"{pick(['firm', 'tan-white', 'grey-white', 'variegated'])} {pick(['well-circumscribed', 'ill-defined', 'lobulated'])} "
+            f"lesion measuring {size[0]:.1f} cm.",
+        ),
+        (heading("microscopic description"), " ".join(findings)),
+        (heading("margins"), margin),
+    ]
+    if nodes_total:
+        sections.append(
+            (heading("lymph nodes"), f"{nodes_positive} of {nodes_total} lymph nodes involved by carcinoma.")
+        )
+    diagnosis = pick(own.subtype_names) if rng.random() < 0.5 else pick(own.generic_diagnosis)
     sections.append((heading("diagnosis"), f"{own.organ.capitalize()}: {diagnosis}, {grade}, {size[0]:.1f} cm."))
     separator = ":\n" if rng.random() < 0.5 else ": "
     return "\n\n".join(f"{title}{separator}{body}" for title, body in sections) + "\n"
