@@ -1,4 +1,5 @@
-"""The cohort table training reads: per patient, label, slide ids and which modalities really exist.
+"""The cohort table training reads: per patient, label (or time and event), slide ids and which modalities really
+exist.
 
 A patient whose slides all yielded no patches, who is absent from the RNA matrix or who has no usable report is
 known here, before training, and is handled by the same masks as the simulated missing modalities.
@@ -26,7 +27,10 @@ log = logging.getLogger(__name__)
 FLAG_COLUMNS = tuple(f"has_{m}" for m in MODALITIES)
 COLUMNS = ("patient_id", "label", "slide_ids", *FLAG_COLUMNS)
 SITE_COLUMN = "site"  # optional: written when the sample sheet gives the patients' sites
+# Optional: a survival cohort's outcome (its label is empty), after the site.
+TIME_COLUMN, EVENT_COLUMN = "time", "event"
 FLAG_TEXT = {True: "True", False: "False"}
+EVENT_TEXT = {True: "1", False: "0"}
 
 
 class CohortError(ValueError):
@@ -39,8 +43,11 @@ class CohortTable:
 
     ``present`` (P, 3) bool: which modalities each patient really has, columns in ``MODALITIES`` order. ``sites``:
     each patient's tissue source site (:func:`~mosare.core.samples.patient_sites`), None when the sheet gives none.
+    ``times`` (P,) float64 (>= 0) and ``events`` (P,) bool (True = event observed, False = censored): a survival
+    cohort's outcome, whose ``labels`` are then all empty; both None for a classification cohort.
     On disk: columns ``patient_id, label, slide_ids`` (comma-joined, empty for none), ``has_wsi, has_rna, has_text``
-    (``True``/``False``), then ``site`` when the sites are known.
+    (``True``/``False``), then ``site`` when the sites are known, then ``time`` and ``event`` (``1``/``0``) for a
+    survival cohort.
     """
 
     patient_ids: tuple[str, ...]
@@ -48,6 +55,8 @@ class CohortTable:
     slide_ids: tuple[tuple[str, ...], ...]
     present: np.ndarray
     sites: tuple[str, ...] | None = None
+    times: np.ndarray | None = None
+    events: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.patient_ids)
@@ -59,6 +68,27 @@ class CohortTable:
             )
         if self.sites is not None and (len(self.sites) != n or not all(self.sites)):
             raise ValueError(f"a cohort table's sites name one site per patient: {n} patients, sites {self.sites}")
+        if (self.times is None) != (self.events is None):
+            raise ValueError("a survival cohort table needs both times and events (a classification one neither)")
+        if self.times is not None and self.events is not None:
+            times = np.asarray(self.times, dtype=np.float64)
+            events = np.asarray(self.events)
+            if times.shape != (n,) or events.shape != (n,):
+                raise ValueError(
+                    f"a cohort table needs one time and one event per patient: {n} patients, times {times.shape}, "
+                    f"events {events.shape}"
+                )
+            if not (np.isfinite(times).all() and (times >= 0).all() and np.isin(events, (0, 1)).all()):
+                raise ValueError("a cohort table's times must be finite and >= 0, its events 0/1 or bool")
+            if any(self.labels):
+                raise ValueError("a survival cohort table's labels are empty: its outcome is the times and events")
+            object.__setattr__(self, "times", times)
+            object.__setattr__(self, "events", events.astype(bool))
+
+    @property
+    def is_survival(self) -> bool:
+        """Whether the table holds a survival outcome (times and events) rather than labels."""
+        return self.times is not None
 
     def __len__(self) -> int:
         return len(self.patient_ids)
@@ -77,6 +107,9 @@ class CohortTable:
             frame[column] = flags.astype(bool)
         if self.sites is not None:
             frame[SITE_COLUMN] = list(self.sites)
+        if self.times is not None and self.events is not None:
+            frame[TIME_COLUMN] = self.times
+            frame[EVENT_COLUMN] = self.events.astype(np.int64)
         return frame
 
     def write(self, path: str | Path) -> None:
@@ -89,7 +122,9 @@ class CohortTable:
     @classmethod
     def read(cls, path: str | Path, classes: Sequence[str] | None = None) -> CohortTable:
         """Read a cohort table; a missing column, a flag other than True/False or (given ``classes``) an unknown
-        label is an error naming the file, the rows and the fix."""
+        label is an error naming the file, the rows and the fix. A survival cohort's table (``time`` and ``event``
+        columns; read without ``classes``) gives typed ``times`` and ``events``; a bad time or event, or a label
+        beside them, is an error too."""
         frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
         missing = [column for column in COLUMNS if column not in frame.columns]
         if missing:
@@ -102,7 +137,8 @@ class CohortTable:
                 listed = "; ".join(f"line {i + 2}: {v!r}" for i, v in bad.items())
                 raise CohortError(f"{path}: '{column}' must be True or False ({listed}); rerun rule assemble_cohort")
             flags[column] = parsed.to_numpy(bool)
-        if classes is not None:
+        survival = _read_survival(frame, path, classes)
+        if classes is not None and survival is None:
             unknown = sorted(set(frame["label"]) - set(classes))
             if unknown:
                 raise CohortError(
@@ -118,7 +154,40 @@ class CohortTable:
             slide_ids=tuple(tuple(s for s in ids.split(",") if s) for ids in frame["slide_ids"]),
             present=np.stack([flags[column] for column in FLAG_COLUMNS], axis=1).reshape(len(frame), len(MODALITIES)),
             sites=tuple(frame[SITE_COLUMN]) if SITE_COLUMN in frame.columns else None,
+            times=None if survival is None else survival[0],
+            events=None if survival is None else survival[1],
         )
+
+
+def _read_survival(
+    frame: pd.DataFrame, path: str | Path, classes: Sequence[str] | None
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """(times float64, events bool) of a survival cohort's table as read (strings), None for a classification one."""
+    columns = [column for column in (TIME_COLUMN, EVENT_COLUMN) if column in frame.columns]
+    if not columns:
+        return None
+    fix = "rerun rule assemble_cohort"
+    if len(columns) == 1:
+        lacking = EVENT_COLUMN if columns == [TIME_COLUMN] else TIME_COLUMN
+        raise CohortError(f"{path} has '{columns[0]}' but lacks '{lacking}'; {fix}")
+    if classes is not None:
+        raise CohortError(
+            f"{path} is a survival cohort's table (time and event), but it was read as a classification cohort's, "
+            f"with classes {list(classes)}; the cohort's task changed since it was written: {fix}"
+        )
+    times = pd.to_numeric(frame[TIME_COLUMN], errors="coerce").to_numpy(np.float64)
+    bad_time = ~np.isfinite(times) | (times < 0)
+    bad_event = ~frame[EVENT_COLUMN].isin(list(EVENT_TEXT.values())).to_numpy(bool)
+    labelled = (frame["label"] != "").to_numpy(bool)
+    for bad, column, rule in (
+        (bad_time, TIME_COLUMN, "must be a number >= 0"),
+        (bad_event, EVENT_COLUMN, "must be 1 or 0"),
+        (labelled, "label", "must be empty beside time and event"),
+    ):
+        if bad.any():
+            listed = "; ".join(f"line {i + 2}: {frame.at[i, column]!r}" for i in np.flatnonzero(bad))
+            raise CohortError(f"{path}: '{column}' {rule} ({listed}); {fix}")
+    return times, (frame[EVENT_COLUMN] == EVENT_TEXT[True]).to_numpy(bool)
 
 
 def sheet_patient_labels(sheet: pd.DataFrame, classes: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -126,6 +195,20 @@ def sheet_patient_labels(sheet: pd.DataFrame, classes: list[str]) -> tuple[np.nd
     labels = sheet.groupby("patient_id", sort=False)["label"].first()
     index = {name: i for i, name in enumerate(classes)}
     return labels.index.to_numpy(dtype=str), labels.map(index).to_numpy(dtype=np.int64)
+
+
+def sheet_patient_survival(sheet: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Patient ids, times (float64) and events (bool, True = event observed), one per patient in sheet order (as in
+    cohort.tsv), of a survival sheet (``load_sample_sheet(..., task="survival")``: one time and event per patient)."""
+    missing = [column for column in (TIME_COLUMN, EVENT_COLUMN) if column not in sheet.columns]
+    if missing:
+        raise ValueError(f"not a survival sample sheet: it lacks {', '.join(missing)} (load it with task='survival')")
+    outcome = sheet.groupby("patient_id", sort=False)[[TIME_COLUMN, EVENT_COLUMN]].first()
+    return (
+        outcome.index.to_numpy(dtype=str),
+        outcome[TIME_COLUMN].to_numpy(np.float64),
+        outcome[EVENT_COLUMN].to_numpy(np.float64) == 1.0,
+    )
 
 
 def sheet_patient_sites(sheet: pd.DataFrame) -> tuple[str, ...] | None:
@@ -158,7 +241,8 @@ def assemble_cohort(
     """One row per patient (sheet order): label, slide ids and which modalities are present.
 
     ``slide_stores`` maps each slide id to its feature store; a patient has WSI when at least one of its slides
-    has a patch.
+    has a patch. A survival sheet (``time`` and ``event`` columns, no ``label``) gives each patient's time and event
+    (:func:`sheet_patient_survival`) and an empty label.
     """
     patches = {slide: FeatureStore.count(path) for slide, path in slide_stores.items()}
     groups = list(sheet.groupby("patient_id", sort=False))
@@ -173,12 +257,17 @@ def assemble_cohort(
     empty = [slide for slide, n in patches.items() if n == 0]
     if empty:
         log.warning("%d slide(s) without patches: %s", len(empty), ", ".join(empty))
+    survival = sheet_patient_survival(sheet) if TIME_COLUMN in sheet.columns else None
     return CohortTable(
         patient_ids=tuple(patient_ids),
-        labels=tuple(str(group["label"].iloc[0]) for _, group in groups),
+        labels=("",) * len(groups)
+        if survival is not None
+        else tuple(str(group["label"].iloc[0]) for _, group in groups),
         slide_ids=tuple(slide_ids),
         present=np.stack([present[m] for m in MODALITIES], axis=1).reshape(len(groups), len(MODALITIES)),
         sites=sheet_patient_sites(sheet),
+        times=None if survival is None else survival[1],
+        events=None if survival is None else survival[2],
     )
 
 

@@ -2,6 +2,12 @@
 
 A patient without a slide (RNA and/or a report only) is one row with ``slide_id`` and ``slide_path`` both empty.
 Every check reports every offending row at once, so a user fixes a sheet in one pass.
+
+A survival cohort's sheet (``task="survival"``) has each patient's outcome in ``time`` and ``event`` instead of
+``label``: ``time`` the follow-up in the cohort's time unit, a finite number >= 0, and ``event`` 1 when the event was
+observed at that time and 0 when the patient was censored then. A time of 0 is allowed (an event or a loss to
+follow-up on the day the clock starts; scikit-survival and the hazard head's bins accept it). A patient with several
+slides repeats the same time and event on every row.
 """
 
 from __future__ import annotations
@@ -10,10 +16,17 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
+import numpy as np
 import pandas as pd
 
-REQUIRED_COLUMNS = ("patient_id", "slide_id", "slide_path", "label")
+# What a cohort predicts: a class per patient (``label``), or the time to an event (``time``, ``event``).
+Task = Literal["classification", "survival"]
+TASKS: tuple[Task, ...] = get_args(Task)
+REQUIRED_COLUMNS = ("patient_id", "slide_id", "slide_path", "label")  # a classification sheet's
+SURVIVAL_COLUMNS = ("time", "event")
+SURVIVAL_REQUIRED_COLUMNS = ("patient_id", "slide_id", "slide_path", *SURVIVAL_COLUMNS)
 OPTIONAL_COLUMNS = ("report_path", "mpp", "site")
 # Patient and slide ids become file names and Snakemake wildcards (common.smk constrains {slide_id} to this).
 ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]+$")
@@ -30,32 +43,82 @@ def _rows(frame: pd.DataFrame) -> str:
     return ", ".join(str(i + 2) for i in frame.index)
 
 
-def validate_sample_sheet(sheet: pd.DataFrame, classes: Sequence[str], *, base_dir: Path, source: str) -> pd.DataFrame:
+def required_columns(task: Task) -> tuple[str, ...]:
+    """The columns a sample sheet of a ``task`` cohort must have."""
+    return SURVIVAL_REQUIRED_COLUMNS if task == "survival" else REQUIRED_COLUMNS
+
+
+def _task_key(cohort: str | None) -> str:
+    return f"cohorts.{cohort}.task" if cohort is not None else "cohorts.<name>.task"
+
+
+def _check_task(task: str, classes: Sequence[str]) -> None:
+    """A known task; a survival cohort has no classes (its outcome is time and event)."""
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {', '.join(TASKS)}; got {task!r}")
+    if task == "survival" and len(classes):
+        raise ValueError(f"a survival cohort has no classes (its outcome is time and event); got classes {classes}")
+
+
+def _other_task_columns(columns: Sequence[str], task: Task) -> list[str]:
+    """The outcome columns of the other task that the sheet has: time/event on classification, label on survival."""
+    return [c for c in (("label",) if task == "survival" else SURVIVAL_COLUMNS) if c in columns]
+
+
+def _other_task_problem(found: list[str], task: Task, cohort: str | None) -> str:
+    key = _task_key(cohort)
+    if task == "survival":
+        return (
+            f"a survival sheet has no 'label' column ({key} is survival: each patient's outcome is its time and "
+            f"event); remove the column, or set {key}: classification to classify the patients by label"
+        )
+    return (
+        f"column(s) {', '.join(found)} hold a survival outcome, but {key} is classification (the default), whose "
+        f"outcome is 'label'; remove them, or set {key}: survival to predict the time to the event instead"
+    )
+
+
+def validate_sample_sheet(
+    sheet: pd.DataFrame,
+    classes: Sequence[str],
+    *,
+    base_dir: Path,
+    source: str,
+    task: Task = "classification",
+    cohort: str | None = None,
+) -> pd.DataFrame:
     """Check a sample sheet and return it with absolute paths and normalised optional columns.
 
-    ``base_dir`` resolves relative paths; ``source`` names the sheet in error messages.
+    ``base_dir`` resolves relative paths; ``source`` names the sheet in error messages. ``task``: a classification
+    sheet has ``label`` (one of ``classes``); a survival sheet has ``time`` (float) and ``event`` (bool) instead, and
+    ``classes`` is empty. ``cohort`` names the cohort's task setting in the messages.
     """
+    _check_task(task, classes)
+    required = required_columns(task)
     problems: list[str] = []
-    missing = [c for c in REQUIRED_COLUMNS if c not in sheet.columns]
+    other_outcome = _other_task_columns(list(sheet.columns), task)
+    missing = [c for c in required if c not in sheet.columns]
     if missing:
+        kind = "a survival sample sheet" if task == "survival" else "a sample sheet"
+        hint = f"; {_other_task_problem(other_outcome, task, cohort)}" if other_outcome else ""
         raise SampleSheetError(
-            f"{source}: missing required column(s) {', '.join(missing)}; a sample sheet is a TSV with columns "
-            f"{', '.join(REQUIRED_COLUMNS)} and optionally {', '.join(OPTIONAL_COLUMNS)}"
+            f"{source}: missing required column(s) {', '.join(missing)}; {kind} is a TSV with columns "
+            f"{', '.join(required)} and optionally {', '.join(OPTIONAL_COLUMNS)}{hint}"
         )
-    unknown = [c for c in sheet.columns if c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
+    unknown = [c for c in sheet.columns if c not in required + OPTIONAL_COLUMNS and c not in other_outcome]
     if unknown:
-        problems.append(
-            f"unknown column(s) {', '.join(unknown)}; allowed: {', '.join(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)}"
-        )
+        problems.append(f"unknown column(s) {', '.join(unknown)}; allowed: {', '.join(required + OPTIONAL_COLUMNS)}")
+    if other_outcome:
+        problems.append(_other_task_problem(other_outcome, task, cohort))
     sheet = sheet.copy()
     for column in OPTIONAL_COLUMNS:
         if column not in sheet.columns:
             sheet[column] = None
-    blank = {
-        column: sheet[column].isna() | (sheet[column].astype(str).str.strip() == "") for column in REQUIRED_COLUMNS
-    }
+    blank = {column: sheet[column].isna() | (sheet[column].astype(str).str.strip() == "") for column in required}
     slideless = blank["slide_id"] & blank["slide_path"]
-    for column in REQUIRED_COLUMNS:
+    for column in required:
+        if column in SURVIVAL_COLUMNS:
+            continue  # listed row by row, with the patient, by _survival_problems
         empty = sheet[blank[column] & ~(slideless if column in ("slide_id", "slide_path") else False)]
         if len(empty):
             problems.append(f"empty '{column}' on line(s) {_rows(empty)}")
@@ -82,19 +145,12 @@ def validate_sample_sheet(sheet: pd.DataFrame, classes: Sequence[str], *, base_d
     if len(duplicated):
         listed = "; ".join(f"{sid!r} on lines {_rows(rows)}" for sid, rows in duplicated.groupby("slide_id"))
         problems.append(f"slide_id must be unique: {listed}")
-    labels_per_patient = sheet.groupby("patient_id")["label"].nunique()
-    conflicting = labels_per_patient[labels_per_patient > 1].index
-    if len(conflicting):
-        listed = "; ".join(
-            f"{pid!r} has {sorted(sheet.loc[sheet.patient_id == pid, 'label'].astype(str).unique())} "
-            f"on lines {_rows(sheet[sheet.patient_id == pid])}"
-            for pid in conflicting
-        )
-        problems.append(f"each patient needs one label: {listed}")
-    unknown_labels = sheet[~sheet["label"].astype(str).isin(list(classes))]
-    if len(unknown_labels):
-        listed = "; ".join(f"line {i + 2}: {v!r}" for i, v in unknown_labels["label"].items())
-        problems.append(f"labels must be one of the cohort's classes {list(classes)}: {listed}")
+    if task == "survival":
+        survival_problems, times, events = _survival_problems(sheet)
+        problems += survival_problems
+        sheet["time"], sheet["event"] = times, events == 1
+    else:
+        problems += _label_problems(sheet, classes)
     mpp = pd.to_numeric(sheet["mpp"], errors="coerce")
     bad_mpp = sheet[(sheet["mpp"].notna() & mpp.isna()) | (mpp <= 0)]
     if len(bad_mpp):
@@ -122,11 +178,97 @@ def validate_sample_sheet(sheet: pd.DataFrame, classes: Sequence[str], *, base_d
     problems += _files_shared_between_patients(sheet, "report_path", "report")
     if problems:
         raise SampleSheetError(f"{source} has {len(problems)} problem(s):\n" + "\n".join(f"  - {p}" for p in problems))
-    for column in ("patient_id", "slide_id", "label"):
+    for column in ("patient_id", "slide_id", "label") if task == "classification" else ("patient_id", "slide_id"):
         sheet[column] = sheet[column].astype(str)
     sheet.loc[slideless, "slide_id"] = ""
     sheet["site"] = sheet["site"].map(lambda v: None if _blank(v) else str(v).strip())
     return sheet.reset_index(drop=True)
+
+
+def _label_problems(sheet: pd.DataFrame, classes: Sequence[str]) -> list[str]:
+    """A classification sheet: one label per patient, each one of the cohort's classes."""
+    problems = []
+    labels_per_patient = sheet.groupby("patient_id")["label"].nunique()
+    conflicting = labels_per_patient[labels_per_patient > 1].index
+    if len(conflicting):
+        listed = "; ".join(
+            f"{pid!r} has {sorted(sheet.loc[sheet.patient_id == pid, 'label'].astype(str).unique())} "
+            f"on lines {_rows(sheet[sheet.patient_id == pid])}"
+            for pid in conflicting
+        )
+        problems.append(f"each patient needs one label: {listed}")
+    unknown_labels = sheet[~sheet["label"].astype(str).isin(list(classes))]
+    if len(unknown_labels):
+        listed = "; ".join(f"line {i + 2}: {v!r}" for i, v in unknown_labels["label"].items())
+        problems.append(f"labels must be one of the cohort's classes {list(classes)}: {listed}")
+    return problems
+
+
+def _survival_problems(sheet: pd.DataFrame) -> tuple[list[str], pd.Series, pd.Series]:
+    """A survival sheet's outcome columns: every row's ``time`` a finite number >= 0 and ``event`` 0 or 1, and each
+    patient one time and one event over all of their rows. Returns the problems (every offending row, with its
+    patient) and the parsed times (float) and events (0.0 or 1.0; NaN where a row is bad)."""
+    problems = []
+    patient = sheet["patient_id"].astype(str)
+    time = pd.to_numeric(sheet["time"], errors="coerce").astype(np.float64)
+    event = pd.to_numeric(sheet["event"], errors="coerce").astype(np.float64)
+    bad_time = ~np.isfinite(time) | (time < 0)
+    bad_event = ~event.isin((0.0, 1.0))
+
+    def why_time(i: object) -> str:
+        raw = sheet.at[i, "time"]
+        if _blank(raw):
+            return "empty"
+        if pd.isna(time[i]):
+            return f"{raw!r} is not a number"
+        return f"{raw!r} is negative" if time[i] < 0 else f"{raw!r} is not finite"
+
+    if bad_time.any():
+        listed = "; ".join(f"line {i + 2} (patient {patient[i]!r}): {why_time(i)}" for i in sheet.index[bad_time])
+        problems.append(
+            f"'time' must be a number >= 0 on every row: {listed}; give each row its patient's follow-up time, in the "
+            "cohort's time unit, from the time origin (e.g. diagnosis) to the event or to the last follow-up (0 is "
+            "allowed)"
+        )
+    if bad_event.any():
+        listed = "; ".join(
+            f"line {i + 2} (patient {patient[i]!r}): "
+            + ("empty" if _blank(sheet.at[i, "event"]) else repr(sheet.at[i, "event"]))
+            for i in sheet.index[bad_event]
+        )
+        problems.append(
+            f"'event' must be 1 or 0 on every row: {listed}; write 1 when the event (e.g. death, progression) was "
+            "observed at the row's time, and 0 when the patient was censored then (followed up to that time without "
+            "it)"
+        )
+    problems += _patient_conflicts(sheet, time.where(~bad_time), "time")
+    problems += _patient_conflicts(sheet, event.where(~bad_event), "event")
+    return problems, time.where(~bad_time), event.where(~bad_event)
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def _patient_conflicts(sheet: pd.DataFrame, values: pd.Series, column: str) -> list[str]:
+    """A patient's rows give one value of ``column`` (parsed; NaN rows are reported elsewhere and skipped here)."""
+    valid = values.notna()
+    per_patient = values[valid].groupby(sheet.loc[valid, "patient_id"].astype(str), sort=False).nunique()
+    conflicting = per_patient[per_patient > 1].index
+    if not len(conflicting):
+        return []
+    listed = "; ".join(
+        f"{pid!r} has {column} "
+        + ", ".join(
+            f"{_number(value)} on line(s) {_rows(rows)}"
+            for value, rows in sheet[valid & (sheet["patient_id"].astype(str) == pid)].groupby(values, sort=False)
+        )
+        for pid in conflicting
+    )
+    return [
+        f"each patient needs one {column}: {listed}; a patient with several slides has one row per slide, each "
+        f"with the patient's one time and event: put the same {column} on all of their rows"
+    ]
 
 
 def patient_sites(sheet: pd.DataFrame) -> dict[str, str] | None:
@@ -273,11 +415,16 @@ def _names_missing_file(value: object) -> bool:
     return isinstance(value, str) and not Path(value).exists()
 
 
-def load_sample_sheet(path: str | Path, classes: Sequence[str], *, cohort: str | None = None) -> pd.DataFrame:
+def load_sample_sheet(
+    path: str | Path, classes: Sequence[str], *, cohort: str | None = None, task: Task = "classification"
+) -> pd.DataFrame:
     """Read and validate a TSV sample sheet; relative paths inside it resolve against its folder.
 
-    ``cohort`` names the cohort whose ``samples:`` this is, for the error when the sheet does not exist.
+    ``cohort`` names the cohort whose ``samples:`` this is, for the error when the sheet does not exist. ``task``:
+    ``classification`` (a ``label`` of ``classes`` per patient) or ``survival`` (``time`` and ``event`` per patient,
+    ``classes`` empty; :func:`validate_sample_sheet`).
     """
+    _check_task(task, classes)
     configured = str(path)
     path = Path(path).expanduser().resolve()
     if not path.exists():
@@ -289,4 +436,4 @@ def load_sample_sheet(path: str | Path, classes: Sequence[str], *, cohort: str |
             "(config.yaml or the --configfile that sets it), e.g. to an absolute path"
         )
     sheet = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, na_values=[""])
-    return validate_sample_sheet(sheet, classes, base_dir=path.parent, source=str(path))
+    return validate_sample_sheet(sheet, classes, base_dir=path.parent, source=str(path), task=task, cohort=cohort)
