@@ -34,7 +34,15 @@ def tiny_demo_config() -> dict:
         "cohorts": {
             COHORT: {
                 "classes": ["A", "B"],
-                "demo": {"patients": 8, "seed": 7, "slide_px": 2048, "genes": 60, "fraction_two_slides": 0.0},
+                "demo": {
+                    "patients": 8,
+                    "seed": 7,
+                    "slide_px": 2048,
+                    "genes": 60,
+                    "fraction_two_slides": 0.0,
+                    # 8 slides over 5 sites: each site's stain shift alone would flag half of them in slide QC.
+                    "site_stain_shift": 0.0,
+                },
             }
         },
         # The slides are only ~0.5 mm wide: the default minimum tissue area (0.25 mm²) would drop every piece.
