@@ -162,13 +162,14 @@ def config_reference(schema: dict[str, Any] | None = None) -> str:
 
 
 def encoder_table() -> str:
-    """The registered patch encoders (``mosare.features.encoder_specs.ENCODERS``)."""
+    """The registered patch encoders (``mosare.features.encoder_specs.ENCODERS``), by name: registration order
+    depends on which plugin a process imported first (a test importing one directly registers it early)."""
     from mosare.features.encoder_specs import ENCODERS
 
     weights = {"checkpoint": "your file, `encoder.checkpoint`"}
     rows = [
         (f"`{name}`", str(spec.dim), weights.get(spec.weights, spec.weights_hint), spec.description)
-        for name, spec in ENCODERS.entries().items()
+        for name, spec in sorted(ENCODERS.entries().items())
     ]
     return table(("name", "dim", "weights", "description"), rows)
 
