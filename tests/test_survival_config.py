@@ -53,7 +53,10 @@ def test_bad_task_settings_are_named(cohort: dict, message: str) -> None:
 
 def test_deploy_refuses_mixed_tasks() -> None:
     config = validate_config(
-        {"cohorts": {"s": copy.deepcopy(SURVIVAL), "c": copy.deepcopy(CLASSIFICATION)}, "deploy": {"from": "s", "to": ["c"]}}
+        {
+            "cohorts": {"s": copy.deepcopy(SURVIVAL), "c": copy.deepcopy(CLASSIFICATION)},
+            "deploy": {"from": "s", "to": ["c"]},
+        }
     )
     with pytest.raises(ConfigError, match="survival"):
         deploy_pairs(config)

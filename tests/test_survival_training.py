@@ -147,3 +147,60 @@ def test_mosare_survival_loss_leaves_unknown_bins_out_of_mcl() -> None:
     total, terms = model.compute_loss(batch, model(batch), epoch=5)
     assert int(model.mcl.queue_length.sum()) == 2 and np.isfinite(float(total))
     total.backward()
+
+
+def test_survival_tables_pool_within_fold_pairs_and_compare_with_mosare(tmp_path) -> None:
+    """metrics.tsv rows per survival metric (pooled Harrell/Uno C with CIs; AUC(t) and IBS per fold only),
+    comparisons.tsv of MoSARe against the others with Holm, metrics.md."""
+    from mosare.evaluation.survival_metrics import harrell_c_index
+    from mosare.evaluation.survival_results import survival_evaluation_tables, write_survival_results
+
+    data = write_survival_cohort(tmp_path).load([])
+    config = survival_config(models=["mosare", "rna_mlp", "late_fusion"], folds=2, epochs=1, missing_rates=[])
+    config["bootstrap_resamples"] = 200
+    cv = cross_validate(data, config, "surv", tmp_path / "train", torch.device("cpu"))
+    tables = survival_evaluation_tables(cv.fold_metrics, cv.predictions, cv.splits, config, cv.realised_rates)
+    metrics = tables.metrics
+    horizons = survival_horizons(data, config)
+    assert set(metrics["metric"]) == set(survival_metric_names(horizons))
+    harrell = metrics[metrics["metric"] == "harrell_c"].set_index("model")
+    assert harrell[["pooled", "ci_low", "ci_high"]].notna().all().all()
+    assert (harrell["ci_low"] <= harrell["pooled"]).all() and (harrell["pooled"] <= harrell["ci_high"]).all()
+    assert metrics[metrics["metric"] == "ibs"]["pooled"].isna().all()
+    # the pooled C is the within-fold one, never the C of pooled risks across folds
+    mosare = cv.predictions[cv.predictions["model"] == "mosare"]
+    within = harrell_c_index(
+        mosare["time"], mosare["event"], mosare["risk"], fold=mosare["fold"], n_resamples=10, seed=0
+    ).c_index
+    assert harrell.loc["mosare", "pooled"] == pytest.approx(within)
+    comparisons = tables.comparisons
+    assert list(comparisons["compared_to"]) == ["rna_mlp", "late_fusion"]
+    assert (comparisons["p_holm"] >= comparisons["p_value"]).all()
+    assert (comparisons["n_patients"] == data.n_patients).all()
+    outputs = {name: tmp_path / f"{name}.tsv" for name in ("splits", "metrics", "comparisons", "predictions")}
+    outputs["summary"] = tmp_path / "metrics.md"
+    write_survival_results(cv.splits, tables, cv.predictions, config, outputs)
+    markdown = outputs["summary"].read_text()
+    assert "HARRELL_C" in markdown and "within-fold pairs only" in markdown and "Paired comparisons" in markdown
+
+
+def test_ridge_cox_reference_row_runs_on_the_same_folds(tmp_path) -> None:
+    """coxnet_rna: scikit-survival's ridge-penalised Cox on the fold's RNA genes, beside the deep models, in every
+    scenario; on this cohort's strong RNA signal it ranks patients well above chance."""
+    from mosare.training.survival import REFERENCE_COX
+
+    data = write_survival_cohort(tmp_path, n_patients=60).load([])
+    config = survival_config(models=["rna_mlp"], folds=3, epochs=1, missing_rates=[0.5])
+    cv = cross_validate(data, config, "surv", tmp_path / "train", torch.device("cpu"))
+    reference = cv.fold_metrics[cv.fold_metrics["model"] == REFERENCE_COX]
+    assert set(reference["scenario"]) == {"complete", "masked_train", "masked_train_test"}
+    assert len(reference) == 3 * 3
+    complete = reference[reference["scenario"] == "complete"]
+    assert complete["harrell_c"].mean() > 0.6
+    predictions = cv.predictions[cv.predictions["model"] == REFERENCE_COX]
+    columns = survival_columns(survival_horizons(data, config))
+    values = predictions[columns].to_numpy()
+    assert ((values >= 0) & (values <= 1)).all() and (np.diff(values, axis=1) <= 1e-12).all()
+    ours = cv.predictions[(cv.predictions["model"] == "rna_mlp") & (cv.predictions["scenario"] == "complete")]
+    theirs = predictions[predictions["scenario"] == "complete"]
+    assert list(ours["patient_id"]) == list(theirs["patient_id"]), "same folds, same patients"

@@ -225,6 +225,7 @@ def cohort_train_config(config: dict[str, Any], cohort: str) -> dict[str, Any]:
         merged["survival"] = {**defaults["survival"], **(merged.get("survival") or {})}
         merged.setdefault("horizons", defaults["horizons"])
         merged["task"] = "survival"
+        merged["time_unit"] = cohort_time_unit(config, cohort)
     else:
         for key in SURVIVAL_ONLY_SETTINGS:
             merged.pop(key, None)

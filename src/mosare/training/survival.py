@@ -16,6 +16,12 @@ What differs from a classification unit:
 - Per-fold metrics: Harrell's and Uno's C, the time-dependent AUC at each horizon and the integrated Brier score
   over a grid of the cohort's times, against the fold's training part (fit + validation) for the censoring weights.
 
+A classical reference row, ``coxnet_rna`` (:data:`REFERENCE_COX`), runs beside the configured models whenever the
+cohort has RNA: scikit-survival's ``CoxnetSurvivalAnalysis`` with a nearly pure ridge penalty (``l1_ratio`` 0.01)
+on the fold's normalised RNA genes, fitted on the fit patients showing RNA, its penalty chosen on the validation
+patients' Harrell's C along the fitted path, on the same folds, scenarios and mask draws as the deep models. A test
+patient without RNA gets the fit patients' mean risk, as a single-modality baseline's blind patients do.
+
 The horizons (``train.horizons``, default the 1/3 and 2/3 quantiles of the cohort's event times) and the Brier
 grid are evaluation times shared by every fold, so predictions.tsv has one set of columns; no model is fitted to
 them.
@@ -52,6 +58,8 @@ from mosare.training.loop import _to_device, train_model
 
 log = logging.getLogger(__name__)
 
+REFERENCE_COX = "coxnet_rna"  # the classical reference row: ridge-penalised Cox on the RNA
+REFERENCE_L1_RATIO = 0.01  # CoxnetSurvivalAnalysis needs some l1; this little is ridge in all but name
 GRID_QUANTILES = np.linspace(0.1, 0.9, 9)  # the integrated Brier score's times: quantiles of the cohort's times
 
 
@@ -174,6 +182,59 @@ class SurvivalPredictor:
         functions = self.breslow.get_survival_function(outputs[:, 0])
         curves = np.stack([function.y for function in functions]) if len(functions) else np.zeros((0, 1))
         return survival_at(functions[0].x if len(functions) else [0.0], curves, times)
+
+
+class CoxnetReference:
+    """The ridge-penalised Cox reference on the RNA of one fold and mask draw (module docstring)."""
+
+    def __init__(
+        self,
+        tensors: Any,
+        fit_index: np.ndarray,
+        val_index: np.ndarray,
+        shown: torch.Tensor,
+    ) -> None:
+        from sksurv.linear_model import CoxnetSurvivalAnalysis
+
+        rna = tensors.rna.numpy().astype(np.float64)
+        times, events = tensors.times.numpy(), tensors.events.numpy().astype(bool)
+        has = shown[:, 1].numpy()
+        fit = fit_index[has[fit_index]]
+        val = val_index[has[val_index]]
+        self.rna = rna
+        self.model = CoxnetSurvivalAnalysis(
+            l1_ratio=REFERENCE_L1_RATIO, alpha_min_ratio=0.01, n_alphas=30, fit_baseline_model=True, max_iter=20000
+        )
+        self.model.fit(rna[fit], survival_y(times[fit], events[fit]))
+        alphas = list(self.model.alphas_)
+        scores = [
+            harrell_c(times[val], events[val], self.model.predict(rna[val], alpha=alpha)) if len(val) else np.nan
+            for alpha in alphas
+        ]
+        finite = [i for i, score in enumerate(scores) if np.isfinite(score)]
+        # the best validation C; ties (and no usable validation) to the stronger penalty, the path's first
+        self.alpha = alphas[max(finite, key=lambda i: (scores[i], -i)) if finite else len(alphas) // 2]
+        self.stand_in = float(np.mean(self.model.predict(rna[fit], alpha=self.alpha)))
+
+    def predict(self, index: np.ndarray, shown: torch.Tensor, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(risk, survival at ``times``) of patients ``index``; those not showing RNA get the fit part's mean risk."""
+        has = shown[torch.from_numpy(np.asarray(index)), 1].numpy()
+        risk = np.full(len(index), self.stand_in)
+        if has.any():
+            risk[has] = self.model.predict(self.rna[index[has]], alpha=self.alpha)
+        functions = self.model.predict_survival_function(self.rna[index[:1]], alpha=self.alpha)
+        grid = functions[0].x
+        # S(t | x) = S0(t) ** exp(risk - risk0): read S0 off one patient's curve, then apply every patient's risk
+        risk0 = float(self.model.predict(self.rna[index[:1]], alpha=self.alpha)[0])
+        base = np.clip(functions[0].y, 1e-300, 1.0) ** np.exp(-risk0)
+        curves = base[None, :] ** np.exp(risk)[:, None]
+        return risk, survival_at(grid, curves, times)
+
+
+def survival_y(times: np.ndarray, events: np.ndarray) -> np.ndarray:
+    from mosare.evaluation.survival_metrics import survival_array
+
+    return survival_array(times, events)
 
 
 def _fold_metrics(
@@ -304,25 +365,93 @@ def run_survival_unit(
                 write_tsv(result.history, unit_dir / _draw_file("history.tsv", draw))
                 with atomic_file(unit_dir / _draw_file("checkpoint.pt", draw)) as tmp:
                     torch.save(result.state_dict, tmp)
-        for scenario in group:
-            risk = np.mean([d[0] for d in per_draw[scenario]], axis=0)
-            survival = np.mean([d[1] for d in per_draw[scenario]], axis=0)
-            grid_survival = np.mean([d[2] for d in per_draw[scenario]], axis=0)
-            metrics = _fold_metrics(data, test_index, training_rows, risk, grid_survival, horizons, grid, fold)
-            results[scenario][0].append({**row_keys[scenario], **metrics})
-            frame = pd.DataFrame(
-                {
-                    "patient_id": data.patient_ids[test_index],
-                    "time": data.times[test_index],
-                    "event": data.events[test_index].astype(np.int64),
-                    "risk": risk,
-                }
-            )
-            for column, values in zip(survival_columns(horizons), survival.T, strict=True):
-                frame[column] = values
-            write_tsv(frame, context.unit_dir(model_name, scenario, repeat, fold) / "predictions.tsv")
-            results[scenario][1].append(frame.assign(**row_keys[scenario]))
+        _collect_scenarios(
+            data, model_name, group, per_draw, row_keys, results, context, repeat, fold, test_index, training_rows,
+            horizons, grid,
+        )  # fmt: skip
+    if context.dims.rna_genes:
+        _run_reference(data, context, repeat, fold, group, tensors, presence, draws, fit_index, val_index,
+                       test_index, training_rows, horizons, grid, scenario_keys, results)  # fmt: skip
     return results
+
+
+def _run_reference(
+    data: CohortData,
+    context: Any,
+    repeat: int,
+    fold: int,
+    group: Sequence[Scenario],
+    tensors: Any,
+    presence: dict[Scenario, list[np.ndarray]],
+    draws: list[np.ndarray],
+    fit_index: np.ndarray,
+    val_index: np.ndarray,
+    test_index: np.ndarray,
+    training_rows: np.ndarray,
+    horizons: np.ndarray,
+    grid: np.ndarray,
+    scenario_keys: dict[Scenario, dict[str, Any]],
+    results: dict[Scenario, tuple[list[dict[str, Any]], list[pd.DataFrame]]],
+) -> None:
+    """The ``coxnet_rna`` reference row of one unit: one fit per mask draw, tested in each scenario."""
+    row_keys = {
+        scenario: {**keys, "model": REFERENCE_COX, "repeat": repeat, "fold": fold}
+        for scenario, keys in scenario_keys.items()
+    }
+    if not any(shown[fit_index, 1].any() for shown in draws):
+        for scenario in group:
+            results[scenario][0].append(
+                {**row_keys[scenario], **dict.fromkeys(survival_metric_names(horizons), np.nan)}
+            )
+        return
+    per_draw: dict[Scenario, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {s: [] for s in group}
+    for draw, shown_array in enumerate(draws):
+        reference = CoxnetReference(tensors, fit_index, val_index, torch.from_numpy(shown_array))
+        for scenario in group:
+            shown = torch.from_numpy(presence[scenario][draw])
+            risk, survival = reference.predict(test_index, shown, np.concatenate([horizons, grid]))
+            per_draw[scenario].append((risk, survival[:, : len(horizons)], survival[:, len(horizons) :]))
+    _collect_scenarios(
+        data, REFERENCE_COX, group, per_draw, row_keys, results, context, repeat, fold, test_index, training_rows,
+        horizons, grid,
+    )  # fmt: skip
+
+
+def _collect_scenarios(
+    data: CohortData,
+    model_name: str,
+    group: Sequence[Scenario],
+    per_draw: dict[Scenario, list[tuple[np.ndarray, np.ndarray, np.ndarray]]],
+    row_keys: dict[Scenario, dict[str, Any]],
+    results: dict[Scenario, tuple[list[dict[str, Any]], list[pd.DataFrame]]],
+    context: Any,
+    repeat: int,
+    fold: int,
+    test_index: np.ndarray,
+    training_rows: np.ndarray,
+    horizons: np.ndarray,
+    grid: np.ndarray,
+) -> None:
+    """Average the mask draws of one model, score them and record the metric row and predictions per scenario."""
+    assert data.times is not None and data.events is not None
+    for scenario in group:
+        risk = np.mean([d[0] for d in per_draw[scenario]], axis=0)
+        survival = np.mean([d[1] for d in per_draw[scenario]], axis=0)
+        grid_survival = np.mean([d[2] for d in per_draw[scenario]], axis=0)
+        metrics = _fold_metrics(data, test_index, training_rows, risk, grid_survival, horizons, grid, fold)
+        results[scenario][0].append({**row_keys[scenario], **metrics})
+        frame = pd.DataFrame(
+            {
+                "patient_id": data.patient_ids[test_index],
+                "time": data.times[test_index],
+                "event": data.events[test_index].astype(np.int64),
+                "risk": risk,
+            }
+        )
+        for column, values in zip(survival_columns(horizons), survival.T, strict=True):
+            frame[column] = values
+        write_tsv(frame, context.unit_dir(model_name, scenario, repeat, fold) / "predictions.tsv")
+        results[scenario][1].append(frame.assign(**row_keys[scenario]))
 
 
 def _draw_file(name: str, draw: int) -> str:
