@@ -106,7 +106,12 @@ def encoder_slug() -> str:
 
 def get_final_output() -> list[str]:
     """Every cohort's metrics, its cohort-level figures and, when it has slides, its slide QC table and pictures."""
-    figures = [LAYOUT.cohort_figure(cohort, name) for cohort in COHORTS for name in COHORT_FIGURES]
+    # The cohort figures read classification predictions; a survival cohort's (KM, calibration) are not wired yet.
+    figures = [
+        LAYOUT.cohort_figure(cohort, name)
+        for cohort in COHORTS if cohort_task(config, cohort) == "classification"
+        for name in COHORT_FIGURES
+    ]
     deployed = [LAYOUT.deploy_predictions(source, target) for source, target in deploy_pairs(config)]
     slide_qc = [
         path

@@ -103,29 +103,27 @@ def survival_comparison_table(
         if reference not in by_model:
             continue
         ours = by_model[reference]
-        others = {model: frame for model, frame in by_model.items() if model != reference}
-        if not others:
-            continue
-        rows = ours.index
-        for frame in others.values():
-            rows = rows.intersection(frame.index)
-        shared = ours.loc[rows].reset_index()
-        table = c_index_comparisons(
-            shared["time"].to_numpy(np.float64),
-            shared["event"].to_numpy().astype(bool),
-            shared["risk"].to_numpy(np.float64),
-            {model: frame.loc[rows, "risk"].to_numpy(np.float64) for model, frame in others.items()},
-            fold=_fold_labels(shared),
-            patient=shared["patient_id"].to_numpy(),
-            n_resamples=n_resamples,
-            seed=seed,
-        )
         keys = dict(zip(["cohort", *SCENARIO_KEYS], scenario_key))
-        table.insert(0, "n_patients", shared["patient_id"].nunique())
-        table.insert(0, "model", reference)
-        for name, value in reversed(keys.items()):
-            table.insert(0, name, value)
-        tables.append(table.drop(columns=["p_holm"]))
+        for model, theirs in by_model.items():
+            if model == reference:
+                continue
+            rows = ours.index.intersection(theirs.index)  # a fold a model was not run in has no rows
+            shared = ours.loc[rows].reset_index()
+            table = c_index_comparisons(
+                shared["time"].to_numpy(np.float64),
+                shared["event"].to_numpy().astype(bool),
+                shared["risk"].to_numpy(np.float64),
+                {model: theirs.loc[rows, "risk"].to_numpy(np.float64)},
+                fold=_fold_labels(shared),
+                patient=shared["patient_id"].to_numpy(),
+                n_resamples=n_resamples,
+                seed=seed,
+            )
+            table.insert(0, "n_patients", shared["patient_id"].nunique())
+            table.insert(0, "model", reference)
+            for name, value in reversed(keys.items()):
+                table.insert(0, name, value)
+            tables.append(table.drop(columns=["p_holm"]))
     if not tables:
         return pd.DataFrame()
     comparisons = pd.concat(tables, ignore_index=True)

@@ -398,7 +398,17 @@ def _run_reference(
         scenario: {**keys, "model": REFERENCE_COX, "repeat": repeat, "fold": fold}
         for scenario, keys in scenario_keys.items()
     }
-    if not any(shown[fit_index, 1].any() for shown in draws):
+    assert data.events is not None
+    # Cox needs at least two fit patients showing RNA, one of them with an event, in every mask draw; else the fold
+    # is left out of the reference's metrics (NaN, no predictions), as a baseline without its modality is.
+    fittable = all(
+        shown[fit_index, 1].sum() >= 2 and data.events[fit_index[shown[fit_index, 1]]].any() for shown in draws
+    )
+    if not fittable:
+        log.warning(
+            "%s: %s, repeat %d, fold %d: too few fit patients show RNA (or none with an event) in some mask draw; "
+            "not fitted, fold left out of its metrics", context.cohort, REFERENCE_COX, repeat, fold,
+        )  # fmt: skip
         for scenario in group:
             results[scenario][0].append(
                 {**row_keys[scenario], **dict.fromkeys(survival_metric_names(horizons), np.nan)}
