@@ -16,7 +16,7 @@ of ``mosare.evaluation.results`` for ``task: survival``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,10 +50,10 @@ def _fold_labels(frame: pd.DataFrame) -> np.ndarray:
     return (frame["repeat"].astype(int).astype(str) + "-" + frame["fold"].astype(int).astype(str)).to_numpy()
 
 
-def _training_survival(splits: pd.DataFrame) -> dict[str, np.ndarray]:
+def _training_survival(splits: pd.DataFrame) -> dict[Hashable, np.ndarray]:
     """Each (repeat, fold) label's training part (every patient not in that test fold) as a survival array."""
     times, events = splits["time"].to_numpy(np.float64), splits["event"].to_numpy().astype(bool)
-    out = {}
+    out: dict[Hashable, np.ndarray] = {}
     repeat = 0
     while True:
         column = "fold" if repeat == 0 else f"fold_repeat{repeat}"

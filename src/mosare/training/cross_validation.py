@@ -398,6 +398,7 @@ def _survival_folds(data: CohortData, train_config: dict[str, Any], cohort: str,
     once every fold is known to be trainable (``check_survival_splits``)."""
     from mosare.evaluation.splits import check_survival_splits
 
+    assert data.times is not None and data.events is not None
     survival = train_config.get("survival") or {}
     return check_survival_splits(
         cohort, data.patient_ids, data.times, data.events,

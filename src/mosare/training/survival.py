@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -52,7 +52,7 @@ from mosare.evaluation.survival_metrics import (
     time_dependent_auc,
 )
 from mosare.model.specs import single_modality_models
-from mosare.model.survival import SurvivalSetup
+from mosare.model.survival import SurvivalHead, SurvivalSetup
 from mosare.training.fold_inputs import eval_patch_rows, fit_normalisation, fold_tensors, make_batch
 from mosare.training.loop import _to_device, train_model
 
@@ -81,12 +81,20 @@ def horizon_name(horizon: float) -> str:
     return f"{horizon:g}"
 
 
-def survival_metric_names(horizons: Sequence[float]) -> list[str]:
+def survival_head(model: torch.nn.Module) -> SurvivalHead:
+    """A survival model's head (its ``classifier``)."""
+    head = model.classifier
+    if not isinstance(head, SurvivalHead):
+        raise TypeError(f"{type(model).__name__} was not built with a SurvivalHead (build_model(..., survival=...))")
+    return head
+
+
+def survival_metric_names(horizons: Iterable[float]) -> list[str]:
     """The per-fold metrics of a survival cohort, in metrics.tsv order."""
     return ["harrell_c", "uno_c", *(f"td_auc@{horizon_name(h)}" for h in horizons), "ibs"]
 
 
-def survival_columns(horizons: Sequence[float]) -> list[str]:
+def survival_columns(horizons: Iterable[float]) -> list[str]:
     """predictions.tsv's survival-probability columns, one per horizon."""
     return [f"survival@{horizon_name(h)}" for h in horizons]
 
@@ -154,7 +162,7 @@ class SurvivalPredictor:
         self.model, self.tensors, self.batch_size, self.device, self.required = (
             model, tensors, batch_size, device, required,
         )  # fmt: skip
-        self.head = model.classifier  # a SurvivalHead
+        self.head = survival_head(model)
         fit_outputs = predict_head_outputs(model, tensors, fit_index, shown, batch_size, device)
         seen = ~_blind(shown, fit_index, required)
         self.stand_in = fit_outputs[seen].mean(axis=0) if seen.any() else np.zeros(fit_outputs.shape[1])
@@ -336,7 +344,7 @@ def run_survival_unit(
                 if len(index) == 0:
                     return float("nan"), float("inf")
                 outputs = predict_head_outputs(trained, tensors, index, shown, config["batch_size"], device)
-                head = trained.classifier
+                head = survival_head(trained)
                 rows = np.searchsorted(val_index, index)
                 risk = head.risk(torch.from_numpy(outputs)).numpy()
                 loss = float(
