@@ -53,7 +53,7 @@ def test_survival_cross_validation_runs_every_model(tmp_path) -> None:
     cv = cross_validate(data, config, "surv", tmp_path / "train", torch.device("cpu"), workers=2)
     horizons = survival_horizons(data, config)
     assert len(horizons) == 2 and horizons[0] < horizons[1]
-    assert set(cv.fold_metrics["model"]) == set(ALL_MODELS)
+    assert set(cv.fold_metrics["model"]) == {*ALL_MODELS, "coxnet_rna"}  # the reference row runs beside them
     for metric in survival_metric_names(horizons):
         assert metric in cv.fold_metrics.columns
     c = cv.fold_metrics["harrell_c"].dropna()
@@ -174,7 +174,7 @@ def test_survival_tables_pool_within_fold_pairs_and_compare_with_mosare(tmp_path
     ).c_index
     assert harrell.loc["mosare", "pooled"] == pytest.approx(within)
     comparisons = tables.comparisons
-    assert list(comparisons["compared_to"]) == ["rna_mlp", "late_fusion"]
+    assert list(comparisons["compared_to"]) == ["rna_mlp", "late_fusion", "coxnet_rna"]
     assert (comparisons["p_holm"] >= comparisons["p_value"]).all()
     assert (comparisons["n_patients"] == data.n_patients).all()
     outputs = {name: tmp_path / f"{name}.tsv" for name in ("splits", "metrics", "comparisons", "predictions")}
@@ -204,3 +204,19 @@ def test_ridge_cox_reference_row_runs_on_the_same_folds(tmp_path) -> None:
     ours = cv.predictions[(cv.predictions["model"] == "rna_mlp") & (cv.predictions["scenario"] == "complete")]
     theirs = predictions[predictions["scenario"] == "complete"]
     assert list(ours["patient_id"]) == list(theirs["patient_id"]), "same folds, same patients"
+
+
+def test_permuted_outcomes_give_chance_concordance(tmp_path) -> None:
+    """Leak check: with the outcomes permuted across patients nothing can predict them, so the reference's pooled
+    within-fold C falls to about 0.5 (it is well above 0.6 on the true outcomes: the test above)."""
+    from mosare.evaluation.survival_metrics import harrell_c_index
+    from mosare.training.survival import REFERENCE_COX
+
+    data = write_survival_cohort(tmp_path, n_patients=120).load([])
+    order = np.random.default_rng(3).permutation(data.n_patients)
+    data = dataclasses.replace(data, times=data.times[order], events=data.events[order], labels=data.labels[order])
+    config = survival_config(models=["rna_mlp"], folds=3, epochs=1, missing_rates=[])
+    cv = cross_validate(data, config, "surv", tmp_path / "train", torch.device("cpu"))
+    rows = cv.predictions[cv.predictions["model"] == REFERENCE_COX]
+    c = harrell_c_index(rows["time"], rows["event"], rows["risk"], fold=rows["fold"], n_resamples=10, seed=0)
+    assert abs(c.c_index - 0.5) < 0.12
