@@ -104,6 +104,13 @@ def _explain(error: Any) -> str:
         return f"unknown {kind} {error.instance!r}; registered: {', '.join(map(repr, error.schema['enum']))} " + (
             f"(a new one is one module in {error.schema['x-plugin-dir']})"
         )
+    if error.validator == "not" and error.schema.get("x-task-rule") == "survival":
+        return (
+            "a survival cohort (task: survival) has no classes: its outcome is the sample sheet's time and event "
+            "columns; remove classes"
+        )
+    if error.validator == "required" and error.validator_value == ["classes"]:
+        return "a classification cohort needs classes (or task: survival, with time and event in its sample sheet)"
     if error.validator == "oneOf" and error.absolute_path and len(error.absolute_path) == 2:
         return "a cohort needs exactly one of 'samples:' (your sample sheet, optionally with 'rna:') or 'demo:'"
     if error.validator == "additionalProperties":
@@ -183,10 +190,45 @@ def load_config(path: str | Path) -> dict[str, Any]:
     return validate_config(config, source=str(path))
 
 
+# Train settings only a survival cohort reads. A classification cohort's train section leaves them out, so its
+# params, model cards and every output stay what they were before survival existed.
+SURVIVAL_ONLY_SETTINGS = ("survival", "horizons")
+
+
+def cohort_task(config: dict[str, Any], cohort: str) -> str:
+    """``classification`` or ``survival``: the cohort's ``task`` (default classification)."""
+    return str(config["cohorts"][cohort].get("task") or "classification")
+
+
+def is_survival(config: dict[str, Any], cohort: str) -> bool:
+    return cohort_task(config, cohort) == "survival"
+
+
+def cohort_classes(config: dict[str, Any], cohort: str) -> list[str]:
+    """A classification cohort's classes; none for a survival cohort."""
+    return list(config["cohorts"][cohort].get("classes") or [])
+
+
+def cohort_time_unit(config: dict[str, Any], cohort: str) -> str:
+    return str(config["cohorts"][cohort].get("time_unit") or "months")
+
+
 def cohort_train_config(config: dict[str, Any], cohort: str) -> dict[str, Any]:
-    """The global ``train`` section with the cohort's own overrides applied."""
+    """The global ``train`` section with the cohort's own overrides applied. A survival cohort's also carries
+    ``task: survival`` and the survival settings filled from the schema; a classification cohort's has neither."""
+    from mosare.core.config_schema import schema_defaults
+
     merged = dict(config["train"])
     merged.update(config["cohorts"][cohort].get("train", {}))
+    if is_survival(config, cohort):
+        defaults = schema_defaults("train")
+        merged["survival"] = {**defaults["survival"], **(merged.get("survival") or {})}
+        merged.setdefault("horizons", defaults["horizons"])
+        merged["task"] = "survival"
+        merged["time_unit"] = cohort_time_unit(config, cohort)
+    else:
+        for key in SURVIVAL_ONLY_SETTINGS:
+            merged.pop(key, None)
     return merged
 
 
@@ -199,11 +241,18 @@ def deploy_pairs(config: dict[str, Any], *, source: str = WORKFLOW_CONFIG) -> li
     cohorts = config["cohorts"]
     problems = [f"'{name}' is not under cohorts" for name in [deploy["from"], *deploy["to"]] if name not in cohorts]
     if not problems:
-        classes = cohorts[deploy["from"]]["classes"]
+        task = cohort_task(config, deploy["from"])
         problems = [
-            f"'{name}' has classes {cohorts[name]['classes']}, the models of '{deploy['from']}' predict {classes}"
+            f"'{name}' is a {cohort_task(config, name)} cohort, '{deploy['from']}' a {task} one"
             for name in deploy["to"]
-            if cohorts[name]["classes"] != classes
+            if cohort_task(config, name) != task
+        ]
+    if not problems:
+        classes = cohort_classes(config, deploy["from"])
+        problems = [
+            f"'{name}' has classes {cohort_classes(config, name)}, the models of '{deploy['from']}' predict {classes}"
+            for name in deploy["to"]
+            if cohort_classes(config, name) != classes
         ]
     if problems:
         raise ConfigError(f"{source}: deploy: {'; '.join(problems)}; fix the deploy section or the cohorts")

@@ -15,6 +15,7 @@ from mosare.config import (
     check_encoder_weights_configured,
     encoder_comparison_train_config,
     run_encoders,
+    cohort_task,
     cohort_train_config,
     deploy_pairs,
     slide_qc_min_patches,
@@ -49,17 +50,30 @@ def is_demo(cohort: str) -> bool:
 def cohort_sheet(cohort: str) -> pd.DataFrame:
     """The cohort's validated sample sheet (planned in memory for a demo cohort, before it exists)."""
     cohort_config = config["cohorts"][cohort]
+    task = cohort_task(config, cohort)
     if is_demo(cohort):
+        if task == "survival":
+            from mosare.demo.survival import plan_survival_demo_cohort
+
+            return plan_survival_demo_cohort(cohort, cohort_config["demo"], Path(LAYOUT.demo_dir(cohort)))
         from mosare.demo.plan import plan_demo_cohort
 
         return plan_demo_cohort(
             cohort, cohort_config["demo"], cohort_config["classes"], Path(LAYOUT.demo_dir(cohort))
         )
-    return load_sample_sheet(cohort_config["samples"], cohort_config["classes"], cohort=cohort)
+    return load_sample_sheet(
+        cohort_config["samples"], cohort_config.get("classes") or [], cohort=cohort, task=task
+    )
 
 
 def cohort_classes(wildcards) -> list[str]:
-    return config["cohorts"][wildcards.cohort]["classes"]
+    """A classification cohort's classes; none for a survival cohort (its outcome is time and event)."""
+    return list(config["cohorts"][wildcards.cohort].get("classes") or [])
+
+
+def cohort_task_of(wildcards) -> str:
+    """``classification`` or ``survival`` (cohorts.<name>.task): how a rule reads the cohort's sample sheet."""
+    return cohort_task(config, wildcards.cohort)
 
 
 @functools.cache
@@ -92,7 +106,12 @@ def encoder_slug() -> str:
 
 def get_final_output() -> list[str]:
     """Every cohort's metrics, its cohort-level figures and, when it has slides, its slide QC table and pictures."""
-    figures = [LAYOUT.cohort_figure(cohort, name) for cohort in COHORTS for name in COHORT_FIGURES]
+    # The cohort figures read classification predictions; a survival cohort's (KM, calibration) are not wired yet.
+    figures = [
+        LAYOUT.cohort_figure(cohort, name)
+        for cohort in COHORTS if cohort_task(config, cohort) == "classification"
+        for name in COHORT_FIGURES
+    ]
     deployed = [LAYOUT.deploy_predictions(source, target) for source, target in deploy_pairs(config)]
     slide_qc = [
         path
@@ -377,12 +396,21 @@ def training_gmm_dir(wildcards) -> str:
 def check_training_splits(cohort: str) -> None:
     """Fail while the workflow is planned, not hours later in the training job, when the sample sheet's patients
     cannot fill every fold and validation split (mosare.evaluation.splits.check_cohort_splits, the check training runs)."""
-    from mosare.cohort.table import sheet_patient_labels, sheet_patient_sites
-    from mosare.evaluation.splits import check_cohort_splits
+    from mosare.cohort.table import sheet_patient_labels, sheet_patient_sites, sheet_patient_survival
+    from mosare.evaluation.splits import check_cohort_splits, check_survival_splits
 
-    sheet, classes = cohort_sheet(cohort), config["cohorts"][cohort]["classes"]
-    patient_ids, labels = sheet_patient_labels(sheet, classes)
+    sheet = cohort_sheet(cohort)
     try:
+        if cohort_task(config, cohort) == "survival":
+            patient_ids, times, events = sheet_patient_survival(sheet)
+            train = cohort_train_config(config, cohort)
+            check_survival_splits(
+                cohort, patient_ids, times, events, train, sites=sheet_patient_sites(sheet),
+                time_bins=train["survival"]["bins"] if train["survival"]["head"] == "hazard" else 1,
+            )
+            return
+        classes = config["cohorts"][cohort]["classes"]
+        patient_ids, labels = sheet_patient_labels(sheet, classes)
         check_cohort_splits(
             cohort, patient_ids, labels, cohort_train_config(config, cohort),
             sites=sheet_patient_sites(sheet), classes=classes,
@@ -504,7 +532,7 @@ def deploy_gmm_dir(wildcards) -> str:
 
 
 def deploy_classes(wildcards) -> list[str]:
-    return config["cohorts"][wildcards.target]["classes"]
+    return list(config["cohorts"][wildcards.target].get("classes") or [])
 
 
 def deploy_patch_stores(wildcards) -> list[str]:

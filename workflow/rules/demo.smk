@@ -19,6 +19,7 @@ rule demo_slide:
     params:
         demo=demo_config,
         classes=cohort_classes,
+        task=cohort_task_of,
         code=code_hash("demo"),
     priority: SCHEDULING_PRIORITY["demo_slide"]
     threads: 1
@@ -54,6 +55,7 @@ rule demo_cohort:
     params:
         demo=demo_config,
         classes=cohort_classes,
+        task=cohort_task_of,
         code=code_hash("demo"),
     threads: 1
     resources:

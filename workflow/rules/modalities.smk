@@ -14,6 +14,7 @@ rule encode_reports:
         f"{RESULTS}/benchmarks/encode_reports/{{cohort}}.tsv"
     params:
         classes=cohort_classes,
+        task=cohort_task_of,
         leak_patterns=configured_leak_patterns,
         text=config["text"],
         gmm=config["gmm"],
@@ -44,6 +45,7 @@ rule select_rna_genes:
         f"{RESULTS}/benchmarks/select_rna_genes/{{cohort}}.tsv"
     params:
         classes=cohort_classes,
+        task=cohort_task_of,
         rna=config["rna"],
         code=code_hash("rna"),
     threads: 1
@@ -77,6 +79,7 @@ rule assemble_cohort:
         f"{RESULTS}/benchmarks/assemble_cohort/{{cohort}}.tsv"
     params:
         classes=cohort_classes,
+        task=cohort_task_of,
         exclude_flagged=config["qc"]["exclude_flagged"],
         code=code_hash("cohort"),
     threads: 1

@@ -11,7 +11,7 @@ from mosare.core.samples import load_sample_sheet
 from mosare.reporting.plots.cohort import plot_modality_presence
 
 with log_to_file(snakemake.log[0]):
-    sheet = load_sample_sheet(snakemake.input.samples, snakemake.params.classes)
+    sheet = load_sample_sheet(snakemake.input.samples, snakemake.params.classes, task=snakemake.params.task)
     if snakemake.input.slide_qc:  # a cohort with slides: excluded ones, and flagged ones with qc.exclude_flagged
         left_out = slides_left_out(snakemake.input.slide_qc[0], exclude_flagged=snakemake.params.exclude_flagged)
         sheet = drop_slides(sheet, left_out, snakemake.wildcards.cohort)

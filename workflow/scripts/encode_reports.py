@@ -11,7 +11,7 @@ from mosare.features.reports import build_text_store
 with log_to_file(snakemake.log[0]):
     torch.set_num_threads(usable_cores(snakemake.threads))
     build_text_store(
-        load_sample_sheet(snakemake.input.samples, snakemake.params.classes),
+        load_sample_sheet(snakemake.input.samples, snakemake.params.classes, task=snakemake.params.task),
         snakemake.params.classes,
         snakemake.params.text,
         snakemake.params.gmm,

@@ -7,7 +7,7 @@ from mosare.core.samples import load_sample_sheet
 from mosare.features.expression import build_rna_store
 
 with log_to_file(snakemake.log[0]):
-    sheet = load_sample_sheet(snakemake.input.samples, snakemake.params.classes)
+    sheet = load_sample_sheet(snakemake.input.samples, snakemake.params.classes, task=snakemake.params.task)
     build_rna_store(
         snakemake.input.get("rna"),
         sheet["patient_id"].drop_duplicates().tolist(),

@@ -68,6 +68,10 @@ class CohortData:
     text_local: np.ndarray  # (N, C, Dt) float32
     excluded: list[str] = dataclasses.field(default_factory=list)  # patients with no modality at all
     sites: np.ndarray | None = None  # (N,) str: each patient's site (cohort.tsv), None when the sheet gives none
+    # A survival cohort's outcome (cohort.tsv time and event), None for a classification cohort. Its ``labels`` are
+    # then the events as 0/1 (what stratifies the masks) and ``classes`` is empty.
+    times: np.ndarray | None = None  # (N,) float64
+    events: np.ndarray | None = None  # (N,) bool, True = event observed
 
     def subset(self, rows: np.ndarray) -> CohortData:
         """The same cohort restricted to patients ``rows`` (in that order)."""
@@ -87,7 +91,14 @@ class CohortData:
             text_global=self.text_global[rows],
             text_local=self.text_local[rows],
             sites=None if self.sites is None else self.sites[rows],
+            times=None if self.times is None else self.times[rows],
+            events=None if self.events is None else self.events[rows],
         )
+
+    @property
+    def is_survival(self) -> bool:
+        """Whether the cohort's outcome is time and event (``task: survival``) rather than a class."""
+        return self.times is not None
 
     @property
     def n_patients(self) -> int:
@@ -155,9 +166,12 @@ def load_cohort_data(
     number of components differs from the report tokens'. A cohort may lack any modality, slides included.
     """
     cohort_table, features_dir, gmm_dir = Path(cohort_table), Path(features_dir), Path(gmm_dir)
-    table = CohortTable.read(cohort_table, [*classes, ""] if allow_unlabelled else classes)
+    table = CohortTable.read(cohort_table, None if not classes else [*classes, ""] if allow_unlabelled else classes)
     patient_ids = np.asarray(table.patient_ids, dtype=str)
-    labels = np.array([list(classes).index(label) if label else -1 for label in table.labels], dtype=np.int64)
+    if table.is_survival:
+        labels = np.asarray(table.events, dtype=np.int64)
+    else:
+        labels = np.array([list(classes).index(label) if label else -1 for label in table.labels], dtype=np.int64)
 
     text = TextStore.read(text_store).features
     text_present, (text_global, text_local) = _aligned_store(
@@ -227,6 +241,8 @@ def load_cohort_data(
         text_global=text_global,
         text_local=text_local,
         sites=None if table.sites is None else np.asarray(table.sites, dtype=str),
+        times=table.times,
+        events=table.events,
     )
     usable = available.any(axis=1)
     if not usable.all():

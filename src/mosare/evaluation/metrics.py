@@ -69,7 +69,9 @@ def fold_column(repeat: int, fold: int) -> str:
     return f"fold{fold}" if repeat == 0 else f"repeat{repeat}_fold{fold}"
 
 
-def summarise_folds(fold_metrics: pd.DataFrame, n_folds: int, repeats: int = 1) -> pd.DataFrame:
+def summarise_folds(
+    fold_metrics: pd.DataFrame, n_folds: int, repeats: int = 1, metrics: Sequence[str] = METRICS
+) -> pd.DataFrame:
     """Long metrics table: one row per cohort x model x scenario x rates x metric, with mean, std and one column per
     (repeat, fold) (:func:`fold_column`).
 
@@ -84,7 +86,7 @@ def summarise_folds(fold_metrics: pd.DataFrame, n_folds: int, repeats: int = 1) 
             for r, k in zip(fold_metrics.get("repeat", 0 * fold_metrics["fold"]), fold_metrics["fold"])
         ]
     )
-    long = frame.melt(id_vars=[*KEY_COLUMNS, "column"], value_vars=list(METRICS), var_name="metric", value_name="value")
+    long = frame.melt(id_vars=[*KEY_COLUMNS, "column"], value_vars=list(metrics), var_name="metric", value_name="value")
     wide = long.set_index([*KEY_COLUMNS, "metric", "column"])["value"].unstack("column").reindex(columns=fold_columns)
     wide.columns.name = None
     values = wide.to_numpy(dtype=np.float64)
@@ -99,7 +101,7 @@ def summarise_folds(fold_metrics: pd.DataFrame, n_folds: int, repeats: int = 1) 
     # Rows in the order the runs came (models as configured, scenarios as run), metrics in METRICS order.
     run_order = {key: i for i, key in enumerate(dict.fromkeys(map(tuple, fold_metrics[list(KEY_COLUMNS)].to_numpy())))}
     table["_run"] = [run_order[tuple(key)] for key in table[list(KEY_COLUMNS)].to_numpy()]
-    table["_metric"] = table["metric"].map({name: i for i, name in enumerate(METRICS)})
+    table["_metric"] = table["metric"].map({name: i for i, name in enumerate(metrics)})
     return table.sort_values(["_run", "_metric"]).drop(columns=["_run", "_metric"]).reset_index(drop=True)
 
 

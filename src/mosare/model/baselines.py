@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import abc
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +27,7 @@ class SupervisedBaseline(nn.Module, abc.ABC):
     """Plain cross-entropy on `logits`; subclasses define `features(batch) -> (B, F)` and `self.classifier`."""
 
     classifier: nn.Module
+    survival: Any = None  # a SurvivalSetup on a survival cohort: `classifier` is then its SurvivalHead
 
     @abc.abstractmethod
     def features(self, batch: Batch) -> torch.Tensor:
@@ -38,6 +40,10 @@ class SupervisedBaseline(nn.Module, abc.ABC):
     def compute_loss(
         self, batch: Batch, outputs: dict[str, torch.Tensor], epoch: int
     ) -> tuple[torch.Tensor, dict[str, float]]:
+        if self.survival is not None:  # the survival head's loss (hazard NLL or Cox), over the patients it sees
+            head = self.classifier
+            loss = head.loss(outputs["logits"], batch["time"], batch["event"])  # type: ignore[operator]
+            return loss, {"survival": float(loss.detach()), "total": float(loss.detach())}
         loss = F.cross_entropy(outputs["logits"].float(), batch["label"].long())
         return loss, {"ce": float(loss.detach()), "total": float(loss.detach())}
 
@@ -72,13 +78,16 @@ class SingleModalityBaseline(SupervisedBaseline):
     """One modality only (ABMIL, RNA MLP, report MLP): its global encoder and a linear classifier; a patient without
     the modality gets a zero feature."""
 
-    def __init__(self, dims: ModelDims, n_classes: int, hparams: ModelHParams, *, modality: str) -> None:
+    def __init__(
+        self, dims: ModelDims, n_classes: int, hparams: ModelHParams, *, modality: str, survival: Any = None
+    ) -> None:
         super().__init__()
         self.modality = MODALITIES.index(modality)
         require_modality(dims, self.modality)
         self.hidden_dim = dims.hidden
         self.encoder = modality_encoder(self.modality, dims, hparams)
-        self.classifier = nn.Linear(dims.hidden, n_classes)
+        self.survival = survival
+        self.classifier = nn.Linear(dims.hidden, n_classes) if survival is None else survival.make_head(dims.hidden)
 
     def features(self, batch: Batch) -> torch.Tensor:
         feature = encode_modality(self.encoder, self.modality, batch)
@@ -90,14 +99,17 @@ class LateFusionBaseline(SupervisedBaseline):
 
     A modality the cohort lacks altogether (size 0 in `ModelDims`) has no encoder; its slot holds zeros."""
 
-    def __init__(self, dims: ModelDims, n_classes: int, hparams: ModelHParams) -> None:
+    def __init__(self, dims: ModelDims, n_classes: int, hparams: ModelHParams, *, survival: Any = None) -> None:
         super().__init__()
         self.hidden_dim = dims.hidden
         self.encoders = nn.ModuleList(
             modality_encoder(m, dims, hparams) if dims.in_cohort[m] else nn.Identity() for m in range(3)
         )
         self.in_cohort = dims.in_cohort
-        self.classifier = nn.Linear(3 * dims.hidden, n_classes)
+        self.survival = survival
+        self.classifier = (
+            nn.Linear(3 * dims.hidden, n_classes) if survival is None else survival.make_head(3 * dims.hidden)
+        )
 
     def features(self, batch: Batch) -> torch.Tensor:
         batch_size = batch["present"].shape[0]

@@ -17,13 +17,21 @@ from mosare.model.common import ModelDims, ModelHParams
 from mosare.model.specs import MODELS
 
 
-def build_model(name: str, dims: ModelDims, n_classes: int, hparams: Mapping[str, Any]) -> nn.Module:
-    """The model `name` (a registered ``ModelSpec``); `hparams` is the config's train section, unknown keys ignored."""
-    if n_classes < 2:
+def build_model(
+    name: str, dims: ModelDims, n_classes: int, hparams: Mapping[str, Any], survival: Any = None
+) -> nn.Module:
+    """The model `name` (a registered ``ModelSpec``); `hparams` is the config's train section, unknown keys ignored.
+
+    ``survival`` (a ``mosare.model.survival.SurvivalSetup``, survival cohorts only): the model predicts with a
+    ``SurvivalHead`` in place of its classifier (``n_classes`` is then ignored), and its builder gets
+    ``survival=...``.
+    """
+    if survival is None and n_classes < 2:
         raise ValueError(f"a classifier needs at least 2 classes, got {n_classes}")
     spec = MODELS.get(name)
+    extra = {} if survival is None else {"survival": survival}
     try:
-        return spec.load_builder()(dims, n_classes, ModelHParams.from_mapping(hparams), **spec.options)
+        return spec.load_builder()(dims, n_classes, ModelHParams.from_mapping(hparams), **spec.options, **extra)
     except ValueError as error:
         raise ValueError(f"{name}: {error}") from error
 

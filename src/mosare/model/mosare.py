@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -42,9 +44,13 @@ class MoSARe(nn.Module):
         use_mcl: bool = True,
         reconstruct: bool = True,
         use_moe: bool = True,
+        survival: Any = None,
     ) -> None:
         super().__init__()
         dim = dims.hidden
+        # A survival cohort (a mosare.model.survival.SurvivalSetup): the classifier and the per-modality heads are
+        # SurvivalHeads, and MCL's classes are the time bins of the events known to fall in them.
+        self.survival = survival
         self.hidden_dim = dim
         self.hparams = hparams
         self.local_tokens = dims.local_tokens
@@ -83,12 +89,17 @@ class MoSARe(nn.Module):
         from_others = hparams.reconstruct_from == "others"
         self.global_reconstruction = DecoupledReconstruction(dim, from_others=from_others) if reconstruct else None
         self.local_reconstruction = DecoupledReconstruction(dim, from_others=from_others) if reconstruct else None
-        self.classifier = nn.Linear(dim, n_classes)
-        self.global_head = nn.Linear(dim, n_classes)  # shared by the three modalities, as in the authors' code
-        self.local_head = nn.Linear(dim, n_classes)
+        if survival is None:
+            self.classifier = nn.Linear(dim, n_classes)
+            self.global_head = nn.Linear(dim, n_classes)  # shared by the three modalities, as in the authors' code
+            self.local_head = nn.Linear(dim, n_classes)
+        else:
+            self.classifier = survival.make_head(dim)
+            self.global_head = survival.make_head(dim)
+            self.local_head = survival.make_head(dim)
         self.mcl = (
             MultiPrototypeContrast(
-                n_classes,
+                n_classes if survival is None else survival.n_bins,
                 hparams.prototypes_per_class,
                 dim,
                 hparams.mcl_queue_per_class,
@@ -186,7 +197,8 @@ class MoSARe(nn.Module):
         contrastive warm-up, moves the prototypes (evaluation-mode calls change nothing)."""
         labels = batch["label"].long()
         present = batch["present"].bool()
-        hparams = self.hparams
+        if self.survival is not None:
+            return self._survival_loss(batch, outputs, epoch)
         terms = {
             "ce": F.cross_entropy(outputs["logits"].float(), labels),
             "ce_modality": 0.5
@@ -196,6 +208,39 @@ class MoSARe(nn.Module):
             ),
         }
         total = terms["ce"] + terms["ce_modality"]
+        return self._shared_terms(outputs, present, labels, epoch, terms, total)
+
+    def _survival_loss(
+        self, batch: Batch, outputs: dict[str, torch.Tensor], epoch: int
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """A survival cohort's loss: the head's (hazard NLL or Cox) in place of the cross-entropy, the per-modality
+        heads' over the present modalities, and MCL on the pseudo-classes (``mcl_pseudo_classes``; -1 left out)."""
+        present = batch["present"].bool()
+        times, events = batch["time"], batch["event"]
+        classifier, global_head, local_head = self.classifier, self.global_head, self.local_head
+        terms = {
+            "survival": classifier.loss(outputs["logits"], times, events),  # type: ignore[operator]
+            "survival_modality": 0.5
+            * (
+                global_head.present_loss(outputs["global_logits"], times, events, present)  # type: ignore[operator]
+                + local_head.present_loss(outputs["local_logits"], times, events, present)  # type: ignore[operator]
+            ),
+        }
+        total = terms["survival"] + terms["survival_modality"]
+        return self._shared_terms(outputs, present, self.survival.pseudo_classes(times, events), epoch, terms, total)
+
+    def _shared_terms(
+        self,
+        outputs: dict[str, torch.Tensor],
+        present: torch.Tensor,
+        labels: torch.Tensor,
+        epoch: int,
+        terms: dict[str, torch.Tensor],
+        total: torch.Tensor,
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """Reconstruction, SymCL and MCL on top of the supervised terms. ``labels`` -1 (a survival cohort's patients
+        whose event bin is unknown) are left out of MCL's loss and queues."""
+        hparams = self.hparams
         if "global_reconstruction" in outputs:
             terms["reconstruction"] = 0.5 * (
                 reconstruction_loss(outputs["global_reconstruction"], outputs["global_features"], present)
@@ -220,10 +265,14 @@ class MoSARe(nn.Module):
         )
         total = total + hparams.lambda_symcl * terms["symcl"]
         if self.mcl is not None:
-            terms["mcl"] = self.mcl.loss(outputs["fused"], labels) if contrastive else zero
+            fused = outputs["fused"]
+            if self.survival is not None:  # only the patients whose pseudo-class is known
+                known = labels >= 0
+                fused, labels = fused[known], labels[known]
+            terms["mcl"] = self.mcl.loss(fused, labels) if contrastive and len(labels) else zero
             total = total + hparams.lambda_mcl * terms["mcl"]
             if self.training:
-                self.mcl.enqueue(outputs["fused"], labels)
+                self.mcl.enqueue(fused, labels)
                 if contrastive:
                     self.mcl.update_prototypes()
         terms["total"] = total

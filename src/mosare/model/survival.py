@@ -307,3 +307,36 @@ class SurvivalHead(nn.Linear):
         if self.kind != "hazard":
             raise ValueError("a Cox head gives survival probabilities only with a baseline hazard, which it lacks")
         return survival_at(outputs, self.edges.cpu().numpy(), horizons)
+
+
+class SurvivalSetup:
+    """How one fold's models predict survival: the head kind, the time-bin edges cut at that fold's fit-part event
+    times (`time_bin_edges`; the hazard head's bins, and MoSARe's MCL pseudo-classes under either head) and alpha."""
+
+    def __init__(self, head: SurvivalKind, edges: npt.ArrayLike, alpha: float = DEFAULT_ALPHA) -> None:
+        if head not in ("hazard", "cox"):
+            raise ValueError(f"survival head must be 'hazard' or 'cox', got {head!r}")
+        self.head: SurvivalKind = head
+        self.edges = np.asarray(edges, dtype=np.float64)
+        _check_edges(self.edges)
+        self.alpha = float(alpha)
+
+    @classmethod
+    def from_config(cls, survival_config: dict, fit_times: npt.ArrayLike, fit_events: npt.ArrayLike) -> SurvivalSetup:
+        """From ``train.survival`` and the fit part's outcomes (bins cut there only)."""
+        edges = time_bin_edges(fit_times, fit_events, int(survival_config.get("bins", 4)))
+        return cls(survival_config.get("head", "hazard"), edges, float(survival_config.get("alpha", DEFAULT_ALPHA)))
+
+    @property
+    def n_bins(self) -> int:
+        return len(self.edges) - 1
+
+    def make_head(self, in_features: int) -> SurvivalHead:
+        """A fresh head: hazard logits over the bins, or one Cox risk."""
+        return SurvivalHead(in_features, self.edges if self.head == "hazard" else None, self.alpha)
+
+    def pseudo_classes(self, times: torch.Tensor, events: torch.Tensor) -> torch.Tensor:
+        """MCL's classes (`mcl_pseudo_classes`) of a batch: the bin of an event known to fall in it, else -1."""
+        edges = torch.as_tensor(self.edges, dtype=torch.float64, device=times.device)
+        bins = torch.bucketize(times.to(torch.float64), edges, right=True) - 1
+        return mcl_pseudo_classes(bins, events, self.n_bins)

@@ -124,6 +124,10 @@ def fold_parts(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(fit, validation, test) patient indices of a fold of a repeat."""
     folds = context.folds[repeat]
+    if data.is_survival:
+        from mosare.training.survival import survival_fold_parts
+
+        return survival_fold_parts(data, folds, fold, context.repeat_config(repeat))
     fit_index, val_index = fold_validation_split(folds, fold, data.labels, context.repeat_config(repeat))
     return fit_index, val_index, np.flatnonzero(folds == fold)
 
@@ -149,7 +153,13 @@ def run_unit(
     Returns, per scenario, the metric rows and the test predictions (with key columns). Everything random is seeded
     from (repeat seed, fold[, draw]), so a unit gives the same result in any process and in any order, and the same as
     training each scenario of the group on its own.
+
+    A survival cohort's units are :func:`mosare.training.survival.run_survival_unit`'s.
     """
+    if data.is_survival:
+        from mosare.training.survival import run_survival_unit
+
+        return run_survival_unit(data, context, repeat, fold, group, progress)
     config = context.repeat_config(repeat)
     seed = config["seed"]
     device = torch.device(context.device)
@@ -323,7 +333,12 @@ def submit(pool: Executor | None, data: CohortData, task: Callable[..., Any], *a
 def splits_table(data: CohortData, folds: np.ndarray) -> pd.DataFrame:
     """patient_id, label, site (when the sites are known), fold (repeat 0), then ``fold_repeat{r}`` for the later
     repeats."""
-    table = pd.DataFrame({"patient_id": data.patient_ids, "label": np.array(data.classes)[data.labels]})
+    if data.times is not None and data.events is not None:  # a survival cohort: its outcome instead of a label
+        table = pd.DataFrame(
+            {"patient_id": data.patient_ids, "time": data.times, "event": data.events.astype(np.int64)}
+        )
+    else:
+        table = pd.DataFrame({"patient_id": data.patient_ids, "label": np.array(data.classes)[data.labels]})
     if data.sites is not None:
         table["site"] = data.sites
     table["fold"] = folds[0]
@@ -378,6 +393,20 @@ def runnable_plan(data: CohortData, train_config: dict[str, Any], cohort: str) -
     return plan
 
 
+def _survival_folds(data: CohortData, train_config: dict[str, Any], cohort: str, repeat: int) -> np.ndarray:
+    """A survival cohort's test folds of one repeat (stratified by event and time bin, grouped by patient or site),
+    once every fold is known to be trainable (``check_survival_splits``)."""
+    from mosare.evaluation.splits import check_survival_splits
+
+    assert data.times is not None and data.events is not None
+    survival = train_config.get("survival") or {}
+    return check_survival_splits(
+        cohort, data.patient_ids, data.times, data.events,
+        {**train_config, "seed": repeat_seed(train_config["seed"], repeat)}, sites=data.sites,
+        time_bins=int(survival.get("bins", 4)) if survival.get("head", "hazard") == "hazard" else 1,
+    )  # fmt: skip
+
+
 def plan_cross_validation(
     data: CohortData,
     train_config: dict[str, Any],
@@ -397,7 +426,9 @@ def plan_cross_validation(
     repeats = train_config.get("repeats", 1)
     folds = np.stack(
         [
-            check_cohort_splits(
+            _survival_folds(data, train_config, cohort, r)
+            if data.is_survival
+            else check_cohort_splits(
                 cohort,
                 data.patient_ids,
                 data.labels,

@@ -88,6 +88,8 @@ class FoldTensors:
     text_local: torch.Tensor
     labels: torch.Tensor
     available: torch.Tensor
+    times: torch.Tensor | None = None  # (N,) float64, a survival cohort's only
+    events: torch.Tensor | None = None  # (N,) bool
 
 
 def eval_patch_rows(data: CohortData, max_patches: int, seed: int) -> np.ndarray:
@@ -123,6 +125,8 @@ def fold_tensors(data: CohortData, stats: Normalisation, eval_rows: np.ndarray) 
         text_local=normalised(data.text_local, stats.text_local, 2),
         labels=torch.from_numpy(data.labels),
         available=torch.from_numpy(data.available),
+        times=None if data.times is None else torch.from_numpy(np.array(data.times, dtype=np.float64)),
+        events=None if data.events is None else torch.from_numpy(np.array(data.events, dtype=bool)),
     )
 
 
@@ -157,7 +161,7 @@ def make_batch(
     patches = (patches - tensors.patch_mean) / tensors.patch_std
     patches = patches * patch_mask[..., None]
     wsi, rna, text = (present[:, m : m + 1].float() for m in range(3))
-    return {
+    batch = {
         "wsi_patches": patches,
         "wsi_patch_mask": patch_mask,
         "wsi_local": tensors.wsi_local[index] * wsi[..., None],
@@ -167,3 +171,7 @@ def make_batch(
         "present": present,
         "label": tensors.labels[index],
     }
+    if tensors.times is not None and tensors.events is not None:  # a survival cohort: its outcome too
+        batch["time"] = tensors.times[index]
+        batch["event"] = tensors.events[index]
+    return batch

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -83,8 +84,12 @@ def train_model(
     seed: int,
     prior: np.ndarray,
     required_modality: int | None = None,
+    validation: Callable[[torch.nn.Module], tuple[float, float]] | None = None,
 ) -> TrainResult:
-    """AdamW with warm-up + cosine, selecting the epoch with the best validation AUC (ties: lower val loss)."""
+    """AdamW with warm-up + cosine, selecting the epoch with the best validation AUC (ties: lower val loss).
+
+    ``validation`` (a survival cohort): ``model -> (score, loss)`` on the validation patients, higher score better
+    (the C-index), in place of the AUC and cross-entropy; the history then has ``val_c_index`` for ``val_auc``."""
     if not isinstance(model, LossComputing):
         raise TypeError(f"{type(model).__name__} has no compute_loss(batch, outputs, epoch): it cannot be trained here")
     generator = torch.Generator().manual_seed(seed)
@@ -128,12 +133,18 @@ def train_model(
             named = {"loss": float(total.detach()), **{k: v for k, v in parts.items() if k != "total"}}
             for name, value in named.items():
                 terms[name] = terms.get(name, 0.0) + float(value) / steps_per_epoch
-        probabilities = predict_probabilities(
-            model, tensors, val_index, shown, batch_size, device, prior, required_modality
-        )
-        val_auc = auc_score(val_labels, probabilities)
-        val_loss = float(-np.mean(np.log(np.clip(probabilities[np.arange(len(val_labels)), val_labels], 1e-12, None))))
-        rows.append({"epoch": epoch, "lr": lr, **terms, "val_auc": val_auc, "val_loss": val_loss})
+        if validation is None:
+            probabilities = predict_probabilities(
+                model, tensors, val_index, shown, batch_size, device, prior, required_modality
+            )
+            val_auc = auc_score(val_labels, probabilities)
+            val_loss = float(
+                -np.mean(np.log(np.clip(probabilities[np.arange(len(val_labels)), val_labels], 1e-12, None)))
+            )
+            rows.append({"epoch": epoch, "lr": lr, **terms, "val_auc": val_auc, "val_loss": val_loss})
+        else:
+            val_auc, val_loss = validation(model)
+            rows.append({"epoch": epoch, "lr": lr, **terms, "val_c_index": val_auc, "val_loss": val_loss})
         key = _selection_key(val_auc, val_loss)
         if best_key is None or key > best_key:
             best_key, best_epoch = key, epoch

@@ -65,12 +65,16 @@ def plot_model_curves(per_scenario: Mapping[str, Mapping[int, pd.DataFrame]], ti
     each fold's ``history.tsv``.)
     """
     figure, (loss, auc) = plt.subplots(1, 2, figsize=(9, 3.2))
+    score, name = "val_auc", "AUC"
     for slug, per_fold in per_scenario.items():
-        mean = pd.concat(per_fold.values()).groupby("epoch")[["loss", "val_auc"]].mean()
+        histories = pd.concat(per_fold.values())
+        if "val_auc" not in histories.columns:  # a survival cohort's models: validation Harrell's C
+            score, name = "val_c_index", "C-index"
+        mean = histories.groupby("epoch")[["loss", score]].mean()
         loss.plot(mean.index, mean["loss"], lw=1.2, label=slug)
-        auc.plot(mean.index, mean["val_auc"], lw=1.2, label=slug)
+        auc.plot(mean.index, mean[score], lw=1.2, label=slug)
     loss.set(title=f"{title}: training loss (mean over folds)", xlabel="epoch", ylabel="loss")
-    auc.set(title="validation AUC (mean over folds)", xlabel="epoch", ylabel="AUC", ylim=(-0.02, 1.02))
+    auc.set(title=f"validation {name} (mean over folds)", xlabel="epoch", ylabel=name, ylim=(-0.02, 1.02))
     auc.legend(fontsize=6)
     figure.tight_layout()
     save_png(figure, path, dpi=90)

@@ -1,0 +1,43 @@
+"""A tiny survival demo cohort through the real workflow to metrics.tsv (issue 22, step 5)."""
+
+from __future__ import annotations
+
+import copy
+
+import pandas as pd
+import pytest
+from workflow_runs import COHORT, make_workdir, snakemake, tiny_demo_config
+
+
+def tiny_survival_config() -> dict:
+    """tiny_demo_config as a survival cohort: 24 patients (enough events per fold for 2 time bins)."""
+    config = copy.deepcopy(tiny_demo_config())
+    cohort = config["cohorts"][COHORT]
+    del cohort["classes"]
+    cohort["task"] = "survival"
+    cohort["demo"]["patients"] = 24
+    config["train"].update(
+        {"models": ["mosare", "rna_mlp"], "val_fraction": 0.3, "batch_size": 4, "survival": {"bins": 2}}
+    )
+    return config
+
+
+@pytest.mark.slow
+def test_survival_demo_runs_to_metrics(tmp_path) -> None:
+    workdir = make_workdir(tmp_path / "run", tiny_survival_config())
+    snakemake(workdir, "--cores", "2", f"results/{COHORT}/metrics.tsv")
+    results = workdir / "results" / COHORT
+    sheet = pd.read_csv(workdir / "results" / "demo" / COHORT / "samples.tsv", sep="\t")
+    assert {"time", "event"} <= set(sheet.columns) and "label" not in sheet.columns
+    metrics = pd.read_csv(results / "metrics.tsv", sep="\t")
+    assert {"harrell_c", "uno_c", "ibs"} <= set(metrics["metric"])
+    assert any(metric.startswith("td_auc@") for metric in metrics["metric"])
+    assert set(metrics["model"]) == {"mosare", "rna_mlp", "coxnet_rna"}
+    harrell = metrics[metrics["metric"] == "harrell_c"]
+    assert harrell["pooled"].between(0, 1).all() and harrell["ci_low"].notna().all()
+    comparisons = pd.read_csv(results / "comparisons.tsv", sep="\t")
+    assert set(comparisons["compared_to"]) == {"rna_mlp", "coxnet_rna"} and "p_holm" in comparisons
+    predictions = pd.read_csv(results / "predictions.tsv", sep="\t")
+    assert {"time", "event", "risk"} <= set(predictions.columns)
+    assert any(column.startswith("survival@") for column in predictions.columns)
+    assert "HARRELL_C" in (results / "metrics.md").read_text()
