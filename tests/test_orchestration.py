@@ -175,7 +175,7 @@ def _run_select_rna_genes(checkout: Path, work: Path, python_args: list[str], en
         job_dir,
         inputs={"samples": str(work / "samples.tsv"), "rna": str(work / "rna.tsv")},
         outputs={"store": str(work / "rna.zarr")},
-        params={"classes": ["A", "B"], "rna": {"top_genes": 2}},
+        params={"classes": ["A", "B"], "rna": {"top_genes": 2}, "task": "classification"},
         log=str(work / "rna.log"),
     )
     result = subprocess.run(
