@@ -466,8 +466,15 @@ def compared_encoder_fold_results(wildcards) -> list[str]:
 
 
 def encoder_comparisons() -> list[str]:
-    """Every cohort's encoder comparison, when compare_encoders names any encoder."""
-    return [LAYOUT.encoder_comparison(cohort) for cohort in COHORTS if slide_ids(cohort)] if COMPARED_ENCODERS else []
+    """Every classification cohort's encoder comparison, when compare_encoders names any encoder (a survival cohort's,
+    by C-index, is not built yet: issue 22)."""
+    if not COMPARED_ENCODERS:
+        return []
+    return [
+        LAYOUT.encoder_comparison(cohort)
+        for cohort in COHORTS
+        if slide_ids(cohort) and cohort_task(config, cohort) == "classification"
+    ]
 
 
 # ---- Cohort-level figures (figures.smk) -----------------------------------------------------------
