@@ -178,13 +178,22 @@ def calibration_markdown(table: pd.DataFrame, models: Sequence[str]) -> str:
 
 
 def comparisons_markdown(comparisons: pd.DataFrame) -> str:
+    return paired_comparisons_markdown(
+        comparisons,
+        f"AUC difference with a paired-bootstrap {CI_LEVEL:.0%} CI, DeLong's two-sided p",
+        "auc_difference",
+    )
+
+
+def paired_comparisons_markdown(comparisons: pd.DataFrame, method: str, difference: str) -> str:
+    """metrics.md's paired comparisons of the reference model with every other (comparisons.tsv): how they were made
+    (``method``) and each difference (column ``difference``) that survives Holm."""
     if comparisons.empty:
         return ""
     significant = comparisons[comparisons["p_holm"] < 0.05]
     lines = [
         f"\n## Paired comparisons ({REFERENCE_MODEL} against every other model, comparisons.tsv)\n",
-        f"{len(comparisons)} comparisons on the same patients: AUC difference with a paired-bootstrap {CI_LEVEL:.0%} CI, "
-        "DeLong's two-sided p, Holm-adjusted over all of them.",
+        f"{len(comparisons)} comparisons on the same patients: {method}, Holm-adjusted over all of them.",
     ]
     if significant.empty:
         lines.append("No difference is significant after Holm's adjustment (p_holm < 0.05).")
@@ -193,7 +202,7 @@ def comparisons_markdown(comparisons: pd.DataFrame) -> str:
         for _, row in significant.iterrows():
             label = scenario_label(row["scenario"], row["train_missing_rate"], row["test_missing_rate"])
             lines.append(
-                f"- {label}: {row['model']} vs {row['compared_to']} {row['auc_difference']:+.3f} "
+                f"- {label}: {row['model']} vs {row['compared_to']} {row[difference]:+.3f} "
                 f"[{row['ci_low']:+.3f}, {row['ci_high']:+.3f}], p_holm {row['p_holm']:.3g}"
             )
     return "\n".join(lines) + "\n"

@@ -115,16 +115,21 @@ def _no_sites_error(cohort: str) -> ValueError:
     )
 
 
-def _check_site_folds(
-    cohort: str, sites: np.ndarray | None, labels: np.ndarray, n_folds: int, classes: Sequence[str] | None
-) -> None:
-    """What ``train.split: site`` needs before any fold is drawn: a site for every patient, at least ``n_folds``
-    sites, and every class in at least two sites (a class in one site leaves the fold testing it without any
-    training patient of that class). A ValueError naming the patients per site and class and the fix otherwise."""
+def _site_counts_for_folds(
+    cohort: str,
+    sites: np.ndarray | None,
+    groups: np.ndarray,
+    names: Sequence[str] | None,
+    n_folds: int,
+    grouped_by: str,
+) -> tuple[pd.DataFrame, str]:
+    """Patients per site and ``groups`` value (class or event status), and that table as text for the errors, once
+    every patient has a site and there are at least ``n_folds`` sites; otherwise a ValueError with the counts and the
+    fix."""
     if sites is None:
         raise _no_sites_error(cohort)
-    counts = site_class_counts(sites, labels, classes)
-    listed = f"patients per site and class: {site_counts_text(counts)}"
+    counts = site_class_counts(sites, groups, names)
+    listed = f"patients per site and {grouped_by}: {site_counts_text(counts)}"
     if len(counts) < n_folds:
         lower = f"lower train.folds to {len(counts)}, " if len(counts) >= 2 else ""
         raise ValueError(
@@ -132,6 +137,16 @@ def _check_site_folds(
             f"more per test fold; it has {len(counts)} ({listed}); {lower}add patients from other sites, or set "
             "train.split: patient"
         )
+    return counts, listed
+
+
+def _check_site_folds(
+    cohort: str, sites: np.ndarray | None, labels: np.ndarray, n_folds: int, classes: Sequence[str] | None
+) -> None:
+    """What ``train.split: site`` needs before any fold is drawn: a site for every patient, at least ``n_folds``
+    sites, and every class in at least two sites (a class in one site leaves the fold testing it without any
+    training patient of that class). A ValueError naming the patients per site and class and the fix otherwise."""
+    counts, listed = _site_counts_for_folds(cohort, sites, labels, classes, n_folds, "class")
     in_sites = (counts > 0).sum(axis=0)
     scarce = in_sites[in_sites < 2]
     if len(scarce):
@@ -341,17 +356,7 @@ def _check_survival_site_folds(cohort: str, sites: np.ndarray | None, events: np
     """What ``train.split: site`` needs of a survival cohort before any fold is drawn: a site for every patient, at
     least ``n_folds`` sites, and events in at least two sites (events in one site leave the fold testing it without
     an event to train on)."""
-    if sites is None:
-        raise _no_sites_error(cohort)
-    counts = site_class_counts(sites, events, EVENT_STATUS)
-    listed = f"patients per site and event status: {site_counts_text(counts)}"
-    if len(counts) < n_folds:
-        lower = f"lower train.folds to {len(counts)}, " if len(counts) >= 2 else ""
-        raise ValueError(
-            f"cohort {cohort!r}: train.split site with train.folds {n_folds} needs at least {n_folds} sites, one or "
-            f"more per test fold; it has {len(counts)} ({listed}); {lower}add patients from other sites, or set "
-            "train.split: patient"
-        )
+    counts, listed = _site_counts_for_folds(cohort, sites, events, EVENT_STATUS, n_folds, "event status")
     with_events = int((counts["event"] > 0).sum())
     if with_events < 2:
         raise ValueError(

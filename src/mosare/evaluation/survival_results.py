@@ -25,13 +25,14 @@ import pandas as pd
 
 from mosare.core.atomic_files import atomic_file, write_tsv
 from mosare.evaluation.evidence import CI_LEVEL, holm_adjust
-from mosare.evaluation.metrics import KEY_COLUMNS, metrics_markdown, scenario_label, summarise_folds
+from mosare.evaluation.metrics import KEY_COLUMNS, metrics_markdown, summarise_folds
 from mosare.evaluation.results import (
     REFERENCE_MODEL,
     SCENARIO_KEYS,
     ResultTables,
     evaluation_resamples,
     excluded_slides_markdown,
+    paired_comparisons_markdown,
     realised_rates_markdown,
 )
 from mosare.evaluation.survival_metrics import (
@@ -160,26 +161,12 @@ def survival_evaluation_tables(
 
 
 def survival_comparisons_markdown(comparisons: pd.DataFrame) -> str:
-    if comparisons.empty:
-        return ""
-    significant = comparisons[comparisons["p_holm"] < 0.05]
-    lines = [
-        f"\n## Paired comparisons ({REFERENCE_MODEL} against every other model, comparisons.tsv)\n",
-        f"{len(comparisons)} comparisons on the same patients: difference of within-fold Harrell's C with a "
-        f"paired-bootstrap {CI_LEVEL:.0%} CI, a two-sided p from the bootstrap standard error, Holm-adjusted over all "
-        "of them.",
-    ]
-    if significant.empty:
-        lines.append("No difference is significant after Holm's adjustment (p_holm < 0.05).")
-    else:
-        lines.append("Significant after Holm (p_holm < 0.05):\n")
-        for _, row in significant.iterrows():
-            label = scenario_label(row["scenario"], row["train_missing_rate"], row["test_missing_rate"])
-            lines.append(
-                f"- {label}: {row['model']} vs {row['compared_to']} {row['c_index_difference']:+.3f} "
-                f"[{row['ci_low']:+.3f}, {row['ci_high']:+.3f}], p_holm {row['p_holm']:.3g}"
-            )
-    return "\n".join(lines) + "\n"
+    return paired_comparisons_markdown(
+        comparisons,
+        f"difference of within-fold Harrell's C with a paired-bootstrap {CI_LEVEL:.0%} CI, a two-sided p from the "
+        "bootstrap standard error",
+        "c_index_difference",
+    )
 
 
 POOLING_NOTE = (
