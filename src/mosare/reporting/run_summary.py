@@ -102,6 +102,16 @@ def _listed(ids: Sequence[str]) -> str:
     return shown + (f", ... ({len(ids) - MAX_LISTED} more)" if len(ids) > MAX_LISTED else "")
 
 
+def _slides_with_reasons(reasons: Mapping[str, str], what: str) -> list[str]:
+    """A count line saying ``what`` happened to the slides, then the first MAX_LISTED, each with its reason."""
+    slides = list(reasons)
+    lines = [f"    {len(slides)} slide(s) {what}:"]
+    lines.extend(f"      {slide}: {reasons[slide]}" for slide in slides[:MAX_LISTED])
+    if len(slides) > MAX_LISTED:
+        lines.append(f"      ... ({len(slides) - MAX_LISTED} more)")
+    return lines
+
+
 def format_cohort_summary(summary: CohortSummary, paths: Mapping[str, str]) -> list[str]:
     """Lines for one cohort. ``paths``: patterns with ``{cohort}`` (and ``{slide_id}``, ``{encoder}`` left for the
     reader) for ``tissue_qc``, ``tiling_log``, ``embedding_log``, ``rna_log``, ``report_log``, ``cohort_log``."""
@@ -117,23 +127,15 @@ def format_cohort_summary(summary: CohortSummary, paths: Mapping[str, str]) -> l
             f" (pictures: {where['tissue_qc']}; logs: {where['tiling_log']})"
         )
     if summary.excluded_slides:
-        excluded = list(summary.excluded_slides)
-        lines.append(
-            f"    {len(excluded)} slide(s) could not be used and were left out (slides.on_error: exclude; "
-            f"{summary.slide_qc_table}, logs: {where['tiling_log']}, {where['embedding_log']}):"
+        lines += _slides_with_reasons(
+            summary.excluded_slides,
+            "could not be used and were left out (slides.on_error: exclude; "
+            f"{summary.slide_qc_table}, logs: {where['tiling_log']}, {where['embedding_log']})",
         )
-        lines.extend(f"      {slide}: {summary.excluded_slides[slide]}" for slide in excluded[:MAX_LISTED])
-        if len(excluded) > MAX_LISTED:
-            lines.append(f"      ... ({len(excluded) - MAX_LISTED} more)")
     if summary.flagged_slides:
-        flagged = list(summary.flagged_slides)
-        lines.append(
-            f"    {len(flagged)} slide(s) flagged by slide QC ({summary.slide_qc_table}; pictures: "
-            f"{where['tissue_qc']}):"
+        lines += _slides_with_reasons(
+            summary.flagged_slides, f"flagged by slide QC ({summary.slide_qc_table}; pictures: {where['tissue_qc']})"
         )
-        lines.extend(f"      {slide}: {summary.flagged_slides[slide]}" for slide in flagged[:MAX_LISTED])
-        if len(flagged) > MAX_LISTED:
-            lines.append(f"      ... ({len(flagged) - MAX_LISTED} more)")
     if summary.patients_without_wsi:
         lines.append(
             f"    {len(summary.patients_without_wsi)} patient(s) with slides but no WSI features, trained as WSI "
