@@ -86,8 +86,8 @@ def assert_drawn(path: Path) -> None:
     assert pixels.std() > 5, f"{path} is blank"
 
 
-@pytest.mark.parametrize("name", sorted(cohort_figures.registered_figures()))
-def test_every_registered_figure_draws_from_a_finished_cohort(tmp_path, name):
+@pytest.mark.parametrize("name", sorted(cohort_figures.registered_figures("classification")))
+def test_every_classification_figure_draws_from_a_finished_cohort(tmp_path, name):
     results = finished_cohort(tmp_path)
     draw_cohort_figure(name, results, tmp_path / "figures" / f"{name}.png")
     assert_drawn(tmp_path / "figures" / f"{name}.png")
@@ -128,9 +128,11 @@ def test_figure_names_are_file_names_and_unique():
 
 
 @pytest.mark.slow  # the shared tiny run takes minutes on 2 cores
-def test_the_workflow_draws_every_registered_figure_after_a_real_training_run(finished_tiny_run, tmp_path):
+def test_the_workflow_draws_every_classification_figure_after_a_real_training_run(finished_tiny_run, tmp_path):
     run = finished_tiny_run
-    targets = [RESULTS_LAYOUT.cohort_figure(COHORT, name) for name in cohort_figures.registered_figures()]
+    targets = [
+        RESULTS_LAYOUT.cohort_figure(COHORT, name) for name in cohort_figures.registered_figures("classification")
+    ]
     assert planned_jobs(run.workdir, *targets, repo=run.repo) == {"draw_cohort_figure": len(targets)}
 
     workdir = tmp_path / "work"

@@ -11,7 +11,9 @@ import yaml
 from mosare.config import (
     ConfigError,
     check_encoder_weights_configured,
+    cohort_task,
     cohort_train_config,
+    deploy_pairs,
     load_config,
     validate_config,
 )
@@ -28,9 +30,10 @@ def shipped_config() -> dict:
 
 def test_shipped_config_validates_and_gets_the_papers_defaults(shipped_config: dict) -> None:
     config = validate_config(shipped_config)
-    assert set(config["cohorts"]) == {"nsclc", "nsclc_external", "rcc", "brca"}
+    assert set(config["cohorts"]) == {"nsclc", "nsclc_external", "rcc", "brca", "kirc", "kirc_external"}
     assert config["cohorts"]["nsclc"]["classes"] == config["cohorts"]["nsclc_external"]["classes"] == ["LUAD", "LUSC"]
-    assert config["deploy"] == {"from": "nsclc", "to": ["nsclc_external"], "missing_genes": "error"}
+    assert deploy_pairs(config) == [("nsclc", "nsclc_external"), ("kirc", "kirc_external")]
+    assert cohort_task(config, "kirc") == cohort_task(config, "kirc_external") == "survival"
     assert config["cohorts"]["rcc"]["classes"] == ["CCRCC", "PRCC"]
     assert config["cohorts"]["brca"]["classes"] == ["IDC", "ILC"]
     assert config["tiling"]["patch_px"] == 256 and config["tiling"]["target_mpp"] == 0.5

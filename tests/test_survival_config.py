@@ -60,3 +60,25 @@ def test_deploy_refuses_mixed_tasks() -> None:
     )
     with pytest.raises(ConfigError, match="survival"):
         deploy_pairs(config)
+
+
+def test_deploy_takes_a_list_of_sections_one_per_source() -> None:
+    """A classification and a survival cohort each deploy their models, with their own missing_genes."""
+    from mosare.config import deploy_missing_genes
+
+    cohorts = {
+        name: copy.deepcopy(SURVIVAL if name.startswith("s") else CLASSIFICATION) for name in ("s", "s2", "c", "c2")
+    }
+    config = validate_config(
+        {
+            "cohorts": cohorts,
+            "deploy": [{"from": "c", "to": ["c2"]}, {"from": "s", "to": ["s2"], "missing_genes": "zero"}],
+        }
+    )
+    assert deploy_pairs(config) == [("c", "c2"), ("s", "s2")]
+    assert deploy_missing_genes(config, "c", "c2") == "error" and deploy_missing_genes(config, "s", "s2") == "zero"
+    twice = {**config, "deploy": [{"from": "c", "to": ["c2"]}, {"from": "c", "to": ["c2"]}]}
+    with pytest.raises(ConfigError, match="listed twice"):
+        deploy_pairs(twice)
+    with pytest.raises(ConfigError):
+        validate_config({"cohorts": cohorts, "deploy": [{"from": "c"}]})  # a section without 'to'

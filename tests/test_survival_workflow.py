@@ -1,12 +1,17 @@
-"""A tiny survival demo cohort through the real workflow to metrics.tsv (issue 22, step 5)."""
+"""A tiny survival demo cohort through the real workflow to metrics.tsv and its cohort figures (issue 22)."""
 
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import pandas as pd
 import pytest
+from test_cohort_figures import assert_drawn
 from workflow_runs import COHORT, make_workdir, snakemake, tiny_demo_config
+
+from mosare.core.paths import RESULTS_LAYOUT
+from mosare.reporting.cohort_figures import registered_figures
 
 
 def tiny_survival_config() -> dict:
@@ -25,7 +30,9 @@ def tiny_survival_config() -> dict:
 @pytest.mark.slow
 def test_survival_demo_runs_to_metrics(tmp_path) -> None:
     workdir = make_workdir(tmp_path / "run", tiny_survival_config())
-    snakemake(workdir, "--cores", "2", f"results/{COHORT}/metrics.tsv")
+    figures = [RESULTS_LAYOUT.cohort_figure(COHORT, name) for name in registered_figures("survival")]
+    assert {Path(figure).name for figure in figures} == {"kaplan_meier.png", "survival_calibration.png"}
+    snakemake(workdir, "--cores", "2", f"results/{COHORT}/metrics.tsv", *figures)
     results = workdir / "results" / COHORT
     sheet = pd.read_csv(workdir / "results" / "demo" / COHORT / "samples.tsv", sep="\t")
     assert {"time", "event"} <= set(sheet.columns) and "label" not in sheet.columns
@@ -41,3 +48,6 @@ def test_survival_demo_runs_to_metrics(tmp_path) -> None:
     assert {"time", "event", "risk"} <= set(predictions.columns)
     assert any(column.startswith("survival@") for column in predictions.columns)
     assert "HARRELL_C" in (results / "metrics.md").read_text()
+    assert predictions.groupby(["model", "scenario", "repeat", "fold"])["risk_cutoff"].nunique().eq(1).all()
+    for figure in figures:
+        assert_drawn(workdir / figure)

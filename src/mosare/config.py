@@ -232,31 +232,54 @@ def cohort_train_config(config: dict[str, Any], cohort: str) -> dict[str, Any]:
     return merged
 
 
-def deploy_pairs(config: dict[str, Any], *, source: str = WORKFLOW_CONFIG) -> list[tuple[str, str]]:
-    """(from, to) cohort pairs of the ``deploy`` section; every cohort named must be configured, with the source's
-    classes in the same order (the saved models predict those)."""
+def deploy_sections(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ``deploy`` section as a list of ``{from, to, missing_genes}`` (it is one such mapping, or a list)."""
     deploy = config.get("deploy")
     if not deploy:
         return []
+    return [{"missing_genes": "error", **section} for section in (deploy if isinstance(deploy, list) else [deploy])]
+
+
+def deploy_pairs(config: dict[str, Any], *, source: str = WORKFLOW_CONFIG) -> list[tuple[str, str]]:
+    """(from, to) cohort pairs of the ``deploy`` section(s); every cohort named must be configured, of the source's
+    task and, for classification, with the source's classes in the same order (the saved models predict those)."""
     cohorts = config["cohorts"]
-    problems = [f"'{name}' is not under cohorts" for name in [deploy["from"], *deploy["to"]] if name not in cohorts]
-    if not problems:
+    pairs, problems = [], []
+    for deploy in deploy_sections(config):
+        named = [deploy["from"], *deploy["to"]]
+        absent = [f"'{name}' is not under cohorts" for name in named if name not in cohorts]
+        problems += absent
+        if absent:
+            continue
         task = cohort_task(config, deploy["from"])
-        problems = [
+        wrong_task = [
             f"'{name}' is a {cohort_task(config, name)} cohort, '{deploy['from']}' a {task} one"
             for name in deploy["to"]
             if cohort_task(config, name) != task
         ]
-    if not problems:
+        problems += wrong_task
+        if wrong_task:
+            continue
         classes = cohort_classes(config, deploy["from"])
-        problems = [
+        problems += [
             f"'{name}' has classes {cohort_classes(config, name)}, the models of '{deploy['from']}' predict {classes}"
             for name in deploy["to"]
             if cohort_classes(config, name) != classes
         ]
+        pairs += [(deploy["from"], target) for target in deploy["to"]]
     if problems:
         raise ConfigError(f"{source}: deploy: {'; '.join(problems)}; fix the deploy section or the cohorts")
-    return [(deploy["from"], target) for target in deploy["to"]]
+    if len(set(pairs)) < len(pairs):
+        raise ConfigError(f"{source}: deploy: a (from, to) pair is listed twice; list each once")
+    return pairs
+
+
+def deploy_missing_genes(config: dict[str, Any], source: str, target: str) -> str:
+    """``missing_genes`` of the deploy section holding the pair (``error`` or ``zero``)."""
+    for deploy in deploy_sections(config):
+        if deploy["from"] == source and target in deploy["to"]:
+            return str(deploy["missing_genes"])
+    raise KeyError(f"no deploy section applies {source}'s models to {target}")
 
 
 def slide_qc_min_patches(config: dict[str, Any]) -> int:

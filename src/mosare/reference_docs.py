@@ -202,8 +202,8 @@ def cohort_figure_table() -> str:
     """The registered cohort figures (``mosare.reporting.cohort_figures.FIGURES``)."""
     from mosare.reporting.cohort_figures import FIGURES
 
-    rows = [(f"`{name}`", figure.description) for name, figure in FIGURES.entries().items()]
-    return table(("name", "description"), rows)
+    rows = [(f"`{name}`", figure.task, figure.description) for name, figure in FIGURES.entries().items()]
+    return table(("name", "task", "description"), rows)
 
 
 BLOCKS: tuple[GeneratedBlock, ...] = (

@@ -16,7 +16,9 @@ from mosare.config import (
     encoder_comparison_train_config,
     run_encoders,
     cohort_task,
+    cohort_time_unit,
     cohort_train_config,
+    deploy_missing_genes,
     deploy_pairs,
     slide_qc_min_patches,
     validate_config,
@@ -71,6 +73,12 @@ def cohort_classes(wildcards) -> list[str]:
     return list(config["cohorts"][wildcards.cohort].get("classes") or [])
 
 
+def cohort_pattern(task: str) -> str:
+    """Wildcard pattern matching only the cohorts of ``task`` (matching nothing when there are none)."""
+    names = [re.escape(cohort) for cohort in COHORTS if cohort_task(config, cohort) == task]
+    return "|".join(names) if names else "(?!x)x"
+
+
 def cohort_task_of(wildcards) -> str:
     """``classification`` or ``survival`` (cohorts.<name>.task): how a rule reads the cohort's sample sheet."""
     return cohort_task(config, wildcards.cohort)
@@ -106,11 +114,10 @@ def encoder_slug() -> str:
 
 def get_final_output() -> list[str]:
     """Every cohort's metrics, its cohort-level figures and, when it has slides, its slide QC table and pictures."""
-    # The cohort figures read classification predictions; a survival cohort's (KM, calibration) are not wired yet.
     figures = [
         LAYOUT.cohort_figure(cohort, name)
-        for cohort in COHORTS if cohort_task(config, cohort) == "classification"
-        for name in COHORT_FIGURES
+        for cohort in COHORTS
+        for name in registered_figures(cohort_task(config, cohort))  # a cohort's figures are those of its task
     ]
     deployed = [LAYOUT.deploy_predictions(source, target) for source, target in deploy_pairs(config)]
     slide_qc = [
@@ -479,7 +486,8 @@ def encoder_comparisons() -> list[str]:
 
 # ---- Cohort-level figures (figures.smk) -----------------------------------------------------------
 
-# {name: CohortFigure} of every module in src/mosare/reporting/cohort_figures/; rule draw_cohort_figure draws each per cohort.
+# {name: CohortFigure} of every module in src/mosare/reporting/figure_plugins/, of every task; get_final_output asks each
+# cohort for the figures of its own task (registered_figures(task)), and rule draw_cohort_figure draws one.
 COHORT_FIGURES = registered_figures()
 
 
@@ -491,6 +499,12 @@ def cohort_figure_pattern() -> str:
 def cohort_figure_description(wildcards) -> str:
     """The figure's one-paragraph description, for its report caption."""
     return COHORT_FIGURES[wildcards.figure].description
+
+
+def cohort_figure_time_unit(wildcards) -> str | None:
+    """A survival cohort's time unit (cohorts.<name>.time_unit), which its figures' time axes are labelled in; None
+    for a classification cohort, so its figures do not rerun when the setting changes."""
+    return cohort_time_unit(config, wildcards.cohort) if cohort_task(config, wildcards.cohort) == "survival" else None
 
 
 # ---- End-of-run summary (Snakefile onsuccess) ----------------------------------------------------

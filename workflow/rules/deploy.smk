@@ -1,5 +1,7 @@
 # Deploy and external validation: the saved final models of cohort {source} applied to cohort {target}, both
-# configured cohorts processed by this workflow with the same settings (logic: src/mosare/deploy/apply.py).
+# configured cohorts processed by this workflow with the same settings (logic: src/mosare/deploy/apply.py). A
+# classification source's get ROC curves (deploy_models), a survival source's Kaplan-Meier curves of their risk
+# groups (deploy_survival_models).
 
 rule deploy_models:
     input:
@@ -22,11 +24,14 @@ rule deploy_models:
         f"{RESULTS}/logs/deploy_models/{{source}}/{{target}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/deploy_models/{{source}}/{{target}}.tsv"
+    wildcard_constraints:
+        source=cohort_pattern("classification"),
     params:
         classes=deploy_classes,
         features_dir=deploy_features_dir,
         gmm_dir=deploy_gmm_dir,
-        missing_genes=lambda wildcards: config["deploy"]["missing_genes"],
+        missing_genes=lambda wildcards: deploy_missing_genes(config, wildcards.source, wildcards.target),
+        time_unit=lambda wildcards: cohort_time_unit(config, wildcards.source),  # a survival source's
         code=code_hash("deploy"),
     threads: 1
     resources:
@@ -36,6 +41,24 @@ rule deploy_models:
         "../../envs/train.yaml"
     script:
         "../scripts/deploy_models.py"
+
+
+use rule deploy_models as deploy_survival_models with:
+    output:
+        predictions=LAYOUT.deploy_predictions("{source}", "{target}"),
+        metrics=LAYOUT.deploy_metrics("{source}", "{target}"),
+        kaplan_meier=report(
+            LAYOUT.deploy_kaplan_meier("{source}", "{target}"),
+            caption="../report/deploy_kaplan_meier.rst",
+            category="External validation",
+            subcategory="{source} -> {target}",
+        ),
+    log:
+        f"{RESULTS}/logs/deploy_models/{{source}}/{{target}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/deploy_models/{{source}}/{{target}}.tsv"
+    wildcard_constraints:
+        source=cohort_pattern("survival"),
 
 
 # Where the model looked: the source's final MoSARe model's patch attention over every patch of every slide of the

@@ -1,5 +1,6 @@
 # Cohort-level figures from finished results, one job per cohort and figure (logic: src/mosare/reporting/cohort_figures.py,
-# one plugin module per figure in src/mosare/reporting/figure_plugins/). A new figure is one file there.
+# one plugin module per figure in src/mosare/reporting/figure_plugins/). A new figure is one file there. Each figure is of
+# one task: a cohort gets those of its own (get_final_output, common.smk).
 
 
 rule draw_cohort_figure:
@@ -23,7 +24,8 @@ rule draw_cohort_figure:
     wildcard_constraints:
         figure=cohort_figure_pattern(),
     params:
-        classes=cohort_classes,
+        classes=cohort_classes,  # none for a survival cohort
+        time_unit=cohort_figure_time_unit,  # a survival cohort's time unit, None for a classification cohort
         description=cohort_figure_description,
         train_dir=lambda wildcards: LAYOUT.train_dir(wildcards.cohort),  # training histories, written by train_fold
         code=code_hash("figures"),

@@ -14,5 +14,6 @@ with log_to_file(snakemake.log[0]):
         comparisons=snakemake.input.comparisons,
         predictions=snakemake.input.predictions,
         train_dir=snakemake.params.train_dir,
+        time_unit=snakemake.params.time_unit,
     )
     draw_cohort_figure(snakemake.wildcards.figure, results, snakemake.output[0])

@@ -103,6 +103,7 @@ class ResultsLayout:
     deploy_predictions = _Location("{source}/deploy/{target}/predictions.tsv")
     deploy_metrics = _Location("{source}/deploy/{target}/metrics.tsv")
     deploy_roc = _Location("{source}/deploy/{target}/roc.png")
+    deploy_kaplan_meier = _Location("{source}/deploy/{target}/kaplan_meier.png")  # a survival source's
     deploy_attention = _Location("{source}/deploy/{target}/attention")  # {slide}.zarr, {slide}.geojson
     deploy_attention_heatmaps = _Location("{source}/deploy/{target}/attention_heatmaps")  # {slide}.png
     deploy_attention_montages = _Location("{source}/deploy/{target}/attention_montages")  # {slide}.png

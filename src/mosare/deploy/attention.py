@@ -175,7 +175,7 @@ def write_cohort_attention(
         )
     loaded = load_final_model(model_dir)
     attention_module(loaded.model, model_dir)
-    table = CohortTable.read(Path(cohort_table), [*classes, ""])
+    table = CohortTable.read(Path(cohort_table), [*classes, ""] if classes else None)  # none: a survival cohort
     folders = {"attention": Path(outputs["attention"])}
     folders["attention"].mkdir(parents=True, exist_ok=True)
     slides = []

@@ -20,13 +20,15 @@ from pathlib import Path
 import pandas as pd
 
 from mosare.cohort.table import CohortTable
+from mosare.evaluation.survival_columns import RISK_GROUP, RISK_GROUPS
 from mosare.reporting.slide_qc_report import ReportSlides, select_report_slides, write_report_copy
 
 MISCLASSIFIED, OTHER = "misclassified", "other"  # the report copies' folders, shown as the report's "prediction" column
 
 
 def misclassified_patients(predictions_path: str | Path, model: str) -> set[str]:
-    """Patients whose label ``model`` predicted wrong in a deploy pair's ``predictions.tsv`` (unlabelled: never)."""
+    """Patients whose label ``model`` predicted wrong in a deploy pair's ``predictions.tsv`` (unlabelled: never); for
+    a survival model, patients with an event whom it called low risk."""
     predictions = pd.read_csv(predictions_path, sep="\t", dtype=str, keep_default_na=False)
     rows = predictions[predictions["model"] == model]
     if rows.empty:
@@ -35,7 +37,10 @@ def misclassified_patients(predictions_path: str | Path, model: str) -> set[str]
             f"{predictions_path} holds no predictions of model {model!r} (found: {found}); the attention pictures "
             f"are of {model}: rerun rule deploy_models with {model} among the source cohort's train.models"
         )
-    wrong = (rows["label"] != "") & (rows["predicted"] != rows["label"])
+    if "predicted" not in rows.columns:  # a survival model's: an event in a patient it called low risk
+        wrong = (rows[RISK_GROUP] == RISK_GROUPS[0]) & (rows["event"] == "1")
+    else:
+        wrong = (rows["label"] != "") & (rows["predicted"] != rows["label"])
     return set(rows.loc[wrong, "patient_id"])
 
 

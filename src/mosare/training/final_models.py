@@ -10,9 +10,13 @@ fitted on the rest. Nothing is masked beyond what patients really lack. Saved un
 - ``preprocessing.npz``: the z-score means and standard deviations of every input, and the RNA gene ids kept;
 - ``model.json``: the facts the inputs must match (:class:`FinalModelFacts`): classes, model name and sizes,
   hyper-parameters, encoder name and weights sha256, GMM components, text model, report-cleaning patterns and dropped
-  sections, RNA log transform, package version;
-- ``model_card.md``: cohort, patients per class and modality, cross-validation metrics with CIs, intended use and
-  known limits.
+  sections, RNA log transform, package version; for a survival cohort's model also how it predicts survival
+  (:class:`SurvivalFacts`: the head, its time bins, the horizons, the Cox baseline, the risk-group cut-off);
+- ``model_card.md``: cohort, patients per class (or events) and modality, cross-validation metrics with CIs,
+  intended use and known limits.
+
+A survival model is trained the same way, its validation split stratified by event and its epoch chosen on the
+validation patients' Harrell's C (``mosare.training.survival``).
 """
 
 from __future__ import annotations
@@ -88,6 +92,32 @@ class InputFacts:
 
 
 @dataclasses.dataclass(frozen=True)
+class SurvivalFacts:
+    """How a survival cohort's final model turns its head outputs into predictions (``model.json``'s ``survival``)."""
+
+    head: str  # "hazard" or "cox"
+    edges: tuple[float, ...]  # the time bins, cut at the fit patients' event times (MoSARe's MCL uses them for Cox too)
+    alpha: float
+    horizons: tuple[float, ...]  # the cohort's evaluation horizons: predictions.tsv's survival@{h} columns
+    time_unit: str
+    blind_outputs: tuple[float, ...]  # the head outputs of a patient without the model's modality (fit-part mean)
+    baseline_times: tuple[float, ...]  # Cox only: Breslow's baseline survival S0(t), fitted on the fit patients
+    baseline_survival: tuple[float, ...]
+    risk_cutoff: float  # the median risk of the training patients: deployed patients' low / high risk groups
+
+    @property
+    def baseline(self) -> tuple[np.ndarray, np.ndarray] | None:
+        if not self.baseline_times:
+            return None
+        return np.asarray(self.baseline_times), np.asarray(self.baseline_survival)
+
+    def setup(self) -> Any:
+        from mosare.model.survival import SurvivalSetup
+
+        return SurvivalSetup(self.head, self.edges, self.alpha)  # type: ignore[arg-type]
+
+
+@dataclasses.dataclass(frozen=True)
 class FinalModelFacts:
     """Everything a saved model was made with (``model.json``)."""
 
@@ -101,6 +131,7 @@ class FinalModelFacts:
     rna_genes: tuple[str, ...]
     class_prior: tuple[float, ...]  # what a single-modality model predicts for a patient without its modality
     package_version: str
+    survival: SurvivalFacts | None = None  # a survival cohort's model
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, default=str)
@@ -112,7 +143,13 @@ class FinalModelFacts:
         for key in ("leak_patterns", "drop_sections"):
             inputs[key] = tuple(inputs[key])
         tuples = {key: tuple(raw[key]) for key in ("classes", "rna_genes", "class_prior")}
-        return cls(**{**raw, **tuples}, inputs=InputFacts(**inputs))
+        survival = raw.pop("survival", None)
+        if survival is not None:
+            fields: dict[str, Any] = {
+                key: tuple(value) if isinstance(value, list) else value for key, value in survival.items()
+            }
+            survival = SurvivalFacts(**fields)
+        return cls(**{**raw, **tuples}, inputs=InputFacts(**inputs), survival=survival)
 
 
 def mismatches(saved: FinalModelFacts, given: InputFacts, given_rna_genes: Sequence[str] | None = None) -> list[str]:
@@ -158,6 +195,7 @@ class TrainedFinalModel(NamedTuple):
     state_dict: dict[str, torch.Tensor]
     normalisation: Normalisation
     selected_epoch: int
+    survival: SurvivalFacts | None = None
 
 
 def train_final_model(
@@ -170,6 +208,8 @@ def train_final_model(
 ) -> TrainedFinalModel:
     """Train ``model_name`` on the whole cohort (epoch chosen on a seeded validation split, statistics fitted on the
     rest). Seeded by ``train.seed`` alone, so it gives the same model in any process (a training worker or this one)."""
+    if data.is_survival:
+        return train_final_survival_model(data, model_name, train_config, build, dims, device)
     seed = derived_seed(train_config["seed"], 424242)
     fit_index, val_index = validation_split(np.arange(data.n_patients), data.labels, train_config["val_fraction"], seed)
     stats = fit_normalisation(data, fit_index, train_config.get("rna_top_genes"))
@@ -183,6 +223,58 @@ def train_final_model(
         model, tensors, fit_index, val_index, shown, dict(train_config), device, derived_seed(seed, 3), prior, required
     )
     return TrainedFinalModel(result.state_dict, stats, result.best_epoch)
+
+
+def train_final_survival_model(
+    data: CohortData,
+    model_name: str,
+    train_config: Mapping[str, Any],
+    build: Any,
+    dims: Any,
+    device: torch.device,
+) -> TrainedFinalModel:
+    """:func:`train_final_model` of a survival cohort: a validation split stratified by event, time bins cut at the
+    fit patients' event times, the epoch chosen on the validation patients' Harrell's C; then what prediction needs
+    beyond the weights (:class:`SurvivalFacts`), from the fit patients (stand-in, Cox baseline) and from all the
+    training patients (the risk-group cut-off)."""
+    from mosare.evaluation.splits import survival_validation_split
+    from mosare.evaluation.survival_metrics import training_cutoffs
+    from mosare.model.survival import SurvivalSetup
+    from mosare.training.survival import SurvivalPredictor, survival_horizons, survival_validation
+
+    assert data.times is not None and data.events is not None
+    config = dict(train_config)
+    seed = derived_seed(config["seed"], 424242)
+    fit_index, val_index = survival_validation_split(
+        np.arange(data.n_patients), data.events, config["val_fraction"], seed
+    )
+    stats = fit_normalisation(data, fit_index, config.get("rna_top_genes"))
+    tensors = fold_tensors(data, stats, eval_patch_rows(data, config["patches_per_step"], seed))
+    setup = SurvivalSetup.from_config(config["survival"], data.times[fit_index], data.events[fit_index])
+    shown = torch.from_numpy(data.available)
+    torch.manual_seed(derived_seed(seed, 2))
+    model = build(model_name, dims, 0, config, survival=setup)
+    required = single_modality_models().get(model_name)
+    validate = survival_validation(tensors, val_index, shown, required, config["batch_size"], device)
+    result = train_model(
+        model, tensors, fit_index, val_index, shown, config, device, derived_seed(seed, 3), np.zeros(1), required,
+        validation=validate,
+    )  # fmt: skip
+    predictor = SurvivalPredictor.fitted(model, tensors, fit_index, shown, config["batch_size"], device, required)
+    training_risk = predictor.risk(predictor.outputs(np.arange(data.n_patients), shown))
+    baseline_times, baseline_survival = predictor.baseline or ((), ())
+    facts = SurvivalFacts(
+        head=setup.head,
+        edges=tuple(float(edge) for edge in setup.edges),
+        alpha=setup.alpha,
+        horizons=tuple(float(h) for h in survival_horizons(data, config)),
+        time_unit=str(config.get("time_unit", "months")),
+        blind_outputs=tuple(float(v) for v in predictor.stand_in),
+        baseline_times=tuple(float(t) for t in baseline_times),
+        baseline_survival=tuple(float(v) for v in baseline_survival),
+        risk_cutoff=float(training_cutoffs(training_risk)[0]),
+    )
+    return TrainedFinalModel(result.state_dict, stats, result.best_epoch, facts)
 
 
 def save_final_model(
@@ -237,7 +329,10 @@ def load_final_model(
             f"model {directory} ({facts.model}, trained on {facts.cohort}) does not fit these inputs:\n"
             + "\n".join(f"  - {problem}" for problem in problems)
         )
-    model = build_model(facts.model, ModelDims(**facts.dims), len(facts.classes), dict(facts.hparams))
+    survival = None if facts.survival is None else facts.survival.setup()
+    model = build_model(
+        facts.model, ModelDims(**facts.dims), len(facts.classes), dict(facts.hparams), survival=survival
+    )
     model.load_state_dict(torch.load(directory / "state_dict.pt", weights_only=True))
     model.eval()
     with np.load(directory / "preprocessing.npz") as arrays:
@@ -252,29 +347,48 @@ def model_card(
     facts: FinalModelFacts, data: CohortData, metrics: pd.DataFrame, comparisons: pd.DataFrame | None = None
 ) -> str:
     """``model_card.md``: what the model is, what it was trained on, how well it did in cross-validation, and what
-    it must not be used for."""
-    label_names = np.array(data.classes)[data.labels]
+    it must not be used for (a survival model's: :func:`_survival_card_parts`)."""
+    if facts.survival is not None:
+        title, intro, training, performance, uses = _survival_card_parts(facts, facts.survival, data, metrics)
+    else:
+        title, intro, training, performance, uses = _classification_card_parts(facts, data, metrics)
     lines = [
-        f"# Model card: {facts.model} for {facts.cohort} ({' vs '.join(facts.classes)})",
+        f"# Model card: {facts.model} for {facts.cohort} ({title})",
         "",
-        f"mosare-pipeline {facts.package_version}. Trained on all {data.n_patients} patients of cohort "
-        f"`{facts.cohort}`; epoch {facts.selected_epoch} chosen on a stratified validation split "
-        f"({facts.hparams.get('val_fraction')} of the patients), every statistic fitted on the rest.",
+        f"mosare-pipeline {facts.package_version}. {intro}",
         "",
         "## Training data",
         "",
-        "| class | patients | with WSI | with RNA | with report |",
-        "|---|---|---|---|---|",
-    ]
-    for name in data.classes:
-        rows = label_names == name
-        counts = data.available[rows].sum(axis=0)
-        lines.append(f"| {name} | {int(rows.sum())} | {int(counts[0])} | {int(counts[1])} | {int(counts[2])} |")
-    inputs = facts.inputs
-    lines += [
+        *training,
         "",
         "## Inputs",
         "",
+        *_inputs_lines(facts),
+        "",
+        *performance,
+    ]
+    if comparisons is not None and len(comparisons) and facts.model in set(comparisons["model"]):
+        significant = comparisons[(comparisons["p_holm"] < 0.05)]
+        lines += ["", f"Paired comparisons significant after Holm: {len(significant)} of {len(comparisons)} "
+                      "(see comparisons.tsv)."]  # fmt: skip
+    lines += [
+        "",
+        "## Intended use and limits",
+        "",
+        *uses,
+        "- Inputs must be made exactly as in training (same encoder and checkpoint, GMM components, text model, report "
+        "cleaning, RNA genes and transform); loading refuses a model whose facts differ from its inputs.",
+        "- The cross-validated numbers come from this cohort alone; site, scanner, stain and population shifts can lower "
+        "them. Check them on an external cohort before relying on them.",
+        f"- Small cohorts give wide intervals ({data.n_patients} patients here).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _inputs_lines(facts: FinalModelFacts) -> list[str]:
+    inputs = facts.inputs
+    return [
         f"- Slides: {inputs.encoder or 'none'} features (weights sha256 {inputs.encoder_weights_sha256 or 'n/a'}), "
         f"{inputs.gmm_components} GMM components per slide.",
         f"- RNA: {len(facts.rna_genes)} genes (chosen by variance on the training patients), "
@@ -285,38 +399,102 @@ def model_card(
         f"sections dropped: {', '.join(inputs.drop_sections) or 'none'}."
         if inputs.text_model
         else "- Reports: none.",
-        "",
+    ]
+
+
+def _scenario_rows(metrics: pd.DataFrame, model: str, cells: Any) -> list[str]:
+    """One table row per scenario of ``model``: its label, then ``cells(metric-indexed rows)``."""
+    rows = []
+    ours = metrics[metrics["model"] == model]
+    for key, scenario in ours.groupby(["scenario", "train_missing_rate", "test_missing_rate"], sort=False):
+        rows.append(f"| {scenario_label(*key)} | {' | '.join(cells(scenario.set_index('metric')))} |")
+    return rows
+
+
+def _interval_of(by_metric: pd.DataFrame, metric: str) -> str:
+    row = by_metric.loc[metric]
+    return interval_cell(row["pooled"], row["ci_low"], row["ci_high"])
+
+
+def _classification_card_parts(
+    facts: FinalModelFacts, data: CohortData, metrics: pd.DataFrame
+) -> tuple[str, str, list[str], list[str], list[str]]:
+    label_names = np.array(data.classes)[data.labels]
+    training = ["| class | patients | with WSI | with RNA | with report |", "|---|---|---|---|---|"]
+    for name in data.classes:
+        rows = label_names == name
+        counts = data.available[rows].sum(axis=0)
+        training.append(f"| {name} | {int(rows.sum())} | {int(counts[0])} | {int(counts[1])} | {int(counts[2])} |")
+    performance = [
         "## Cross-validated performance (pooled out-of-fold, 95% bootstrap CI)",
         "",
         "| scenario | AUC | Brier | ECE |",
         "|---|---|---|---|",
-    ]
-    ours = metrics[metrics["model"] == facts.model]
-    for key, rows in ours.groupby(["scenario", "train_missing_rate", "test_missing_rate"], sort=False):
-        by_metric = rows.set_index("metric")
-        auc = by_metric.loc["auc"]
-        lines.append(
-            f"| {scenario_label(*key)} | {interval_cell(auc['pooled'], auc['ci_low'], auc['ci_high'])} | "
-            f"{by_metric.loc['brier', 'pooled']:.3f} | {by_metric.loc['ece', 'pooled']:.3f} |"
-        )
-    if comparisons is not None and len(comparisons) and facts.model in set(comparisons["model"]):
-        significant = comparisons[(comparisons["p_holm"] < 0.05)]
-        lines += ["", f"Paired comparisons significant after Holm: {len(significant)} of {len(comparisons)} "
-                      "(see comparisons.tsv)."]  # fmt: skip
-    lines += [
-        "",
-        "## Intended use and limits",
-        "",
+        *_scenario_rows(
+            metrics, facts.model,
+            lambda by: [_interval_of(by, "auc"), f"{by.loc['brier', 'pooled']:.3f}", f"{by.loc['ece', 'pooled']:.3f}"],
+        ),
+    ]  # fmt: skip
+    intro = (
+        f"Trained on all {data.n_patients} patients of cohort `{facts.cohort}`; epoch {facts.selected_epoch} chosen on "
+        f"a stratified validation split ({facts.hparams.get('val_fraction')} of the patients), every statistic fitted "
+        "on the rest."
+    )
+    uses = [
         f"- Research use: classifying {' vs '.join(facts.classes)} in patients like those above, from whichever of "
         "slides, RNA and report they have. Not a diagnostic device; not validated prospectively.",
-        "- Inputs must be made exactly as in training (same encoder and checkpoint, GMM components, text model, report "
-        "cleaning, RNA genes and transform); loading refuses a model whose facts differ from its inputs.",
-        "- The cross-validated numbers come from this cohort alone; site, scanner, stain and population shifts can lower "
-        "them. Check them on an external cohort before relying on them.",
-        f"- Small cohorts give wide intervals ({data.n_patients} patients here).",
-        "",
     ]
-    return "\n".join(lines)
+    return " vs ".join(facts.classes), intro, training, performance, uses
+
+
+def _survival_card_parts(
+    facts: FinalModelFacts, survival: SurvivalFacts, data: CohortData, metrics: pd.DataFrame
+) -> tuple[str, str, list[str], list[str], list[str]]:
+    assert data.times is not None and data.events is not None
+    unit = survival.time_unit
+    head = (
+        f"a discrete-time hazard head over {len(survival.edges) - 1} time bins (edges "
+        f"{', '.join(f'{edge:g}' for edge in survival.edges)} {unit})"
+        if survival.head == "hazard"
+        else "a Cox head (partial likelihood) with Breslow's baseline survival"
+    )
+    intro = (
+        f"Predicts each patient's risk (higher = earlier event) and survival at "
+        f"{', '.join(f'{h:g}' for h in survival.horizons)} {unit} with {head}. Trained on all {data.n_patients} "
+        f"patients of cohort `{facts.cohort}`; epoch {facts.selected_epoch} chosen on the Harrell's C of a validation "
+        f"split stratified by event ({facts.hparams.get('val_fraction')} of the patients), every statistic fitted on "
+        "the rest."
+    )
+    counts = data.available.sum(axis=0)
+    n_events = int(data.events.sum())
+    training = [
+        f"| patients | events | censored | median time ({unit}) | with WSI | with RNA | with report |",
+        "|---|---|---|---|---|---|---|",
+        f"| {data.n_patients} | {n_events} | {data.n_patients - n_events} | {float(np.median(data.times)):.3g} | "
+        f"{int(counts[0])} | {int(counts[1])} | {int(counts[2])} |",
+        "",
+        f"Deployed patients are called high risk above {survival.risk_cutoff:.4g}, the median risk of the training "
+        "patients.",
+    ]
+    performance = [
+        "## Cross-validated performance (within-fold pooled C-index, 95% bootstrap CI; integrated Brier: mean of the "
+        "folds)",
+        "",
+        "| scenario | Harrell's C | Uno's C | integrated Brier |",
+        "|---|---|---|---|",
+        *_scenario_rows(
+            metrics, facts.model,
+            lambda by: [_interval_of(by, "harrell_c"), _interval_of(by, "uno_c"), f"{by.loc['ibs', 'mean']:.3f}"],
+        ),
+    ]  # fmt: skip
+    uses = [
+        "- Research use: ranking patients like those above by risk, from whichever of slides, RNA and report they "
+        "have. Not a prognostic device; not validated prospectively.",
+        "- Risks rank patients on this model's own scale. Survival probabilities are calibrated on this cohort only: "
+        "check them (the survival calibration figure) on an external cohort before reading them as absolute.",
+        f"- {n_events} events: the C-index intervals are as wide as the events are few.",
+    ]
+    return "survival", intro, training, performance, uses
 
 
 def write_final_models(
@@ -334,7 +512,7 @@ def write_final_models(
     """Describe and save every model of ``trained`` (:func:`train_final_model` of each of ``train_config["models"]``
     the cohort can run), with its card; returns their folders."""
     written = []
-    for model_name, (state, stats, epoch) in trained.items():
+    for model_name, (state, stats, epoch, survival) in trained.items():
         facts = FinalModelFacts(
             cohort=cohort,
             model=model_name,
@@ -344,10 +522,11 @@ def write_final_models(
             hparams={k: v for k, v in train_config.items() if k != "models"},
             selected_epoch=epoch,
             rna_genes=tuple(np.asarray(rna_gene_ids)[stats.rna_genes].tolist()) if data.available[:, 1].any() else (),
-            class_prior=tuple(
-                float(p) for p in np.bincount(data.labels, minlength=len(data.classes)) / data.n_patients
-            ),
+            class_prior=()
+            if data.is_survival
+            else tuple(float(p) for p in np.bincount(data.labels, minlength=len(data.classes)) / data.n_patients),
             package_version=mosare.__version__,
+            survival=survival,
         )
         directory = Path(models_dir) / model_name
         save_final_model(directory, state, stats, facts, model_card(facts, data, metrics, comparisons))

@@ -78,7 +78,7 @@ def train_and_evaluate(
                 name: submit(pool, data, train_final_model, name, final_config, build_model, dims, device)
                 for name in cv.plan.models
             }
-            if "models" in outputs and not data.is_survival  # survival final models: not yet (issue 22)
+            if "models" in outputs
             else {}
         )
         run = collect_cross_validation(data, cv, run_units(data, cv, cv.units(), pool=pool))
@@ -147,10 +147,6 @@ def train_final_models(
     from mosare.training.final_models import train_final_model
 
     data, train_config, device, dims = _training_setup(cohort, classes, train_config, inputs, rna_top_genes)
-    if data.is_survival:  # final survival models are not trained yet (issue 22, unfinished)
-        with atomic_file(output) as tmp:
-            torch.save({}, tmp)
-        return
     cores = usable_cores(threads)
     torch.set_num_threads(1)  # as in train_folds: single-threaded in the workers and here alike
     plan = runnable_plan(data, train_config, cohort)
@@ -206,13 +202,14 @@ def _write_stage_outputs(
     from mosare.training.final_models import InputFacts, write_final_models
 
     if data.is_survival:
-        return _write_survival_outputs(train_config, inputs, data, cv, run, outputs, left_out_slides)
-    tables = evaluation_tables(run.fold_metrics, run.predictions, train_config, classes, run.realised_rates)
-    write_results(
-        run.splits, tables, run.predictions, train_config, outputs,
-        excluded=data.excluded, skipped=cv.plan.skipped, report_notes=report_encoding_note(inputs.text),
-        left_out_slides=left_out_slides,
-    )  # fmt: skip
+        tables = _write_survival_tables(train_config, inputs, data, cv, run, outputs, left_out_slides)
+    else:
+        tables = evaluation_tables(run.fold_metrics, run.predictions, train_config, classes, run.realised_rates)
+        write_results(
+            run.splits, tables, run.predictions, train_config, outputs,
+            excluded=data.excluded, skipped=cv.plan.skipped, report_notes=report_encoding_note(inputs.text),
+            left_out_slides=left_out_slides,
+        )  # fmt: skip
     if trained is not None and "models" in outputs:
         final_config = {**train_config, "models": cv.plan.models}
         log.info("%s: saving the final models, trained on all %d patients", cohort, data.n_patients)
@@ -224,7 +221,7 @@ def _write_stage_outputs(
     return tables
 
 
-def _write_survival_outputs(
+def _write_survival_tables(
     train_config: dict[str, Any],
     inputs: CohortInputs,
     data: Any,
@@ -233,8 +230,7 @@ def _write_survival_outputs(
     outputs: Mapping[str, str | Path],
     left_out_slides: Mapping[str, str] | None,
 ) -> ResultTables:
-    """A survival cohort's tables (``mosare.evaluation.survival_results``). Its final models are not saved yet
-    (issue 22, unfinished): the models folder holds a note saying so."""
+    """A survival cohort's tables (``mosare.evaluation.survival_results``)."""
     from mosare.evaluation.survival_results import survival_evaluation_tables, write_survival_results
 
     tables = survival_evaluation_tables(run.fold_metrics, run.predictions, run.splits, train_config, run.realised_rates)
@@ -243,15 +239,6 @@ def _write_survival_outputs(
         excluded=data.excluded, skipped=cv.plan.skipped, report_notes=report_encoding_note(inputs.text),
         left_out_slides=left_out_slides, time_unit=str(train_config.get("time_unit", "months")),
     )  # fmt: skip
-    if "models" in outputs:
-        models_dir = Path(outputs["models"])
-        models_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_file(models_dir / "README.md") as tmp:
-            tmp.write_text(
-                "Final survival models are not saved yet (issue 22 in progress): only the cross-validation's "
-                "tables and per-fold checkpoints (train/) exist for this cohort.\n",
-                encoding="utf-8",
-            )
     return tables
 
 

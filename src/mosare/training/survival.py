@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -43,6 +43,7 @@ from mosare.cohort.data import CohortData
 from mosare.core.atomic_files import atomic_file, write_tsv
 from mosare.evaluation.scenarios import MODALITY_TITLES, Scenario, scenario_presence
 from mosare.evaluation.splits import derived_seed, survival_fold_validation_split
+from mosare.evaluation.survival_columns import RISK_CUTOFF, horizon_name, survival_columns
 from mosare.evaluation.survival_metrics import (
     SurvivalFold,
     default_horizons,
@@ -50,6 +51,7 @@ from mosare.evaluation.survival_metrics import (
     per_fold_c_index,
     survival_at,
     time_dependent_auc,
+    training_cutoffs,
 )
 from mosare.model.specs import single_modality_models
 from mosare.model.survival import SurvivalHead, SurvivalSetup
@@ -77,10 +79,6 @@ def brier_grid(data: CohortData) -> np.ndarray:
     return np.unique(np.quantile(data.times, GRID_QUANTILES))
 
 
-def horizon_name(horizon: float) -> str:
-    return f"{horizon:g}"
-
-
 def survival_head(model: torch.nn.Module) -> SurvivalHead:
     """A survival model's head (its ``classifier``)."""
     head = model.classifier
@@ -92,11 +90,6 @@ def survival_head(model: torch.nn.Module) -> SurvivalHead:
 def survival_metric_names(horizons: Iterable[float]) -> list[str]:
     """The per-fold metrics of a survival cohort, in metrics.tsv order."""
     return ["harrell_c", "uno_c", *(f"td_auc@{horizon_name(h)}" for h in horizons), "ibs"]
-
-
-def survival_columns(horizons: Iterable[float]) -> list[str]:
-    """predictions.tsv's survival-probability columns, one per horizon."""
-    return [f"survival@{horizon_name(h)}" for h in horizons]
 
 
 def survival_fold_parts(
@@ -145,12 +138,57 @@ def harrell_c(time: np.ndarray, event: np.ndarray, risk: np.ndarray) -> float:
         return float("nan")
 
 
+def survival_validation(
+    tensors: Any,
+    val_index: np.ndarray,
+    shown: torch.Tensor,
+    required: int | None,
+    batch_size: int,
+    device: torch.device,
+) -> Callable[[torch.nn.Module], tuple[float, float]]:
+    """``train_model``'s validation of a survival model: ``model -> (Harrell's C, survival loss)`` on the validation
+    patients it can see (NaN and inf when it sees none)."""
+    index = val_index[~_blind(shown, val_index, required)]
+    times, events = tensors.times[torch.from_numpy(index)], tensors.events[torch.from_numpy(index)]
+
+    def validate(trained: torch.nn.Module) -> tuple[float, float]:
+        if len(index) == 0:
+            return float("nan"), float("inf")
+        outputs = torch.from_numpy(predict_head_outputs(trained, tensors, index, shown, batch_size, device))
+        head = survival_head(trained)
+        c_index = harrell_c(times.numpy(), events.numpy(), head.risk(outputs).numpy())
+        return c_index, float(head.loss(outputs, times.to(outputs.dtype), events))
+
+    return validate
+
+
 class SurvivalPredictor:
-    """Turns a trained model's head outputs into risks and survival probabilities, given the fit part (for the
-    blind patients' stand-in and the Cox baseline)."""
+    """Turns a trained model's head outputs into risks and survival probabilities. What it needs beyond the model is
+    fitted on the fit part (:meth:`fitted`) and saved with a final model (:meth:`saved`): the head outputs a blind
+    patient gets (``stand_in``) and, for the Cox head, Breslow's baseline survival (``baseline``: times, S0)."""
 
     def __init__(
         self,
+        model: torch.nn.Module,
+        tensors: Any,
+        batch_size: int,
+        device: torch.device,
+        required: int | None,
+        stand_in: np.ndarray,
+        baseline: tuple[np.ndarray, np.ndarray] | None,
+    ) -> None:
+        self.model, self.tensors, self.batch_size, self.device, self.required = (
+            model, tensors, batch_size, device, required,
+        )  # fmt: skip
+        self.head = survival_head(model)
+        self.stand_in = np.asarray(stand_in, dtype=np.float64)
+        self.baseline = baseline
+        if self.head.kind == "cox" and baseline is None:
+            raise ValueError("a Cox head's survival needs a baseline survival (Breslow's, fitted on the fit part)")
+
+    @classmethod
+    def fitted(
+        cls,
         model: torch.nn.Module,
         tensors: Any,
         fit_index: np.ndarray,
@@ -158,22 +196,22 @@ class SurvivalPredictor:
         batch_size: int,
         device: torch.device,
         required: int | None,
-    ) -> None:
-        self.model, self.tensors, self.batch_size, self.device, self.required = (
-            model, tensors, batch_size, device, required,
-        )  # fmt: skip
-        self.head = survival_head(model)
+    ) -> SurvivalPredictor:
+        """The stand-in (the mean head output of the fit patients the model can see) and, for Cox, the Breslow
+        baseline (scikit-survival's ``BreslowEstimator``), both from the fit part only."""
         fit_outputs = predict_head_outputs(model, tensors, fit_index, shown, batch_size, device)
         seen = ~_blind(shown, fit_index, required)
-        self.stand_in = fit_outputs[seen].mean(axis=0) if seen.any() else np.zeros(fit_outputs.shape[1])
-        fit_outputs[~seen] = self.stand_in
-        self.breslow = None
-        if self.head.kind == "cox":
+        stand_in = fit_outputs[seen].mean(axis=0) if seen.any() else np.zeros(fit_outputs.shape[1])
+        fit_outputs[~seen] = stand_in
+        baseline = None
+        if survival_head(model).kind == "cox":
             from sksurv.linear_model.coxph import BreslowEstimator
 
             fit_time = tensors.times[torch.from_numpy(fit_index)].numpy()
             fit_event = tensors.events[torch.from_numpy(fit_index)].numpy()
-            self.breslow = BreslowEstimator().fit(fit_outputs[:, 0], fit_event.astype(int), fit_time)
+            breslow = BreslowEstimator().fit(fit_outputs[:, 0], fit_event.astype(int), fit_time)
+            baseline = (np.asarray(breslow.baseline_survival_.x), np.asarray(breslow.baseline_survival_.y))
+        return cls(model, tensors, batch_size, device, required, stand_in, baseline)
 
     def outputs(self, index: np.ndarray, shown: torch.Tensor) -> np.ndarray:
         outputs = predict_head_outputs(self.model, self.tensors, index, shown, self.batch_size, self.device)
@@ -184,12 +222,13 @@ class SurvivalPredictor:
         return self.head.risk(torch.from_numpy(outputs)).numpy().astype(np.float64)
 
     def survival(self, outputs: np.ndarray, times: np.ndarray) -> np.ndarray:
-        """(patients, len(times)) predicted S(t)."""
-        if self.breslow is None:
+        """(patients, len(times)) predicted S(t): the hazard head's own curve, or S0(t) ** exp(risk) for Cox (what
+        ``BreslowEstimator.get_survival_function`` computes)."""
+        if self.baseline is None:
             return self.head.survival_at(torch.from_numpy(outputs), times).numpy().astype(np.float64)
-        functions = self.breslow.get_survival_function(outputs[:, 0])
-        curves = np.stack([function.y for function in functions]) if len(functions) else np.zeros((0, 1))
-        return survival_at(functions[0].x if len(functions) else [0.0], curves, times)
+        baseline_times, baseline_survival = self.baseline
+        curves = np.power(baseline_survival[None, :], np.exp(outputs[:, 0])[:, None])
+        return survival_at(baseline_times, curves, times)
 
 
 class CoxnetReference:
@@ -301,6 +340,7 @@ def run_survival_unit(
     setup = SurvivalSetup.from_config(config["survival"], data.times[fit_index], data.events[fit_index])
     horizons, grid = survival_horizons(data, config), brier_grid(data)
     training_rows = folds != fold
+    training_index = np.flatnonzero(training_rows)
     presence = scenario_presence(data.available, data.labels, folds, fold, group, seed, config.get("mask_repeats", 1))
     draws = presence[group[0]]
     scenario_keys = {
@@ -315,7 +355,6 @@ def run_survival_unit(
     results: dict[Scenario, tuple[list[dict[str, Any]], list[pd.DataFrame]]] = {s: ([], []) for s in group}
     slugs = "+".join(scenario.slug for scenario in group)
     metric_names = survival_metric_names(horizons)
-    val_time, val_event = data.times[val_index], data.events[val_index]
     for model_name in tqdm(config["models"], desc=f"repeat {repeat}, fold {fold}, {slugs}", disable=not progress):
         required = single_modality_models().get(model_name)
         row_keys = {
@@ -330,44 +369,32 @@ def run_survival_unit(
             for scenario in group:
                 results[scenario][0].append({**row_keys[scenario], **dict.fromkeys(metric_names, float("nan"))})
             continue
-        per_draw: dict[Scenario, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {s: [] for s in group}
+        per_draw: dict[Scenario, list[tuple[np.ndarray, ...]]] = {s: [] for s in group}
         for draw, shown_array in enumerate(draws):
             torch.manual_seed(derived_seed(seed, fold, 2))
             model = context.build(model_name, context.dims, 0, config, survival=setup)
             train_seed = derived_seed(seed, fold, 3) if draw == 0 else derived_seed(seed, fold, 3, draw)
             shown_training = torch.from_numpy(shown_array)
 
-            def validate(
-                trained: torch.nn.Module, shown: torch.Tensor = shown_training, required: int | None = required
-            ) -> tuple[float, float]:
-                index = val_index[~_blind(shown, val_index, required)]
-                if len(index) == 0:
-                    return float("nan"), float("inf")
-                outputs = predict_head_outputs(trained, tensors, index, shown, config["batch_size"], device)
-                head = survival_head(trained)
-                rows = np.searchsorted(val_index, index)
-                risk = head.risk(torch.from_numpy(outputs)).numpy()
-                loss = float(
-                    head.loss(
-                        torch.from_numpy(outputs),
-                        torch.from_numpy(val_time[rows]),
-                        torch.from_numpy(val_event[rows]),
-                    )
-                )
-                return harrell_c(val_time[rows], val_event[rows], risk), loss
-
             result = train_model(
                 model, tensors, fit_index, val_index, shown_training, config, device, train_seed,
-                np.zeros(1), required, validation=validate,
+                np.zeros(1), required,
+                validation=survival_validation(tensors, val_index, shown_training, required, config["batch_size"], device),
             )  # fmt: skip
-            predictor = SurvivalPredictor(
+            predictor = SurvivalPredictor.fitted(
                 model, tensors, fit_index, shown_training, config["batch_size"], device, required
             )
+            training_risk = predictor.risk(predictor.outputs(training_index, shown_training))
             for scenario in group:
                 shown = torch.from_numpy(presence[scenario][draw])
                 outputs = predictor.outputs(test_index, shown)
                 per_draw[scenario].append(
-                    (predictor.risk(outputs), predictor.survival(outputs, horizons), predictor.survival(outputs, grid))
+                    (
+                        predictor.risk(outputs),
+                        predictor.survival(outputs, horizons),
+                        predictor.survival(outputs, grid),
+                        training_risk,
+                    )
                 )
                 unit_dir = context.unit_dir(model_name, scenario, repeat, fold)
                 write_tsv(result.history, unit_dir / _draw_file("history.tsv", draw))
@@ -422,13 +449,15 @@ def _run_reference(
                 {**row_keys[scenario], **dict.fromkeys(survival_metric_names(horizons), np.nan)}
             )
         return
-    per_draw: dict[Scenario, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {s: [] for s in group}
+    per_draw: dict[Scenario, list[tuple[np.ndarray, ...]]] = {s: [] for s in group}
     for draw, shown_array in enumerate(draws):
-        reference = CoxnetReference(tensors, fit_index, val_index, torch.from_numpy(shown_array))
+        shown_training = torch.from_numpy(shown_array)
+        reference = CoxnetReference(tensors, fit_index, val_index, shown_training)
+        training_risk = reference.predict(np.flatnonzero(training_rows), shown_training, horizons)[0]
         for scenario in group:
             shown = torch.from_numpy(presence[scenario][draw])
             risk, survival = reference.predict(test_index, shown, np.concatenate([horizons, grid]))
-            per_draw[scenario].append((risk, survival[:, : len(horizons)], survival[:, len(horizons) :]))
+            per_draw[scenario].append((risk, survival[:, : len(horizons)], survival[:, len(horizons) :], training_risk))
     _collect_scenarios(
         data, REFERENCE_COX, group, per_draw, row_keys, results, context, repeat, fold, test_index, training_rows,
         horizons, grid,
@@ -439,7 +468,7 @@ def _collect_scenarios(
     data: CohortData,
     model_name: str,
     group: Sequence[Scenario],
-    per_draw: dict[Scenario, list[tuple[np.ndarray, np.ndarray, np.ndarray]]],
+    per_draw: dict[Scenario, list[tuple[np.ndarray, ...]]],
     row_keys: dict[Scenario, dict[str, Any]],
     results: dict[Scenario, tuple[list[dict[str, Any]], list[pd.DataFrame]]],
     context: Any,
@@ -456,6 +485,7 @@ def _collect_scenarios(
         risk = np.mean([d[0] for d in per_draw[scenario]], axis=0)
         survival = np.mean([d[1] for d in per_draw[scenario]], axis=0)
         grid_survival = np.mean([d[2] for d in per_draw[scenario]], axis=0)
+        training_risk = np.mean([d[3] for d in per_draw[scenario]], axis=0)
         metrics = _fold_metrics(data, test_index, training_rows, risk, grid_survival, horizons, grid, fold)
         results[scenario][0].append({**row_keys[scenario], **metrics})
         frame = pd.DataFrame(
@@ -464,6 +494,8 @@ def _collect_scenarios(
                 "time": data.times[test_index],
                 "event": data.events[test_index].astype(np.int64),
                 "risk": risk,
+                # the median of this fold model's risks on its training patients: the KM risk groups' cut-off
+                RISK_CUTOFF: float(training_cutoffs(training_risk)[0]),
             }
         )
         for column, values in zip(survival_columns(horizons), survival.T, strict=True):

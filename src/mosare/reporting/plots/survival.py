@@ -12,6 +12,7 @@ import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
 from mosare.evaluation.evidence import CI_LEVEL
+from mosare.evaluation.survival_columns import RISK_CUTOFF
 from mosare.evaluation.survival_metrics import (
     kaplan_meier,
     log_rank_test,
@@ -41,6 +42,8 @@ def plot_risk_group_kaplan_meier(
     time_unit: str = "days",
     title: str = "",
     level: float = CI_LEVEL,
+    groups: str = "out-of-fold risk groups",
+    cutoff_source: str = "each fold's training risks",
 ) -> None:
     """Kaplan-Meier curves of out-of-fold risk groups, with pointwise log-log CI bands, the log-rank p in the title
     and the numbers at risk in a table under the axis.
@@ -50,11 +53,11 @@ def plot_risk_group_kaplan_meier(
     """
     time_values = np.asarray(time, dtype=np.float64)
     event_values = np.asarray(event).astype(bool)
-    groups = risk_groups(test_risk, fold, cutoffs)
+    group_of = risk_groups(test_risk, fold, cutoffs)
     n_groups = len(np.atleast_1d(next(iter(cutoffs.values())))) + 1
     names = risk_group_names(n_groups)
-    present = [g for g in range(n_groups) if (groups == g).any()]
-    _, p_value = log_rank_test(time_values, event_values, groups)
+    present = [g for g in range(n_groups) if (group_of == g).any()]
+    _, p_value = log_rank_test(time_values, event_values, group_of)
 
     figure, (axis, table) = plt.subplots(
         2, 1, figsize=(6.4, 4.2 + 0.22 * n_groups), sharex=True,
@@ -62,7 +65,7 @@ def plot_risk_group_kaplan_meier(
     )  # fmt: skip
     colours = {g: f"C{g}" if n_groups > 2 else ("C0", "C3")[g] for g in range(n_groups)}
     for g in present:
-        members = groups == g
+        members = group_of == g
         curve = kaplan_meier(time_values[members], event_values[members], level)
         steps = np.r_[0.0, curve.time]
         axis.step(steps, np.r_[1.0, curve.survival], where="post", color=colours[g], lw=1.5,
@@ -74,15 +77,15 @@ def plot_risk_group_kaplan_meier(
             at_censoring = curve.at(time_values[censored])[0]
             axis.scatter(time_values[censored], at_censoring, marker="|", s=18, color=colours[g], lw=0.8)
     axis.set(ylim=(-0.02, 1.02), ylabel="survival probability",
-             title=f"{title + ': ' if title else ''}out-of-fold risk groups, log-rank p {_format_p(p_value)}")  # fmt: skip
+             title=f"{title + ': ' if title else ''}{groups}, log-rank p {_format_p(p_value)}")  # fmt: skip
     axis.legend(fontsize=7, loc="lower left")
-    axis.text(0.99, 0.98, f"shaded: pointwise {level:.0%} CI (log-log)\ncut-offs: each fold's training risks",
+    axis.text(0.99, 0.98, f"shaded: pointwise {level:.0%} CI (log-log)\ncut-off: {cutoff_source}",
               transform=axis.transAxes, ha="right", va="top", fontsize=6.5, color="0.35")  # fmt: skip
 
     end = float(time_values.max())
     candidates = np.asarray(MaxNLocator(nbins=AT_RISK_TICKS).tick_values(0.0, end), dtype=np.float64)
     ticks = candidates[(candidates >= 0) & (candidates <= end)]
-    at_risk = numbers_at_risk(time_values, groups, ticks)
+    at_risk = numbers_at_risk(time_values, group_of, ticks)
     for row, g in enumerate(present[::-1]):
         counts = at_risk.loc[g].to_numpy() if g in at_risk.index else np.zeros(len(ticks), int)
         for tick, count in zip(ticks, counts):
@@ -128,3 +131,18 @@ def plot_survival_calibration(
              title=f"{title + ': ' if title else ''}calibration at {horizon:g} {time_unit}{note}")  # fmt: skip
     axis.legend(fontsize=7, loc="upper left", markerscale=0.5)
     save_png(figure, path, dpi=110, tight=True)
+
+
+def plot_deployed_kaplan_meier(
+    predictions: pd.DataFrame, path: str | Path, *, time_unit: str = "months", title: str = ""
+) -> None:
+    """Kaplan-Meier curves of a deploy target's risk groups (``mosare.deploy.apply.deploy_survival_model``): MoSARe's,
+    or the first model's, patients split at the median risk of the source's training patients."""
+    models = list(dict.fromkeys(predictions["model"]))
+    model = "mosare" if "mosare" in models else models[0]
+    rows = predictions[predictions["model"] == model]
+    plot_risk_group_kaplan_meier(
+        rows["time"].to_numpy(), rows["event"].to_numpy(), rows["risk"].to_numpy(), np.zeros(len(rows), dtype=int),
+        {0: [float(rows[RISK_CUTOFF].iloc[0])]}, path, time_unit=time_unit, title=f"{title}: {model}" if title else model,
+        groups="risk groups", cutoff_source="the source's training risks (median)",
+    )  # fmt: skip
