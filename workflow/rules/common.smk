@@ -31,7 +31,6 @@ from mosare.features.weights_fingerprint import read_fingerprint
 from mosare.training.plan import fold_keys, without_evaluation_settings
 
 validate_config(config)
-check_encoder_weights_configured(config)
 
 COHORTS = list(config["cohorts"])
 LAYOUT = ResultsLayout()  # every output path (mosare.core.paths), shared with the scripts and the run summary
@@ -578,3 +577,9 @@ def deployed_attention() -> list[str]:
         for path in (LAYOUT.deploy_attention(source, target),
                      *(LAYOUT.deploy_report_pictures(source, target, kind) for kind in ("heatmaps", "montages")))
     ]
+
+
+# Checked once the cohorts' slides are known: only a run that embeds slides needs encoder weights, so a slide-less
+# cohort (RNA and reports alone) plans with the default encoder and no checkpoint.
+if any(slide_ids(cohort) for cohort in COHORTS):
+    check_encoder_weights_configured(config)

@@ -39,7 +39,7 @@ STAGE_SOURCES: dict[str, tuple[str, ...]] = {
     "cohort": ("cohort/table.py", "reporting/plots/cohort.py", "core/samples.py", "cohort/slide_qc_table.py"),
     "figures": ("reporting/cohort_figures.py", "reporting/figure_plugins"),
     "training": ("training/stage.py", "reporting/plots/training.py", "model", "cohort/slide_qc_table.py"),
-    "deploy": ("deploy/apply.py", "reporting/plots/training.py", "model"),
+    "deploy": ("deploy/apply.py", "reporting/plots/training.py", "reporting/plots/survival.py", "model"),
     "attention": ("deploy/attention.py", "reporting/plots/attention.py", "model"),
     "attention_report": ("reporting/attention_report.py",),
     "encoder_comparison": (

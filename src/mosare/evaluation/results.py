@@ -278,17 +278,36 @@ def write_results(
     encoded. ``left_out_slides``: slide id -> why, of the slides training left out (None for a slide-less cohort),
     listed in metrics.md."""
     table, models = tables.metrics, train_config["models"]
-    write_tsv(splits, Path(outputs["splits"]))
-    write_tsv(table, Path(outputs["metrics"]))
-    if "comparisons" in outputs:
-        write_tsv(tables.comparisons, Path(outputs["comparisons"]))
-    if "predictions" in outputs:
-        write_tsv(predictions, Path(outputs["predictions"]))
+    write_result_tables(splits, tables, predictions, outputs)
     markdown = metrics_markdown(table, "auc", models)
     markdown += repeat_spread_markdown(predictions, int(train_config.get("repeats", 1)), models)
     markdown += split_markdown(splits, train_config)
     markdown += realised_rates_markdown(table) + calibration_markdown(table, models)
     markdown += comparisons_markdown(tables.comparisons)
+    write_summary(markdown, outputs, excluded, skipped, report_notes, left_out_slides)
+
+
+def write_result_tables(
+    splits: pd.DataFrame, tables: ResultTables, predictions: pd.DataFrame, outputs: Mapping[str, str | Path]
+) -> None:
+    """splits.tsv, metrics.tsv and (the ``outputs`` given) comparisons.tsv and predictions.tsv, of either task."""
+    write_tsv(splits, Path(outputs["splits"]))
+    write_tsv(tables.metrics, Path(outputs["metrics"]))
+    if "comparisons" in outputs:
+        write_tsv(tables.comparisons, Path(outputs["comparisons"]))
+    if "predictions" in outputs:
+        write_tsv(predictions, Path(outputs["predictions"]))
+
+
+def write_summary(
+    markdown: str,
+    outputs: Mapping[str, str | Path],
+    excluded: Sequence[str] = (),
+    skipped: Mapping[str, str] | None = None,
+    report_notes: str = "",
+    left_out_slides: Mapping[str, str] | None = None,
+) -> None:
+    """metrics.md: a task's own ``markdown``, then what every cohort's ends with (:func:`write_results`' arguments)."""
     if report_notes:
         markdown += f"\n{report_notes}\n"
     if skipped:

@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mosare.core.atomic_files import atomic_file, write_tsv
 from mosare.evaluation.evidence import CI_LEVEL, holm_adjust
 from mosare.evaluation.metrics import KEY_COLUMNS, metrics_markdown, summarise_folds
 from mosare.evaluation.results import (
@@ -31,9 +30,10 @@ from mosare.evaluation.results import (
     SCENARIO_KEYS,
     ResultTables,
     evaluation_resamples,
-    excluded_slides_markdown,
     paired_comparisons_markdown,
     realised_rates_markdown,
+    write_result_tables,
+    write_summary,
 )
 from mosare.evaluation.survival_metrics import (
     c_index_comparisons,
@@ -194,12 +194,7 @@ def write_survival_results(
     models, then any reference row the table holds, such as ``coxnet_rna``)."""
     table = tables.metrics
     models = [*train_config["models"], *(m for m in dict.fromkeys(table["model"]) if m not in train_config["models"])]
-    write_tsv(splits, Path(outputs["splits"]))
-    write_tsv(table, Path(outputs["metrics"]))
-    if "comparisons" in outputs:
-        write_tsv(tables.comparisons, Path(outputs["comparisons"]))
-    if "predictions" in outputs:
-        write_tsv(predictions, Path(outputs["predictions"]))
+    write_result_tables(splits, tables, predictions, outputs)
     survival = train_config.get("survival") or {}
     markdown = (
         f"Survival ({survival.get('head', 'hazard')} head"
@@ -214,12 +209,4 @@ def write_survival_results(
     markdown += POOLING_NOTE
     markdown += realised_rates_markdown(table)
     markdown += survival_comparisons_markdown(tables.comparisons)
-    if report_notes:
-        markdown += f"\n{report_notes}\n"
-    if skipped:
-        markdown += "\nNot run on this cohort:\n\n" + "".join(f"- {name}: {why}\n" for name, why in skipped.items())
-    if excluded:
-        markdown += f"\nLeft out of every model (no modality at all): {', '.join(excluded)}.\n"
-    markdown += excluded_slides_markdown(left_out_slides)
-    with atomic_file(outputs["summary"]) as tmp:
-        tmp.write_text(markdown, encoding="utf-8")
+    write_summary(markdown, outputs, excluded, skipped, report_notes, left_out_slides)

@@ -90,6 +90,15 @@ class CohortResults:
             return REFERENCE_MODEL, f"{self.cohort}, {REFERENCE_MODEL}"
         return models[0], f"{self.cohort}, {models[0]} ({REFERENCE_MODEL} not trained)"
 
+    def shown_model_predictions(self) -> tuple[str, str, pd.DataFrame]:
+        """(model, title, its out-of-fold predictions on complete data, first repeat) of :meth:`shown_model`."""
+        model, title = self.shown_model()
+        complete = self.scenario_predictions("complete", repeat=0)
+        rows = complete[complete["model"] == model]
+        if rows.empty:
+            raise ValueError(f"{self.cohort}: no predictions of {model} in the complete scenario, repeat 0")
+        return model, title, rows
+
     def scenario_predictions(self, scenario: str = "complete", repeat: int = 0) -> pd.DataFrame:
         """Every model's out-of-fold predictions in one scenario (and repeat), folds stacked."""
         rows = self.predictions[(self.predictions["scenario"] == scenario) & (self.predictions["repeat"] == repeat)]

@@ -138,6 +138,115 @@ def _draw_file(name: str, draw: int) -> str:
     return name if draw == 0 else f"{stem}-draw{draw}.{suffix}"
 
 
+@dataclasses.dataclass(frozen=True)
+class UnitInputs:
+    """What every model of one unit shares (a fold of a repeat, and a group of scenarios with one training side):
+    the fold's parts, its normalised tensors, every scenario's mask draws and the metric rows' key columns."""
+
+    config: dict[str, Any]
+    device: torch.device
+    fit_index: np.ndarray
+    val_index: np.ndarray
+    test_index: np.ndarray
+    training_rows: np.ndarray  # (N,) bool: the fold's training part (fit + validation)
+    tensors: Any
+    presence: dict[Scenario, list[np.ndarray]]
+    draws: list[np.ndarray]  # what the training side sees, the same in every scenario of the group
+    scenario_keys: dict[Scenario, dict[str, Any]]
+    slugs: str
+
+    def row_keys(self, model_name: str, repeat: int, fold: int) -> dict[Scenario, dict[str, Any]]:
+        return {
+            scenario: {**keys, "model": model_name, "repeat": repeat, "fold": fold}
+            for scenario, keys in self.scenario_keys.items()
+        }
+
+
+def unit_inputs(data: CohortData, context: RunContext, repeat: int, fold: int, group: Sequence[Scenario]) -> UnitInputs:
+    """The shared inputs of a unit (:class:`UnitInputs`); an error when the group's scenarios hide different training
+    modalities (they could not share a model)."""
+    config = context.repeat_config(repeat)
+    seed = config["seed"]
+    folds = context.folds[repeat]
+    fit_index, val_index, test_index = fold_parts(data, context, repeat, fold)
+    tensors = fold_tensors(
+        data,
+        fit_normalisation(data, fit_index, config.get("rna_top_genes")),
+        eval_patch_rows(data, config["patches_per_step"], seed),
+    )
+    training_rows = folds != fold
+    presence = scenario_presence(data.available, data.labels, folds, fold, group, seed, config.get("mask_repeats", 1))
+    draws = presence[group[0]]
+    for scenario in group[1:]:
+        if not all(
+            np.array_equal(a[training_rows], b[training_rows]) for a, b in zip(draws, presence[scenario], strict=True)
+        ):
+            raise ValueError(
+                f"{scenario.slug} and {group[0].slug} hide different training modalities; they cannot share a model"
+            )
+    scenario_keys = {
+        scenario: {
+            "cohort": context.cohort,
+            "scenario": scenario.name,
+            "train_missing_rate": scenario.train_rate,
+            "test_missing_rate": scenario.test_rate,
+        }
+        for scenario in group
+    }
+    return UnitInputs(
+        config, torch.device(context.device), fit_index, val_index, test_index, training_rows, tensors, presence,
+        draws, scenario_keys, "+".join(scenario.slug for scenario in group),
+    )  # fmt: skip
+
+
+def trainable(
+    context: RunContext, unit: UnitInputs, model_name: str, required: int | None, repeat: int, fold: int
+) -> bool:
+    """Whether some training patient shows the modality a single-modality model needs, in every mask draw; if not,
+    the model is not trained and the fold is left out of its metrics (logged)."""
+    if required is None or any(shown[unit.fit_index, required].any() for shown in unit.draws):
+        return True
+    log.warning(
+        "%s: %s, repeat %d, fold %d, %s: no training patient shows %s; not trained, fold left out of its metrics",
+        context.cohort, model_name, repeat, fold, unit.slugs, MODALITY_TITLES[required],
+    )  # fmt: skip
+    return False
+
+
+def train_draws(
+    context: RunContext,
+    unit: UnitInputs,
+    model_name: str,
+    repeat: int,
+    fold: int,
+    n_classes: int,
+    prior: np.ndarray,
+    required: int | None,
+    build_options: dict[str, Any] | None = None,
+    validation: Callable[[torch.Tensor], Callable[[torch.nn.Module], tuple[float, float]]] | None = None,
+) -> Iterator[tuple[int, torch.Tensor, torch.nn.Module]]:
+    """Train ``model_name`` once per mask draw of the unit; yield (draw, what the training side showed, the trained
+    model), after writing its history and checkpoint to every scenario's unit folder. ``validation(shown)``: a
+    survival model's epoch selection (``train_model``'s ``validation``)."""
+    config, seed = unit.config, unit.config["seed"]
+    for draw, shown_array in enumerate(unit.draws):
+        # A model starts from the same weights in every scenario and mask draw of a fold.
+        torch.manual_seed(derived_seed(seed, fold, 2))
+        model = context.build(model_name, context.dims, n_classes, config, **(build_options or {}))
+        train_seed = derived_seed(seed, fold, 3) if draw == 0 else derived_seed(seed, fold, 3, draw)
+        shown = torch.from_numpy(shown_array)
+        result = train_model(
+            model, unit.tensors, unit.fit_index, unit.val_index, shown, config, unit.device, train_seed, prior,
+            required, validation=None if validation is None else validation(shown),
+        )  # fmt: skip
+        for scenario in unit.scenario_keys:
+            unit_dir = context.unit_dir(model_name, scenario, repeat, fold)
+            write_tsv(result.history, unit_dir / _draw_file("history.tsv", draw))
+            with atomic_file(unit_dir / _draw_file("checkpoint.pt", draw)) as tmp:
+                torch.save(result.state_dict, tmp)
+        yield draw, shown, model
+
+
 def run_unit(
     data: CohortData,
     context: RunContext,
@@ -160,84 +269,29 @@ def run_unit(
         from mosare.training.survival import run_survival_unit
 
         return run_survival_unit(data, context, repeat, fold, group, progress)
-    config = context.repeat_config(repeat)
-    seed = config["seed"]
-    device = torch.device(context.device)
-    folds = context.folds[repeat]
-    fit_index, val_index, test_index = fold_parts(data, context, repeat, fold)
-    tensors = fold_tensors(
-        data,
-        fit_normalisation(data, fit_index, config.get("rna_top_genes")),
-        eval_patch_rows(data, config["patches_per_step"], seed),
-    )
-    training_rows = folds != fold
-    training_labels = data.labels[training_rows]
+    unit = unit_inputs(data, context, repeat, fold, group)
+    config, test_index = unit.config, unit.test_index
+    training_labels = data.labels[unit.training_rows]
     prior = np.bincount(training_labels, minlength=len(data.classes)) / len(training_labels)
-    presence = scenario_presence(data.available, data.labels, folds, fold, group, seed, config.get("mask_repeats", 1))
-    draws = presence[group[0]]  # what the training side sees, the same in every scenario of the group
-    for scenario in group[1:]:
-        if not all(
-            np.array_equal(a[training_rows], b[training_rows]) for a, b in zip(draws, presence[scenario], strict=True)
-        ):
-            raise ValueError(
-                f"{scenario.slug} and {group[0].slug} hide different training modalities; they cannot share a model"
-            )
-    scenario_keys = {
-        scenario: {
-            "cohort": context.cohort,
-            "scenario": scenario.name,
-            "train_missing_rate": scenario.train_rate,
-            "test_missing_rate": scenario.test_rate,
-        }
-        for scenario in group
-    }
     results: dict[Scenario, tuple[list[dict[str, Any]], list[pd.DataFrame]]] = {
         scenario: ([], []) for scenario in group
     }
-    slugs = "+".join(scenario.slug for scenario in group)
-    for model_name in tqdm(config["models"], desc=f"repeat {repeat}, fold {fold}, {slugs}", disable=not progress):
+    for model_name in tqdm(config["models"], desc=f"repeat {repeat}, fold {fold}, {unit.slugs}", disable=not progress):
         required = single_modality_models().get(model_name)
-        row_keys = {
-            scenario: {**keys, "model": model_name, "repeat": repeat, "fold": fold}
-            for scenario, keys in scenario_keys.items()
-        }
-        if required is not None and not any(shown[fit_index, required].any() for shown in draws):
-            log.warning(
-                "%s: %s, repeat %d, fold %d, %s: no training patient shows %s; not trained, fold left out of its metrics",
-                context.cohort, model_name, repeat, fold, slugs, MODALITY_TITLES[required],
-            )  # fmt: skip
+        row_keys = unit.row_keys(model_name, repeat, fold)
+        if not trainable(context, unit, model_name, required, repeat, fold):
             for scenario in group:
                 results[scenario][0].append({**row_keys[scenario], **dict.fromkeys(METRICS, float("nan"))})
             continue
         per_draw: dict[Scenario, list[np.ndarray]] = {scenario: [] for scenario in group}
-        for draw, shown_array in enumerate(draws):
-            # A model starts from the same weights in every scenario and mask draw of a fold.
-            torch.manual_seed(derived_seed(seed, fold, 2))
-            model = context.build(model_name, context.dims, len(data.classes), config)
-            train_seed = derived_seed(seed, fold, 3) if draw == 0 else derived_seed(seed, fold, 3, draw)
-            result = train_model(
-                model,
-                tensors,
-                fit_index,
-                val_index,
-                torch.from_numpy(shown_array),
-                config,
-                device,
-                train_seed,
-                prior,
-                required,
-            )
+        for draw, _, model in train_draws(context, unit, model_name, repeat, fold, len(data.classes), prior, required):
             for scenario in group:
-                shown = torch.from_numpy(presence[scenario][draw])
+                shown = torch.from_numpy(unit.presence[scenario][draw])
                 per_draw[scenario].append(
                     predict_probabilities(
-                        model, tensors, test_index, shown, config["batch_size"], device, prior, required
+                        model, unit.tensors, test_index, shown, config["batch_size"], unit.device, prior, required
                     )
                 )
-                unit_dir = context.unit_dir(model_name, scenario, repeat, fold)
-                write_tsv(result.history, unit_dir / _draw_file("history.tsv", draw))
-                with atomic_file(unit_dir / _draw_file("checkpoint.pt", draw)) as tmp:
-                    torch.save(result.state_dict, tmp)
         for scenario in group:
             probabilities = np.mean(per_draw[scenario], axis=0)
             results[scenario][0].append(

@@ -40,9 +40,9 @@ import torch
 from tqdm import tqdm
 
 from mosare.cohort.data import CohortData
-from mosare.core.atomic_files import atomic_file, write_tsv
-from mosare.evaluation.scenarios import MODALITY_TITLES, Scenario, scenario_presence
-from mosare.evaluation.splits import derived_seed, survival_fold_validation_split
+from mosare.core.atomic_files import write_tsv
+from mosare.evaluation.scenarios import Scenario
+from mosare.evaluation.splits import survival_fold_validation_split
 from mosare.evaluation.survival_columns import RISK_CUTOFF, horizon_name, survival_columns
 from mosare.evaluation.survival_metrics import (
     SurvivalFold,
@@ -55,8 +55,8 @@ from mosare.evaluation.survival_metrics import (
 )
 from mosare.model.specs import single_modality_models
 from mosare.model.survival import SurvivalHead, SurvivalSetup
-from mosare.training.fold_inputs import eval_patch_rows, fit_normalisation, fold_tensors, make_batch
-from mosare.training.loop import _to_device, train_model
+from mosare.training.fold_inputs import make_batch
+from mosare.training.loop import _to_device
 
 log = logging.getLogger(__name__)
 
@@ -326,68 +326,41 @@ def run_survival_unit(
     """``run_unit`` of a survival cohort (module docstring): every model once per mask draw for a group of scenarios
     sharing their training side, tested in each; per-fold outputs as for classification, predictions.tsv with
     ``time, event, risk, survival@{h}``."""
+    from mosare.training.cross_validation import train_draws, trainable, unit_inputs
+
     assert data.times is not None and data.events is not None
-    config = context.repeat_config(repeat)
-    seed = config["seed"]
-    device = torch.device(context.device)
-    folds = context.folds[repeat]
-    fit_index, val_index, test_index = survival_fold_parts(data, folds, fold, config)
-    tensors = fold_tensors(
-        data,
-        fit_normalisation(data, fit_index, config.get("rna_top_genes")),
-        eval_patch_rows(data, config["patches_per_step"], seed),
-    )
+    unit = unit_inputs(data, context, repeat, fold, group)
+    config, device, fit_index, test_index = unit.config, unit.device, unit.fit_index, unit.test_index
     setup = SurvivalSetup.from_config(config["survival"], data.times[fit_index], data.events[fit_index])
     horizons, grid = survival_horizons(data, config), brier_grid(data)
-    training_rows = folds != fold
-    training_index = np.flatnonzero(training_rows)
-    presence = scenario_presence(data.available, data.labels, folds, fold, group, seed, config.get("mask_repeats", 1))
-    draws = presence[group[0]]
-    scenario_keys = {
-        scenario: {
-            "cohort": context.cohort,
-            "scenario": scenario.name,
-            "train_missing_rate": scenario.train_rate,
-            "test_missing_rate": scenario.test_rate,
-        }
-        for scenario in group
-    }
+    training_index = np.flatnonzero(unit.training_rows)
     results: dict[Scenario, tuple[list[dict[str, Any]], list[pd.DataFrame]]] = {s: ([], []) for s in group}
-    slugs = "+".join(scenario.slug for scenario in group)
     metric_names = survival_metric_names(horizons)
-    for model_name in tqdm(config["models"], desc=f"repeat {repeat}, fold {fold}, {slugs}", disable=not progress):
+
+    def validation_of(required: int | None) -> Any:
+        return lambda shown: survival_validation(
+            unit.tensors, unit.val_index, shown, required, config["batch_size"], device
+        )
+
+    for model_name in tqdm(config["models"], desc=f"repeat {repeat}, fold {fold}, {unit.slugs}", disable=not progress):
         required = single_modality_models().get(model_name)
-        row_keys = {
-            scenario: {**keys, "model": model_name, "repeat": repeat, "fold": fold}
-            for scenario, keys in scenario_keys.items()
-        }
-        if required is not None and not any(shown[fit_index, required].any() for shown in draws):
-            log.warning(
-                "%s: %s, repeat %d, fold %d, %s: no training patient shows %s; not trained, fold left out of its metrics",
-                context.cohort, model_name, repeat, fold, slugs, MODALITY_TITLES[required],
-            )  # fmt: skip
+        row_keys = unit.row_keys(model_name, repeat, fold)
+        if not trainable(context, unit, model_name, required, repeat, fold):
             for scenario in group:
                 results[scenario][0].append({**row_keys[scenario], **dict.fromkeys(metric_names, float("nan"))})
             continue
         per_draw: dict[Scenario, list[tuple[np.ndarray, ...]]] = {s: [] for s in group}
-        for draw, shown_array in enumerate(draws):
-            torch.manual_seed(derived_seed(seed, fold, 2))
-            model = context.build(model_name, context.dims, 0, config, survival=setup)
-            train_seed = derived_seed(seed, fold, 3) if draw == 0 else derived_seed(seed, fold, 3, draw)
-            shown_training = torch.from_numpy(shown_array)
-
-            result = train_model(
-                model, tensors, fit_index, val_index, shown_training, config, device, train_seed,
-                np.zeros(1), required,
-                validation=survival_validation(tensors, val_index, shown_training, required, config["batch_size"], device),
-            )  # fmt: skip
+        trained = train_draws(
+            context, unit, model_name, repeat, fold, 0, np.zeros(1), required, {"survival": setup},
+            validation_of(required),
+        )  # fmt: skip
+        for draw, shown_training, model in trained:
             predictor = SurvivalPredictor.fitted(
-                model, tensors, fit_index, shown_training, config["batch_size"], device, required
+                model, unit.tensors, fit_index, shown_training, config["batch_size"], device, required
             )
             training_risk = predictor.risk(predictor.outputs(training_index, shown_training))
             for scenario in group:
-                shown = torch.from_numpy(presence[scenario][draw])
-                outputs = predictor.outputs(test_index, shown)
+                outputs = predictor.outputs(test_index, torch.from_numpy(unit.presence[scenario][draw]))
                 per_draw[scenario].append(
                     (
                         predictor.risk(outputs),
@@ -396,17 +369,12 @@ def run_survival_unit(
                         training_risk,
                     )
                 )
-                unit_dir = context.unit_dir(model_name, scenario, repeat, fold)
-                write_tsv(result.history, unit_dir / _draw_file("history.tsv", draw))
-                with atomic_file(unit_dir / _draw_file("checkpoint.pt", draw)) as tmp:
-                    torch.save(result.state_dict, tmp)
         _collect_scenarios(
-            data, model_name, group, per_draw, row_keys, results, context, repeat, fold, test_index, training_rows,
-            horizons, grid,
+            data, model_name, group, per_draw, row_keys, results, context, repeat, fold, test_index,
+            unit.training_rows, horizons, grid,
         )  # fmt: skip
     if context.dims.rna_genes:
-        _run_reference(data, context, repeat, fold, group, tensors, presence, draws, fit_index, val_index,
-                       test_index, training_rows, horizons, grid, scenario_keys, results)  # fmt: skip
+        _run_reference(data, context, repeat, fold, group, unit, horizons, grid, results)
     return results
 
 
@@ -416,28 +384,19 @@ def _run_reference(
     repeat: int,
     fold: int,
     group: Sequence[Scenario],
-    tensors: Any,
-    presence: dict[Scenario, list[np.ndarray]],
-    draws: list[np.ndarray],
-    fit_index: np.ndarray,
-    val_index: np.ndarray,
-    test_index: np.ndarray,
-    training_rows: np.ndarray,
+    unit: Any,
     horizons: np.ndarray,
     grid: np.ndarray,
-    scenario_keys: dict[Scenario, dict[str, Any]],
     results: dict[Scenario, tuple[list[dict[str, Any]], list[pd.DataFrame]]],
 ) -> None:
     """The ``coxnet_rna`` reference row of one unit: one fit per mask draw, tested in each scenario."""
-    row_keys = {
-        scenario: {**keys, "model": REFERENCE_COX, "repeat": repeat, "fold": fold}
-        for scenario, keys in scenario_keys.items()
-    }
+    row_keys = unit.row_keys(REFERENCE_COX, repeat, fold)
+    fit_index, test_index, training_rows = unit.fit_index, unit.test_index, unit.training_rows
     assert data.events is not None
     # Cox needs at least two fit patients showing RNA, one of them with an event, in every mask draw; else the fold
     # is left out of the reference's metrics (NaN, no predictions), as a baseline without its modality is.
     fittable = all(
-        shown[fit_index, 1].sum() >= 2 and data.events[fit_index[shown[fit_index, 1]]].any() for shown in draws
+        shown[fit_index, 1].sum() >= 2 and data.events[fit_index[shown[fit_index, 1]]].any() for shown in unit.draws
     )
     if not fittable:
         log.warning(
@@ -450,12 +409,12 @@ def _run_reference(
             )
         return
     per_draw: dict[Scenario, list[tuple[np.ndarray, ...]]] = {s: [] for s in group}
-    for draw, shown_array in enumerate(draws):
+    for draw, shown_array in enumerate(unit.draws):
         shown_training = torch.from_numpy(shown_array)
-        reference = CoxnetReference(tensors, fit_index, val_index, shown_training)
+        reference = CoxnetReference(unit.tensors, fit_index, unit.val_index, shown_training)
         training_risk = reference.predict(np.flatnonzero(training_rows), shown_training, horizons)[0]
         for scenario in group:
-            shown = torch.from_numpy(presence[scenario][draw])
+            shown = torch.from_numpy(unit.presence[scenario][draw])
             risk, survival = reference.predict(test_index, shown, np.concatenate([horizons, grid]))
             per_draw[scenario].append((risk, survival[:, : len(horizons)], survival[:, len(horizons) :], training_risk))
     _collect_scenarios(
@@ -502,8 +461,3 @@ def _collect_scenarios(
             frame[column] = values
         write_tsv(frame, context.unit_dir(model_name, scenario, repeat, fold) / "predictions.tsv")
         results[scenario][1].append(frame.assign(**row_keys[scenario]))
-
-
-def _draw_file(name: str, draw: int) -> str:
-    stem, suffix = name.rsplit(".", 1)
-    return name if draw == 0 else f"{stem}-draw{draw}.{suffix}"

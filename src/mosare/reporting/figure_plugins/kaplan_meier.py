@@ -30,11 +30,7 @@ def fold_cutoffs(rows: pd.DataFrame, cohort: str) -> dict[Hashable, Sequence[flo
 def draw(results: CohortResults, path: Path) -> None:
     from mosare.reporting.plots.survival import plot_risk_group_kaplan_meier
 
-    model, title = results.shown_model()
-    complete = results.scenario_predictions("complete", repeat=0)
-    rows = complete[complete["model"] == model]
-    if rows.empty:
-        raise ValueError(f"{results.cohort}: no predictions of {model} in the complete scenario, repeat 0")
+    _, title, rows = results.shown_model_predictions()
     plot_risk_group_kaplan_meier(
         rows["time"].to_numpy(), rows["event"].to_numpy(), rows["risk"].to_numpy(), rows["fold"].to_numpy(),
         fold_cutoffs(rows, results.cohort), path, time_unit=str(results.time_unit), title=title,

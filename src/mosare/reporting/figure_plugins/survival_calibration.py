@@ -25,11 +25,7 @@ def draw(results: CohortResults, path: Path) -> None:
     from mosare.evaluation.survival_metrics import survival_calibration
     from mosare.reporting.plots.survival import plot_survival_calibration
 
-    model, title = results.shown_model()
-    complete = results.scenario_predictions("complete", repeat=0)
-    rows = complete[complete["model"] == model]
-    if rows.empty:
-        raise ValueError(f"{results.cohort}: no predictions of {model} in the complete scenario, repeat 0")
+    _, title, rows = results.shown_model_predictions()
     column, horizon = earliest_horizon(rows.columns, results.cohort)
     calibration = survival_calibration(
         rows["time"].to_numpy(), rows["event"].to_numpy(), rows[column].to_numpy(), horizon, CALIBRATION_GROUPS
