@@ -3,6 +3,7 @@ registry from the files survival training writes; each cohort gets the figures o
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from mosare.reporting import cohort_figures
 from mosare.reporting.cohort_figures import CohortFigure, CohortResults, draw_cohort_figure, register_cohort_figure
 from mosare.reporting.plots import survival as survival_plots
 
-SURVIVAL_FIGURES = {"kaplan_meier", "survival_calibration"}
+SURVIVAL_FIGURES = {"c_index_comparisons", "kaplan_meier", "survival_calibration"}
 # A fold's cut-off is its own model's training-risk median: far apart here, so another fold's (or a pooled) cut-off
 # would put many patients in the other group.
 CUTOFFS = {0: -1.0, 1: 1.0}
@@ -164,3 +165,15 @@ def test_a_figure_of_another_task_is_refused_naming_the_cohort_s_figures(tmp_pat
         draw_cohort_figure("roc", survival_results, tmp_path / "roc.png")
     with pytest.raises(ValueError, match="'kaplan_meier' is drawn for survival cohorts"):
         draw_cohort_figure("kaplan_meier", classification_results(tmp_path / "classification"), tmp_path / "km.png")
+
+
+def test_the_c_index_forest_plot_draws_survival_comparisons(tmp_path, survival_results):
+    """comparisons.tsv of a survival cohort (c_index_difference, Holm's p) through the shared forest plot."""
+    comparisons = pd.DataFrame({
+        "cohort": "surv", "model": "mosare", "compared_to": ["rna_mlp", "coxnet_rna"], "scenario": "complete",
+        "train_missing_rate": 0.0, "test_missing_rate": 0.0, "c_index_difference": [0.05, -0.02],
+        "ci_low": [0.01, -0.08], "ci_high": [0.09, 0.04], "p_holm": [0.03, 0.6],
+    })  # fmt: skip
+    results = dataclasses.replace(survival_results, comparisons=comparisons)
+    draw_cohort_figure("c_index_comparisons", results, tmp_path / "forest.png")
+    assert_drawn(tmp_path / "forest.png")

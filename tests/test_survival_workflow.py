@@ -35,7 +35,11 @@ def tiny_survival_config() -> dict:
 def test_survival_demo_runs_to_metrics_figures_final_models_deploy_and_report(tmp_path) -> None:
     workdir = make_workdir(tmp_path / "run", tiny_survival_config())
     figures = [RESULTS_LAYOUT.cohort_figure(COHORT, name) for name in registered_figures("survival")]
-    assert {Path(figure).name for figure in figures} == {"kaplan_meier.png", "survival_calibration.png"}
+    assert {Path(figure).name for figure in figures} == {
+        "c_index_comparisons.png",
+        "kaplan_meier.png",
+        "survival_calibration.png",
+    }
     deployed = [
         RESULTS_LAYOUT.deploy_predictions(COHORT, COHORT), RESULTS_LAYOUT.deploy_kaplan_meier(COHORT, COHORT),
         RESULTS_LAYOUT.deploy_attention(COHORT, COHORT),

@@ -14,8 +14,11 @@ from mosare.evaluation.metrics import scenario_label
 from mosare.reporting.plots import save_png
 
 
-def plot_comparisons(comparisons: pd.DataFrame, path: str | Path) -> None:
-    """One row per (scenario, compared model): the AUC difference with its 95% CI; filled when Holm's p < 0.05."""
+def plot_comparisons(
+    comparisons: pd.DataFrame, path: str | Path, difference_column: str = "auc_difference", metric: str = "AUC"
+) -> None:
+    """One row per (scenario, compared model): the ``metric`` difference (``difference_column``: AUC, or a survival
+    cohort's Harrell's C) with its 95% CI; filled when Holm's p < 0.05."""
     if comparisons.empty:
         figure, axis = plt.subplots(figsize=(6, 1.5))
         axis.text(0.5, 0.5, "no comparison: the reference model was not run", ha="center", va="center")
@@ -28,7 +31,7 @@ def plot_comparisons(comparisons: pd.DataFrame, path: str | Path) -> None:
     ]
     y = np.arange(len(comparisons))[::-1]
     figure, axis = plt.subplots(figsize=(8, 0.28 * len(comparisons) + 1.2))
-    difference = comparisons["auc_difference"].to_numpy()
+    difference = comparisons[difference_column].to_numpy()
     errors = np.abs(np.stack([difference - comparisons["ci_low"], comparisons["ci_high"] - difference]))
     significant = (comparisons["p_holm"] < 0.05).to_numpy()
     axis.errorbar(difference, y, xerr=errors, fmt="none", ecolor="0.4", lw=1)
@@ -39,7 +42,7 @@ def plot_comparisons(comparisons: pd.DataFrame, path: str | Path) -> None:
     axis.axvline(0, color="0.2", lw=0.8)
     axis.set_yticks(y, labels, fontsize=7)
     reference = comparisons["model"].iloc[0]
-    axis.set(xlabel=f"AUC difference, {reference} minus the other model (95% paired-bootstrap CI)",
+    axis.set(xlabel=f"{metric} difference, {reference} minus the other model (95% paired-bootstrap CI)",
              title=f"{comparisons['cohort'].iloc[0]}: paired comparisons")  # fmt: skip
     axis.legend(fontsize=7, loc="lower right")
     save_png(figure, path, dpi=110, tight=True)
