@@ -62,6 +62,7 @@ def test_every_model_is_saved_with_weights_only_state_preprocessing_facts_and_ca
         torch.load(folder / "state_dict.pt", weights_only=True)
         saved = json.loads((folder / "model.json").read_text())
         assert saved["classes"] == CLASSES and saved["model"] == name and saved["dims"]["hidden"] == 8
+        assert "survival" not in saved, "a classification model.json is byte for byte what it was before survival"
         assert (
             saved["inputs"]["encoder"] == "efficientnet-lite0"
             and saved["inputs"]["encoder_weights_sha256"] == "ab" * 32

@@ -134,7 +134,10 @@ class FinalModelFacts:
     survival: SurvivalFacts | None = None  # a survival cohort's model
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2, default=str)
+        facts = dataclasses.asdict(self)
+        if facts["survival"] is None:  # a classification model's model.json is what it was before survival existed
+            del facts["survival"]
+        return json.dumps(facts, indent=2, default=str)
 
     @classmethod
     def from_json(cls, text: str) -> FinalModelFacts:
