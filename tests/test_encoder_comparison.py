@@ -191,3 +191,72 @@ def test_a_compared_encoder_that_cannot_run_fails_planning_naming_it(entry, mess
     config["compare_encoders"] = [entry]
     with pytest.raises(ConfigError, match=re.escape(message)):
         check_encoder_weights_configured(config)
+
+
+# ------------------------------------------------------------------------------------ a survival cohort's comparison
+
+
+def survival_predictions(noise: float, seed: int, n: int = 80, folds: int = 4) -> pd.DataFrame:
+    """Out-of-fold risks of mosare and abmil on complete data for ``n`` patients in ``folds`` folds, each fold's risks
+    on its own scale (a fold offset): the true risk plus ``noise``."""
+    outcome = np.random.default_rng(0)  # the same patients and outcomes for every encoder
+    true_risk = outcome.standard_normal(n)
+    time = np.round(outcome.exponential(20.0 * np.exp(-true_risk)) + 0.1, 1)
+    event = (outcome.random(n) < 0.7).astype(int)
+    fold = np.arange(n) % folds
+    rng = np.random.default_rng(seed)
+    rows = []
+    for model in ("mosare", "abmil"):
+        risk = true_risk + noise * rng.standard_normal(n) + 3.0 * fold
+        rows.append(pd.DataFrame({
+            "cohort": "c", "model": model, "scenario": "complete", "train_missing_rate": 0.0, "test_missing_rate": 0.0,
+            "repeat": 0, "fold": fold, "patient_id": [f"P{i:02d}" for i in range(n)], "time": time, "event": event,
+            "risk": risk,
+        }))  # fmt: skip
+    return pd.concat(rows, ignore_index=True)
+
+
+def within_fold_c_by_scikit_survival(frame: pd.DataFrame) -> float:
+    """Harrell's C over within-fold pairs from scikit-survival's per-fold counts (independent of our code)."""
+    from sksurv.metrics import concordance_index_censored
+
+    concordant = tied = comparable = 0
+    for _, fold in frame.groupby("fold"):
+        _, c, d, t, _ = concordance_index_censored(fold["event"].astype(bool), fold["time"], fold["risk"])
+        concordant, tied, comparable = concordant + c, tied + t, comparable + c + d + t
+    return (concordant + 0.5 * tied) / comparable
+
+
+def test_survival_encoders_are_compared_by_within_fold_harrell_c_on_the_same_patients():
+    from mosare.evaluation.encoder_comparison import survival_encoder_comparison_table
+
+    sharp, blurred = survival_predictions(0.2, seed=1), survival_predictions(3.0, seed=2)
+    table = survival_encoder_comparison_table(
+        {"lite0": blurred, "uni": sharp}, "lite0", {"lite0": EmbeddingCost(10.0, 500.0, 1000)}, 500, 0
+    )
+    assert list(table["encoder"]) == ["lite0", "lite0", "uni", "uni"] and "auc" not in table
+    for row in table.itertuples():
+        frame = {"lite0": blurred, "uni": sharp}[row.encoder]
+        expected = within_fold_c_by_scikit_survival(frame[frame["model"] == row.model])
+        assert row.harrell_c == pytest.approx(expected, abs=1e-12)
+        assert row.harrell_c_ci_low <= row.harrell_c <= row.harrell_c_ci_high
+    uni = table[table["encoder"] == "uni"].set_index("model")
+    lite0 = table[table["encoder"] == "lite0"].set_index("model")
+    difference = uni["harrell_c"] - lite0["harrell_c"]
+    assert np.allclose(uni["c_index_difference"], difference, atol=1e-12) and (difference > 0.1).all()
+    assert (uni["ci_low"] > 0).all() and (uni["p_holm"] < 0.05).all()
+    assert lite0["c_index_difference"].isna().all() and lite0["embedding_s_per_1000_patches"].iloc[0] == 10.0
+    markdown = encoder_comparison_markdown(table)
+    assert "Harrell's C" in markdown and "best: uni" in markdown and "Significant after Holm" in markdown
+
+
+def test_an_encoder_with_the_references_risks_differs_by_exactly_zero(tmp_path):
+    from mosare.evaluation.encoder_comparison import survival_encoder_comparison_table
+    from mosare.reporting.plots.encoders import plot_encoder_comparison
+
+    same = survival_predictions(1.0, seed=3)
+    table = survival_encoder_comparison_table({"lite0": same, "lite1": same.copy()}, "lite0", {}, 200, 0)
+    compared = table[table["encoder"] == "lite1"]
+    assert (compared["c_index_difference"] == 0).all() and (compared["p_value"] == 1).all()
+    plot_encoder_comparison(table, tmp_path / "encoders.png")
+    assert (tmp_path / "encoders.png").stat().st_size > 0

@@ -80,3 +80,16 @@ def test_survival_demo_runs_to_metrics_figures_final_models_deploy_and_report(tm
     snakemake(workdir, *targets, "--report", str(report))
     in_report = {name for name, r in embedded_results(report.read_text(encoding="utf-8")).items()}
     assert {*figures, deployed[1]} <= in_report
+
+
+def test_a_survival_cohort_with_compare_encoders_plans_its_comparison_by_harrell_c(tmp_path) -> None:
+    """``rule all`` of a survival cohort with a compared encoder plans that encoder's training and the comparison
+    (its table is by Harrell's C: tests/test_encoder_comparison.py)."""
+    from workflow_runs import planned_jobs
+
+    config = tiny_survival_config()
+    config["compare_encoders"] = ["efficientnet-lite1"]
+    planned = planned_jobs(make_workdir(tmp_path / "run", config))
+    folds = config["train"]["folds"]
+    assert planned["encoder_comparison"] == 1 and planned["evaluate_compared_encoder"] == 1
+    assert planned["train_fold_compared_encoder"] == folds

@@ -472,15 +472,11 @@ def compared_encoder_fold_results(wildcards) -> list[str]:
 
 
 def encoder_comparisons() -> list[str]:
-    """Every classification cohort's encoder comparison, when compare_encoders names any encoder (a survival cohort's,
-    by C-index, is not built yet: issue 22)."""
+    """Every cohort's encoder comparison (by AUC, or a survival cohort's by Harrell's C), when compare_encoders names
+    any encoder."""
     if not COMPARED_ENCODERS:
         return []
-    return [
-        LAYOUT.encoder_comparison(cohort)
-        for cohort in COHORTS
-        if slide_ids(cohort) and cohort_task(config, cohort) == "classification"
-    ]
+    return [LAYOUT.encoder_comparison(cohort) for cohort in COHORTS if slide_ids(cohort)]
 
 
 # ---- Cohort-level figures (figures.smk) -----------------------------------------------------------

@@ -8,6 +8,7 @@ from mosare.core.logs import log_to_file
 from mosare.evaluation.encoder_comparison import (
     embedding_cost,
     encoder_comparison_table,
+    survival_encoder_comparison_table,
     write_encoder_comparison,
 )
 from mosare.evaluation.results import evaluation_resamples
@@ -27,6 +28,9 @@ with log_to_file(snakemake.log[0]):
         patches = sum(FeatureStore.count(store) for store in stores)
         costs[encoder] = embedding_cost(snakemake.params.benchmarks[encoder], patches)
     n_resamples, seed = evaluation_resamples(snakemake.params.train)
-    table = encoder_comparison_table(predictions, snakemake.params.classes, encoders[0], costs, n_resamples, seed)
+    if snakemake.params.classes:
+        table = encoder_comparison_table(predictions, snakemake.params.classes, encoders[0], costs, n_resamples, seed)
+    else:  # a survival cohort: by Harrell's C
+        table = survival_encoder_comparison_table(predictions, encoders[0], costs, n_resamples, seed)
     write_encoder_comparison(table, snakemake.output.table, snakemake.output.summary)
     plot_encoder_comparison(table, snakemake.output.figure)

@@ -46,7 +46,7 @@ FOLD_KEYS = ("repeat", "fold")
 POOLED_METRICS = ("harrell_c", "uno_c")
 
 
-def _fold_labels(frame: pd.DataFrame) -> np.ndarray:
+def fold_labels(frame: pd.DataFrame) -> np.ndarray:
     """One label per (repeat, fold): the unit whose pairs are compared."""
     return (frame["repeat"].astype(int).astype(str) + "-" + frame["fold"].astype(int).astype(str)).to_numpy()
 
@@ -73,7 +73,7 @@ def pooled_survival_rows(predictions: pd.DataFrame, splits: pd.DataFrame, n_resa
     rows = []
     for key, group in predictions.groupby(list(KEY_COLUMNS), sort=False):
         time, event = group["time"].to_numpy(np.float64), group["event"].to_numpy().astype(bool)
-        risk, labels, patients = group["risk"].to_numpy(np.float64), _fold_labels(group), group["patient_id"].to_numpy()
+        risk, labels, patients = group["risk"].to_numpy(np.float64), fold_labels(group), group["patient_id"].to_numpy()
         estimates = {
             "harrell_c": harrell_c_index(
                 time, event, risk, fold=labels, patient=patients, n_resamples=n_resamples, seed=seed
@@ -115,7 +115,7 @@ def survival_comparison_table(
                 shared["event"].to_numpy().astype(bool),
                 shared["risk"].to_numpy(np.float64),
                 {model: theirs.loc[rows, "risk"].to_numpy(np.float64)},
-                fold=_fold_labels(shared),
+                fold=fold_labels(shared),
                 patient=shared["patient_id"].to_numpy(),
                 n_resamples=n_resamples,
                 seed=seed,
