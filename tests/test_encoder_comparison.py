@@ -206,7 +206,7 @@ def survival_predictions(noise: float, seed: int, n: int = 80, folds: int = 4) -
     fold = np.arange(n) % folds
     rng = np.random.default_rng(seed)
     rows = []
-    for model in ("mosare", "abmil"):
+    for model in ("mosare", "abmil", "coxnet_rna"):  # the ridge-Cox reference row reads no slide: never compared
         risk = true_risk + noise * rng.standard_normal(n) + 3.0 * fold
         rows.append(pd.DataFrame({
             "cohort": "c", "model": model, "scenario": "complete", "train_missing_rate": 0.0, "test_missing_rate": 0.0,
@@ -235,6 +235,7 @@ def test_survival_encoders_are_compared_by_within_fold_harrell_c_on_the_same_pat
         {"lite0": blurred, "uni": sharp}, "lite0", {"lite0": EmbeddingCost(10.0, 500.0, 1000)}, 500, 0
     )
     assert list(table["encoder"]) == ["lite0", "lite0", "uni", "uni"] and "auc" not in table
+    assert set(table["model"]) == {"mosare", "abmil"}
     for row in table.itertuples():
         frame = {"lite0": blurred, "uni": sharp}[row.encoder]
         expected = within_fold_c_by_scikit_survival(frame[frame["model"] == row.model])

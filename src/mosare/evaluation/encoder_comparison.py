@@ -25,6 +25,7 @@ from mosare.core.atomic_files import atomic_file, write_tsv
 from mosare.evaluation.evidence import CI_LEVEL, auc_with_interval, holm_adjust, paired_auc_comparison
 from mosare.evaluation.metrics import KEY_COLUMNS, scenario_label
 from mosare.evaluation.results import label_index, pooled_predictions, probability_columns
+from mosare.evaluation.survival_columns import REFERENCE_COX
 from mosare.evaluation.survival_metrics import harrell_c_index, paired_c_index_comparison
 from mosare.evaluation.survival_results import FOLD_KEYS, fold_labels
 
@@ -146,6 +147,8 @@ def survival_encoder_comparison_table(
     predictions.tsv, every (repeat, fold) row kept, since risks are compared within folds only."""
     if reference not in predictions:
         raise ValueError(f"the reference encoder {reference!r} has no predictions; given: {sorted(predictions)}")
+    # The ridge-Cox reference row reads the RNA only: the same in every encoder's run, so not compared.
+    predictions = {encoder: frame[frame["model"] != REFERENCE_COX] for encoder, frame in predictions.items()}
     compared = [encoder for encoder in predictions if encoder != reference]
     keys = set.intersection(*(set(_keys(predictions[encoder])) for encoder in compared)) if compared else set()
     ours_by_key = dict(_groups(predictions[reference]))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+REFERENCE_COX = "coxnet_rna"  # the classical reference row: ridge-penalised Cox on the RNA (never reads slides)
 RISK_CUTOFF = "risk_cutoff"  # the median risk of the (fold) model's own training patients: the risk groups' cut-off
 SURVIVAL_PREFIX = "survival@"  # survival@{h}: the predicted survival at horizon h
 RISK_GROUP = "risk_group"  # deploy: a patient's group by the source's cut-off

@@ -43,7 +43,7 @@ from mosare.cohort.data import CohortData
 from mosare.core.atomic_files import write_tsv
 from mosare.evaluation.scenarios import Scenario
 from mosare.evaluation.splits import survival_fold_validation_split
-from mosare.evaluation.survival_columns import RISK_CUTOFF, horizon_name, survival_columns
+from mosare.evaluation.survival_columns import REFERENCE_COX, RISK_CUTOFF, horizon_name, survival_columns
 from mosare.evaluation.survival_metrics import (
     SurvivalFold,
     default_horizons,
@@ -60,7 +60,6 @@ from mosare.training.loop import _to_device
 
 log = logging.getLogger(__name__)
 
-REFERENCE_COX = "coxnet_rna"  # the classical reference row: ridge-penalised Cox on the RNA
 REFERENCE_L1_RATIO = 0.01  # CoxnetSurvivalAnalysis needs some l1; this little is ridge in all but name
 GRID_QUANTILES = np.linspace(0.1, 0.9, 9)  # the integrated Brier score's times: quantiles of the cohort's times
 
