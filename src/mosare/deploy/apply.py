@@ -176,7 +176,7 @@ def external_survival_validation(predictions: pd.DataFrame, n_resamples: int, se
     """Per survival model, on the target's patients: Harrell's and Uno's C with patient-level bootstrap 95% CIs and
     the time-dependent AUC at each horizon. The censoring weights (Uno's C, AUC(t)) come from the target's own
     follow-up: the source's is a different population's."""
-    from mosare.evaluation.survival_metrics import clip_horizons, harrell_c_index, time_dependent_auc, uno_c_index
+    from mosare.evaluation.survival_metrics import harrell_c_index, time_dependent_auc, uno_c_index
 
     rows = []
     by_column = horizon_columns(predictions.columns)
@@ -199,10 +199,7 @@ def external_survival_validation(predictions: pd.DataFrame, n_resamples: int, se
         horizons = np.asarray(list(by_column.values()))
         try:
             auc = time_dependent_auc(time, event, risk, time, event, horizons)
-            # a horizon beyond the target's follow-up is clipped into it, as in cross-validation
-            by_horizon = dict(zip(auc.horizons, auc.auc, strict=True))
-            used = clip_horizons(horizons, time, time)
-            values = [by_horizon.get(np.clip(h, used.min(), used.max()), np.nan) for h in horizons]
+            values = list(auc.at(horizons))  # a horizon beyond the target's follow-up is read inside it
         except ValueError as error:
             log.warning("%s: AUC(t) undefined on this target (%s)", model, error)
             values = [np.nan] * len(horizons)

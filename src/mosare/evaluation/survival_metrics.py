@@ -626,6 +626,15 @@ class TimeDependentAuc:
     auc: np.ndarray
     mean_auc: float
 
+    def at(self, horizons: object) -> np.ndarray:
+        """AUC(t) at each of ``horizons``, a horizon outside the usable range read at the nearest used one (NaN where
+        none was used)."""
+        by_used = dict(zip(self.horizons, self.auc, strict=True))
+        clipped = np.clip(
+            np.atleast_1d(np.asarray(horizons, dtype=np.float64)), self.horizons.min(), self.horizons.max()
+        )
+        return np.array([by_used.get(h, np.nan) for h in clipped], dtype=np.float64)
+
 
 def time_dependent_auc(
     time: object,

@@ -302,9 +302,7 @@ def _fold_metrics(
     names = [f"td_auc@{horizon_name(h)}" for h in horizons]
     try:
         auc = time_dependent_auc(time, event, risk, train_time, train_event, horizons)
-        by_used = dict(zip(auc.horizons, auc.auc, strict=True))
-        clipped = np.clip(horizons, auc.horizons.min(), auc.horizons.max())
-        row.update({name: float(by_used.get(h, np.nan)) for name, h in zip(names, clipped, strict=True)})
+        row.update({name: float(value) for name, value in zip(names, auc.at(horizons), strict=True)})
     except ValueError:
         row.update(dict.fromkeys(names, float("nan")))
     try:
